@@ -1,0 +1,42 @@
+# Two commands for a fresh machine:  `make demo`  and  `make test`.
+# Both create .venv and install what they need.  A user with a GPU overrides TORCH_SPEC,
+# e.g. `make test TORCH_SPEC="torch --index-url https://download.pytorch.org/whl/cu124"`.
+PYTHON     ?= python3
+VENV       ?= .venv
+TORCH_SPEC ?= torch==2.13.0
+PY         := $(VENV)/bin/python
+PIP        := $(PY) -m pip --disable-pip-version-check
+PYTEST_ARGS ?=
+
+.PHONY: demo test venv clean lint bench
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+# torch is installed explicitly first, so nothing else pulls a multi-GB CUDA build.
+$(VENV)/.installed-demo: setup.cfg pyproject.toml | $(PY)
+	$(PIP) install "$(TORCH_SPEC)"
+	$(PIP) install -e ".[obd]"
+	touch $@
+
+$(VENV)/.installed-test: setup.cfg pyproject.toml | $(PY)
+	$(PIP) install "$(TORCH_SPEC)"
+	$(PIP) install -e ".[obd,test]"
+	touch $@
+
+venv: $(VENV)/.installed-test
+
+demo: $(VENV)/.installed-demo
+	$(VENV)/bin/covercast demo
+
+test: $(VENV)/.installed-test
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed-test
+	$(VENV)/bin/ruff check covercast tests benchmarks
+
+bench: $(VENV)/.installed-demo
+	$(VENV)/bin/covercast bench population
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

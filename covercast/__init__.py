@@ -1,0 +1,13 @@
+"""covercast: a simulator for *when* to send a push notification and *with which cover image*.
+
+The package is split in five parts (see ``DESIGN`` in the README):
+
+* :mod:`covercast.simulators` -- the user population (numpy/scipy/pandas/simpy, never torch);
+* :mod:`covercast.generators` -- cover images (procedural covers need no torch);
+* :mod:`covercast.envs` -- Gymnasium environments;
+* :mod:`covercast.agents` -- scheduling and style policies;
+* :mod:`covercast.ope` -- off-policy evaluation;
+* :mod:`covercast.experiments` -- CLI, reports, benchmarks.
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""Gymnasium environments built on :mod:`covercast.simulators` (no torch import)."""

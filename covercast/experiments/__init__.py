@@ -1,0 +1,1 @@
+"""Experiments: the ``covercast`` command line, reports, statistics and benchmarks."""
