@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from covercast._io import atomic_write
 from covercast.generators.attributes import ATTRIBUTE_NAMES
 
 BANK_FORMAT_VERSION = 1
@@ -49,8 +49,8 @@ class CoverBank:
 
     def __post_init__(self) -> None:
         self.images = np.asarray(self.images)
-        self.style = np.asarray(self.style, dtype=np.int64)
-        self.topic = np.asarray(self.topic, dtype=np.int64)
+        self.style = _as_labels(self.style, "style")
+        self.topic = _as_labels(self.topic, "topic")
         self.quality = np.asarray(self.quality, dtype=np.float64)
         self.features = np.asarray(self.features, dtype=np.float32)
         self.styles = list(self.styles)
@@ -77,6 +77,8 @@ class CoverBank:
         if not np.all(np.isfinite(self.features)):
             raise ValueError("`features` contains NaN or inf.")
         for name, names in (("style", self.styles), ("topic", self.topics)):
+            if len(set(names)) != len(names) or not all(isinstance(x, str) and x for x in names):
+                raise ValueError(f"`{name}s` must be distinct non-empty names, got {names}.")
             a = getattr(self, name)
             if a.min() < 0 or a.max() >= len(names):
                 raise ValueError(f"`{name}` indices must lie in [0, {len(names) - 1}], got "
@@ -130,9 +132,13 @@ class CoverBank:
             mask &= self.topic == int(topic)
         return np.flatnonzero(mask)
 
-    def style_table(self) -> np.ndarray:
-        """``(n_styles, max_covers)`` cover indices per style, padded by cycling, for fast
-        vectorised sampling: ``table[s, rng.integers(counts[s])]``. Returns (table, counts)."""
+    def style_table(self) -> tuple[np.ndarray, np.ndarray]:
+        """Cover indices per style for fast vectorised sampling.
+
+        Returns ``(table, counts)``: ``table`` is ``(n_styles, max_covers)`` (each row padded by
+        cycling) and ``counts[s]`` the number of covers of style ``s``, so that
+        ``table[s, rng.integers(counts[s])]`` draws a cover of style ``s`` uniformly.
+        """
         groups = [np.flatnonzero(self.style == s) for s in range(self.n_styles)]
         counts = np.array([len(g) for g in groups], dtype=np.int64)
         if np.any(counts == 0):
@@ -176,19 +182,16 @@ class CoverBank:
         path = Path(path)
         if path.suffix != ".npz":
             raise ValueError(f"A CoverBank is saved as .npz, got {path.name!r}.")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        header = json.dumps({"format_version": BANK_FORMAT_VERSION, "styles": self.styles,
-                             "topics": self.topics, "generator": self.generator,
-                             "meta": self.meta})
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".npz")
-        os.close(fd)
         try:
-            np.savez_compressed(tmp, header=np.array(header), **{k: getattr(self, k)
-                                                                 for k in _ARRAYS})
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+            header = json.dumps({"format_version": BANK_FORMAT_VERSION, "styles": self.styles,
+                                 "topics": self.topics, "generator": self.generator,
+                                 "meta": self.meta})
+        except TypeError as e:
+            raise ValueError(f"The bank's `meta` must hold JSON values (str, int, float, "
+                             f"lists, dicts) only: {e}.") from e
+        arrays = {k: getattr(self, k) for k in _ARRAYS}
+        atomic_write(path, lambda tmp: np.savez_compressed(tmp, header=np.array(header),
+                                                           **arrays))
         return path
 
     @classmethod
@@ -198,19 +201,44 @@ class CoverBank:
         if not path.exists():
             raise FileNotFoundError(f"No cover bank at {path}; build one with "
                                     "`covercast bank build --generator procedural --out bank.npz`.")
+        fix = "rebuild it with `covercast bank build` (or `procedural_bank(...).save(path)`)"
         try:
-            with np.load(path, allow_pickle=False) as z:
+            z = np.load(path, allow_pickle=False)
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+            raise ValueError(f"{path} is not a readable cover bank ({type(e).__name__}); {fix}.") \
+                from e
+        if not isinstance(z, np.lib.npyio.NpzFile):
+            raise ValueError(f"{path} holds a single array, not a cover bank (.npz archive); "
+                             f"{fix}.")
+        try:
+            with z:
                 missing = [k for k in ("header", *_ARRAYS) if k not in z.files]
                 if missing:
-                    raise ValueError(f"{path} is not a covercast cover bank: it lacks {missing}.")
+                    raise ValueError(f"{path} is not a covercast cover bank: it lacks {missing}; "
+                                     f"{fix}.")
                 header = json.loads(str(z["header"]))
                 arrays = {k: z[k] for k in _ARRAYS}
-        except (zipfile.BadZipFile, OSError, EOFError, json.JSONDecodeError) as e:
+        except (zipfile.BadZipFile, OSError, EOFError, json.JSONDecodeError, ValueError) as e:
+            if isinstance(e, ValueError) and str(path) in str(e):
+                raise
             raise ValueError(f"{path} is not a readable cover bank ({type(e).__name__}: {e}); "
-                             "rebuild it with `covercast bank build`.") from e
+                             f"{fix}.") from e
+        if not isinstance(header, dict) or not {"styles", "topics"} <= set(header):
+            raise ValueError(f"{path} has a malformed bank header (it needs an object with "
+                             f"`styles` and `topics`); {fix}.")
         if header.get("format_version") != BANK_FORMAT_VERSION:
             raise ValueError(f"{path} has bank format {header.get('format_version')!r}; this "
                              f"covercast reads {BANK_FORMAT_VERSION}. Rebuild the bank.")
         return cls(styles=header["styles"], topics=header["topics"],
                    generator=header.get("generator", "unknown"), meta=header.get("meta", {}),
                    **arrays)
+
+
+def _as_labels(a: np.ndarray, name: str) -> np.ndarray:
+    """Integer labels; floats are accepted only when they hold whole numbers."""
+    a = np.asarray(a)
+    if a.dtype.kind in "iu":
+        return a.astype(np.int64)
+    if a.dtype.kind == "f" and np.all(np.isfinite(a)) and np.all(a == np.round(a)):
+        return a.astype(np.int64)
+    raise ValueError(f"`{name}` must hold integer indices, got dtype {a.dtype}.")

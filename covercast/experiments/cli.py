@@ -1,0 +1,196 @@
+"""The ``covercast`` command line.
+
+Subcommands (``covercast COMMAND --help`` for each)::
+
+    covercast demo                       the main job: simulate, fit, calibrate, report
+    covercast params --out params.json   write the documented default population
+    covercast simulate-log --params params.json --days 7 --users 1000 --out log.parquet
+    covercast fit LOG --out params.json  fit a population to an interaction log
+    covercast calibrate --source obd --out reports/calibration
+    covercast bench population           engine speed and memory
+
+Heavy modules are imported inside each command, so ``covercast --help`` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def _policy(name: str, n_styles: int, push_prob: float, hours: Sequence[int], style: int):
+    from covercast.simulators.policies import StaticSchedulePolicy, UniformRandomPolicy
+
+    if name == "none":
+        return None
+    if name == "static":
+        return StaticSchedulePolicy(hours=tuple(hours), style=style)
+    if name == "random":
+        return UniformRandomPolicy(push_prob=push_prob, n_styles=n_styles)
+    raise ValueError(f"Unknown policy {name!r}; choose one of none, static, random.")
+
+
+def _load_params(spec: str):
+    from covercast.simulators.params import PopulationParams, default_params
+
+    return default_params() if spec == "default" else PopulationParams.load(spec)
+
+
+def cmd_params(args: argparse.Namespace) -> int:
+    from covercast.simulators.params import default_params
+
+    path = default_params().save(args.out)
+    print(f"wrote the default population to {path}")
+    return 0
+
+
+def cmd_simulate_log(args: argparse.Namespace) -> int:
+    from covercast.simulators.logs import write_log
+    from covercast.simulators.population import simulate_log
+
+    params = _load_params(args.params)
+    bank = None
+    if args.bank:
+        from covercast.generators.bank import CoverBank
+
+        bank = CoverBank.load(args.bank)
+    policy = _policy(args.policy, len(params.styles), args.push_prob, args.hours, args.style)
+    log = simulate_log(params, policy, days=args.days, n_users=args.users, seed=args.seed,
+                       bank=bank, slot_minutes=args.slot_minutes, progress=not args.quiet)
+    path = write_log(log, args.out)
+    counts = log["event"].value_counts()
+    print(f"wrote {len(log):,} events ({', '.join(f'{k}: {v:,}' for k, v in counts.items())}) "
+          f"to {path}")
+    return 0
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    from covercast.simulators.fit import fit_population
+    from covercast.simulators.logs import read_log
+
+    log = read_log(args.log)
+    bank = None
+    if args.bank:
+        from covercast.generators.bank import CoverBank
+
+        bank = CoverBank.load(args.bank)
+    params = fit_population(log, n_segments=args.segments, bank=bank, seed=args.seed,
+                            progress=not args.quiet)
+    path = params.save(args.out)
+    print(f"fitted {len(params.segments)} segment(s) "
+          f"({', '.join(f'{s.name}: {s.weight:.0%}' for s in params.segments)}) -> {path}")
+    return 0
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    if args.source != "obd":
+        raise ValueError(f"Unknown calibration source {args.source!r}; the only one is 'obd'.")
+    from covercast.simulators.calibrate import calibrate_obd
+
+    metrics = calibrate_obd(args.out, policy=args.obd_policy, campaign=args.campaign,
+                            seed=args.seed, progress=not args.quiet)
+    print(f"calibration report written to {Path(args.out) / 'report.md'}")
+    for k in ("jsd_traffic", "jsd_flat", "jsd_day_to_day"):
+        if k in metrics:
+            print(f"  {k}: {metrics[k]}")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    if args.what == "population":
+        from covercast.experiments.bench import bench_population
+
+        bench_population(ns=tuple(args.n), days=args.days, seed=args.seed)
+        return 0
+    raise ValueError(f"Unknown benchmark {args.what!r}; available: population.")
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from covercast.experiments.demo import run_demo
+
+    report = run_demo(args.out, n_users=args.users, days=args.days, seed=args.seed,
+                      fast=args.fast, progress=not args.quiet)
+    print(f"report: {report}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from covercast import __version__
+
+    p = argparse.ArgumentParser(prog="covercast", description=__doc__.split("\n\n")[0])
+    p.add_argument("--version", action="version", version=f"covercast {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def add(name: str, func, help: str) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help, description=help)
+        sp.set_defaults(func=func)
+        sp.add_argument("--quiet", action="store_true", help="no progress bars")
+        return sp
+
+    sp = add("demo", cmd_demo, "simulate the default population, fit it back, calibrate on the "
+             "Open Bandit Dataset and write a report")
+    sp.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
+    sp.add_argument("--users", type=int, default=20_000, help="simulated users (default 20000)")
+    sp.add_argument("--days", type=int, default=14, help="simulated days (default 14)")
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--fast", action="store_true", help="tiny sizes, for smoke tests")
+
+    sp = add("params", cmd_params, "write the default population parameters as JSON")
+    sp.add_argument("--out", required=True)
+
+    sp = add("simulate-log", cmd_simulate_log, "simulate an interaction log")
+    sp.add_argument("--params", default="default",
+                    help="params JSON, or 'default' for the documented default population")
+    sp.add_argument("--days", type=int, default=7)
+    sp.add_argument("--users", type=int, default=1000)
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--policy", default="random", choices=["none", "static", "random"],
+                    help="logging policy (default: random, which logs useful propensities)")
+    sp.add_argument("--push-prob", type=float, default=0.05,
+                    help="per-slot push probability of the random policy")
+    sp.add_argument("--hours", type=int, nargs="+", default=[8, 20],
+                    help="push hours of the static policy")
+    sp.add_argument("--style", type=int, default=0, help="style index of the static policy")
+    sp.add_argument("--slot-minutes", type=int, default=60)
+    sp.add_argument("--bank", help="a cover bank .npz (default: the procedural bank)")
+    sp.add_argument("--out", required=True, help="output .parquet or .csv")
+
+    sp = add("fit", cmd_fit, "fit population parameters to a log")
+    sp.add_argument("log", help="log file (.parquet, .csv, .csv.gz)")
+    sp.add_argument("--out", required=True, help="output params JSON")
+    sp.add_argument("--segments", type=int, default=None,
+                    help="number of segments (default: chosen from the data)")
+    sp.add_argument("--bank", help="cover bank the log's cover_id refers to")
+    sp.add_argument("--seed", type=int, default=0)
+
+    sp = add("calibrate", cmd_calibrate, "compare the fitted simulator with real held-out data")
+    sp.add_argument("--source", default="obd", choices=["obd"])
+    sp.add_argument("--obd-policy", default="random", choices=["random", "bts"])
+    sp.add_argument("--campaign", default="all", choices=["all", "men", "women"])
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--out", default="reports/calibration")
+
+    sp = add("bench", cmd_bench, "speed benchmarks (figures and ratios, not tests)")
+    sp.add_argument("what", choices=["population"])
+    sp.add_argument("--n", type=int, nargs="+", default=[1, 1000, 100_000],
+                    help="population sizes")
+    sp.add_argument("--days", type=int, default=None,
+                    help="simulated days per size (default: scaled to the size)")
+    sp.add_argument("--seed", type=int, default=0)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, FileNotFoundError, ImportError) as e:
+        print(f"covercast {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
