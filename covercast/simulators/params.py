@@ -182,9 +182,9 @@ class DwellModel:
 class EngagementModel:
     """Likes, shares and comments after an open: independent logits."""
 
-    like_intercept: float = -2.5
-    share_intercept: float = -4.0
-    comment_intercept: float = -4.2
+    like_intercept: float = -3.6
+    share_intercept: float = -5.0
+    comment_intercept: float = -5.3
     relevance_coef: float = 0.8
     """Added to each engagement logit per unit of relevance."""
 

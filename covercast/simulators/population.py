@@ -1,0 +1,1339 @@
+"""The simulated user population: one SimPy event engine over numpy arrays of user state.
+
+:class:`Population` holds N users (1 to 100,000 and more) as arrays -- segment, activity
+multiplier, taste, topic affinity, fatigue, the unseen push in the notification tray, rolling
+counters of what the platform observed -- never as one Python object per user. A
+:class:`simpy.Environment` (time unit: hours since ``start``) is the event engine:
+
+* a **clock** process ticks every slot (``slot_minutes``). At the start of a slot it draws every
+  user's number of organic sessions in the slot (non-homogeneous Poisson: the segment's rate at
+  each hour of week times the user's activity multiplier, integrated over the slot); at its end
+  it lets users with a push waiting in the tray see it at their first session, then closes the
+  slot's books and returns a :class:`SlotOutcome`;
+* **push deliveries** are SimPy events: :meth:`Population.schedule_push` schedules a batch for any
+  time at or after now, :meth:`Population.step` pushes at the start of the coming slot;
+* a daily **drift** process moves tastes and topic affinities by one Ornstein-Uhlenbeck step
+  (:attr:`PopulationParams.drift`), woken by the clock at each day boundary.
+
+Only where it is needed are organic session *times* drawn: for users with a push waiting in the
+tray (the time they see it), and for the event log when ``record_events=True``. The first session
+time of a user with ``k`` sessions in a slot is drawn as the minimum of ``k`` uniforms (in the
+slot's integrated-intensity scale) and later ones lazily as the next order statistics, so the
+engine never draws more than it uses, and recording the log does not change any outcome.
+
+The user model is the one specified in :mod:`covercast.simulators.params`; every formula comes
+from :mod:`covercast.simulators.response`. Engine rules that the spec leaves open:
+
+* **Notifications collapse.** The tray holds at most one unseen push per user. A newer push
+  replaces an unseen older one (reported in :attr:`SlotOutcome.collapsed_push_id`), unless an
+  organic session between the two let the user see the older one first.
+* **Fatigue when seen.** A push is opened with the fatigue the user has when seeing it (its own
+  increment included, decayed until then).
+* **Opting out.** A user who opts out in response to a push does not open it, and the tray is
+  cleared; later pushes to that user are not delivered (:attr:`SlotOutcome.blocked_user`).
+  Organic sessions go on.
+* **Pushed sessions.** An opened push is a pushed session (with its own dwell), distinct from
+  organic sessions; a push seen at an organic session is opened at that session's time.
+* **Random streams.** ``np.random.SeedSequence(seed)`` is split into independent streams for
+  user sampling, organic session counts, session times, responses, drift, cover choice, the
+  logging policy, and log-only draws. So the same seed gives the same users and the same
+  organic session counts whatever the pushes, and the same seed with the same actions gives
+  identical outcomes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import simpy
+from simpy.core import URGENT
+
+from covercast.simulators import response as R
+from covercast.simulators.logs import COLUMNS, EVENTS
+from covercast.simulators.params import HOURS_PER_WEEK, PopulationParams
+
+__all__ = [
+    "OBSERVATION_KEYS",
+    "HIDDEN_KEYS",
+    "MAX_USERS",
+    "Policy",
+    "Population",
+    "PopulationParams",
+    "SlotOutcome",
+    "simulate_log",
+]
+
+#: Largest population :class:`Population` accepts (memory grows linearly, ~1 KB per user).
+MAX_USERS = 10_000_000
+
+#: Keys of :meth:`Population.observe`, in a stable order.
+OBSERVATION_KEYS: tuple[str, ...] = (
+    "hour", "minute", "weekday", "hours_since_push", "hours_since_open", "pushes_24h",
+    "pushes_7d", "opens_24h", "opens_7d", "dwell_24h", "dwell_7d", "sessions_24h", "opted_out")
+
+#: Keys of :meth:`Population.hidden_state`.
+HIDDEN_KEYS: tuple[str, ...] = (
+    "fatigue", "taste", "topic_affinity", "activity_rate", "activity_multiplier", "segment",
+    "opted_out", "pending_push")
+
+#: A logging policy: ``policy(obs, rng) -> (push (N,) bool, style (N,) int, propensity (N,))``.
+Policy = Callable[[dict[str, np.ndarray], np.random.Generator],
+                  tuple[np.ndarray, np.ndarray, np.ndarray]]
+
+_EVENT_CODE = {e: i for i, e in enumerate(EVENTS)}
+_STREAMS = ("users", "sessions", "session_times", "responses", "drift", "actions", "policy",
+            "log")
+_I64 = np.empty(0, dtype=np.int64)
+_I64.flags.writeable = False
+_F64 = np.empty(0, dtype=np.float64)
+_F64.flags.writeable = False
+
+
+# ====================================================================================== outcome
+@dataclass(frozen=True)
+class SlotOutcome:
+    """What happened during one slot ``[start_h, end_h)``, as sparse arrays.
+
+    Times are hours since the population's ``start``. Arrays with the same prefix are aligned
+    (one element per delivered push, per open, ...). :meth:`to_dense` turns them into per-user
+    arrays.
+    """
+
+    start_h: float
+    """Start of the slot (hours since start)."""
+    end_h: float
+    """End of the slot."""
+    push_user: np.ndarray
+    """Users a push was delivered to (int64)."""
+    push_id: np.ndarray
+    """Id of each delivered push."""
+    push_cover: np.ndarray
+    """Bank index of each delivered push's cover."""
+    push_topic: np.ndarray
+    """Topic index of each delivered push."""
+    push_time: np.ndarray
+    """Delivery time of each push."""
+    push_propensity: np.ndarray
+    """Logging propensity given with each push."""
+    blocked_user: np.ndarray
+    """Users pushed after opting out: not delivered."""
+    blocked_push_id: np.ndarray
+    """Ids of those undelivered pushes."""
+    collapsed_push_id: np.ndarray
+    """Unseen pushes replaced in the tray by a newer push to the same user (never seen)."""
+    open_user: np.ndarray
+    """Users who opened a push (one element per open)."""
+    open_push_id: np.ndarray
+    """The opened push."""
+    open_cover: np.ndarray
+    """Its cover."""
+    open_topic: np.ndarray
+    """Its topic."""
+    open_time: np.ndarray
+    """Time of the open."""
+    open_delay_h: np.ndarray
+    """Hours between delivery and the open (0 when seen at once)."""
+    open_dwell_s: np.ndarray
+    """Seconds spent in the pushed session."""
+    open_like: np.ndarray
+    """Whether the open brought a like (bool)."""
+    open_share: np.ndarray
+    """... a share."""
+    open_comment: np.ndarray
+    """... a comment."""
+    open_satisfaction: np.ndarray
+    """Survey score 1-5, or 0 when the open was not surveyed (int8)."""
+    opt_out_user: np.ndarray
+    """Users who opted out during the slot."""
+    opt_out_push_id: np.ndarray
+    """The push each opted out in response to."""
+    opt_out_time: np.ndarray
+    """When."""
+    session_user: np.ndarray
+    """Users with organic sessions in the slot (sorted)."""
+    session_count: np.ndarray
+    """Their number of organic sessions."""
+
+    @property
+    def n_pushes(self) -> int:
+        """Number of delivered pushes."""
+        return int(self.push_user.size)
+
+    @property
+    def n_opens(self) -> int:
+        """Number of opens."""
+        return int(self.open_user.size)
+
+    @property
+    def n_sessions(self) -> int:
+        """Number of organic sessions."""
+        return int(self.session_count.sum())
+
+    def to_dense(self, n_users: int) -> dict[str, np.ndarray]:
+        """Per-user arrays of length ``n_users``.
+
+        Returns
+        -------
+        dict
+            ``pushes`` (int, delivered), ``blocked`` (int), ``opens`` (int), ``dwell_s``
+            (float, total pushed-session seconds), ``likes``, ``shares``, ``comments``,
+            ``surveys`` (int), ``satisfaction`` (float, mean survey score, NaN if none),
+            ``opted_out`` (bool, opted out in this slot), ``sessions`` (int, organic).
+        """
+        if n_users < 1:
+            raise ValueError(f"`n_users` must be >= 1, got {n_users!r}.")
+
+        def count(users: np.ndarray, w: np.ndarray | None = None) -> np.ndarray:
+            return np.bincount(users, weights=w, minlength=n_users)[:n_users]
+
+        surveyed = self.open_satisfaction > 0
+        n_surv = count(self.open_user[surveyed])
+        sat_sum = count(self.open_user[surveyed], self.open_satisfaction[surveyed].astype(float))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            sat = np.where(n_surv > 0, sat_sum / np.maximum(n_surv, 1), np.nan)
+        sessions = np.zeros(n_users, dtype=np.int64)
+        sessions[self.session_user] = self.session_count
+        opted = np.zeros(n_users, dtype=bool)
+        opted[self.opt_out_user] = True
+        return {
+            "pushes": count(self.push_user),
+            "blocked": count(self.blocked_user),
+            "opens": count(self.open_user),
+            "dwell_s": count(self.open_user, self.open_dwell_s).astype(np.float64),
+            "likes": count(self.open_user[self.open_like]),
+            "shares": count(self.open_user[self.open_share]),
+            "comments": count(self.open_user[self.open_comment]),
+            "surveys": n_surv,
+            "satisfaction": sat,
+            "opted_out": opted,
+            "sessions": sessions,
+        }
+
+
+#: SlotOutcome fields gathered event by event during a slot.
+_ACC_KEYS: tuple[str, ...] = tuple(f.name for f in fields(SlotOutcome)
+                                   if f.name not in ("start_h", "end_h", "session_user",
+                                                     "session_count"))
+
+
+class _UrgentTimeout(simpy.Event):
+    """A timeout processed before ordinary events at the same time (clock ticks, day marks).
+
+    SimPy orders simultaneous events by priority, then by creation. The clock must close a slot
+    and open the next before any push delivered at that boundary, so its ticks are URGENT,
+    like SimPy's own ``run(until=...)`` marker; push deliveries are ordinary timeouts.
+    """
+
+    def __init__(self, env: simpy.Environment, delay: float, value: Any = None):
+        super().__init__(env)
+        self._ok = True
+        self._value = value
+        env.schedule(self, URGENT, delay)
+
+
+@dataclass
+class _PushBatch:
+    users: np.ndarray
+    push_id: np.ndarray
+    cover: np.ndarray
+    topic: np.ndarray
+    propensity: np.ndarray
+
+
+@dataclass
+class _WindowRecord:
+    start: float
+    push_users: np.ndarray
+    push_counts: np.ndarray
+    open_users: np.ndarray
+    open_counts: np.ndarray
+    open_dwell: np.ndarray
+    session_users: np.ndarray
+    session_counts: np.ndarray
+
+
+def _cat(parts: list[np.ndarray], empty: np.ndarray) -> np.ndarray:
+    if not parts:
+        return empty
+    if len(parts) == 1:
+        return parts[0]
+    return np.concatenate(parts)
+
+
+def _group(users: np.ndarray, values: np.ndarray | None, unique: bool
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Unique users with event counts (and summed values)."""
+    if unique:
+        return users, np.ones(users.size, dtype=np.int64), values
+    u, inv, cnt = np.unique(users, return_inverse=True, return_counts=True)
+    summed = None if values is None else np.bincount(inv, weights=values, minlength=u.size)
+    return u, cnt, summed
+
+
+# ==================================================================================== population
+class Population:
+    """N simulated users answering pushes, advanced by one SimPy engine over numpy arrays.
+
+    Parameters
+    ----------
+    params : PopulationParams
+        The user model (:func:`covercast.simulators.params.default_params` for the default).
+    n_users : int
+        Number of users, 1 to :data:`MAX_USERS` (fast up to 100,000 and beyond).
+    bank : CoverBank, optional
+        Covers to push. Its styles and topics must equal ``params.styles`` / ``params.topics``.
+        Default: :func:`covercast.generators.procedural.default_bank`.
+    seed : int or numpy.random.SeedSequence, optional
+        Seed of every random draw (see the module docstring for the streams). ``None`` draws
+        fresh entropy (recorded in :attr:`seed_entropy`).
+    start : str or pandas.Timestamp
+        Wall-clock time (UTC) of hour 0; naive times are taken as UTC. Must lie on the slot grid
+        (a whole number of slots after midnight). Default Monday 2026-01-05 00:00 UTC.
+    slot_minutes : int
+        Length of a slot (one :meth:`step`); must divide 1440 (5, 10, 15, 20, 30, 60, 120, ...).
+    record_events : bool
+        Keep every event for :meth:`event_log` (costs memory; outcomes are identical either way).
+
+    Examples
+    --------
+    >>> pop = Population(default_params(), 1000, seed=0)                     # doctest: +SKIP
+    >>> out = pop.step(push=pop.observe()["hour"] == 0, style=1)             # doctest: +SKIP
+    >>> out.n_opens, pop.now                                                 # doctest: +SKIP
+    """
+
+    def __init__(self, params: PopulationParams, n_users: int, *, bank: Any = None,
+                 seed: int | np.random.SeedSequence | None = None,
+                 start: str | pd.Timestamp = "2026-01-05T00:00:00Z", slot_minutes: int = 60,
+                 record_events: bool = False) -> None:
+        if not isinstance(params, PopulationParams):
+            raise ValueError(f"`params` must be a PopulationParams, got {type(params).__name__}; "
+                             "build one with covercast.simulators.params.default_params().")
+        params.validate()
+        if isinstance(n_users, bool) or not isinstance(n_users, (int, np.integer)):
+            raise ValueError(f"`n_users` must be an integer, got {n_users!r}.")
+        if not 1 <= int(n_users) <= MAX_USERS:
+            raise ValueError(f"`n_users` must be in [1, {MAX_USERS}], got {n_users}.")
+        if isinstance(slot_minutes, bool) or not isinstance(slot_minutes, (int, np.integer)) \
+                or slot_minutes <= 0 or 1440 % int(slot_minutes) != 0:
+            raise ValueError(f"`slot_minutes` must be a positive integer dividing 1440 (minutes "
+                             f"in a day), e.g. 5, 10, 15, 20, 30, 60, 120; got {slot_minutes!r}.")
+        self.params = params
+        self.n_users = int(n_users)
+        self.slot_minutes = int(slot_minutes)
+        self.slot_hours = self.slot_minutes / 60.0
+        self.record_events = bool(record_events)
+        self._start = self._parse_start(start, self.slot_minutes)
+
+        if bank is None:
+            bank = self._default_bank()
+        self._check_bank(bank, params)
+        self.bank = bank
+
+        # ------------------------------------------------------------ random streams
+        if isinstance(seed, np.random.SeedSequence):
+            ss = seed
+        elif seed is None or (isinstance(seed, (int, np.integer)) and not isinstance(seed, bool)
+                              and seed >= 0):
+            ss = np.random.SeedSequence(seed)
+        else:
+            raise ValueError(f"`seed` must be a non-negative integer, a SeedSequence or None, "
+                             f"got {seed!r}.")
+        self.seed_entropy = ss.entropy
+        streams = dict(zip(_STREAMS, (np.random.default_rng(s) for s in ss.spawn(len(_STREAMS))),
+                           strict=True))
+        self._rng = streams
+
+        # ------------------------------------------------------------ tables
+        segs = params.segments
+        self._n_seg = len(segs)
+        self._seg_act = params.activity_matrix()                       # (S, 168)
+        self._seg_mean_rate = self._seg_act.mean(axis=1)               # (S,)
+        self._rel_act_table = R.relative_activity_feature(self._seg_act,
+                                                          self._seg_mean_rate[:, None])
+        self._seg_intercept = np.array([s.open_intercept for s in segs])
+        self._seg_dwell_mu = np.array([s.dwell_mu for s in segs])
+        self._seg_dwell_sigma = np.array([s.dwell_sigma for s in segs])
+        self._seg_session_mu = np.array([s.session_dwell_mu for s in segs])
+        self._seg_taste_mean = np.array([s.taste_mean for s in segs], dtype=np.float64)
+        self._seg_topic_mean = np.array([s.topic_mean for s in segs], dtype=np.float64)
+        self._features = np.asarray(bank.features, dtype=np.float64)
+        self._quality = np.asarray(bank.quality, dtype=np.float64)
+        self._cover_style = np.asarray(bank.style, dtype=np.int64)
+        self._cover_topic = np.asarray(bank.topic, dtype=np.int64)
+        self._style_table, self._style_counts = bank.style_table()
+        self._build_slot_tables()
+
+        # ------------------------------------------------------------ users
+        self._sample_users(self._rng["users"])
+        n = self.n_users
+        self._fatigue = np.zeros(n)
+        self._fatigue_t = np.full(n, -np.inf)
+        self._opted_out = np.zeros(n, dtype=bool)
+        self._pend_id = np.full(n, -1, dtype=np.int64)
+        self._pend_time = np.zeros(n)
+        self._pend_cover = np.zeros(n, dtype=np.int64)
+        self._pend_topic = np.zeros(n, dtype=np.int64)
+        self._last_push = np.full(n, -np.inf)
+        self._last_open = np.full(n, -np.inf)
+        self._push24 = np.zeros(n, dtype=np.int64)
+        self._push7 = np.zeros(n, dtype=np.int64)
+        self._open24 = np.zeros(n, dtype=np.int64)
+        self._open7 = np.zeros(n, dtype=np.int64)
+        self._dwell24 = np.zeros(n)
+        self._dwell7 = np.zeros(n)
+        self._sess24 = np.zeros(n, dtype=np.int64)
+        self._win24: deque[_WindowRecord] = deque()
+        self._win7: deque[_WindowRecord] = deque()
+        self._next_push_id = 0
+
+        # ------------------------------------------------------------ per-slot state
+        self._slot_number = 0
+        self._slot_start = 0.0
+        self._act_users = _I64
+        self._act_counts = _I64
+        self._act_j = _I64
+        self._act_last = _F64
+        self._drawn: list[tuple[np.ndarray, np.ndarray]] = []
+        self._reset_slot_accumulators()
+
+        # ------------------------------------------------------------ recording
+        self._outcomes: list[SlotOutcome] = []
+        self._session_rows: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+
+        # ------------------------------------------------------------ the engine
+        self.env = simpy.Environment()
+        self._slot_done = self.env.event()
+        self._new_day = self.env.event()
+        self._last_outcome: SlotOutcome | None = None
+        self.env.process(self._drift_process())
+        self.env.process(self._clock())
+
+    # ============================================================================ construction
+    @staticmethod
+    def _parse_start(start: str | pd.Timestamp, slot_minutes: int) -> pd.Timestamp:
+        try:
+            ts = pd.Timestamp(start)
+        except (ValueError, TypeError) as e:
+            raise ValueError(f"`start` must be a timestamp such as '2026-01-05T00:00:00Z', got "
+                             f"{start!r} ({e}).") from e
+        if ts is pd.NaT:
+            raise ValueError("`start` must be a timestamp, got NaT.")
+        ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+        ts = ts.as_unit("ns")
+        since_midnight = ts - ts.normalize()
+        if since_midnight.value % (slot_minutes * 60 * 10**9) != 0:
+            raise ValueError(f"`start` {ts.isoformat()} is not on the {slot_minutes}-minute slot "
+                             f"grid; use a time that is a whole number of slots after midnight "
+                             f"UTC, e.g. {ts.floor(f'{slot_minutes}min').isoformat()}.")
+        return ts
+
+    @staticmethod
+    def _default_bank() -> Any:
+        try:
+            from covercast.generators.procedural import default_bank
+        except ImportError as e:  # pragma: no cover - depends on the generators package state
+            raise ImportError("Population needs a cover bank: pass `bank=` (a CoverBank) or "
+                              "install covercast with its procedural generator "
+                              f"(covercast.generators.procedural.default_bank): {e}") from e
+        return default_bank()
+
+    @staticmethod
+    def _check_bank(bank: Any, params: PopulationParams) -> None:
+        for attr in ("features", "quality", "style", "topic", "styles", "topics", "style_table"):
+            if not hasattr(bank, attr):
+                raise ValueError(f"`bank` must be a CoverBank, got {type(bank).__name__} "
+                                 f"(no `{attr}`).")
+        if list(bank.styles) != list(params.styles):
+            raise ValueError(f"The bank's styles {list(bank.styles)} differ from the "
+                             f"population's styles {list(params.styles)}; build the bank with "
+                             "the population's styles (same names, same order).")
+        if list(bank.topics) != list(params.topics):
+            raise ValueError(f"The bank's topics {list(bank.topics)} differ from the "
+                             f"population's topics {list(params.topics)}; build the bank with "
+                             "the population's topics (same names, same order).")
+
+    def _build_slot_tables(self) -> None:
+        """Per slot of the week: integrated session intensity per segment, and the knots that
+        map a fraction of that intensity to a time inside the slot (for slots that straddle
+        hours with different rates)."""
+        s = self.slot_hours
+        self._slots_per_week = HOURS_PER_WEEK * 60 // self.slot_minutes
+        ts = self._start
+        self._week0_h = (ts.day_of_week * 24 + ts.hour + ts.minute / 60.0 + ts.second / 3600.0)
+        self._week0_slot = int(round(self._week0_h / s)) % self._slots_per_week
+        spw = self._slots_per_week
+        self._slot_rate = np.zeros((self._n_seg, spw))
+        self._slot_knots: list[tuple[np.ndarray, np.ndarray] | None] = []
+        for sw in range(spw):
+            a, b = sw * s, (sw + 1) * s
+            edges = [a] + [float(h) for h in range(math.floor(a) + 1, math.ceil(b))] + [b]
+            edges_arr = np.array(edges)
+            lens = np.diff(edges_arr)
+            hours = np.floor(edges_arr[:-1] + 1e-9).astype(np.int64) % HOURS_PER_WEEK
+            mass = self._seg_act[:, hours] * lens                  # (S, P)
+            total = mass.sum(axis=1)
+            self._slot_rate[:, sw] = total
+            if len(lens) == 1 or np.all(np.ptp(self._seg_act[:, hours], axis=1) == 0):
+                self._slot_knots.append(None)                     # uniform within the slot
+                continue
+            cum = np.concatenate([np.zeros((self._n_seg, 1)), np.cumsum(mass, axis=1)], axis=1)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                frac = np.where(total[:, None] > 0, cum / np.where(total > 0, total, 1)[:, None],
+                                (edges_arr - a)[None, :] / s)
+            self._slot_knots.append((edges_arr - a, frac))
+
+    def _sample_users(self, rng: np.random.Generator) -> None:
+        p = self.params
+        n = self.n_users
+        w = p.segment_weights()
+        self._segment = rng.choice(self._n_seg, size=n, p=w / w.sum()).astype(np.intp)
+        shape = np.array([s.activity_shape for s in p.segments])[self._segment]
+        self._multiplier = R.activity_multiplier(shape, rng)
+        taste_sd = np.array([s.taste_sd for s in p.segments])[self._segment]
+        topic_sd = np.array([s.topic_sd for s in p.segments])[self._segment]
+        self._taste = (self._seg_taste_mean[self._segment]
+                       + taste_sd[:, None] * rng.standard_normal((n, p.n_features)))
+        self._topic_aff = (self._seg_topic_mean[self._segment]
+                           + topic_sd[:, None] * rng.standard_normal((n, len(p.topics))))
+
+    # ============================================================================ properties
+    @property
+    def now(self) -> float:
+        """Hours since ``start`` (the start of the coming slot between steps)."""
+        return float(self.env.now)
+
+    @property
+    def start(self) -> pd.Timestamp:
+        """Wall-clock time (UTC) of hour 0."""
+        return self._start
+
+    @property
+    def timestamp(self) -> pd.Timestamp:
+        """Wall-clock time (UTC) of :attr:`now`."""
+        return self._start + pd.Timedelta(hours=self.now)
+
+    @property
+    def segment(self) -> np.ndarray:
+        """Segment index of every user (read-only view)."""
+        v = self._segment.view()
+        v.flags.writeable = False
+        return v
+
+    @property
+    def last_outcome(self) -> SlotOutcome | None:
+        """The :class:`SlotOutcome` of the last completed slot (``None`` before the first)."""
+        return self._last_outcome
+
+    @property
+    def n_pushes_scheduled(self) -> int:
+        """Push ids handed out so far (the next push gets this id)."""
+        return self._next_push_id
+
+    def __repr__(self) -> str:
+        return (f"Population(n_users={self.n_users}, segments={self.params.segment_names}, "
+                f"now={self.now:g} h, timestamp={self.timestamp.isoformat()}, "
+                f"slot_minutes={self.slot_minutes})")
+
+    # ============================================================================ time helpers
+    def _hour_of_week(self, t: np.ndarray | float) -> np.ndarray:
+        return (np.floor(self._week0_h + np.asarray(t, dtype=np.float64) + 1e-9)
+                .astype(np.intp) % HOURS_PER_WEEK)
+
+    def _slot_of_week(self, slot_number: int) -> int:
+        return (self._week0_slot + slot_number) % self._slots_per_week
+
+    def _frac_to_offset(self, users: np.ndarray, frac: np.ndarray) -> np.ndarray:
+        knots = self._slot_knots[self._slot_of_week(self._slot_number)]
+        if knots is None:
+            return frac * self.slot_hours
+        t_knots, c_knots = knots
+        out = np.empty(frac.shape)
+        seg = self._segment[users]
+        for g in range(self._n_seg):
+            m = seg == g
+            if m.any():
+                out[m] = np.interp(frac[m], c_knots[g], t_knots)
+        return out
+
+    def _offset_to_frac(self, users: np.ndarray, offset: np.ndarray) -> np.ndarray:
+        knots = self._slot_knots[self._slot_of_week(self._slot_number)]
+        if knots is None:
+            return offset / self.slot_hours
+        t_knots, c_knots = knots
+        out = np.empty(offset.shape)
+        seg = self._segment[users]
+        for g in range(self._n_seg):
+            m = seg == g
+            if m.any():
+                out[m] = np.interp(offset[m], t_knots, c_knots[g])
+        return out
+
+    # ============================================================================ processes
+    def _clock(self):
+        """The clock: open a slot, wait for its end, close it; mark day boundaries."""
+        steps_per_day = 1440 // self.slot_minutes
+        while True:
+            self._begin_slot()
+            yield _UrgentTimeout(self.env, self.slot_hours)
+            outcome = self._end_slot()
+            self._slot_number += 1
+            if self._slot_number % steps_per_day == 0:
+                day, self._new_day = self._new_day, self.env.event()
+                self._trigger_urgent(day, self._slot_number // steps_per_day)
+            done, self._slot_done = self._slot_done, self.env.event()
+            self._trigger_urgent(done, outcome)
+
+    def _trigger_urgent(self, event: simpy.Event, value: Any) -> None:
+        """Succeed ``event`` now, ahead of ordinary events at this time.
+
+        ``Event.succeed`` would schedule it with normal priority, i.e. after pushes already
+        scheduled for this instant; the day mark must wake the drift process, and the slot's
+        end must stop :meth:`step`, before those pushes are delivered. This is how SimPy itself
+        triggers its ``run(until=...)`` marker.
+        """
+        event._ok = True
+        event._value = value
+        self.env.schedule(event, URGENT, 0)
+
+    def _drift_process(self):
+        """Once a day (woken by the clock, before any push of the new day): one OU step."""
+        d = self.params.drift
+        rng = self._rng["drift"]
+        while True:
+            yield self._new_day
+            if d.sd_per_day == 0 and d.reversion_per_day == 0:
+                continue
+            mean_t = self._seg_taste_mean[self._segment]
+            self._taste = R.drift_step(self._taste, mean_t, d, rng)
+            mean_a = self._seg_topic_mean[self._segment]
+            self._topic_aff = R.drift_step(self._topic_aff, mean_a, d, rng)
+
+    # ============================================================================ slots
+    def _reset_slot_accumulators(self) -> None:
+        self._acc: dict[str, list[np.ndarray]] = {k: [] for k in _ACC_KEYS}
+        self._push_batches = 0
+        self._open_batches = 0
+        self._drawn = []
+
+    def _begin_slot(self) -> None:
+        """Draw every user's organic session count for the slot now starting."""
+        self._slot_start = float(self.env.now)
+        sw = self._slot_of_week(self._slot_number)
+        lam = self._slot_rate[:, sw][self._segment]
+        lam *= self._multiplier
+        counts = self._rng["sessions"].poisson(lam)
+        act = np.flatnonzero(counts)
+        self._act_users = act
+        self._act_counts = counts[act]
+        self._act_j = np.zeros(act.size, dtype=np.int64)
+        self._act_last = np.zeros(act.size)
+
+    def _end_slot(self) -> SlotOutcome:
+        """Let waiting pushes be seen at sessions of this slot, then close the slot."""
+        act = self._act_users
+        if act.size:
+            cand = act[self._pend_id[act] >= 0]
+            if cand.size:
+                t_seen = self._first_session_after(cand, self._pend_time[cand])
+                seen = np.isfinite(t_seen)
+                if seen.any():
+                    self._see_pending(cand[seen], t_seen[seen])
+        start, end = self._slot_start, float(self.env.now)
+        a = self._acc
+        i64, f64 = _I64, _F64
+        out = SlotOutcome(
+            start_h=start, end_h=end,
+            push_user=_cat(a["push_user"], i64), push_id=_cat(a["push_id"], i64),
+            push_cover=_cat(a["push_cover"], i64), push_topic=_cat(a["push_topic"], i64),
+            push_time=_cat(a["push_time"], f64),
+            push_propensity=_cat(a["push_propensity"], f64),
+            blocked_user=_cat(a["blocked_user"], i64),
+            blocked_push_id=_cat(a["blocked_push_id"], i64),
+            collapsed_push_id=_cat(a["collapsed_push_id"], i64),
+            open_user=_cat(a["open_user"], i64), open_push_id=_cat(a["open_push_id"], i64),
+            open_cover=_cat(a["open_cover"], i64), open_topic=_cat(a["open_topic"], i64),
+            open_time=_cat(a["open_time"], f64), open_delay_h=_cat(a["open_delay_h"], f64),
+            open_dwell_s=_cat(a["open_dwell_s"], f64),
+            open_like=_cat(a["open_like"], np.zeros(0, bool)),
+            open_share=_cat(a["open_share"], np.zeros(0, bool)),
+            open_comment=_cat(a["open_comment"], np.zeros(0, bool)),
+            open_satisfaction=_cat(a["open_satisfaction"], np.zeros(0, np.int8)),
+            opt_out_user=_cat(a["opt_out_user"], i64),
+            opt_out_push_id=_cat(a["opt_out_push_id"], i64),
+            opt_out_time=_cat(a["opt_out_time"], f64),
+            session_user=self._act_users, session_count=self._act_counts)
+        self._update_windows(out)
+        if self.record_events:
+            self._record_sessions()
+            self._outcomes.append(out)
+        self._reset_slot_accumulators()
+        self._last_outcome = out
+        return out
+
+    def _first_session_after(self, users: np.ndarray, after: np.ndarray) -> np.ndarray:
+        """Time of each user's first organic session of the current slot strictly after
+        ``after`` (``inf`` where none). Draws session times lazily as order statistics.
+
+        ``users`` must be unique. Successive calls for a user must use non-decreasing ``after``
+        (they do: pushes are processed in time order).
+        """
+        out = np.full(users.size, np.inf)
+        act = self._act_users
+        if act.size == 0 or users.size == 0:
+            return out
+        pos = np.searchsorted(act, users)
+        np.minimum(pos, act.size - 1, out=pos)
+        ok = act[pos] == users
+        if not ok.any():
+            return out
+        p = pos[ok]
+        u = users[ok]
+        offset = after[ok] - self._slot_start
+        thr = np.where(offset < 0, -1.0, self._offset_to_frac(u, np.maximum(offset, 0.0)))
+        k = self._act_counts[p]
+        j = self._act_j[p]
+        last = self._act_last[p]
+        rng = self._rng["session_times"]
+        need = np.flatnonzero(((j == 0) | (last <= thr)) & (j < k))
+        while need.size:
+            v = 1.0 - rng.random(need.size)                   # in (0, 1]
+            rem = k[need] - j[need]
+            lo = last[need]
+            # next order statistic of `rem` uniforms on [lo, 1]: lo + (1 - lo) * min(U_1..U_rem)
+            nxt = lo + (1.0 - lo) * (-np.expm1(np.log(v) / rem))
+            last[need] = nxt
+            j[need] += 1
+            if self.record_events:
+                self._drawn.append((u[need], nxt))
+            sub = need
+            need = sub[((last[sub] <= thr[sub]) & (j[sub] < k[sub]))]
+        self._act_j[p] = j
+        self._act_last[p] = last
+        found = (j > 0) & (last > thr)
+        t = self._slot_start + self._frac_to_offset(u, last)
+        out[ok] = np.where(found, t, np.inf)
+        return out
+
+    def _record_sessions(self) -> None:
+        """Session times (and dwell) of every organic session of the slot, for the log."""
+        act = self._act_users
+        if act.size == 0:
+            return
+        rng = self._rng["log"]
+        rem = self._act_counts - self._act_j
+        users_r = np.repeat(act, rem)
+        lo = np.repeat(self._act_last, rem)
+        frac_r = lo + (1.0 - lo) * rng.random(users_r.size)
+        users_d = [d[0] for d in self._drawn]
+        frac_d = [d[1] for d in self._drawn]
+        users = np.concatenate([users_r] + users_d)
+        frac = np.concatenate([frac_r] + frac_d)
+        t = self._slot_start + self._frac_to_offset(users, frac)
+        seg = self._segment[users]
+        dwell = R.draw_session_dwell(self._seg_session_mu[seg], self._seg_dwell_sigma[seg], rng)
+        self._session_rows.append((users, t, dwell))
+
+    def _update_windows(self, out: SlotOutcome) -> None:
+        """Rolling 24 h / 7 day counters: add this slot, drop slots that left the window."""
+        pu, pc, _ = _group(out.push_user, None, self._push_batches <= 1)
+        ou, oc, od = _group(out.open_user, out.open_dwell_s, self._open_batches <= 1)
+        rec = _WindowRecord(out.start_h, pu, pc, ou, oc, od, out.session_user, out.session_count)
+        self._push24[pu] += pc
+        self._push7[pu] += pc
+        self._open24[ou] += oc
+        self._open7[ou] += oc
+        self._dwell24[ou] += od
+        self._dwell7[ou] += od
+        self._sess24[out.session_user] += out.session_count
+        self._win24.append(rec)
+        self._win7.append(rec)
+        now = out.end_h
+        while self._win24 and self._win24[0].start < now - 24.0 - 1e-9:
+            r = self._win24.popleft()
+            self._push24[r.push_users] -= r.push_counts
+            self._open24[r.open_users] -= r.open_counts
+            self._dwell24[r.open_users] -= r.open_dwell
+            zero = self._open24[r.open_users] == 0
+            self._dwell24[r.open_users[zero]] = 0.0
+            self._sess24[r.session_users] -= r.session_counts
+        while self._win7 and self._win7[0].start < now - 168.0 - 1e-9:
+            r = self._win7.popleft()
+            self._push7[r.push_users] -= r.push_counts
+            self._open7[r.open_users] -= r.open_counts
+            self._dwell7[r.open_users] -= r.open_dwell
+            zero = self._open7[r.open_users] == 0
+            self._dwell7[r.open_users[zero]] = 0.0
+
+    # ============================================================================ pushes
+    def schedule_push(self, users: np.ndarray | list[int], at: float | None = None, *,
+                      style: Any = None, cover: Any = None, topic: Any = None,
+                      propensity: Any = None) -> np.ndarray:
+        """Schedule one push per user for time ``at`` (hours since start; default: now).
+
+        The batch is delivered by a SimPy event at ``at``: to users who have opted out by then
+        it is not delivered (reported in :attr:`SlotOutcome.blocked_user`).
+
+        Parameters
+        ----------
+        users : array_like of int
+            Distinct user indices.
+        at : float, optional
+            Delivery time, ``>= now``. Default: now (the start of the coming slot).
+        style : int, str or array_like, optional
+            Cover style per user (or one for all): a cover of that style is drawn uniformly
+            from the bank now. Exclusive with ``cover``.
+        cover : int or array_like, optional
+            Bank indices of the covers.
+        topic : int, str or array_like, optional
+            The push's content topic; default: each cover's topic.
+        propensity : float or array_like, optional
+            Probability the logging policy gave to this push, in (0, 1]; default 1.
+
+        With neither ``style`` nor ``cover``, covers are drawn uniformly from the whole bank.
+
+        Returns
+        -------
+        numpy.ndarray
+            The push ids, aligned with ``users``.
+        """
+        now = self.now
+        at = now if at is None else at
+        if isinstance(at, bool) or not isinstance(at, (int, float, np.integer, np.floating)) \
+                or not math.isfinite(float(at)):
+            raise ValueError(f"`at` must be a finite time in hours since start, got {at!r}.")
+        at = float(at)
+        if at < now:
+            raise ValueError(f"`at` = {at} is in the past (now = {now}); pushes can only be "
+                             "scheduled at or after now.")
+        u = self._as_user_index(users, "users")
+        batch = self._make_batch(u, style, cover, topic, propensity, full_length=None)
+        if batch.users.size == 0:
+            return batch.push_id
+        ev = self.env.timeout(at - now)
+        ev.callbacks.append(lambda _ev, b=batch: self._deliver(b))
+        return batch.push_id
+
+    def _as_user_index(self, users: Any, name: str) -> np.ndarray:
+        a = np.asarray(users)
+        if a.dtype == bool:
+            if a.shape != (self.n_users,):
+                raise ValueError(f"A boolean `{name}` mask must have shape ({self.n_users},), "
+                                 f"got {a.shape}.")
+            return np.flatnonzero(a)
+        if a.ndim == 0:
+            a = a.reshape(1)
+        if a.ndim != 1:
+            raise ValueError(f"`{name}` must be a 1-d array of user indices or a boolean mask, "
+                             f"got shape {a.shape}.")
+        if a.size == 0:
+            return np.zeros(0, dtype=np.int64)
+        if not np.issubdtype(a.dtype, np.integer):
+            raise ValueError(f"`{name}` must hold integer user indices (or be a boolean mask), "
+                             f"got dtype {a.dtype}.")
+        a = np.array(a, dtype=np.int64)          # a copy: the caller may reuse its array
+        lo, hi = int(a.min()), int(a.max())
+        if lo < 0 or hi >= self.n_users:
+            raise ValueError(f"`{name}` indices must lie in [0, {self.n_users - 1}], got "
+                             f"[{lo}, {hi}].")
+        if a.size > 1 and np.unique(a).size != a.size:
+            raise ValueError(f"`{name}` contains duplicate users; push each user at most once "
+                             "per batch (a second push would collapse the first).")
+        return a
+
+    def _per_push(self, value: Any, n: int, full_mask: np.ndarray | None, name: str
+                  ) -> np.ndarray:
+        """Broadcast a scalar, or select from a full-length array with the push mask."""
+        a = np.asarray(value)
+        if a.ndim == 0:
+            return np.broadcast_to(a, (n,))
+        if a.ndim != 1:
+            raise ValueError(f"`{name}` must be a scalar or a 1-d array, got shape {a.shape}.")
+        if a.size == n:
+            return a
+        if full_mask is not None and a.size == self.n_users:
+            return a[full_mask]
+        expected = f"{n} (one per pushed user)"
+        if full_mask is not None:
+            expected += f" or {self.n_users} (one per user)"
+        raise ValueError(f"`{name}` has length {a.size}; expected a scalar or length {expected}.")
+
+    def _make_batch(self, users: np.ndarray, style: Any, cover: Any, topic: Any,
+                    propensity: Any, full_length: np.ndarray | None) -> _PushBatch:
+        n = users.size
+        if style is not None and cover is not None:
+            raise ValueError("Give either `style` (a random cover of that style is drawn) or "
+                             "`cover` (bank indices), not both.")
+        rng = self._rng["actions"]
+        n_cov = len(self._quality)
+        if cover is not None:
+            c = self._per_push(cover, n, full_length, "cover")
+            if not np.issubdtype(c.dtype, np.integer):
+                raise ValueError(f"`cover` must hold integer bank indices, got dtype {c.dtype}.")
+            c = c.astype(np.int64)
+            if n and (c.min() < 0 or c.max() >= n_cov):
+                raise ValueError(f"`cover` indices must lie in [0, {n_cov - 1}], got "
+                                 f"[{c.min()}, {c.max()}].")
+        elif style is not None:
+            s = self._per_push(style, n, full_length, "style")
+            if s.dtype.kind in "US":
+                names = list(self.params.styles)
+                bad = sorted(set(s.tolist()) - set(names))
+                if bad:
+                    raise ValueError(f"Unknown style(s) {bad}; styles are {names}.")
+                s = np.array([names.index(x) for x in s.tolist()], dtype=np.int64)
+            elif not np.issubdtype(s.dtype, np.integer):
+                raise ValueError(f"`style` must hold style indices or names, got dtype {s.dtype}.")
+            s = s.astype(np.int64)
+            ns = len(self._style_counts)
+            if n and (s.min() < 0 or s.max() >= ns):
+                raise ValueError(f"`style` indices must lie in [0, {ns - 1}] "
+                                 f"({list(self.params.styles)}), got [{s.min()}, {s.max()}].")
+            c = self._style_table[s, rng.integers(0, self._style_counts[s])]
+        else:
+            c = rng.integers(0, n_cov, size=n)
+        c = np.array(c, dtype=np.int64)          # copies: the caller may reuse its arrays
+        if topic is None:
+            tp = self._cover_topic[c]
+        else:
+            tp = self._per_push(topic, n, full_length, "topic")
+            if tp.dtype.kind in "US":
+                names = list(self.params.topics)
+                bad = sorted(set(tp.tolist()) - set(names))
+                if bad:
+                    raise ValueError(f"Unknown topic(s) {bad}; topics are {names}.")
+                tp = np.array([names.index(x) for x in tp.tolist()], dtype=np.int64)
+            elif not np.issubdtype(tp.dtype, np.integer):
+                raise ValueError(f"`topic` must hold topic indices or names, got dtype {tp.dtype}.")
+            tp = np.array(tp, dtype=np.int64)
+            nt = len(self.params.topics)
+            if n and (tp.min() < 0 or tp.max() >= nt):
+                raise ValueError(f"`topic` indices must lie in [0, {nt - 1}], got "
+                                 f"[{tp.min()}, {tp.max()}].")
+        if propensity is None:
+            pr = np.ones(n)
+        else:
+            pr = np.array(self._per_push(propensity, n, full_length, "propensity"),
+                          dtype=np.float64)
+            if n and not np.all((pr > 0) & (pr <= 1)):
+                bad = pr[~((pr > 0) & (pr <= 1))][0]
+                raise ValueError(f"`propensity` must lie in (0, 1], got {bad!r}.")
+        ids = np.arange(self._next_push_id, self._next_push_id + n, dtype=np.int64)
+        self._next_push_id += n
+        return _PushBatch(users=users, push_id=ids, cover=c, topic=tp, propensity=pr)
+
+    def _deliver(self, b: _PushBatch) -> None:
+        """A push batch fires: block opted-out users, collapse the tray, add fatigue, draw
+        opt-outs, then seen-now opens; the rest waits in the tray."""
+        t = float(self.env.now)
+        a = self._acc
+        users, pid, cover, topic, prop = b.users, b.push_id, b.cover, b.topic, b.propensity
+        blocked = self._opted_out[users]
+        if blocked.any():
+            a["blocked_user"].append(users[blocked])
+            a["blocked_push_id"].append(pid[blocked])
+            keep = ~blocked
+            users, pid, cover, topic, prop = (users[keep], pid[keep], cover[keep], topic[keep],
+                                              prop[keep])
+        n = users.size
+        if n == 0:
+            return
+        # -- the tray: an older unseen push was either seen at a session before now, or collapses
+        has_old = self._pend_id[users] >= 0
+        if has_old.any():
+            old = users[has_old]
+            t_seen = self._first_session_after(old, self._pend_time[old])
+            seen = t_seen < t
+            if seen.any():
+                self._see_pending(old[seen], t_seen[seen])
+            gone = old[~seen]
+            if gone.size:
+                a["collapsed_push_id"].append(self._pend_id[gone])
+                self._pend_id[gone] = -1
+        # -- delivery
+        self._push_batches += 1
+        a["push_user"].append(users)
+        a["push_id"].append(pid)
+        a["push_cover"].append(cover)
+        a["push_topic"].append(topic)
+        a["push_time"].append(np.full(n, t))
+        a["push_propensity"].append(prop)
+        self._last_push[users] = t
+        fat = R.add_push_fatigue(self._fatigue[users], self._fatigue_t[users], t,
+                                 self.params.fatigue)
+        self._fatigue[users] = fat
+        self._fatigue_t[users] = t
+        rng = self._rng["responses"]
+        # -- opt-out (fatigue counted after this push)
+        p_out = R.opt_out_probability(fat, self.params.opt_out)
+        out = rng.random(n) < p_out
+        if out.any():
+            ou = users[out]
+            a["opt_out_user"].append(ou)
+            a["opt_out_push_id"].append(pid[out])
+            a["opt_out_time"].append(np.full(ou.size, t))
+            self._opted_out[ou] = True
+            stay = ~out
+            users, pid, cover, topic = users[stay], pid[stay], cover[stay], topic[stay]
+            n = users.size
+            if n == 0:
+                return
+        # -- seen at once, or waits in the tray
+        seg = self._segment[users]
+        how = self._hour_of_week(t)
+        rate = self._seg_act[seg, how] * self._multiplier[users]
+        now_seen = rng.random(n) < R.seen_now_probability(rate, self.params.open.glance_hours)
+        if now_seen.any():
+            self._try_open(users[now_seen], pid[now_seen], cover[now_seen], topic[now_seen],
+                           np.full(int(now_seen.sum()), t), np.zeros(int(now_seen.sum())))
+        wait = ~now_seen
+        if wait.any():
+            wu = users[wait]
+            self._pend_id[wu] = pid[wait]
+            self._pend_time[wu] = t
+            self._pend_cover[wu] = cover[wait]
+            self._pend_topic[wu] = topic[wait]
+
+    def _see_pending(self, users: np.ndarray, t_seen: np.ndarray) -> None:
+        """Users see the push waiting in their tray at ``t_seen``; it may be opened."""
+        pid = self._pend_id[users]
+        delay = t_seen - self._pend_time[users]
+        cover = self._pend_cover[users]
+        topic = self._pend_topic[users]
+        self._pend_id[users] = -1
+        self._try_open(users, pid, cover, topic, t_seen, delay)
+
+    def _try_open(self, users: np.ndarray, pid: np.ndarray, cover: np.ndarray,
+                  topic: np.ndarray, t: np.ndarray, delay: np.ndarray) -> None:
+        """Open draws for seen pushes; opens get dwell, engagement and maybe a survey."""
+        p = self.params
+        rng = self._rng["responses"]
+        seg = self._segment[users]
+        how = self._hour_of_week(t)
+        taste = self._taste[users]
+        feats = self._features[cover]
+        match = np.einsum("ij,ij->i", taste, feats)
+        aff = self._topic_aff[users, topic]
+        fat = R.fatigue_at(self._fatigue[users], self._fatigue_t[users], t,
+                           p.fatigue.half_life_h)
+        prob = R.open_probability(self._seg_intercept[seg], self._rel_act_table[seg, how], match,
+                                  self._quality[cover], aff, fat, delay, p.open)
+        opened = rng.random(users.size) < prob
+        if not opened.any():
+            return
+        users, pid, cover, topic, t, delay = (users[opened], pid[opened], cover[opened],
+                                              topic[opened], t[opened], delay[opened])
+        seg, match, aff, fat = seg[opened], match[opened], aff[opened], fat[opened]
+        m = users.size
+        rel = match + aff
+        dwell = R.draw_dwell(self._seg_dwell_mu[seg], self._seg_dwell_sigma[seg], rel, p.dwell,
+                             rng)
+        like, share, comment = R.draw_engagement(rel, p.engagement, rng)
+        sat = np.zeros(m, dtype=np.int8)
+        surveyed = rng.random(m) < p.satisfaction.survey_rate
+        if surveyed.any():
+            sat[surveyed] = R.draw_satisfaction(rel[surveyed], dwell[surveyed], fat[surveyed],
+                                                p.satisfaction, rng)
+        a = self._acc
+        self._open_batches += 1
+        a["open_user"].append(users)
+        a["open_push_id"].append(pid)
+        a["open_cover"].append(cover)
+        a["open_topic"].append(topic)
+        a["open_time"].append(np.asarray(t, dtype=np.float64))
+        a["open_delay_h"].append(np.asarray(delay, dtype=np.float64))
+        a["open_dwell_s"].append(dwell)
+        a["open_like"].append(like)
+        a["open_share"].append(share)
+        a["open_comment"].append(comment)
+        a["open_satisfaction"].append(sat)
+        np.maximum.at(self._last_open, users, np.asarray(t, dtype=np.float64))
+
+    # ============================================================================ stepping
+    def step(self, push: Any = None, style: Any = None, cover: Any = None, topic: Any = None,
+             propensity: Any = None) -> SlotOutcome:
+        """Push (optionally) at the start of the coming slot, then advance the clock one slot.
+
+        Parameters
+        ----------
+        push : array_like, optional
+            Boolean mask ``(n_users,)`` or index array of the users to push now.
+        style, cover, topic, propensity : optional
+            As in :meth:`schedule_push`: a scalar, one value per pushed user, or (with a mask)
+            one value per user of which the pushed users' are used.
+
+        Returns
+        -------
+        SlotOutcome
+            Everything that happened in the slot.
+        """
+        if push is not None:
+            users = self._as_user_index(push, "push")
+            mask = np.asarray(push) if np.asarray(push).dtype == bool else None
+            if users.size:
+                batch = self._make_batch(users, style, cover, topic, propensity, mask)
+                ev = self.env.timeout(0)
+                ev.callbacks.append(lambda _ev, b=batch: self._deliver(b))
+        elif any(x is not None for x in (style, cover, topic, propensity)):
+            raise ValueError("`style`, `cover`, `topic` or `propensity` given without `push`; "
+                             "pass `push` (a mask or user indices) to push.")
+        done = self._slot_done
+        return self.env.run(until=done)
+
+    def run(self, policy: Policy | None, days: float, progress: bool = False) -> pd.DataFrame:
+        """Run a logging policy for ``days`` days (``policy=None``: organic sessions only).
+
+        Each slot: ``obs = observe()``; ``push, style, propensity = policy(obs, rng)``;
+        :meth:`step`. The policy's random stream is the population's ``policy`` stream.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per slot: ``timestamp``, ``pushes``, ``blocked``, ``opens``, ``dwell_s``,
+            ``likes``, ``shares``, ``comments``, ``surveys``, ``opt_outs``, ``sessions``,
+            ``opted_out`` (users opted out by the end of the slot).
+        """
+        n_slots = self._n_slots(days)
+        from tqdm.auto import tqdm
+
+        rows = []
+        rng = self._rng["policy"]
+        with tqdm(total=n_slots, disable=not progress, desc="simulating", unit="slot") as bar:
+            for _ in range(n_slots):
+                ts = self.now
+                if policy is None:
+                    out = self.step()
+                else:
+                    push, style, prop = self._call_policy(policy, rng)
+                    if push.any():
+                        out = self.step(push=push, style=style, propensity=prop)
+                    else:
+                        out = self.step()
+                rows.append((ts, out.n_pushes, out.blocked_user.size, out.n_opens,
+                             float(out.open_dwell_s.sum()), int(out.open_like.sum()),
+                             int(out.open_share.sum()), int(out.open_comment.sum()),
+                             int((out.open_satisfaction > 0).sum()), out.opt_out_user.size,
+                             out.n_sessions, int(self._opted_out.sum())))
+                bar.update(1)
+        df = pd.DataFrame(rows, columns=["hours", "pushes", "blocked", "opens", "dwell_s",
+                                         "likes", "shares", "comments", "surveys", "opt_outs",
+                                         "sessions", "opted_out"])
+        df.insert(0, "timestamp", self._timestamps(df.pop("hours").to_numpy()))
+        return df
+
+    def _n_slots(self, days: float) -> int:
+        if isinstance(days, bool) or not isinstance(days, (int, float, np.integer, np.floating)) \
+                or not math.isfinite(float(days)) or days <= 0:
+            raise ValueError(f"`days` must be a positive number, got {days!r}.")
+        slots = float(days) * 1440.0 / self.slot_minutes
+        n = int(round(slots))
+        if abs(slots - n) > 1e-9:
+            raise ValueError(f"`days` = {days} is not a whole number of {self.slot_minutes}-minute "
+                             f"slots; use a multiple of {self.slot_minutes / 1440:g} days.")
+        return n
+
+    def _call_policy(self, policy: Policy, rng: np.random.Generator
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        res = policy(self.observe(), rng)
+        if not (isinstance(res, tuple) and len(res) == 3):
+            raise ValueError(f"A policy must return (push, style, propensity), got "
+                             f"{type(res).__name__}.")
+        push, style, prop = (np.asarray(x) for x in res)
+        n = self.n_users
+        for name, x in (("push", push), ("style", style), ("propensity", prop)):
+            if x.shape != (n,):
+                raise ValueError(f"The policy's `{name}` must have shape ({n},), got {x.shape}.")
+        if push.dtype != bool:
+            raise ValueError(f"The policy's `push` must be boolean, got dtype {push.dtype}.")
+        return push, style, prop
+
+    # ============================================================================ views
+    def observe(self) -> dict[str, np.ndarray]:
+        """What a platform can see now, one array of length ``n_users`` per key.
+
+        Keys (:data:`OBSERVATION_KEYS`): ``hour`` (0-23, UTC), ``minute``, ``weekday`` (0 =
+        Monday), ``hours_since_push`` / ``hours_since_open`` (``inf`` when never),
+        ``pushes_24h`` / ``pushes_7d`` (delivered), ``opens_24h`` / ``opens_7d``, ``dwell_24h``
+        / ``dwell_7d`` (seconds in pushed sessions), ``sessions_24h`` (organic), ``opted_out``.
+        Windows cover the last 24 h / 7 days of simulated time before now. ``hour``, ``minute``
+        and ``weekday`` are read-only broadcast views; the others are fresh arrays.
+        """
+        n = self.n_users
+        now = self.now
+        wh = self._week0_h + now
+        minute_of_week = int(round(wh * 60)) % (HOURS_PER_WEEK * 60)
+        hour = (minute_of_week // 60) % 24
+        minute = minute_of_week % 60
+        weekday = minute_of_week // 1440
+        return {
+            "hour": np.broadcast_to(np.int64(hour), (n,)),
+            "minute": np.broadcast_to(np.int64(minute), (n,)),
+            "weekday": np.broadcast_to(np.int64(weekday), (n,)),
+            "hours_since_push": now - self._last_push,
+            "hours_since_open": now - self._last_open,
+            "pushes_24h": self._push24.copy(),
+            "pushes_7d": self._push7.copy(),
+            "opens_24h": self._open24.copy(),
+            "opens_7d": self._open7.copy(),
+            "dwell_24h": self._dwell24.copy(),
+            "dwell_7d": self._dwell7.copy(),
+            "sessions_24h": self._sess24.copy(),
+            "opted_out": self._opted_out.copy(),
+        }
+
+    def hidden_state(self) -> dict[str, np.ndarray]:
+        """What the platform cannot see (for oracles and diagnostics), as fresh arrays.
+
+        Keys (:data:`HIDDEN_KEYS`): ``fatigue`` (now, decayed), ``taste`` ``(N, n_features)``,
+        ``topic_affinity`` ``(N, n_topics)``, ``activity_rate`` (organic sessions per hour
+        now), ``activity_multiplier``, ``segment`` (index into ``params.segments``),
+        ``opted_out``, ``pending_push`` (id of the unseen push in the tray, -1 if none).
+        """
+        now = self.now
+        how = int(self._hour_of_week(now))
+        return {
+            "fatigue": R.fatigue_at(self._fatigue, self._fatigue_t, now,
+                                    self.params.fatigue.half_life_h),
+            "taste": self._taste.copy(),
+            "topic_affinity": self._topic_aff.copy(),
+            "activity_rate": self._seg_act[self._segment, how] * self._multiplier,
+            "activity_multiplier": self._multiplier.copy(),
+            "segment": self._segment.astype(np.int64),
+            "opted_out": self._opted_out.copy(),
+            "pending_push": self._pend_id.copy(),
+        }
+
+    # ============================================================================ the log
+    def _timestamps(self, hours: np.ndarray) -> pd.DatetimeIndex:
+        ns = self._start.value + np.round(np.asarray(hours, dtype=np.float64) * 3.6e12
+                                          ).astype(np.int64)
+        return pd.DatetimeIndex(pd.to_datetime(ns, unit="ns", utc=True))
+
+    def event_log(self) -> pd.DataFrame:
+        """Every event so far, in the schema of :mod:`covercast.simulators.logs`.
+
+        Columns :data:`~covercast.simulators.logs.COLUMNS` plus ``cover_id``,
+        ``satisfaction`` and ``segment``; rows sorted by (timestamp, user_id, event order of
+        :data:`~covercast.simulators.logs.EVENTS`). Engagement and survey rows carry their
+        open's timestamp; an ``opt_out`` row carries the delivery time and id of the push that
+        caused it. Requires ``record_events=True``.
+        """
+        if not self.record_events:
+            raise ValueError("This Population was created with record_events=False; create it "
+                             "with record_events=True to get an event log.")
+        parts: list[dict[str, np.ndarray]] = []
+
+        def add(event: str, user, time, push_id=None, cover=None, topic=None, dwell=None,
+                propensity=None, satisfaction=None):
+            m = len(user)
+            if m == 0:
+                return
+            nan = np.full(m, np.nan)
+            parts.append({
+                "user": np.asarray(user, dtype=np.int64), "time": np.asarray(time, float),
+                "event": np.full(m, _EVENT_CODE[event], dtype=np.int8),
+                "push_id": np.full(m, -1, np.int64) if push_id is None else push_id,
+                "cover": np.full(m, -1, np.int64) if cover is None else cover,
+                "topic": np.full(m, -1, np.int64) if topic is None else topic,
+                "dwell": nan if dwell is None else dwell,
+                "propensity": nan if propensity is None else propensity,
+                "satisfaction": np.zeros(m, np.int8) if satisfaction is None else satisfaction})
+
+        for users, t, dwell in self._session_rows:
+            add("session", users, t, dwell=dwell)
+        for o in self._outcomes:
+            add("push", o.push_user, o.push_time, o.push_id, o.push_cover, o.push_topic,
+                propensity=o.push_propensity)
+            add("open", o.open_user, o.open_time, o.open_push_id, o.open_cover, o.open_topic,
+                dwell=o.open_dwell_s)
+            for ev, mask in (("like", o.open_like), ("share", o.open_share),
+                             ("comment", o.open_comment), ("survey", o.open_satisfaction > 0)):
+                add(ev, o.open_user[mask], o.open_time[mask], o.open_push_id[mask],
+                    o.open_cover[mask], o.open_topic[mask],
+                    satisfaction=o.open_satisfaction[mask] if ev == "survey" else None)
+            if o.opt_out_user.size:
+                # the opting-out push's cover/topic, for analysis
+                # (every opting-out push was delivered in the same slot)
+                sorter = np.argsort(o.push_id, kind="stable")
+                idx = sorter[np.searchsorted(o.push_id, o.opt_out_push_id, sorter=sorter)]
+                cov, top = o.push_cover[idx], o.push_topic[idx]
+                add("opt_out", o.opt_out_user, o.opt_out_time, o.opt_out_push_id, cov, top)
+        return self._frame(parts)
+
+    def _frame(self, parts: list[dict[str, np.ndarray]]) -> pd.DataFrame:
+        keys = ("user", "time", "event", "push_id", "cover", "topic", "dwell", "propensity",
+                "satisfaction")
+        if parts:
+            col = {k: np.concatenate([p[k] for p in parts]) for k in keys}
+        else:
+            col = {"user": _I64, "time": _F64, "event": np.zeros(0, np.int8), "push_id": _I64,
+                   "cover": _I64, "topic": _I64, "dwell": _F64, "propensity": _F64,
+                   "satisfaction": np.zeros(0, np.int8)}
+        ns = self._start.value + np.round(col["time"] * 3.6e12).astype(np.int64)
+        order = np.lexsort((col["event"], col["user"], ns))
+        col = {k: v[order] for k, v in col.items()}
+        ns = ns[order]
+        styles = np.array(list(self.params.styles) + [None], dtype=object)
+        topics = np.array(list(self.params.topics) + [None], dtype=object)
+        seg_names = np.array(self.params.segment_names, dtype=object)
+        has_cover = col["cover"] >= 0
+        style_idx = np.where(has_cover, self._cover_style[np.where(has_cover, col["cover"], 0)],
+                             -1)
+        df = pd.DataFrame({
+            "user_id": col["user"],
+            "timestamp": pd.to_datetime(ns, unit="ns", utc=True),
+            "event": pd.array(np.array(EVENTS, dtype=object)[col["event"]], dtype="str"),
+            "push_id": pd.arrays.IntegerArray(col["push_id"], col["push_id"] < 0).astype("Int64"),
+            "style": pd.array(styles[style_idx], dtype="str"),
+            "topic": pd.array(topics[col["topic"]], dtype="str"),
+            "dwell_s": col["dwell"],
+            "propensity": col["propensity"],
+            "cover_id": pd.arrays.IntegerArray(col["cover"], col["cover"] < 0).astype("Int64"),
+            "satisfaction": pd.arrays.IntegerArray(col["satisfaction"].astype(np.int64),
+                                                   col["satisfaction"] <= 0).astype("Int64"),
+            "segment": pd.array(seg_names[self._segment[col["user"]]], dtype="str"),
+        })
+        assert tuple(df.columns[: len(COLUMNS)]) == COLUMNS
+        return df
+
+
+# ====================================================================================== helpers
+def simulate_log(params: PopulationParams, policy: Policy | None, days: float, n_users: int,
+                 seed: int | np.random.SeedSequence | None, *, bank: Any = None,
+                 start: str | pd.Timestamp = "2026-01-05T00:00:00Z", slot_minutes: int = 60,
+                 progress: bool = False) -> pd.DataFrame:
+    """Simulate ``n_users`` users under a logging policy for ``days`` days; return the event log.
+
+    Parameters
+    ----------
+    params : PopulationParams
+        The user model.
+    policy : callable or None
+        ``policy(obs, rng) -> (push, style, propensity)`` (see
+        :mod:`covercast.simulators.policies`); ``None`` sends no pushes.
+    days : float
+        Simulated days (a whole number of slots).
+    n_users : int
+        Population size.
+    seed : int, SeedSequence or None
+        Seed of every draw; the same seed and policy give the identical log.
+    bank, start, slot_minutes :
+        As in :class:`Population`.
+    progress : bool
+        Show a tqdm progress bar.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The log (:meth:`Population.event_log`): columns :data:`~covercast.simulators.logs.COLUMNS`
+        + ``cover_id``, ``satisfaction``, ``segment``, sorted by (timestamp, user_id, event).
+    """
+    pop = Population(params, n_users, bank=bank, seed=seed, start=start,
+                     slot_minutes=slot_minutes, record_events=True)
+    pop.run(policy, days, progress=progress)
+    return pop.event_log()
