@@ -13,14 +13,13 @@ from __future__ import annotations
 import gc
 import os
 import resource
-import tempfile
 import time
 import tracemalloc
 from collections.abc import Sequence
-from pathlib import Path
 
 import pandas as pd
 
+from covercast._io import atomic_write
 from covercast.simulators.params import PopulationParams, default_params
 from covercast.simulators.policies import StaticSchedulePolicy
 from covercast.simulators.population import Population
@@ -151,16 +150,7 @@ def bench_population(ns: Sequence[int] = (1, 1000, 100_000), days: int | None = 
     if verbose:
         print(format_table(df))
     if out is not None:
-        path = Path(out)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(fd)
-        try:
-            df.to_csv(tmp, index=False)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        atomic_write(out, lambda tmp: df.to_csv(tmp, index=False), suffix=".tmp")
     return df
 
 
