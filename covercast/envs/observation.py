@@ -1,0 +1,126 @@
+"""The observation vector every covercast environment and agent shares.
+
+Only what a platform can see goes in: the clock, the push/open history, dwell, organic session
+counts and the user's *observed* activity profile (the share of their organic sessions seen in
+each hour of day so far). Hidden fatigue, taste, topic affinity and segment never do -- that is
+why memory (a GRU) can help.
+
+==========  ======================  =====================================================  =====  =====
+index       name                    meaning                                                min    max
+==========  ======================  =====================================================  =====  =====
+0           ``hour_sin``            sin(2 pi hour / 24), hour = UTC time of day at the       -1     1
+                                    start of the decision slot (with minutes)
+1           ``hour_cos``            cos(2 pi hour / 24)                                      -1     1
+2           ``weekday_sin``         sin(2 pi weekday / 7), Monday = 0                        -1     1
+3           ``weekday_cos``         cos(2 pi weekday / 7)                                    -1     1
+4           ``weekend``             1 on Saturday and Sunday                                  0     1
+5           ``log_h_since_push``    log1p(hours since the last delivered push), capped at     0     6.58
+                                    log1p(720) (30 days; also the value when never pushed)
+6           ``log_h_since_open``    log1p(hours since the last open), same cap                0     6.58
+7           ``pushes_24h``          pushes delivered in the last 24 h                         0     inf
+8           ``opens_24h``           opens in the last 24 h                                    0     inf
+9           ``dwell_min_24h``       minutes in pushed sessions in the last 24 h               0     inf
+10          ``pushes_7d``           pushes delivered in the last 7 days                       0     inf
+11          ``opens_7d``            opens in the last 7 days                                  0     inf
+12          ``dwell_min_7d``        minutes in pushed sessions in the last 7 days             0     inf
+13          ``sessions_24h``        organic sessions in the last 24 h                         0     inf
+14          ``profile_now``         observed share of organic sessions in the current hour    0     1
+                                    of day (1/24 before any session is seen)
+15          ``sessions_per_day``    organic sessions per day observed so far                  0     inf
+16-39       ``profile_h00..h23``    observed share of organic sessions in each hour of day    0     1
+==========  ======================  =====================================================  =====  =====
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+LOG_HOURS_CAP = float(np.log1p(720.0))
+"""Cap of the log-hours features: 30 days (also the value when there was never a push/open)."""
+
+OBS_NAMES: tuple[str, ...] = (
+    "hour_sin", "hour_cos", "weekday_sin", "weekday_cos", "weekend",
+    "log_h_since_push", "log_h_since_open",
+    "pushes_24h", "opens_24h", "dwell_min_24h", "pushes_7d", "opens_7d", "dwell_min_7d",
+    "sessions_24h", "profile_now", "sessions_per_day",
+) + tuple(f"profile_h{h:02d}" for h in range(24))
+
+#: Position of each observation feature by name.
+OBS_INDEX: dict[str, int] = {name: i for i, name in enumerate(OBS_NAMES)}
+PROFILE_SLICE = slice(OBS_INDEX["profile_h00"], OBS_INDEX["profile_h23"] + 1)
+OBS_DIM = len(OBS_NAMES)
+
+
+def observation_bounds() -> tuple[np.ndarray, np.ndarray]:
+    """``(low, high)`` float32 arrays for a ``gymnasium.spaces.Box`` of the observation."""
+    low = np.zeros(OBS_DIM, dtype=np.float32)
+    high = np.full(OBS_DIM, np.inf, dtype=np.float32)
+    low[:4] = -1.0
+    high[:5] = 1.0
+    high[OBS_INDEX["log_h_since_push"]] = high[OBS_INDEX["log_h_since_open"]] = LOG_HOURS_CAP
+    high[OBS_INDEX["profile_now"]] = 1.0
+    high[PROFILE_SLICE] = 1.0
+    return low, high
+
+
+class ObservationBuilder:
+    """Turns :meth:`Population.observe` plus the observed hour-of-day profile into vectors.
+
+    It keeps, per user, the organic sessions seen in each hour of day (``(n_users, 24)``);
+    call :meth:`record_sessions` after every slot and :meth:`build` to get the ``(n_users,
+    OBS_DIM)`` float32 observations. Used by the single-user envs (``n_users = 1``) and by the
+    population vector env alike, so they see exactly the same features.
+    """
+
+    def __init__(self, n_users: int):
+        if n_users < 1:
+            raise ValueError(f"`n_users` must be >= 1, got {n_users!r}.")
+        self.n_users = n_users
+        self.profile_counts = np.zeros((n_users, 24), dtype=np.float64)
+        self.total_sessions = np.zeros(n_users, dtype=np.float64)
+        self.elapsed_h = 0.0
+        self._out = np.zeros((n_users, OBS_DIM), dtype=np.float32)
+
+    def reset(self) -> None:
+        self.profile_counts[:] = 0.0
+        self.total_sessions[:] = 0.0
+        self.elapsed_h = 0.0
+
+    def record_sessions(self, hour: int, session_user: np.ndarray, session_count: np.ndarray,
+                        slot_hours: float) -> None:
+        """Add a slot's organic sessions (sparse users and counts) at hour of day ``hour``."""
+        if session_user.size:
+            self.profile_counts[session_user, hour] += session_count
+            self.total_sessions[session_user] += session_count
+        self.elapsed_h += slot_hours
+
+    def build(self, obs: dict[str, np.ndarray], out: np.ndarray | None = None) -> np.ndarray:
+        """The ``(n_users, OBS_DIM)`` observation matrix (a reused buffer unless ``out``)."""
+        o = self._out if out is None else out
+        hour = float(obs["hour"][0]) + float(obs["minute"][0]) / 60.0
+        wd = float(obs["weekday"][0])
+        o[:, 0] = np.sin(2 * np.pi * hour / 24)
+        o[:, 1] = np.cos(2 * np.pi * hour / 24)
+        o[:, 2] = np.sin(2 * np.pi * wd / 7)
+        o[:, 3] = np.cos(2 * np.pi * wd / 7)
+        o[:, 4] = 1.0 if wd >= 5 else 0.0
+        np.minimum(np.log1p(obs["hours_since_push"]), LOG_HOURS_CAP, out=o[:, 5],
+                   casting="unsafe")
+        np.minimum(np.log1p(obs["hours_since_open"]), LOG_HOURS_CAP, out=o[:, 6],
+                   casting="unsafe")
+        o[:, 7] = obs["pushes_24h"]
+        o[:, 8] = obs["opens_24h"]
+        o[:, 9] = obs["dwell_24h"] / 60.0
+        o[:, 10] = obs["pushes_7d"]
+        o[:, 11] = obs["opens_7d"]
+        o[:, 12] = obs["dwell_7d"] / 60.0
+        o[:, 13] = obs["sessions_24h"]
+        tot = self.total_sessions
+        seen = tot > 0
+        prof = o[:, PROFILE_SLICE]
+        prof[:] = 1.0 / 24.0
+        if seen.any():
+            prof[seen] = self.profile_counts[seen] / tot[seen, None]
+        o[:, 14] = prof[:, int(obs["hour"][0])]
+        o[:, 15] = tot * (24.0 / self.elapsed_h) if self.elapsed_h > 0 else 0.0
+        return o
