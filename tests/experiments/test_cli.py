@@ -1,0 +1,75 @@
+"""The ``covercast`` command line, end to end on tiny sizes."""
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from covercast.experiments.cli import main
+from covercast.simulators.logs import read_log
+from covercast.simulators.params import PopulationParams, default_params
+
+
+def test_help_lists_every_command(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    for cmd in ("demo", "params", "simulate-log", "fit", "calibrate", "bench"):
+        assert cmd in out
+
+
+def test_console_script_is_installed():
+    res = subprocess.run([sys.executable, "-m", "covercast.experiments.cli", "--version"],
+                         capture_output=True, text=True)
+    assert res.returncode == 0 and "covercast" in res.stdout
+
+
+def test_params_simulate_fit_round_trip(tmp_path, capsys):
+    params = tmp_path / "params.json"
+    assert main(["params", "--out", str(params)]) == 0
+    assert PopulationParams.load(params) == default_params()
+
+    log_path = tmp_path / "log.parquet"
+    assert main(["simulate-log", "--params", str(params), "--days", "7", "--users", "300",
+                 "--policy", "random", "--push-prob", "0.1", "--out", str(log_path),
+                 "--quiet"]) == 0
+    log = read_log(log_path)
+    assert set(log["event"]) >= {"session", "push", "open"}
+    assert log["user_id"].nunique() == 300
+    assert (log.loc[log["event"] == "push", "propensity"] > 0).all()
+
+    fitted = tmp_path / "fitted.json"
+    assert main(["fit", str(log_path), "--out", str(fitted), "--segments", "3", "--quiet"]) == 0
+    p = PopulationParams.load(fitted)
+    assert len(p.segments) == 3
+    assert "fitted" in capsys.readouterr().out
+
+
+def test_simulate_log_is_deterministic(tmp_path):
+    paths = []
+    for name in ("a.csv", "b.csv"):
+        path = tmp_path / name
+        assert main(["simulate-log", "--days", "2", "--users", "50", "--seed", "7",
+                     "--policy", "static", "--out", str(path), "--quiet"]) == 0
+        paths.append(path)
+    pd.testing.assert_frame_equal(read_log(paths[0]), read_log(paths[1]))
+
+
+def test_errors_are_reported_not_raised(tmp_path, capsys):
+    assert main(["fit", str(tmp_path / "missing.parquet"), "--out", str(tmp_path / "p.json"),
+                 "--quiet"]) == 2
+    assert "error" in capsys.readouterr().err
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"segments": []}))
+    assert main(["simulate-log", "--params", str(bad), "--out", str(tmp_path / "x.csv"),
+                 "--quiet"]) == 2
+    assert "segments" in capsys.readouterr().err
+
+
+def test_bench_population_runs_tiny(capsys):
+    assert main(["bench", "population", "--n", "1", "50", "--days", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "user" in out.lower()
