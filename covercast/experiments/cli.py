@@ -92,9 +92,14 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     metrics = calibrate_obd(args.out, policy=args.obd_policy, campaign=args.campaign,
                             seed=args.seed, progress=not args.quiet)
     print(f"calibration report written to {Path(args.out) / 'report.md'}")
-    for k in ("jsd_traffic", "jsd_flat", "jsd_day_to_day"):
-        if k in metrics:
-            print(f"  {k}: {metrics[k]}")
+    jsd = metrics["jsd"]
+    print(f"  Jensen-Shannon divergence of hourly traffic, simulated vs real held-out day: "
+          f"{jsd['sim_vs_real']:.4f} bits (flat profile: {jsd['flat_vs_real']:.4f}; real "
+          f"training day vs the others: {jsd['train_day_vs_other_train_days']['mean']:.4f})")
+    ctr = metrics["ctr"]["overall"]
+    print(f"  held-out CTR: real {ctr['real']['ctr'][0]:.4%}, simulated "
+          f"{ctr['sim']['ctr'][0]:.4%} (95 % predictive interval {ctr['sim']['pi_lo'][0]:.4%} "
+          f"- {ctr['sim']['pi_hi'][0]:.4%})")
     return 0
 
 

@@ -78,31 +78,46 @@ def hourly_table(log: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def recovery_table(truth: PopulationParams, fitted: PopulationParams) -> pd.DataFrame:
-    """Fitted vs true scalar parameters (segments matched by their activity profiles)."""
+def recovery_table(truth: PopulationParams, report) -> pd.DataFrame:
+    """Fitted vs true parameters with standard errors and z-scores.
+
+    ``report`` is a :class:`covercast.simulators.fit.FitReport`; fitted segments are matched to
+    true ones by their activity profiles (Hungarian matching). Open intercepts are compared in
+    the fitter's identified convention (:func:`~covercast.simulators.fit.identified_open_intercepts`).
+    """
     from scipy.optimize import linear_sum_assignment
 
+    from covercast.simulators.fit import identified_open_intercepts
+
+    fitted = report.params
+    true_icpt = identified_open_intercepts(truth)
     ta, fa = truth.activity_matrix(), fitted.activity_matrix()
     cost = np.array([[np.abs(t / t.sum() - f / f.sum()).sum() for f in fa] for t in ta])
     ti, fi = linear_sum_assignment(cost)
+    est = report.estimates.set_index("name")
     rows = []
 
-    def add(name, t, f):
-        rows.append({"parameter": name, "true": float(t), "fitted": float(f)})
+    def add(label: str, name: str, true_value: float) -> None:
+        if name not in est.index:
+            return
+        e, se = float(est.at[name, "estimate"]), float(est.at[name, "se"])
+        rows.append({"parameter": label, "true": float(true_value), "fitted": e, "se": se,
+                     "z": (e - true_value) / se if se > 0 else np.nan})
 
     for i, j in zip(ti, fi):
-        ts, fs = truth.segments[i], fitted.segments[j]
-        add(f"{ts.name}.weight", ts.weight, fs.weight)
-        add(f"{ts.name}.sessions_per_day", np.sum(ts.activity) / 7, np.sum(fs.activity) / 7)
-        add(f"{ts.name}.open_intercept", ts.open_intercept, fs.open_intercept)
-        add(f"{ts.name}.dwell_mu", ts.dwell_mu, fs.dwell_mu)
-        add(f"{ts.name}.dwell_sigma", ts.dwell_sigma, fs.dwell_sigma)
-    for part, names in (("open", ("beta_activity", "beta_fatigue", "stale_tau_h")),
-                        ("fatigue", ("half_life_h",)),
-                        ("opt_out", ("base_hazard", "fatigue_coef")),
-                        ("engagement", ("like_intercept", "share_intercept"))):
-        for n in names:
-            add(f"{part}.{n}", getattr(getattr(truth, part), n), getattr(getattr(fitted, part), n))
+        ts = truth.segments[i]
+        add(f"{ts.name}.weight", f"segments[{j}].weight", ts.weight)
+        add(f"{ts.name}.sessions_per_week", f"segments[{j}].sessions_per_week",
+            float(np.sum(ts.activity)))
+        add(f"{ts.name}.open_intercept*", f"segments[{j}].open_intercept", true_icpt[i])
+        add(f"{ts.name}.dwell_mu", f"segments[{j}].dwell_mu", ts.dwell_mu)
+        add(f"{ts.name}.dwell_sigma", f"segments[{j}].dwell_sigma", ts.dwell_sigma)
+    for name in ("open.beta_activity", "open.beta_fatigue", "open.stale_tau_h",
+                 "fatigue.half_life_h", "opt_out.base_hazard", "opt_out.fatigue_coef",
+                 "dwell.relevance_coef", "engagement.like_intercept",
+                 "engagement.share_intercept", "satisfaction.survey_rate"):
+        part, field_ = name.split(".")
+        add(name, name, getattr(getattr(truth, part), field_))
     return pd.DataFrame(rows)
 
 
@@ -165,8 +180,9 @@ def _md_table(df: pd.DataFrame, floatfmt: str = ".3g") -> str:
 def run_demo(out_dir: str | Path = "runs/demo", *, n_users: int = 20_000, days: int = 14,
              seed: int = 0, fast: bool = False, progress: bool = True) -> Path:
     """Run the population demo and return the path of ``report.md``."""
+    from covercast.generators.procedural import default_bank
     from covercast.simulators.calibrate import calibrate_obd
-    from covercast.simulators.fit import fit_population
+    from covercast.simulators.fit import fit_population_report
     from covercast.simulators.policies import StaticSchedulePolicy, UniformRandomPolicy
     from covercast.simulators.population import simulate_log
 
@@ -210,10 +226,10 @@ def run_demo(out_dir: str | Path = "runs/demo", *, n_users: int = 20_000, days: 
     # Parameter recovery on a smaller log of the random policy (pushes at every hour).
     fit_log = simulate_log(params, policies["random"], days=days, n_users=fit_users,
                            seed=int(seeds[2]), progress=progress)
-    fitted = fit_population(fit_log, n_segments=len(params.segments), seed=seed,
-                            progress=progress)
-    fitted.save(out / "params_fitted.json")
-    rec = recovery_table(params, fitted)
+    fit_report = fit_population_report(fit_log, n_segments=len(params.segments),
+                                       bank=default_bank(), seed=seed, progress=progress)
+    fit_report.params.save(out / "params_fitted.json")
+    rec = recovery_table(params, fit_report)
     rec.to_csv(out / ".recovery.tmp", index=False)
     (out / ".recovery.tmp").replace(out / "recovery.csv")
     t_fit = time.perf_counter() - t0 - t_sim
@@ -224,9 +240,10 @@ def run_demo(out_dir: str | Path = "runs/demo", *, n_users: int = 20_000, days: 
         cal_text = (f"Fitted on the first six days of the real Open Bandit Dataset sample "
                     f"(ZOZOTOWN, random policy, all campaign) and compared with the held-out "
                     f"seventh day: Jensen-Shannon divergence of hourly traffic "
-                    f"**{cal.get('jsd_traffic', float('nan')):.4f}** (flat profile: "
-                    f"{cal.get('jsd_flat', float('nan')):.4f}; real day-to-day: "
-                    f"{cal.get('jsd_day_to_day', float('nan')):.4f}). Full report: "
+                    f"**{cal['jsd']['sim_vs_real']:.4f}** bits (a flat profile: "
+                    f"{cal['jsd']['flat_vs_real']:.4f}; a real training day vs the other "
+                    f"training days: {cal['jsd']['train_day_vs_other_train_days']['mean']:.4f}). "
+                    f"Full report: "
                     f"[calibration/report.md](calibration/report.md).\n\n"
                     f"![calibration](calibration/calibration.png)")
     except ImportError as e:
@@ -264,7 +281,9 @@ Published push open rates for comparison: about 3.5 % Android / 1.8 % iOS (Leanp
 ## Parameter recovery
 
 A population fitted (`covercast fit`) to a {fit_users:,}-user log of the random policy, beside
-the parameters that generated it (`recovery.csv`, `params_fitted.json`):
+the parameters that generated it, with the fit's standard errors and z = (fitted - true) / SE
+(`recovery.csv`, `params_fitted.json`). Starred intercepts are compared in the fitter's
+identified convention (style and topic weights centred, their means folded in).
 
 {_md_table(rec)}
 
