@@ -1,0 +1,527 @@
+"""DiffusionCoverGenerator: a style-conditioned pixel-space diffusion model (diffusers).
+
+The model is a diffusers :class:`~diffusers.UNet2DModel` whose class embedding holds one
+vector per style plus a *null* style (index ``n_styles``), the unconditional label of
+classifier-free guidance (Ho & Salimans 2021). It is trained as a DDPM (Ho et al. 2020): a
+clean cover ``x0`` of style ``s`` is noised to ``x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps``
+at a uniform timestep ``t`` and the UNet learns to predict ``eps`` (or ``v``) from
+``(x_t, t, s)``; with probability ``cond_drop_prob`` the style is replaced by the null label,
+so the same network also learns the unconditional model. Covers are sampled with DDIM (Song
+et al. 2021) in ``num_inference_steps`` steps with guidance
+
+    eps = eps(x_t, t, null) + guidance_scale * (eps(x_t, t, s) - eps(x_t, t, null)).
+
+Style *mixtures* (weights over the styles, e.g. from an agent choosing a continuous
+conditioning) are supported by mixing the style embedding vectors with those weights; a plain
+style is the one-hot special case.
+
+The default :class:`DiffusionConfig` ("small") is sized for 32x32 covers on a CPU: about
+0.95 M parameters; with 20 DDIM steps it makes roughly 10-15 covers/s with guidance and about
+20 covers/s without (``guidance_scale=1`` skips the unconditional pass, halving the work), in
+batches of 32-64 on the 2-core development CPU (rough figures, the machine was shared).
+:meth:`DiffusionConfig.tiny` is for tests.
+
+Saved models are diffusers-compatible folders: ``unet/`` (``UNet2DModel.save_pretrained``,
+safetensors), ``scheduler/`` (the DDPM scheduler config) and ``covercast_model.json`` (our
+config, with the SHA-256 of the weights). Everything loads from local paths only.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from diffusers import DDIMScheduler, DDPMScheduler, UNet2DModel
+from torch import nn
+from torch.nn import functional as F
+
+from covercast.generators.attributes import DEFAULT_STYLES
+from covercast.generators.data import ImageDataset
+from covercast.generators.training import (
+    FORMAT_VERSION,
+    MODEL_CONFIG_FILE,
+    CheckpointError,
+    CheckpointNotFoundError,
+    CoverGenerator,
+    TrainResult,
+    _checked_file,
+    _sha256,
+    batch_indices,
+    check_dataset,
+    check_image_size,
+    check_positive_int,
+    check_styles,
+    config_from_dict,
+    config_to_dict,
+    labels_to_weights,
+    randn,
+    read_model_folder,
+    resolve_device,
+    run_training,
+    seeded_init,
+    set_learning_rate,
+)
+from covercast.simulators.params import atomic_write_text
+
+_BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")
+_PREDICTIONS = ("epsilon", "v_prediction")
+_UNET_WEIGHTS = "unet/diffusion_pytorch_model.safetensors"
+
+
+@dataclass(frozen=True)
+class DiffusionConfig:
+    """Architecture and noise schedule of a :class:`DiffusionCoverGenerator`.
+
+    The defaults are the "small" model for 32x32 covers; :meth:`tiny` is for tests.
+    """
+
+    styles: tuple[str, ...] = DEFAULT_STYLES
+    """Style names, in label order; the UNet gets ``len(styles) + 1`` class embeddings (the
+    last one is the null style of classifier-free guidance)."""
+    image_size: int = 32
+    """Side of the square images; a multiple of ``2 ** (len(block_out_channels) - 1)``."""
+    channels: int = 3
+    """Image channels: 3 (RGB covers) or 1 (grey data such as MNIST)."""
+    block_out_channels: tuple[int, ...] = (32, 48, 64)
+    """UNet width at each resolution level (one downsampling between levels)."""
+    layers_per_block: int = 1
+    """ResNet layers per UNet block."""
+    attention_levels: tuple[bool, ...] = (False, False, True)
+    """Whether each level's blocks have self-attention (one flag per level)."""
+    mid_attention: bool = True
+    """Self-attention in the UNet's middle block (lowest resolution)."""
+    attention_head_dim: int = 8
+    """Channels per attention head."""
+    norm_num_groups: int = 8
+    """Groups of the GroupNorm layers; must divide every width."""
+    num_train_timesteps: int = 1000
+    """Diffusion steps of the DDPM training process."""
+    beta_schedule: str = "squaredcos_cap_v2"
+    """Noise schedule: ``"linear"``, ``"scaled_linear"`` or ``"squaredcos_cap_v2"`` (cosine)."""
+    prediction_type: str = "epsilon"
+    """What the UNet predicts: ``"epsilon"`` (the noise) or ``"v_prediction"``."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "styles", check_styles(self.styles))
+        object.__setattr__(self, "block_out_channels", tuple(self.block_out_channels))
+        object.__setattr__(self, "attention_levels", tuple(bool(a) for a in
+                                                           self.attention_levels))
+        if self.channels not in (1, 3):
+            raise ValueError(f"`channels` must be 1 or 3, got {self.channels!r}.")
+        levels = len(self.block_out_channels)
+        if levels < 1:
+            raise ValueError("`block_out_channels` needs at least one level, got ().")
+        for w in self.block_out_channels:
+            check_positive_int(w, "block_out_channels entries")
+            if w % self.norm_num_groups:
+                raise ValueError(f"Every width in `block_out_channels` {self.block_out_channels}"
+                                 f" must be divisible by `norm_num_groups`={self.norm_num_groups}"
+                                 f"; {w} is not. Change the width or the group count.")
+        if len(self.attention_levels) != levels:
+            raise ValueError(f"`attention_levels` needs one flag per level ({levels}), got "
+                             f"{self.attention_levels}.")
+        for w, a in zip(self.block_out_channels, self.attention_levels, strict=True):
+            if a and w % self.attention_head_dim:
+                raise ValueError(f"Width {w} of an attention level must be divisible by "
+                                 f"`attention_head_dim`={self.attention_head_dim}.")
+        check_positive_int(self.layers_per_block, "layers_per_block")
+        check_positive_int(self.num_train_timesteps, "num_train_timesteps", 2)
+        check_image_size(self.image_size, 2 ** (levels - 1),
+                         f"a UNet with {levels} resolution levels")
+        if self.beta_schedule not in _BETA_SCHEDULES:
+            raise ValueError(f"`beta_schedule` must be one of {_BETA_SCHEDULES}, got "
+                             f"{self.beta_schedule!r}.")
+        if self.prediction_type not in _PREDICTIONS:
+            raise ValueError(f"`prediction_type` must be one of {_PREDICTIONS}, got "
+                             f"{self.prediction_type!r}.")
+
+    @classmethod
+    def small(cls, **overrides: Any) -> DiffusionConfig:
+        """The default CPU-sized model for 32x32 covers (about 0.95 M parameters)."""
+        return cls(**overrides)
+
+    @classmethod
+    def tiny(cls, **overrides: Any) -> DiffusionConfig:
+        """A very small model for tests (two levels of 16 and 32 channels, 100 timesteps)."""
+        base = dict(block_out_channels=(16, 32), attention_levels=(False, False),
+                    mid_attention=False, norm_num_groups=8, num_train_timesteps=100)
+        base.update(overrides)
+        return cls(**base)
+
+
+@dataclass(frozen=True)
+class DiffusionTrainConfig:
+    """How a :class:`DiffusionCoverGenerator` is trained (:func:`train_diffusion`)."""
+
+    steps: int = 20_000
+    """Optimisation steps of the whole run."""
+    batch_size: int = 64
+    """Images per step."""
+    lr: float = 2e-4
+    """Adam learning rate (after warm-up)."""
+    warmup_steps: int = 500
+    """Steps of linear learning-rate warm-up."""
+    weight_decay: float = 0.0
+    """AdamW weight decay."""
+    cond_drop_prob: float = 0.1
+    """Probability of replacing the style by the null label (classifier-free guidance)."""
+    ema_decay: float = 0.999
+    """Decay of the exponential moving average of the weights used for sampling (0: none).
+    The effective decay warms up as ``min(ema_decay, (1 + step) / (10 + step))``."""
+    grad_clip: float = 1.0
+    """Gradient-norm clipping threshold (0: no clipping)."""
+    seed: int = 0
+    """Seed of the batch order, the noise, the timesteps and the label dropout."""
+
+    def __post_init__(self) -> None:
+        check_positive_int(self.steps, "steps", 0)
+        check_positive_int(self.batch_size, "batch_size")
+        check_positive_int(self.warmup_steps, "warmup_steps", 0)
+        check_positive_int(self.seed, "seed", 0)
+        if not (self.lr > 0):
+            raise ValueError(f"`lr` must be > 0, got {self.lr!r}.")
+        if not 0 <= self.cond_drop_prob < 1:
+            raise ValueError(f"`cond_drop_prob` must lie in [0, 1), got {self.cond_drop_prob!r}.")
+        if not 0 <= self.ema_decay < 1:
+            raise ValueError(f"`ema_decay` must lie in [0, 1), got {self.ema_decay!r}.")
+        if self.grad_clip < 0 or self.weight_decay < 0:
+            raise ValueError(f"`grad_clip` and `weight_decay` must be >= 0, got "
+                             f"{self.grad_clip!r} and {self.weight_decay!r}.")
+
+
+class _MixableEmbedding(nn.Embedding):
+    """An ``nn.Embedding`` that also takes mixture weights ``(n, num_embeddings)``.
+
+    Integer labels give rows of the table as usual; float weights give the weighted sum of
+    the rows (a one-hot row is the same as its label). The state dict is an ``nn.Embedding``'s,
+    so diffusers saves and loads it unchanged.
+    """
+
+    def forward(self, labels: torch.Tensor) -> torch.Tensor:
+        if labels.is_floating_point():
+            return labels.to(self.weight.dtype) @ self.weight
+        return super().forward(labels)
+
+
+def _mixable(unet: UNet2DModel) -> UNet2DModel:
+    old = unet.class_embedding
+    if not isinstance(old, _MixableEmbedding):
+        new = _MixableEmbedding(old.num_embeddings, old.embedding_dim)
+        new.weight = old.weight
+        unet.class_embedding = new
+    return unet
+
+
+def build_unet(config: DiffusionConfig) -> UNet2DModel:
+    """The diffusers UNet of a config (randomly initialised from torch's RNG)."""
+    down = tuple("AttnDownBlock2D" if a else "DownBlock2D" for a in config.attention_levels)
+    up = tuple("AttnUpBlock2D" if a else "UpBlock2D" for a in reversed(config.attention_levels))
+    unet = UNet2DModel(sample_size=config.image_size, in_channels=config.channels,
+                       out_channels=config.channels,
+                       block_out_channels=config.block_out_channels,
+                       layers_per_block=config.layers_per_block, down_block_types=down,
+                       up_block_types=up, norm_num_groups=config.norm_num_groups,
+                       attention_head_dim=config.attention_head_dim,
+                       add_attention=config.mid_attention,
+                       num_class_embeds=len(config.styles) + 1)
+    return _mixable(unet)
+
+
+def _ddpm_scheduler(config: DiffusionConfig) -> DDPMScheduler:
+    return DDPMScheduler(num_train_timesteps=config.num_train_timesteps,
+                         beta_schedule=config.beta_schedule,
+                         prediction_type=config.prediction_type, clip_sample=True,
+                         clip_sample_range=1.0)
+
+
+class DiffusionCoverGenerator(CoverGenerator):
+    """Style-conditioned DDPM/DDIM cover generator on a diffusers ``UNet2DModel``.
+
+    Parameters
+    ----------
+    config
+        Architecture and noise schedule (default: :class:`DiffusionConfig` "small").
+    seed
+        Seed of the weight initialisation (the global torch RNG is left untouched).
+
+    Examples
+    --------
+    >>> gen = DiffusionCoverGenerator(DiffusionConfig.tiny())
+    >>> covers = gen.sample("noir", 4, generator=torch.Generator().manual_seed(0),
+    ...                     num_inference_steps=5)
+    >>> covers.shape, covers.dtype
+    ((4, 32, 32, 3), dtype('uint8'))
+    """
+
+    kind = "diffusion"
+    config_class = DiffusionConfig
+
+    def __init__(self, config: DiffusionConfig | None = None, *, seed: int = 0) -> None:
+        config = DiffusionConfig() if config is None else config
+        if not isinstance(config, DiffusionConfig):
+            raise TypeError(f"`config` must be a DiffusionConfig, got {type(config).__name__}.")
+        super().__init__(config)
+        with seeded_init(seed):
+            self.unet = build_unet(config)
+        self.noise_scheduler = _ddpm_scheduler(config)
+
+    # ------------------------------------------------------------------ model
+    @property
+    def null_label(self) -> int:
+        """Index of the unconditional (null) style embedding."""
+        return self.n_styles
+
+    def class_weights(self, weights: torch.Tensor, drop: torch.Tensor | None = None
+                      ) -> torch.Tensor:
+        """Style weights ``(n, n_styles)`` padded with the null column, ``(n, n_styles + 1)``;
+        rows where ``drop`` is True become the null label."""
+        cw = F.pad(weights, (0, 1))
+        if drop is not None:
+            null = torch.zeros_like(cw)
+            null[:, -1] = 1.0
+            cw = torch.where(drop[:, None], null, cw)
+        return cw
+
+    def forward(self, noisy: torch.Tensor, timesteps: torch.Tensor,
+                class_weights: torch.Tensor) -> torch.Tensor:
+        """The UNet's prediction (noise or v) for noisy images at ``timesteps``."""
+        return self.unet(noisy, timesteps, class_labels=class_weights).sample
+
+    def loss(self, x0: torch.Tensor, labels: torch.Tensor, *,
+             generator: torch.Generator | None = None, cond_drop_prob: float = 0.0
+             ) -> torch.Tensor:
+        """The DDPM training loss (MSE of the predicted noise or v) on a batch.
+
+        Noise, timesteps and label dropout are drawn from ``generator`` in a fixed order, so
+        the loss of a batch is reproducible.
+        """
+        n, dev = x0.shape[0], x0.device
+        gdev = generator.device if generator is not None else torch.device("cpu")
+        noise = randn(x0.shape, generator, dev)
+        t = torch.randint(0, self.config.num_train_timesteps, (n,), generator=generator,
+                          device=gdev).to(dev)
+        drop = (torch.rand(n, generator=generator, device=gdev) < cond_drop_prob).to(dev)
+        cw = self.class_weights(labels_to_weights(labels, self.n_styles), drop)
+        noisy = self.noise_scheduler.add_noise(x0, noise, t)
+        if self.config.prediction_type == "epsilon":
+            target = noise
+        else:
+            target = self.noise_scheduler.get_velocity(x0, noise, t)
+        return F.mse_loss(self(noisy, t, cw), target)
+
+    # ------------------------------------------------------------------ sampling
+    def _check_sample_kwargs(self, num_inference_steps: int = 20, guidance_scale: float = 2.0,
+                             eta: float = 0.0) -> None:
+        check_positive_int(num_inference_steps, "num_inference_steps")
+        if num_inference_steps > self.config.num_train_timesteps:
+            raise ValueError(f"`num_inference_steps` {num_inference_steps} exceeds the "
+                             f"{self.config.num_train_timesteps} training timesteps; use at most"
+                             f" {self.config.num_train_timesteps}.")
+        if not np.isfinite(guidance_scale) or guidance_scale < 0:
+            raise ValueError(f"`guidance_scale` must be finite and >= 0 (1 = no guidance), got "
+                             f"{guidance_scale!r}.")
+        if not 0 <= eta <= 1:
+            raise ValueError(f"`eta` must lie in [0, 1] (0 = deterministic DDIM), got {eta!r}.")
+
+    def _draw_noise(self, n: int, generator: torch.Generator | None,
+                    **kwargs: Any) -> torch.Tensor:
+        c, s = self.config.channels, self.config.image_size
+        return randn((n, c, s, s), generator, torch.device("cpu"))
+
+    def _generate(self, weights: torch.Tensor, generator: torch.Generator | None, *,
+                  noise: torch.Tensor, num_inference_steps: int = 20,
+                  guidance_scale: float = 2.0, eta: float = 0.0) -> torch.Tensor:
+        dev = self.device
+        sched = DDIMScheduler.from_config(self.noise_scheduler.config,
+                                          timestep_spacing="trailing")
+        sched.set_timesteps(num_inference_steps, device=dev)
+        x = noise.to(dev) * sched.init_noise_sigma
+        cond = self.class_weights(weights)
+        guided = guidance_scale != 1.0
+        if guided:
+            uncond = self.class_weights(torch.zeros_like(weights),
+                                        torch.ones(len(weights), dtype=torch.bool, device=dev))
+            cw = torch.cat([cond, uncond])
+        for t in sched.timesteps:
+            if guided:
+                out_c, out_u = self(torch.cat([x, x]), t, cw).chunk(2)
+                out = out_u + guidance_scale * (out_c - out_u)
+            else:
+                out = self(x, t, cond)
+            x = sched.step(out, t, x, eta=eta, generator=generator).prev_sample
+        return x
+
+    def sample(self, style: Any, n: int, *, generator: torch.Generator | None = None,
+               num_inference_steps: int = 20, guidance_scale: float = 2.0, eta: float = 0.0,
+               batch_size: int = 64, progress: bool = False) -> np.ndarray:
+        """Generate ``n`` covers of ``style`` with DDIM; uint8 ``(n, H, W, 3)``.
+
+        Parameters
+        ----------
+        style
+            Style name or index, one per sample, or mixture weights (see
+            :func:`covercast.generators.training.style_weights`).
+        n
+            Number of covers.
+        generator
+            Source of the initial noise (and of the DDIM noise when ``eta > 0``). With
+            ``eta = 0`` the covers are a deterministic function of the initial noise, which is
+            drawn for all ``n`` at once: the result does not depend on ``batch_size``.
+        num_inference_steps
+            DDIM steps (20 is a good speed/quality trade-off for this model).
+        guidance_scale
+            Classifier-free guidance weight; 1 disables guidance (half the compute), 0 gives
+            the unconditional model.
+        eta
+            DDIM stochasticity (0 deterministic, 1 DDPM-like).
+        batch_size
+            Covers denoised at once.
+        progress
+            Progress bar over batches.
+        """
+        return super().sample(style, n, generator=generator, batch_size=batch_size,
+                              progress=progress, num_inference_steps=num_inference_steps,
+                              guidance_scale=guidance_scale, eta=eta)
+
+    # ------------------------------------------------------------------ saving
+    def save_pretrained(self, path: str | os.PathLike) -> Path:
+        """Save as a diffusers-compatible folder: ``unet/``, ``scheduler/`` and our JSON."""
+        folder = Path(path)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.unet.save_pretrained(folder / "unet", safe_serialization=True)
+        self.noise_scheduler.save_pretrained(folder / "scheduler")
+        meta = {"format_version": FORMAT_VERSION, "kind": self.kind,
+                "config": config_to_dict(self.config),
+                "sha256": {_UNET_WEIGHTS: _sha256(folder / _UNET_WEIGHTS)}}
+        atomic_write_text(folder / MODEL_CONFIG_FILE, json.dumps(meta, indent=2,
+                                                                 sort_keys=True))
+        return folder
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike, *, config: DiffusionConfig | None = None,
+                        device: str | torch.device | None = None) -> DiffusionCoverGenerator:
+        """Load a model saved by :meth:`save_pretrained` from a local folder.
+
+        Parameters
+        ----------
+        path
+            The folder (local only; nothing is downloaded).
+        config
+            When given, the saved config must equal it.
+        device
+            Where to put the model (``None``: cuda if available).
+
+        Raises
+        ------
+        CheckpointNotFoundError
+            If the folder or a file in it is missing.
+        CheckpointError
+            If a file is corrupt, the folder holds another kind of model, or its config
+            differs from ``config``.
+        """
+        dev = resolve_device(device)
+        folder = Path(path)
+        meta = read_model_folder(folder, cls.kind,
+                                 config_to_dict(config) if config is not None else None)
+        _checked_file(folder, _UNET_WEIGHTS, meta.get("sha256", {}).get(_UNET_WEIGHTS))
+        cfg = config_from_dict(DiffusionConfig, meta["config"])
+        model = cls(cfg)
+        try:
+            unet = UNet2DModel.from_pretrained(str(folder / "unet"), local_files_only=True,
+                                               low_cpu_mem_usage=False)
+        except (OSError, ValueError, RuntimeError) as e:
+            raise CheckpointError(f"Could not load the UNet in {folder / 'unet'} ({e}); "
+                                  "restore the folder or retrain.") from e
+        expected = build_unet(cfg)
+        if tuple(unet.config.block_out_channels) != tuple(expected.config.block_out_channels) \
+                or unet.config.num_class_embeds != expected.config.num_class_embeds \
+                or unet.config.in_channels != expected.config.in_channels:
+            raise CheckpointError(f"The UNet in {folder / 'unet'} does not match the config "
+                                  f"in {MODEL_CONFIG_FILE}; the folder was assembled from two "
+                                  "models.")
+        model.unet = _mixable(unet)
+        return model.to(dev).eval()
+
+
+def train_diffusion(model: DiffusionCoverGenerator, dataset: ImageDataset,
+                    config: DiffusionTrainConfig | None = None, *,
+                    checkpoint_dir: str | os.PathLike | None = None, checkpoint_every: int = 1000,
+                    resume: bool = True, progress: bool = True,
+                    callback: Any = None, device: str | torch.device | None = None
+                    ) -> TrainResult:
+    """Train a :class:`DiffusionCoverGenerator` on a dataset (DDPM loss, AdamW, EMA).
+
+    Parameters
+    ----------
+    model
+        The model (trained in place; moved to ``device``). When ``ema_decay > 0`` its weights
+        are the EMA weights at the end (the raw weights stay in the checkpoint).
+    dataset
+        Images whose class names are the model's styles (e.g. :func:`cover_dataset`).
+    config
+        Training hyper-parameters (default :class:`DiffusionTrainConfig`).
+    checkpoint_dir, checkpoint_every, resume, progress, callback
+        See :func:`covercast.generators.training.run_training`.
+    device
+        ``None``: cuda if available, else cpu.
+
+    Raises
+    ------
+    ValueError
+        If the dataset does not fit the model (size, channels, styles), or the checkpoint in
+        ``checkpoint_dir`` belongs to another model or config (a :class:`CheckpointError`).
+    """
+    config = DiffusionTrainConfig() if config is None else config
+    check_dataset(dataset, model.config, "diffusion")
+    if config.batch_size > len(dataset):
+        raise ValueError(f"`batch_size` {config.batch_size} exceeds the {len(dataset)} images; "
+                         f"use batch_size <= {len(dataset)}.")
+    dev = resolve_device(device)
+    model.to(dev).train()
+    x_all, y_all = dataset.tensors(dev)
+    opt = torch.optim.AdamW(model.unet.parameters(), lr=config.lr,
+                            weight_decay=config.weight_decay)
+    g = torch.Generator().manual_seed(config.seed)
+    modules: dict[str, nn.Module] = {"unet": model.unet}
+    ema: nn.Module | None = None
+    if config.ema_decay > 0:
+        ema = copy.deepcopy(model.unet).requires_grad_(False)
+        modules["ema"] = ema
+
+    def step_fn(step: int) -> dict[str, float]:
+        idx = batch_indices(len(dataset), config.batch_size, step, config.seed).to(dev)
+        lr = set_learning_rate(opt, config.lr, step, config.warmup_steps)
+        loss = model.loss(x_all[idx], y_all[idx], generator=g,
+                          cond_drop_prob=config.cond_drop_prob)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        gn = (nn.utils.clip_grad_norm_(model.unet.parameters(), config.grad_clip)
+              if config.grad_clip > 0 else torch.tensor(0.0))
+        opt.step()
+        if ema is not None:
+            decay = min(config.ema_decay, (1 + step) / (10 + step))
+            with torch.no_grad():
+                for pe, p in zip(ema.parameters(), model.unet.parameters(), strict=True):
+                    pe.lerp_(p, 1.0 - decay)
+        return {"loss": loss.item(), "lr": lr, "grad_norm": float(gn)}
+
+    result = run_training(kind="diffusion", model_config=config_to_dict(model.config),
+                          train_config=config_to_dict(config), modules=modules,
+                          optimizers={"opt": opt}, generators={"train": g}, step_fn=step_fn,
+                          total_steps=config.steps, device=dev, checkpoint_dir=checkpoint_dir,
+                          checkpoint_every=checkpoint_every, resume=resume, progress=progress,
+                          callback=callback, desc="train diffusion")
+    if ema is not None:
+        model.unet.load_state_dict(ema.state_dict())
+    model.eval()
+    return result
+
+
+__all__ = ["DiffusionConfig", "DiffusionTrainConfig", "DiffusionCoverGenerator",
+           "train_diffusion", "build_unet", "CheckpointError", "CheckpointNotFoundError"]
