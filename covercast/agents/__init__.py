@@ -1,1 +1,54 @@
-"""Scheduling and cover-style policies sharing stable-baselines3's ``predict`` signature."""
+"""Scheduling and cover-style policies sharing stable-baselines3's ``predict`` signature.
+
+Every agent here answers ``predict(obs, state=None, episode_start=None, deterministic=False) ->
+(action, state)`` for one observation or a batch (:mod:`covercast.agents.base`), and is built
+for an action layout (``mode="schedule" | "timing" | "style"``) or from an environment with
+``Agent.for_env(env)``.
+
+========================  ================================================================
+agent                     what it does
+========================  ================================================================
+:class:`RandomAgent`      push with a fixed probability, random style (the floor)
+:class:`StaticScheduler`  fixed hours, fixed style: the source paper's control group
+:class:`ActivityHeuristic`  the user's most active observed hours, capped per day, min gap
+:class:`ThompsonStyleAgent`  Beta-Bernoulli Thompson sampling of the style on opens
+:class:`LinUCBStyleAgent`   LinUCB of the style on a small observed context
+:class:`HiddenStateOracle`  reads the hidden state: an upper reference, not deployable
+========================  ================================================================
+
+None of them imports torch.
+"""
+
+from covercast.agents.bandits import (
+    LINUCB_CONTEXT_NAMES,
+    LinUCBStyleAgent,
+    StyleBandit,
+    ThompsonStyleAgent,
+    linucb_context,
+)
+from covercast.agents.base import MODES, ActionLayout, Agent
+from covercast.agents.baselines import (
+    DEFAULT_PUSH_HOURS,
+    ActivityHeuristic,
+    HeuristicState,
+    RandomAgent,
+    StaticScheduler,
+)
+from covercast.agents.oracle import HiddenStateOracle
+
+__all__ = [
+    "MODES",
+    "ActionLayout",
+    "Agent",
+    "RandomAgent",
+    "StaticScheduler",
+    "ActivityHeuristic",
+    "HeuristicState",
+    "DEFAULT_PUSH_HOURS",
+    "StyleBandit",
+    "ThompsonStyleAgent",
+    "LinUCBStyleAgent",
+    "LINUCB_CONTEXT_NAMES",
+    "linucb_context",
+    "HiddenStateOracle",
+]
