@@ -11,3 +11,13 @@ The package is split in five parts (see ``DESIGN`` in the README):
 """
 
 __version__ = "0.1.0"
+
+
+def _register() -> None:
+    # Registers the Gymnasium ids (string entry points: no environment module is imported).
+    from covercast.envs.registration import register_envs
+
+    register_envs()
+
+
+_register()

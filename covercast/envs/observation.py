@@ -49,6 +49,7 @@ OBS_NAMES: tuple[str, ...] = (
 OBS_INDEX: dict[str, int] = {name: i for i, name in enumerate(OBS_NAMES)}
 PROFILE_SLICE = slice(OBS_INDEX["profile_h00"], OBS_INDEX["profile_h23"] + 1)
 OBS_DIM = len(OBS_NAMES)
+_UNIFORM_LIST = [1.0 / 24.0] * 24
 
 
 def observation_bounds() -> tuple[np.ndarray, np.ndarray]:
@@ -73,37 +74,106 @@ class ObservationBuilder:
     """
 
     def __init__(self, n_users: int):
-        if n_users < 1:
-            raise ValueError(f"`n_users` must be >= 1, got {n_users!r}.")
-        self.n_users = n_users
-        self.profile_counts = np.zeros((n_users, 24), dtype=np.float64)
-        self.total_sessions = np.zeros(n_users, dtype=np.float64)
-        self.elapsed_h = 0.0
-        self._out = np.zeros((n_users, OBS_DIM), dtype=np.float32)
+        if isinstance(n_users, bool) or not isinstance(n_users, (int, np.integer)) or n_users < 1:
+            raise ValueError(f"`n_users` must be an integer >= 1, got {n_users!r}.")
+        self.n_users = int(n_users)
+        self.profile_counts = np.zeros((self.n_users, 24), dtype=np.float64)
+        self.total_sessions = np.zeros(self.n_users, dtype=np.float64)
+        self.elapsed_h = np.zeros(self.n_users, dtype=np.float64)
+        """Hours each user has been observed (users replaced in a population start at 0)."""
+        self._out = np.zeros((self.n_users, OBS_DIM), dtype=np.float32)
+        # observed share of sessions per hour of day, kept up to date row by row (a row is
+        # recomputed when its user has sessions); `_share_stale` after the one-user methods
+        self._share = np.full((self.n_users, 24), 1.0 / 24.0)
+        self._share_stale = False
+        self._clock_cache: dict[int, list[float]] = {}
+        self._user_share: dict[int, list[float]] = {}    # build_user's rows, until a change
 
     def reset(self) -> None:
+        """Forget every user's history."""
         self.profile_counts[:] = 0.0
         self.total_sessions[:] = 0.0
-        self.elapsed_h = 0.0
+        self.elapsed_h[:] = 0.0
+        self._share[:] = 1.0 / 24.0
+        self._share_stale = False
+        self._user_share.clear()
+
+    def reset_users(self, users: np.ndarray) -> None:
+        """Forget the history of some users (indices or a boolean mask), e.g. replaced ones."""
+        self.profile_counts[users] = 0.0
+        self.total_sessions[users] = 0.0
+        self.elapsed_h[users] = 0.0
+        self._share[users] = 1.0 / 24.0
+        self._user_share.clear()
 
     def record_sessions(self, hour: int, session_user: np.ndarray, session_count: np.ndarray,
                         slot_hours: float) -> None:
-        """Add a slot's organic sessions (sparse users and counts) at hour of day ``hour``."""
+        """Add a slot's organic sessions (sparse users and counts) at hour of day ``hour``.
+
+        ``hour`` is the hour of day at the start of the slot that just ended.
+        """
         if session_user.size:
             self.profile_counts[session_user, hour] += session_count
             self.total_sessions[session_user] += session_count
+            self._user_share.clear()
+            if not self._share_stale:
+                self._share[session_user] = (self.profile_counts[session_user]
+                                             / self.total_sessions[session_user, None])
         self.elapsed_h += slot_hours
+
+    def record_user(self, hour: int, sessions: int, slot_hours: float, i: int = 0) -> None:
+        """:meth:`record_sessions` for one user (the fast path of single-user environments);
+        the others' observed time does not advance, so use it only with ``n_users == 1``."""
+        if sessions:
+            self.profile_counts[i, hour] += sessions
+            self.total_sessions[i] += sessions
+            self._share_stale = True
+            self._user_share.pop(i, None)
+        self.elapsed_h[i] += slot_hours
+
+    def record_user_slots(self, hours: list[int], sessions: list[int], slot_hours: float,
+                          i: int = 0) -> None:
+        """:meth:`record_user` for consecutive slots (their hours of day and sessions)."""
+        counts, el = self.profile_counts, self.elapsed_h[i]
+        for hour, c in zip(hours, sessions, strict=True):
+            if c:
+                counts[i, hour] += c
+                self.total_sessions[i] += c
+                self._share_stale = True
+                self._user_share.pop(i, None)
+            el += slot_hours
+        self.elapsed_h[i] = el
+
+    def build_user(self, values: tuple, i: int = 0) -> np.ndarray:
+        """One user's observation, shape ``(OBS_DIM,)`` float32, from
+        :meth:`Population.observe_user` values: exactly row ``i`` of :meth:`build`, without
+        the whole-population arrays (a new array each call)."""
+        hour, minute, weekday, h_push, h_open, p24, p7, o24, o7, d24, d7, s24 = values[:12]
+        key = (hour * 60 + minute) * 7 + weekday
+        clock = self._clock_cache.get(key)
+        if clock is None:
+            clock = self._clock_cache[key] = clock_features(hour + minute / 60.0,
+                                                            float(weekday)).tolist()
+        tot = float(self.total_sessions[i])
+        el = float(self.elapsed_h[i])
+        if tot > 0:
+            share = self._user_share.get(i)
+            if share is None:
+                share = self._user_share[i] = (self.profile_counts[i] / tot).tolist()
+        else:
+            share = _UNIFORM_LIST
+        return np.array(clock + [float(min(np.log1p(h_push), LOG_HOURS_CAP)),
+                                 float(min(np.log1p(h_open), LOG_HOURS_CAP)), p24, o24,
+                                 d24 / 60.0, p7, o7, d7 / 60.0, s24, share[hour],
+                                 tot * 24.0 / el if el > 0 else 0.0] + share,
+                        dtype=np.float32)
 
     def build(self, obs: dict[str, np.ndarray], out: np.ndarray | None = None) -> np.ndarray:
         """The ``(n_users, OBS_DIM)`` observation matrix (a reused buffer unless ``out``)."""
         o = self._out if out is None else out
         hour = float(obs["hour"][0]) + float(obs["minute"][0]) / 60.0
         wd = float(obs["weekday"][0])
-        o[:, 0] = np.sin(2 * np.pi * hour / 24)
-        o[:, 1] = np.cos(2 * np.pi * hour / 24)
-        o[:, 2] = np.sin(2 * np.pi * wd / 7)
-        o[:, 3] = np.cos(2 * np.pi * wd / 7)
-        o[:, 4] = 1.0 if wd >= 5 else 0.0
+        o[:, :5] = clock_features(hour, wd)
         np.minimum(np.log1p(obs["hours_since_push"]), LOG_HOURS_CAP, out=o[:, 5],
                    casting="unsafe")
         np.minimum(np.log1p(obs["hours_since_open"]), LOG_HOURS_CAP, out=o[:, 6],
@@ -116,11 +186,24 @@ class ObservationBuilder:
         o[:, 12] = obs["dwell_7d"] / 60.0
         o[:, 13] = obs["sessions_24h"]
         tot = self.total_sessions
-        seen = tot > 0
-        prof = o[:, PROFILE_SLICE]
-        prof[:] = 1.0 / 24.0
-        if seen.any():
-            prof[seen] = self.profile_counts[seen] / tot[seen, None]
-        o[:, 14] = prof[:, int(obs["hour"][0])]
-        o[:, 15] = tot * (24.0 / self.elapsed_h) if self.elapsed_h > 0 else 0.0
+        share = self._share
+        if self._share_stale:
+            share.fill(1.0 / 24.0)
+            np.divide(self.profile_counts, tot[:, None], out=share, where=(tot > 0)[:, None])
+            self._share_stale = False
+        o[:, PROFILE_SLICE] = share
+        o[:, 14] = share[:, int(obs["hour"][0])]
+        el = self.elapsed_h
+        with np.errstate(invalid="ignore", divide="ignore"):
+            o[:, 15] = np.where(el > 0, tot * 24.0 / np.where(el > 0, el, 1.0), 0.0)
         return o
+
+
+def clock_features(hour: float, weekday: float) -> np.ndarray:
+    """Features 0-4 (hour and weekday encodings, weekend flag) as float64, shape ``(5,)``.
+
+    ``hour`` is the UTC time of day in hours (with minutes), ``weekday`` 0 = Monday.
+    """
+    return np.array([np.sin(2 * np.pi * hour / 24), np.cos(2 * np.pi * hour / 24),
+                     np.sin(2 * np.pi * weekday / 7), np.cos(2 * np.pi * weekday / 7),
+                     1.0 if weekday >= 5 else 0.0])

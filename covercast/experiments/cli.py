@@ -8,6 +8,7 @@ Subcommands (``covercast COMMAND --help`` for each)::
     covercast fit LOG --out params.json  fit a population to an interaction log
     covercast calibrate --source obd --out reports/calibration
     covercast bench population           engine speed and memory
+    covercast bench envs                 env steps/s beside CartPole and RecoGym
 
 Heavy modules are imported inside each command, so ``covercast --help`` is instant.
 """
@@ -109,14 +110,21 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
         bench_population(ns=tuple(args.n), days=args.days, seed=args.seed)
         return 0
-    raise ValueError(f"Unknown benchmark {args.what!r}; available: population.")
+    if args.what == "envs":
+        from covercast.experiments.bench_envs import bench_envs
+
+        bench_envs(steps=args.steps, n_users=args.n_users, repeats=args.repeats, seed=args.seed,
+                   progress=not args.quiet)
+        return 0
+    raise ValueError(f"Unknown benchmark {args.what!r}; available: population, envs.")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from covercast.experiments.demo import run_demo
 
-    report = run_demo(args.out, n_users=args.users, days=args.days, seed=args.seed,
-                      fast=args.fast, progress=not args.quiet)
+    report = run_demo(args.out, episodes=args.episodes, horizon_days=args.horizon_days,
+                      n_users=args.users, days=args.days, seed=args.seed, fast=args.fast,
+                      progress=not args.quiet)
     print(f"report: {report}")
     return 0
 
@@ -134,11 +142,18 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--quiet", action="store_true", help="no progress bars")
         return sp
 
-    sp = add("demo", cmd_demo, "simulate the default population, fit it back, calibrate on the "
-             "Open Bandit Dataset and write a report")
+    sp = add("demo", cmd_demo, "compare scheduling policies on PushSchedule-v0, simulate the "
+             "default population, fit it back, calibrate on the Open Bandit Dataset, and write "
+             "a report")
     sp.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
-    sp.add_argument("--users", type=int, default=20_000, help="simulated users (default 20000)")
-    sp.add_argument("--days", type=int, default=14, help="simulated days (default 14)")
+    sp.add_argument("--episodes", type=int, default=300,
+                    help="users (episodes) per policy in the comparison (default 300)")
+    sp.add_argument("--horizon-days", type=int, default=14,
+                    help="days per episode in the comparison (default 14)")
+    sp.add_argument("--users", type=int, default=20_000,
+                    help="users in the population section (default 20000)")
+    sp.add_argument("--days", type=int, default=14,
+                    help="days in the population section (default 14)")
     sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--fast", action="store_true", help="tiny sizes, for smoke tests")
 
@@ -178,11 +193,16 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", default="reports/calibration")
 
     sp = add("bench", cmd_bench, "speed benchmarks (figures and ratios, not tests)")
-    sp.add_argument("what", choices=["population"])
+    sp.add_argument("what", choices=["population", "envs"])
     sp.add_argument("--n", type=int, nargs="+", default=[1, 1000, 100_000],
-                    help="population sizes")
+                    help="population: population sizes")
     sp.add_argument("--days", type=int, default=None,
-                    help="simulated days per size (default: scaled to the size)")
+                    help="population: simulated days per size (default: scaled to the size)")
+    sp.add_argument("--steps", type=int, default=20_000,
+                    help="envs: steps per timed run of each single-user env")
+    sp.add_argument("--n-users", type=int, default=10_000,
+                    help="envs: users of the population vector env")
+    sp.add_argument("--repeats", type=int, default=3, help="envs: timed runs per entry")
     sp.add_argument("--seed", type=int, default=0)
     return p
 

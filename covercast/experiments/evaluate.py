@@ -25,7 +25,7 @@ start to the opting-out push, NaN if the user stayed).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -36,6 +36,9 @@ from covercast.agents.base import Agent, as_seed_sequence
 __all__ = ["EPISODE_COLUMNS", "evaluate", "evaluate_agents", "evaluate_vector", "LEARNING_MODES"]
 
 #: Columns of the per-episode DataFrame, in order.
+#: ``on_step(label, episode, obs, action, reward, info)``, called after every step.
+StepCallback = Callable[[str, int, Any, Any, float, Mapping[str, Any]], None]
+
 EPISODE_COLUMNS: tuple[str, ...] = (
     "agent", "episode", "seed", "return", "length", "days", "pushes", "opens", "ctr",
     "pushes_per_day", "dwell_min", "likes", "shares", "comments", "surveys", "satisfaction",
@@ -166,7 +169,7 @@ def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
 def evaluate(agent: Agent, env_or_id: Any, episodes: int, seed: int | np.random.SeedSequence,
              *, env_kwargs: Mapping[str, Any] | None = None, progress: bool = False,
              deterministic: bool = False, learning: str = "episode",
-             name: str | None = None) -> pd.DataFrame:
+             name: str | None = None, on_step: StepCallback | None = None) -> pd.DataFrame:
     """Run ``agent`` for ``episodes`` episodes of a single-user environment.
 
     Parameters
@@ -195,6 +198,10 @@ def evaluate(agent: Agent, env_or_id: Any, episodes: int, seed: int | np.random.
         once at the start.
     name : str, optional
         The ``agent`` column (default ``agent.name``).
+    on_step : callable, optional
+        Called after every step as ``on_step(label, episode, obs, action, reward, info)``
+        (``obs`` is the observation the action was chosen on), e.g. to record when pushes were
+        sent; it must not change its arguments.
 
     Returns
     -------
@@ -231,6 +238,8 @@ def evaluate(agent: Agent, env_or_id: Any, episodes: int, seed: int | np.random.
                 t_push = _clock(env)
                 next_obs, reward, terminated, truncated, info = env.step(action)
                 agent.update(obs, action, reward, next_obs, terminated, info)
+                if on_step is not None:
+                    on_step(label, i, obs, action, reward, info)
                 ep.add(reward, info, bool(terminated),
                        math.nan if t_push is None else t_push - t0, ep.length)
                 obs = next_obs
@@ -249,7 +258,8 @@ def evaluate(agent: Agent, env_or_id: Any, episodes: int, seed: int | np.random.
 def evaluate_agents(agents: Mapping[str, Agent] | Sequence[Agent], env_or_id: Any,
                     episodes: int, seed: int | np.random.SeedSequence, *,
                     env_kwargs: Mapping[str, Any] | None = None, progress: bool = False,
-                    deterministic: bool = False, learning: str = "episode") -> pd.DataFrame:
+                    deterministic: bool = False, learning: str = "episode",
+                    on_step: StepCallback | None = None) -> pd.DataFrame:
     """:func:`evaluate` each agent with the same ``seed`` (paired episodes); one DataFrame.
 
     ``agents`` is a mapping ``{label: agent}`` or a sequence of agents (labelled by their
@@ -266,7 +276,8 @@ def evaluate_agents(agents: Mapping[str, Agent] | Sequence[Agent], env_or_id: An
         raise ValueError(f"Agent labels must be distinct, got {labels}; pass a mapping "
                          "{label: agent} or set each agent's `name`.")
     frames = [evaluate(a, env_or_id, episodes, seed, env_kwargs=env_kwargs, progress=progress,
-                       deterministic=deterministic, learning=learning, name=label)
+                       deterministic=deterministic, learning=learning, name=label,
+                       on_step=on_step)
               for label, a in items]
     return pd.concat(frames, ignore_index=True)
 

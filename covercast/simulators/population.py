@@ -15,6 +15,16 @@ counters of what the platform observed -- never as one Python object per user. A
 * a daily **drift** process moves tastes and topic affinities by one Ornstein-Uhlenbeck step
   (:attr:`PopulationParams.drift`), woken by the clock at each day boundary.
 
+Beyond :meth:`Population.step`: :meth:`Population.advance` runs several slots without pushes
+at once, :meth:`Population.reset` starts over with new users (reusing the tables),
+:meth:`Population.replace_users` swaps some users for fresh ones between slots (the population
+vector environment's autoreset), :meth:`Population.observe_user` reads one user's observation as
+Python numbers, and a population pickles (the engine is rebuilt on load, pushes scheduled for
+later included). A one-user population (what the single-user environments step) runs a lean
+path without SimPy -- same streams, same draws, same floating-point operations, bit-identical
+outcomes, about ten times faster -- until something needs the engine (:meth:`schedule_push`,
+:meth:`replace_users`, reading :attr:`Population.env`).
+
 Only where it is needed are organic session *times* drawn: for users with a push waiting in the
 tray (the time they see it), and for the event log when ``record_events=True``. The first session
 time of a user with ``k`` sessions in a slot is drawn as the minimum of ``k`` uniforms (in the
@@ -93,6 +103,10 @@ _I64 = np.empty(0, dtype=np.int64)
 _I64.flags.writeable = False
 _F64 = np.empty(0, dtype=np.float64)
 _F64.flags.writeable = False
+_USER0 = np.zeros(1, dtype=np.int64)
+_USER0.flags.writeable = False
+_ONE_F64 = np.ones(1, dtype=np.float64)
+_ONE_F64.flags.writeable = False
 
 
 # ====================================================================================== outcome
@@ -216,6 +230,41 @@ class SlotOutcome:
         }
 
 
+def _empty_outcome_fields() -> dict[str, Any]:
+    empty = {"open_like": np.zeros(0, bool), "open_share": np.zeros(0, bool),
+             "open_comment": np.zeros(0, bool), "open_satisfaction": np.zeros(0, np.int8)}
+    for arr in empty.values():
+        arr.flags.writeable = False
+    out: dict[str, Any] = {}
+    for f in fields(SlotOutcome):
+        if f.name in empty:
+            out[f.name] = empty[f.name]
+        elif f.name.endswith(("_time", "_propensity", "_delay_h", "_dwell_s")):
+            out[f.name] = _F64
+        else:
+            out[f.name] = _I64
+    return out
+
+
+def _merge_outcomes(outs: list[SlotOutcome], start: float, sessions: np.ndarray
+                    ) -> SlotOutcome:
+    """One outcome for consecutive slots: events concatenated in time order, organic
+    sessions summed per user (``sessions``: the per-user totals)."""
+    d: dict[str, Any] = {"start_h": start, "end_h": outs[-1].end_h}
+    for f in fields(SlotOutcome):
+        if f.name in d or f.name.startswith("session_"):
+            continue
+        parts = [getattr(o, f.name) for o in outs]
+        d[f.name] = _cat([x for x in parts if x.size], parts[0][:0])
+    users = np.flatnonzero(sessions)
+    d["session_user"] = users
+    d["session_count"] = sessions[users].astype(np.int64)
+    return SlotOutcome(**d)
+
+
+#: Every SlotOutcome field, empty (the lean path fills in what happened).
+_EMPTY_OUTCOME = _empty_outcome_fields()
+
 #: SlotOutcome fields gathered event by event during a slot.
 _ACC_KEYS: tuple[str, ...] = tuple(f.name for f in fields(SlotOutcome)
                                    if f.name not in ("start_h", "end_h", "session_user",
@@ -335,6 +384,35 @@ class Population:
         self._check_bank(bank, params)
         self.bank = bank
 
+        # ------------------------------------------------------------ tables
+        segs = params.segments
+        self._n_seg = len(segs)
+        self._seg_act = params.activity_matrix()                       # (S, 168)
+        self._seg_mean_rate = self._seg_act.mean(axis=1)               # (S,)
+        self._rel_act_table = R.relative_activity_feature(self._seg_act,
+                                                          self._seg_mean_rate[:, None])
+        self._seg_intercept = np.array([s.open_intercept for s in segs])
+        self._seg_dwell_mu = np.array([s.dwell_mu for s in segs])
+        self._seg_dwell_sigma = np.array([s.dwell_sigma for s in segs])
+        self._seg_session_mu = np.array([s.session_dwell_mu for s in segs])
+        self._seg_taste_mean = np.array([s.taste_mean for s in segs], dtype=np.float64)
+        self._seg_topic_mean = np.array([s.topic_mean for s in segs], dtype=np.float64)
+        w = params.segment_weights()
+        self._seg_p = w / w.sum()
+        self._seg_shape = np.array([s.activity_shape for s in segs], dtype=np.float64)
+        self._seg_taste_sd = np.array([s.taste_sd for s in segs], dtype=np.float64)
+        self._seg_topic_sd = np.array([s.topic_sd for s in segs], dtype=np.float64)
+        self._features = np.asarray(bank.features, dtype=np.float64)
+        self._quality = np.asarray(bank.quality, dtype=np.float64)
+        self._cover_style = np.asarray(bank.style, dtype=np.int64)
+        self._cover_topic = np.asarray(bank.topic, dtype=np.int64)
+        self._style_table, self._style_counts = bank.style_table()
+        self._build_slot_tables()
+
+        self._init_state(seed)
+
+    def _init_state(self, seed: int | np.random.SeedSequence | None) -> None:
+        """Random streams, users, their state and a fresh engine at hour 0 (tables are kept)."""
         # ------------------------------------------------------------ random streams
         if isinstance(seed, np.random.SeedSequence):
             ss = seed
@@ -349,29 +427,12 @@ class Population:
                            strict=True))
         self._rng = streams
 
-        # ------------------------------------------------------------ tables
-        segs = params.segments
-        self._n_seg = len(segs)
-        self._seg_act = params.activity_matrix()                       # (S, 168)
-        self._seg_mean_rate = self._seg_act.mean(axis=1)               # (S,)
-        self._rel_act_table = R.relative_activity_feature(self._seg_act,
-                                                          self._seg_mean_rate[:, None])
-        self._seg_intercept = np.array([s.open_intercept for s in segs])
-        self._seg_dwell_mu = np.array([s.dwell_mu for s in segs])
-        self._seg_dwell_sigma = np.array([s.dwell_sigma for s in segs])
-        self._seg_session_mu = np.array([s.session_dwell_mu for s in segs])
-        self._seg_taste_mean = np.array([s.taste_mean for s in segs], dtype=np.float64)
-        self._seg_topic_mean = np.array([s.topic_mean for s in segs], dtype=np.float64)
-        self._features = np.asarray(bank.features, dtype=np.float64)
-        self._quality = np.asarray(bank.quality, dtype=np.float64)
-        self._cover_style = np.asarray(bank.style, dtype=np.int64)
-        self._cover_topic = np.asarray(bank.topic, dtype=np.int64)
-        self._style_table, self._style_counts = bank.style_table()
-        self._build_slot_tables()
-
         # ------------------------------------------------------------ users
-        self._sample_users(self._rng["users"])
+        seg, mult, taste, topic = self._draw_users(self._rng["users"], self.n_users)
+        self._segment, self._multiplier, self._taste, self._topic_aff = seg, mult, taste, topic
         n = self.n_users
+        self._born = np.zeros(n)
+        self._replaced_any = False
         self._fatigue = np.zeros(n)
         self._fatigue_t = np.full(n, -np.inf)
         self._opted_out = np.zeros(n, dtype=bool)
@@ -406,13 +467,41 @@ class Population:
         self._outcomes: list[SlotOutcome] = []
         self._session_rows: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
 
+        # ------------------------------------------------------------ one-user session counts
+        self._sess_buf: list[int] = []
+        self._sess_buf_pos = 0
+
         # ------------------------------------------------------------ the engine
-        self.env = simpy.Environment()
-        self._slot_done = self.env.event()
-        self._new_day = self.env.event()
+        self._scheduled: dict[int, tuple[float, _PushBatch]] = {}
+        self._n_scheduled = 0
+        self._clock_started = False
         self._last_outcome: SlotOutcome | None = None
-        self.env.process(self._drift_process())
-        self.env.process(self._clock())
+        # The lean one-user path (see _lean_step) runs without SimPy until something needs
+        # the engine (schedule_push, replace_users, reading `env`, a push it does not handle).
+        self._lean = self.n_users == 1 and not self.record_events
+        self._lean_now = 0.0
+        self._l_count = 0          # organic sessions of the current slot
+        self._l_j = 0              # session times drawn so far in the slot
+        self._l_last = 0.0         # the last drawn one, as a fraction of the slot's intensity
+        self._env: simpy.Environment | None = None
+        if not self._lean:
+            self._start_engine(0.0, resume=False)
+
+    def _start_engine(self, now: float, resume: bool) -> None:
+        """A new SimPy environment at ``now`` with the clock and drift processes.
+
+        ``resume=True`` continues a pickled engine between two slots: the coming slot's organic
+        sessions were drawn already, so the clock starts by waiting for the slot's end. Pushes
+        scheduled for later (:attr:`_scheduled`, empty for a new engine) are put back on the
+        queue in the order they were scheduled.
+        """
+        self._env = simpy.Environment(initial_time=now)
+        self._slot_done = self._env.event()
+        self._new_day = self._env.event()
+        self._env.process(self._drift_process())
+        self._env.process(self._clock(resume=resume))
+        for key, (at, batch) in sorted(self._scheduled.items()):
+            self._enqueue(key, at, batch)
 
     # ============================================================================ construction
     @staticmethod
@@ -488,25 +577,32 @@ class Population:
                                 (edges_arr - a)[None, :] / s)
             self._slot_knots.append((edges_arr - a, frac))
 
-    def _sample_users(self, rng: np.random.Generator) -> None:
+    def _draw_users(self, rng: np.random.Generator, m: int
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Sample ``m`` users: (segment, activity multiplier, taste, topic affinity)."""
         p = self.params
-        n = self.n_users
-        w = p.segment_weights()
-        self._segment = rng.choice(self._n_seg, size=n, p=w / w.sum()).astype(np.intp)
-        shape = np.array([s.activity_shape for s in p.segments])[self._segment]
-        self._multiplier = R.activity_multiplier(shape, rng)
-        taste_sd = np.array([s.taste_sd for s in p.segments])[self._segment]
-        topic_sd = np.array([s.topic_sd for s in p.segments])[self._segment]
-        self._taste = (self._seg_taste_mean[self._segment]
-                       + taste_sd[:, None] * rng.standard_normal((n, p.n_features)))
-        self._topic_aff = (self._seg_topic_mean[self._segment]
-                           + topic_sd[:, None] * rng.standard_normal((n, len(p.topics))))
+        segment = rng.choice(self._n_seg, size=m, p=self._seg_p).astype(np.intp)
+        multiplier = R.activity_multiplier(self._seg_shape[segment], rng)
+        taste_sd = self._seg_taste_sd[segment]
+        topic_sd = self._seg_topic_sd[segment]
+        taste = (self._seg_taste_mean[segment]
+                 + taste_sd[:, None] * rng.standard_normal((m, p.n_features)))
+        topic_aff = (self._seg_topic_mean[segment]
+                     + topic_sd[:, None] * rng.standard_normal((m, len(p.topics))))
+        return segment, multiplier, taste, topic_aff
 
     # ============================================================================ properties
     @property
     def now(self) -> float:
         """Hours since ``start`` (the start of the coming slot between steps)."""
-        return float(self.env.now)
+        return self._lean_now if self._lean else float(self._env.now)
+
+    @property
+    def env(self) -> simpy.Environment:
+        """The SimPy engine. A one-user population runs a lean path without it until it is
+        needed; reading this attribute starts the engine (outcomes are the same either way)."""
+        self._leave_lean()
+        return self._env
 
     @property
     def start(self) -> pd.Timestamp:
@@ -575,18 +671,25 @@ class Population:
         return out
 
     # ============================================================================ processes
-    def _clock(self):
-        """The clock: open a slot, wait for its end, close it; mark day boundaries."""
+    def _clock(self, resume: bool = False):
+        """The clock: open a slot, wait for its end, close it; mark day boundaries.
+
+        With ``resume=True`` (an unpickled engine), the current slot is already open.
+        """
         steps_per_day = 1440 // self.slot_minutes
         while True:
-            self._begin_slot()
-            yield _UrgentTimeout(self.env, self.slot_hours)
+            if resume:
+                resume = False
+                yield _UrgentTimeout(self._env, self._slot_start + self.slot_hours - self._env.now)
+            else:
+                self._begin_slot()
+                yield _UrgentTimeout(self._env, self.slot_hours)
             outcome = self._end_slot()
             self._slot_number += 1
             if self._slot_number % steps_per_day == 0:
-                day, self._new_day = self._new_day, self.env.event()
+                day, self._new_day = self._new_day, self._env.event()
                 self._trigger_urgent(day, self._slot_number // steps_per_day)
-            done, self._slot_done = self._slot_done, self.env.event()
+            done, self._slot_done = self._slot_done, self._env.event()
             self._trigger_urgent(done, outcome)
 
     def _trigger_urgent(self, event: simpy.Event, value: Any) -> None:
@@ -599,20 +702,24 @@ class Population:
         """
         event._ok = True
         event._value = value
-        self.env.schedule(event, URGENT, 0)
+        self._env.schedule(event, URGENT, 0)
 
     def _drift_process(self):
         """Once a day (woken by the clock, before any push of the new day): one OU step."""
-        d = self.params.drift
-        rng = self._rng["drift"]
         while True:
             yield self._new_day
-            if d.sd_per_day == 0 and d.reversion_per_day == 0:
-                continue
-            mean_t = self._seg_taste_mean[self._segment]
-            self._taste = R.drift_step(self._taste, mean_t, d, rng)
-            mean_a = self._seg_topic_mean[self._segment]
-            self._topic_aff = R.drift_step(self._topic_aff, mean_a, d, rng)
+            self._drift_once()
+
+    def _drift_once(self) -> None:
+        """One day of taste and topic-affinity drift (:func:`response.drift_step`)."""
+        d = self.params.drift
+        if d.sd_per_day == 0 and d.reversion_per_day == 0:
+            return
+        rng = self._rng["drift"]
+        mean_t = self._seg_taste_mean[self._segment]
+        self._taste = R.drift_step(self._taste, mean_t, d, rng)
+        mean_a = self._seg_topic_mean[self._segment]
+        self._topic_aff = R.drift_step(self._topic_aff, mean_a, d, rng)
 
     # ============================================================================ slots
     def _reset_slot_accumulators(self) -> None:
@@ -623,16 +730,35 @@ class Population:
 
     def _begin_slot(self) -> None:
         """Draw every user's organic session count for the slot now starting."""
-        self._slot_start = float(self.env.now)
+        self._clock_started = True
+        self._slot_start = float(self._env.now)
         sw = self._slot_of_week(self._slot_number)
-        lam = self._slot_rate[:, sw][self._segment]
-        lam *= self._multiplier
-        counts = self._rng["sessions"].poisson(lam)
+        if self.n_users == 1:
+            counts = np.array([self._single_user_sessions(sw)], dtype=np.int64)
+        else:
+            lam = self._slot_rate[:, sw][self._segment]
+            lam *= self._multiplier
+            counts = self._rng["sessions"].poisson(lam)
         act = np.flatnonzero(counts)
         self._act_users = act
         self._act_counts = counts[act]
         self._act_j = np.zeros(act.size, dtype=np.int64)
         self._act_last = np.zeros(act.size)
+
+    def _single_user_sessions(self, sw: int) -> int:
+        """Organic sessions of the only user in slot-of-week ``sw``, drawn a day of slots at a
+        time: ``poisson`` over an array draws each element in turn from the stream, so this
+        gives exactly the counts of one draw per slot, at a fraction of the cost."""
+        if self._sess_buf_pos >= len(self._sess_buf):
+            # slots are opened one after the other, so buffer entry i is slot-of-week sw + i
+            spd = 1440 // self.slot_minutes
+            sws = (sw + np.arange(spd)) % self._slots_per_week
+            lam = self._slot_rate[self._segment[0], sws] * self._multiplier[0]
+            self._sess_buf = self._rng["sessions"].poisson(lam).tolist()
+            self._sess_buf_pos = 0
+        c = self._sess_buf[self._sess_buf_pos]
+        self._sess_buf_pos += 1
+        return c
 
     def _end_slot(self) -> SlotOutcome:
         """Let waiting pushes be seen at sessions of this slot, then close the slot."""
@@ -644,7 +770,7 @@ class Population:
                 seen = np.isfinite(t_seen)
                 if seen.any():
                     self._see_pending(cand[seen], t_seen[seen])
-        start, end = self._slot_start, float(self.env.now)
+        start, end = self._slot_start, float(self._env.now)
         a = self._acc
         i64, f64 = _I64, _F64
         out = SlotOutcome(
@@ -756,6 +882,8 @@ class Population:
         now = out.end_h
         while self._win24 and self._win24[0].start < now - 24.0 - 1e-9:
             r = self._win24.popleft()
+            if self._replaced_any:
+                r = self._still_present(r)
             self._push24[r.push_users] -= r.push_counts
             self._open24[r.open_users] -= r.open_counts
             self._dwell24[r.open_users] -= r.open_dwell
@@ -764,11 +892,24 @@ class Population:
             self._sess24[r.session_users] -= r.session_counts
         while self._win7 and self._win7[0].start < now - 168.0 - 1e-9:
             r = self._win7.popleft()
+            if self._replaced_any:
+                r = self._still_present(r)
             self._push7[r.push_users] -= r.push_counts
             self._open7[r.open_users] -= r.open_counts
             self._dwell7[r.open_users] -= r.open_dwell
             zero = self._open7[r.open_users] == 0
             self._dwell7[r.open_users[zero]] = 0.0
+
+    def _still_present(self, r: _WindowRecord) -> _WindowRecord:
+        """The part of a window record about users not replaced since it was made (a replaced
+        user's counters were zeroed, so what the old user did must not be subtracted)."""
+        def alive(users: np.ndarray) -> np.ndarray:
+            return self._born[users] <= r.start + 1e-9
+
+        p, o, ss = alive(r.push_users), alive(r.open_users), alive(r.session_users)
+        return _WindowRecord(r.start, r.push_users[p], r.push_counts[p], r.open_users[o],
+                             r.open_counts[o], r.open_dwell[o], r.session_users[ss],
+                             r.session_counts[ss])
 
     # ============================================================================ pushes
     def schedule_push(self, users: np.ndarray | list[int], at: float | None = None, *,
@@ -802,6 +943,7 @@ class Population:
         numpy.ndarray
             The push ids, aligned with ``users``.
         """
+        self._leave_lean()
         now = self.now
         at = now if at is None else at
         if isinstance(at, bool) or not isinstance(at, (int, float, np.integer, np.floating)) \
@@ -815,9 +957,21 @@ class Population:
         batch = self._make_batch(u, style, cover, topic, propensity, full_length=None)
         if batch.users.size == 0:
             return batch.push_id
-        ev = self.env.timeout(at - now)
-        ev.callbacks.append(lambda _ev, b=batch: self._deliver(b))
+        key = self._n_scheduled
+        self._n_scheduled += 1
+        self._scheduled[key] = (at, batch)
+        self._enqueue(key, at, batch)
         return batch.push_id
+
+    def _enqueue(self, key: int, at: float, batch: _PushBatch) -> None:
+        """Put a scheduled batch on the engine's queue (it leaves :attr:`_scheduled` when
+        delivered; the record lets a pickled population put it back)."""
+        ev = self._env.timeout(at - self._env.now)
+        ev.callbacks.append(lambda _ev, k=key, b=batch: self._deliver_scheduled(k, b))
+
+    def _deliver_scheduled(self, key: int, batch: _PushBatch) -> None:
+        del self._scheduled[key]
+        self._deliver(batch)
 
     def _as_user_index(self, users: Any, name: str) -> np.ndarray:
         a = np.asarray(users)
@@ -841,7 +995,7 @@ class Population:
         if lo < 0 or hi >= self.n_users:
             raise ValueError(f"`{name}` indices must lie in [0, {self.n_users - 1}], got "
                              f"[{lo}, {hi}].")
-        if a.size > 1 and np.unique(a).size != a.size:
+        if a.size > 1 and not (a[1:] > a[:-1]).all() and np.unique(a).size != a.size:
             raise ValueError(f"`{name}` contains duplicate users; push each user at most once "
                              "per batch (a second push would collapse the first).")
         return a
@@ -930,7 +1084,7 @@ class Population:
     def _deliver(self, b: _PushBatch) -> None:
         """A push batch fires: block opted-out users, collapse the tray, add fatigue, draw
         opt-outs, then seen-now opens; the rest waits in the tray."""
-        t = float(self.env.now)
+        t = float(self._env.now)
         a = self._acc
         users, pid, cover, topic, prop = b.users, b.push_id, b.cover, b.topic, b.propensity
         blocked = self._opted_out[users]
@@ -984,9 +1138,8 @@ class Population:
             if n == 0:
                 return
         # -- seen at once, or waits in the tray
-        seg = self._segment[users]
         how = self._hour_of_week(t)
-        rate = self._seg_act[seg, how] * self._multiplier[users]
+        rate = self._seg_act[:, how][self._segment[users]] * self._multiplier[users]
         now_seen = rng.random(n) < R.seen_now_probability(rate, self.params.open.glance_hours)
         if now_seen.any():
             self._try_open(users[now_seen], pid[now_seen], cover[now_seen], topic[now_seen],
@@ -1072,18 +1225,480 @@ class Population:
         SlotOutcome
             Everything that happened in the slot.
         """
+        if self._lean:
+            lean_style = self._lean_style(push, style, cover, topic, propensity)
+            if lean_style is not None:
+                return self._lean_step(lean_style)
+            self._leave_lean()
         if push is not None:
             users = self._as_user_index(push, "push")
             mask = np.asarray(push) if np.asarray(push).dtype == bool else None
             if users.size:
                 batch = self._make_batch(users, style, cover, topic, propensity, mask)
-                ev = self.env.timeout(0)
+                ev = self._env.timeout(0)
                 ev.callbacks.append(lambda _ev, b=batch: self._deliver(b))
         elif any(x is not None for x in (style, cover, topic, propensity)):
             raise ValueError("`style`, `cover`, `topic` or `propensity` given without `push`; "
                              "pass `push` (a mask or user indices) to push.")
         done = self._slot_done
-        return self.env.run(until=done)
+        return self._env.run(until=done)
+
+    # ============================================================================ lean path
+    # One user, pushes only at slot starts -- what the single-user environments do -- runs
+    # here without SimPy: the same model, the same random streams drawn in the same order and
+    # the same floating-point operations as the engine (numpy's own exp/log on scalars, which
+    # give the same bits as on arrays), in Python scalars, about ten times faster.
+    # tests/envs/test_lean_path.py checks that both paths give bit-identical outcomes. Anything
+    # else (schedule_push, covers or topics given, replace_users, reading `env`) starts the
+    # engine from the lean state and goes on there.
+
+    def _lean_style(self, push: Any, style: Any, cover: Any, topic: Any, propensity: Any
+                    ) -> int | None:
+        """What the lean path makes of a step's arguments: -1 no push, -2 a push with a
+        cover drawn from the whole bank, k >= 0 a push of style k; None: not for the lean
+        path (the engine validates and runs it)."""
+        if cover is not None or topic is not None or propensity is not None:
+            return None
+        if push is None:
+            return -1 if style is None else None
+        if type(push) is np.ndarray and push.shape == (1,):
+            if push.dtype == bool:
+                pushed = bool(push[0])
+            elif push.dtype.kind in "iu" and push[0] == 0:
+                pushed = True
+            else:
+                return None
+        else:
+            pushed = self._as_user_index(push, "push").size > 0
+        if not pushed:
+            return -1
+        if style is None:
+            return -2
+        if isinstance(style, str):
+            names = self.params.styles
+            return names.index(style) if style in names else None
+        if type(style) is np.ndarray and style.shape == (1,):
+            style = style[0]
+        if isinstance(style, (int, np.integer)) and not isinstance(style, bool) \
+                and 0 <= style < len(self._style_counts):
+            return int(style)
+        return None
+
+    def _leave_lean(self) -> None:
+        """Hand the lean state to the SimPy engine (from now on this population uses it)."""
+        if not self._lean:
+            return
+        self._lean = False
+        if self._clock_started:
+            if self._l_count:
+                self._act_users = np.zeros(1, dtype=np.int64)
+                self._act_counts = np.array([self._l_count], dtype=np.int64)
+                self._act_j = np.array([self._l_j], dtype=np.int64)
+                self._act_last = np.array([self._l_last], dtype=np.float64)
+            else:
+                self._act_users = np.zeros(0, dtype=np.int64)
+                self._act_counts = np.zeros(0, dtype=np.int64)
+                self._act_j = np.zeros(0, dtype=np.int64)
+                self._act_last = np.zeros(0, dtype=np.float64)
+        records: dict[int, _WindowRecord] = {}
+
+        def record(r: tuple[float, int, int, float, int]) -> _WindowRecord:
+            if id(r) not in records:
+                start, pushes, opens, dwell, sessions = r
+                one = np.zeros(1, dtype=np.int64)
+                records[id(r)] = _WindowRecord(
+                    start, one if pushes else _I64, np.array([pushes] if pushes else [],
+                                                             dtype=np.int64),
+                    one if opens else _I64, np.array([opens] if opens else [], dtype=np.int64),
+                    np.array([dwell] if opens else [], dtype=np.float64),
+                    one if sessions else _I64,
+                    np.array([sessions] if sessions else [], dtype=np.int64))
+            return records[id(r)]
+
+        self._win24 = deque(record(r) for r in self._win24)
+        self._win7 = deque(record(r) for r in self._win7)
+        self._start_engine(self._lean_now, resume=self._clock_started)
+
+    def _lean_begin_slot(self) -> None:
+        self._clock_started = True
+        self._slot_start = self._lean_now
+        self._l_count = self._single_user_sessions(self._slot_of_week(self._slot_number))
+        self._l_j = 0
+        self._l_last = 0.0
+
+    def _lean_step(self, code: int) -> SlotOutcome:
+        """One slot of the one-user population (see :meth:`_lean_style` for ``code``)."""
+        if not self._clock_started:
+            self._lean_begin_slot()
+        t = self._lean_now
+        # At most one push, one open and one opt-out per slot here: a push at the slot's start
+        # collapses an unseen older one (it cannot have been seen before the slot began), so
+        # only one push can be opened in the slot.
+        self._l_push = self._l_open = self._l_optout = None
+        self._l_blocked = self._l_collapsed = -1
+        if code != -1:
+            self._lean_deliver(code, t)
+        end = t + self.slot_hours
+        self._lean_now = end
+        if self._l_count and self._pend_id[0] >= 0:
+            t_seen = self._lean_first_session_after(self._pend_time[0])
+            if t_seen != math.inf:
+                self._lean_see_pending(t_seen)
+        out = self._lean_outcome(t, end)
+        self._lean_windows(end)
+        self._last_outcome = out
+        self._slot_number += 1
+        if self._slot_number % (1440 // self.slot_minutes) == 0:
+            self._drift_once()
+        self._lean_begin_slot()
+        return out
+
+    def _lean_offset_to_frac(self, offset: float) -> float:
+        knots = self._slot_knots[self._slot_of_week(self._slot_number)]
+        if knots is None:
+            return offset / self.slot_hours
+        return float(np.interp(offset, knots[0], knots[1][self._segment[0]]))
+
+    def _lean_frac_to_offset(self, frac: float) -> float:
+        knots = self._slot_knots[self._slot_of_week(self._slot_number)]
+        if knots is None:
+            return frac * self.slot_hours
+        return float(np.interp(frac, knots[1][self._segment[0]], knots[0]))
+
+    def _lean_first_session_after(self, after: float) -> float:
+        """:meth:`_first_session_after` for the one user."""
+        k = self._l_count
+        if k == 0:
+            return math.inf
+        offset = after - self._slot_start
+        thr = -1.0 if offset < 0 else self._lean_offset_to_frac(max(offset, 0.0))
+        j, last = self._l_j, self._l_last
+        rng = self._rng["session_times"]
+        need = (j == 0 or last <= thr) and j < k
+        while need:
+            v = 1.0 - rng.random()
+            last = last + (1.0 - last) * (-np.expm1(np.log(v) / (k - j)))
+            j += 1
+            need = last <= thr and j < k
+        self._l_j, self._l_last = j, last
+        if j > 0 and last > thr:
+            return self._slot_start + self._lean_frac_to_offset(last)
+        return math.inf
+
+    def _lean_fatigue_at(self, t: float) -> float:
+        f = self._fatigue[0]
+        if f == 0.0:
+            return 0.0
+        return f * np.exp2(-(t - self._fatigue_t[0]) / self.params.fatigue.half_life_h)
+
+    def _lean_deliver(self, code: int, t: float) -> None:
+        """:meth:`_make_batch` then :meth:`_deliver` for a one-user push at ``t``."""
+        rng_a = self._rng["actions"]
+        if code == -2:
+            c = int(rng_a.integers(0, len(self._quality), size=1)[0])
+        else:
+            # numpy draws the same bounded integer for a scalar bound as for the engine's
+            # one-element array bound (tests/envs/test_lean_path.py), ~5x faster
+            c = int(self._style_table[code, rng_a.integers(0, int(self._style_counts[code]))])
+        tp = int(self._cover_topic[c])
+        pid = self._next_push_id
+        self._next_push_id += 1
+        if self._opted_out[0]:
+            self._l_blocked = pid
+            return
+        if self._pend_id[0] >= 0:
+            t_seen = self._lean_first_session_after(self._pend_time[0])
+            if t_seen < t:
+                self._lean_see_pending(t_seen)
+            else:
+                self._l_collapsed = int(self._pend_id[0])
+                self._pend_id[0] = -1
+        self._l_push = (pid, c, tp)
+        self._last_push[0] = t
+        fat = self._lean_fatigue_at(t) + self.params.fatigue.increment
+        self._fatigue[0] = fat
+        self._fatigue_t[0] = t
+        rng = self._rng["responses"]
+        oo = self.params.opt_out
+        if rng.random() < -np.expm1(-(oo.base_hazard + oo.fatigue_coef * fat)):
+            self._l_optout = (pid, t)
+            self._opted_out[0] = True
+            return
+        seg = self._segment[0]
+        how = math.floor(self._week0_h + t + 1e-9) % HOURS_PER_WEEK
+        rate = self._seg_act[seg, how] * self._multiplier[0]
+        if rng.random() < -np.expm1(-rate * self.params.open.glance_hours):
+            self._lean_try_open(pid, c, tp, t, 0.0)
+        else:
+            self._pend_id[0] = pid
+            self._pend_time[0] = t
+            self._pend_cover[0] = c
+            self._pend_topic[0] = tp
+
+    def _lean_see_pending(self, t_seen: float) -> None:
+        pid = int(self._pend_id[0])
+        delay = t_seen - self._pend_time[0]
+        self._pend_id[0] = -1
+        self._lean_try_open(pid, int(self._pend_cover[0]), int(self._pend_topic[0]), t_seen,
+                            delay)
+
+    @staticmethod
+    def _lean_sigmoid(x: float) -> float:
+        e = np.exp(-abs(x))
+        return 1.0 / (1.0 + e) if x >= 0 else e / (1.0 + e)
+
+    def _lean_open_probability(self, cover: int, topic: int, t: float, delay: float
+                               ) -> tuple[float, float, float, float]:
+        """:func:`response.open_probability` for the one user: (probability, taste match,
+        topic affinity, fatigue at ``t``)."""
+        seg = self._segment[0]
+        how = math.floor(self._week0_h + t + 1e-9) % HOURS_PER_WEEK
+        match = np.einsum("ij,ij->i", self._taste[0:1], self._features[cover:cover + 1])[0]
+        aff = self._topic_aff[0, topic]
+        fat = self._lean_fatigue_at(t)
+        om = self.params.open
+        x = (self._seg_intercept[seg] + om.beta_activity * self._rel_act_table[seg, how]
+             + om.beta_taste * match + om.beta_quality * (self._quality[cover] - 0.5)
+             + om.beta_topic * aff - om.beta_fatigue * fat)
+        return self._lean_sigmoid(x) * np.exp(-delay / om.stale_tau_h), match, aff, fat
+
+    def _lean_try_open(self, pid: int, cover: int, topic: int, t: float, delay: float) -> None:
+        """:meth:`_try_open` for the one user."""
+        p = self.params
+        rng = self._rng["responses"]
+        seg = self._segment[0]
+        prob, match, aff, fat = self._lean_open_probability(cover, topic, t, delay)
+        if not rng.random() < prob:
+            return
+        rel = match + aff
+        dwell = np.exp(self._seg_dwell_mu[seg] + p.dwell.relevance_coef * rel
+                       + self._seg_dwell_sigma[seg] * rng.standard_normal())
+        em = p.engagement
+        r = em.relevance_coef * rel
+        p_like, p_share, p_comment = (self._lean_sigmoid(em.like_intercept + r),
+                                      self._lean_sigmoid(em.share_intercept + r),
+                                      self._lean_sigmoid(em.comment_intercept + r))
+        like, share, comment = (rng.random() < p_like, rng.random() < p_share,
+                                rng.random() < p_comment)
+        sm = p.satisfaction
+        sat = 0
+        if rng.random() < sm.survey_rate:
+            eta = (sm.relevance_coef * rel + sm.dwell_coef * np.log(dwell / 60.0)
+                   - sm.fatigue_coef * fat)
+            latent = eta + rng.logistic()
+            sat = 1 + sum(1 for cut in sm.cutpoints if cut < latent)
+        self._l_open = (pid, cover, topic, t, delay, dwell, like, share, comment, sat)
+        if t > self._last_open[0]:
+            self._last_open[0] = t
+
+    def _lean_outcome(self, start: float, end: float) -> SlotOutcome:
+        """The slot's :class:`SlotOutcome` (built without the dataclass' slow __init__)."""
+        d = dict(_EMPTY_OUTCOME)
+        d["start_h"], d["end_h"] = start, end
+        if self._l_push is not None:
+            pid, c, tp = self._l_push
+            d["push_user"] = _USER0
+            d["push_id"] = np.array([pid], dtype=np.int64)
+            d["push_cover"] = np.array([c], dtype=np.int64)
+            d["push_topic"] = np.array([tp], dtype=np.int64)
+            d["push_time"] = np.array([start])
+            d["push_propensity"] = _ONE_F64
+        if self._l_blocked >= 0:
+            d["blocked_user"] = _USER0
+            d["blocked_push_id"] = np.array([self._l_blocked], dtype=np.int64)
+        if self._l_collapsed >= 0:
+            d["collapsed_push_id"] = np.array([self._l_collapsed], dtype=np.int64)
+        if self._l_open is not None:
+            pid, c, tp, t, delay, dwell, like, share, comment, sat = self._l_open
+            d["open_user"] = _USER0
+            d["open_push_id"] = np.array([pid], dtype=np.int64)
+            d["open_cover"] = np.array([c], dtype=np.int64)
+            d["open_topic"] = np.array([tp], dtype=np.int64)
+            d["open_time"] = np.array([t], dtype=np.float64)
+            d["open_delay_h"] = np.array([delay], dtype=np.float64)
+            d["open_dwell_s"] = np.array([dwell], dtype=np.float64)
+            d["open_like"] = np.array([like], dtype=bool)
+            d["open_share"] = np.array([share], dtype=bool)
+            d["open_comment"] = np.array([comment], dtype=bool)
+            d["open_satisfaction"] = np.array([sat], dtype=np.int8)
+        if self._l_optout is not None:
+            d["opt_out_user"] = _USER0
+            d["opt_out_push_id"] = np.array([self._l_optout[0]], dtype=np.int64)
+            d["opt_out_time"] = np.array([self._l_optout[1]], dtype=np.float64)
+        if self._l_count:
+            d["session_user"] = _USER0
+            d["session_count"] = np.array([self._l_count], dtype=np.int64)
+        out = object.__new__(SlotOutcome)
+        out.__dict__.update(d)
+        return out
+
+    def _lean_windows(self, now: float) -> None:
+        """:meth:`_update_windows` for the one user; window records are tuples
+        ``(start, pushes, opens, dwell, sessions)`` while the population is lean."""
+        pushes = 1 if self._l_push is not None else 0
+        opens, dwell = (1, self._l_open[5]) if self._l_open is not None else (0, 0.0)
+        sessions = self._l_count
+        if pushes:
+            self._push24[0] += 1
+            self._push7[0] += 1
+        if opens:
+            self._open24[0] += 1
+            self._open7[0] += 1
+            self._dwell24[0] += dwell
+            self._dwell7[0] += dwell
+        if sessions:
+            self._sess24[0] += sessions
+        rec = (self._slot_start, pushes, opens, dwell, sessions)
+        self._win24.append(rec)
+        self._win7.append(rec)
+        self._lean_expire(now)
+
+    def _lean_expire(self, now: float) -> None:
+        """Drop the window records that left the 24 h / 7 day windows at ``now``."""
+        win = self._win24
+        while win and win[0][0] < now - 24.0 - 1e-9:
+            _, pushes, opens, dwell, sessions = win.popleft()
+            if pushes:
+                self._push24[0] -= pushes
+            if opens:
+                self._open24[0] -= opens
+                self._dwell24[0] -= dwell
+                if self._open24[0] == 0:
+                    self._dwell24[0] = 0.0
+            if sessions:
+                self._sess24[0] -= sessions
+        win = self._win7
+        while win and win[0][0] < now - 168.0 - 1e-9:
+            _, pushes, opens, dwell, _ = win.popleft()
+            if pushes:
+                self._push7[0] -= pushes
+            if opens:
+                self._open7[0] -= opens
+                self._dwell7[0] -= dwell
+                if self._open7[0] == 0:
+                    self._dwell7[0] = 0.0
+
+    def advance(self, n_slots: int) -> tuple[SlotOutcome, np.ndarray]:
+        """Run ``n_slots`` slots without pushes: the same as ``n_slots`` calls of :meth:`step`
+        with no push (identical outcomes), summed up, and much faster for one user.
+
+        Parameters
+        ----------
+        n_slots : int
+            Number of slots, >= 1.
+
+        Returns
+        -------
+        outcome : SlotOutcome
+            What happened over the span ``[now, now + n_slots * slot)``: the events of every
+            slot, in time order (e.g. the open of a push seen late from the tray), with
+            ``session_user`` / ``session_count`` summed over the span. It is also
+            :attr:`last_outcome` afterwards.
+        sessions : numpy.ndarray
+            Organic sessions per slot and user, shape ``(n_slots, n_users)``.
+        """
+        if isinstance(n_slots, bool) or not isinstance(n_slots, (int, np.integer)) \
+                or n_slots < 1:
+            raise ValueError(f"`n_slots` must be an integer >= 1, got {n_slots!r}.")
+        n_slots = int(n_slots)
+        if self._lean:
+            return self._lean_advance(n_slots)
+        start = self.now
+        outs = [self.step() for _ in range(n_slots)]
+        sessions = np.zeros((n_slots, self.n_users), dtype=np.int64)
+        for k, o in enumerate(outs):
+            sessions[k, o.session_user] = o.session_count
+        merged = _merge_outcomes(outs, start, sessions.sum(axis=0))
+        self._last_outcome = merged
+        return merged, sessions
+
+    def _lean_advance(self, n_slots: int) -> tuple[SlotOutcome, np.ndarray]:
+        """:meth:`advance` for the one user. Without pushes, a slot can only bring organic
+        sessions and, when a push waits in the tray and the user has a session, its open.
+        Window records are appended as in :meth:`_lean_windows`; the expired ones are dropped
+        before each open's dwell is added and at the end, which subtracts the same records in
+        the same order, relative to the additions, as slot by slot."""
+        if not self._clock_started:
+            self._lean_begin_slot()
+        start = now = self._lean_now
+        sh = self.slot_hours
+        spd = 1440 // self.slot_minutes
+        counts = [0] * n_slots
+        opens = []
+        self._l_push = self._l_optout = None
+        self._l_blocked = self._l_collapsed = -1
+        win24, win7 = self._win24, self._win7
+        buf, pos = self._sess_buf, self._sess_buf_pos
+        total = 0
+        for i in range(n_slots):
+            c = self._l_count
+            end = now + sh
+            if c:
+                counts[i] = c
+                total += c
+                opened = None
+                if self._pend_id[0] >= 0:
+                    self._lean_now = end
+                    t_seen = self._lean_first_session_after(self._pend_time[0])
+                    if t_seen != math.inf:
+                        self._l_open = None
+                        self._lean_see_pending(t_seen)
+                        opened = self._l_open
+                if opened is None:
+                    rec = (self._slot_start, 0, 0, 0.0, c)
+                else:
+                    opens.append(opened)
+                    self._lean_expire(now)
+                    dwell = opened[5]
+                    self._open24[0] += 1
+                    self._open7[0] += 1
+                    self._dwell24[0] += dwell
+                    self._dwell7[0] += dwell
+                    rec = (self._slot_start, 0, 1, dwell, c)
+                win24.append(rec)
+                win7.append(rec)
+            now = end
+            self._lean_now = now
+            self._slot_number += 1
+            if self._slot_number % spd == 0:
+                self._drift_once()
+            self._slot_start = now
+            if pos < len(buf):                   # _single_user_sessions, inlined
+                self._l_count = buf[pos]
+                pos += 1
+            else:
+                self._sess_buf_pos = pos
+                self._l_count = self._single_user_sessions(
+                    (self._week0_slot + self._slot_number) % self._slots_per_week)
+                buf, pos = self._sess_buf, self._sess_buf_pos
+            self._l_j = 0
+            self._l_last = 0.0
+        self._sess_buf_pos = pos
+        if total:
+            self._sess24[0] += total
+        self._lean_expire(now)
+        sessions = np.array(counts, dtype=np.int64).reshape(n_slots, 1)
+        self._l_open = None
+        out = self._lean_outcome(start, self._lean_now)
+        if opens:
+            d = out.__dict__
+            cols = list(zip(*opens, strict=True))
+            d["open_user"] = np.zeros(len(opens), dtype=np.int64)
+            for name, col, dtype in zip(
+                    ("open_push_id", "open_cover", "open_topic", "open_time", "open_delay_h",
+                     "open_dwell_s", "open_like", "open_share", "open_comment",
+                     "open_satisfaction"), cols,
+                    (np.int64, np.int64, np.int64, np.float64, np.float64, np.float64, bool,
+                     bool, bool, np.int8), strict=True):
+                d[name] = np.array(col, dtype=dtype)
+        if total:
+            out.__dict__["session_user"] = _USER0
+            out.__dict__["session_count"] = np.array([total], dtype=np.int64)
+        else:
+            out.__dict__["session_user"] = _I64
+            out.__dict__["session_count"] = _I64
+        self._last_outcome = out
+        return out, sessions
 
     def run(self, policy: Policy | None, days: float, progress: bool = False) -> pd.DataFrame:
         """Run a logging policy for ``days`` days (``policy=None``: organic sessions only).
@@ -1152,8 +1767,109 @@ class Population:
             raise ValueError(f"The policy's `push` must be boolean, got dtype {push.dtype}.")
         return push, style, prop
 
+    # ============================================================================ lifecycle
+    def reset(self, seed: int | np.random.SeedSequence | None = None) -> None:
+        """Start over at hour 0 with new users drawn from ``seed``.
+
+        Equivalent to building a new :class:`Population` with the same parameters, bank, start,
+        slot length and ``seed`` (identical outcomes for identical actions), but reuses the
+        tables computed from the parameters, so it is much cheaper (an environment calls it at
+        every episode start).
+        """
+        self._init_state(seed)
+
+    def replace_users(self, users: Any) -> None:
+        """Replace users by freshly sampled ones from the same parameters, between two slots.
+
+        The new users have no history: no fatigue, nothing in the tray, not opted out, empty
+        24 h / 7 day windows, and their organic sessions of the coming slot are drawn anew from
+        their own activity. They are drawn from the ``users`` random stream (their session
+        counts from the ``sessions`` stream), so a population that replaces the same users at
+        the same times stays reproducible. Used by the population vector environment to keep N
+        users when some opt out or end their episode.
+
+        Parameters
+        ----------
+        users : array_like
+            Boolean mask ``(n_users,)`` or distinct user indices.
+
+        Raises
+        ------
+        ValueError
+            For bad indices, with ``record_events=True`` (user ids would be reused in the log),
+            or when a replaced user has a push scheduled for later with :meth:`schedule_push`.
+        """
+        if self.record_events:
+            raise ValueError("replace_users() is not available with record_events=True: the "
+                             "event log identifies users by index, which replacing would reuse. "
+                             "Create the Population with record_events=False.")
+        u = self._as_user_index(users, "users")
+        if u.size == 0:
+            return
+        self._leave_lean()
+        self._sess_buf, self._sess_buf_pos = [], 0     # drawn for the old users
+        for at, batch in self._scheduled.values():
+            clash = np.intersect1d(batch.users, u)
+            if clash.size:
+                raise ValueError(f"User(s) {clash[:5].tolist()} have a push scheduled for "
+                                 f"t = {at:g} h; replace users only when none of them has a "
+                                 "push scheduled for later.")
+        seg, mult, taste, topic = self._draw_users(self._rng["users"], u.size)
+        self._segment[u] = seg
+        self._multiplier[u] = mult
+        self._taste[u] = taste
+        self._topic_aff[u] = topic
+        self._born[u] = self.now
+        self._replaced_any = True
+        self._fatigue[u] = 0.0
+        self._fatigue_t[u] = -np.inf
+        self._opted_out[u] = False
+        self._pend_id[u] = -1
+        self._last_push[u] = -np.inf
+        self._last_open[u] = -np.inf
+        for arr in (self._push24, self._push7, self._open24, self._open7, self._dwell24,
+                    self._dwell7, self._sess24):
+            arr[u] = 0
+        if self._clock_started:
+            # the coming slot's sessions were drawn for the old users: draw the new users'
+            sw = self._slot_of_week(self._slot_number)
+            lam = self._slot_rate[self._segment[u], sw] * self._multiplier[u]
+            counts = self._rng["sessions"].poisson(lam)
+            # rebuild the slot's active users (sorted) through dense per-user arrays
+            n = self.n_users
+            cnt = np.zeros(n, dtype=np.int64)
+            j = np.zeros(n, dtype=np.int64)
+            last = np.zeros(n)
+            act = self._act_users
+            cnt[act] = self._act_counts
+            j[act] = self._act_j
+            last[act] = self._act_last
+            cnt[u] = counts
+            j[u] = 0
+            last[u] = 0.0
+            act = np.flatnonzero(cnt)
+            self._act_users = act
+            self._act_counts = cnt[act]
+            self._act_j = j[act]
+            self._act_last = last[act]
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle support: everything but the SimPy engine, which is rebuilt on load."""
+        state = self.__dict__.copy()
+        for key in ("_env", "_slot_done", "_new_day"):
+            state.pop(key, None)
+        state["_pickled_now"] = self.now
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        now = state.pop("_pickled_now")
+        self.__dict__.update(state)
+        self._env = None
+        if not self._lean:
+            self._start_engine(now, resume=self._clock_started)
+
     # ============================================================================ views
-    def observe(self) -> dict[str, np.ndarray]:
+    def observe(self, copy: bool = True) -> dict[str, np.ndarray]:
         """What a platform can see now, one array of length ``n_users`` per key.
 
         Keys (:data:`OBSERVATION_KEYS`): ``hour`` (0-23, UTC), ``minute``, ``weekday`` (0 =
@@ -1161,10 +1877,20 @@ class Population:
         ``pushes_24h`` / ``pushes_7d`` (delivered), ``opens_24h`` / ``opens_7d``, ``dwell_24h``
         / ``dwell_7d`` (seconds in pushed sessions), ``sessions_24h`` (organic), ``opted_out``.
         Windows cover the last 24 h / 7 days of simulated time before now. ``hour``, ``minute``
-        and ``weekday`` are read-only broadcast views; the others are fresh arrays.
+        and ``weekday`` are read-only broadcast views; the others are fresh arrays, or with
+        ``copy=False`` read-only views of the live counters (valid until the next step; what
+        the vector environment uses to build observations without copying).
         """
         n = self.n_users
         now = self.now
+
+        def get(a: np.ndarray) -> np.ndarray:
+            if copy:
+                return a.copy()
+            v = a.view()
+            v.flags.writeable = False
+            return v
+
         wh = self._week0_h + now
         minute_of_week = int(round(wh * 60)) % (HOURS_PER_WEEK * 60)
         hour = (minute_of_week // 60) % 24
@@ -1176,15 +1902,29 @@ class Population:
             "weekday": np.broadcast_to(np.int64(weekday), (n,)),
             "hours_since_push": now - self._last_push,
             "hours_since_open": now - self._last_open,
-            "pushes_24h": self._push24.copy(),
-            "pushes_7d": self._push7.copy(),
-            "opens_24h": self._open24.copy(),
-            "opens_7d": self._open7.copy(),
-            "dwell_24h": self._dwell24.copy(),
-            "dwell_7d": self._dwell7.copy(),
-            "sessions_24h": self._sess24.copy(),
-            "opted_out": self._opted_out.copy(),
+            "pushes_24h": get(self._push24),
+            "pushes_7d": get(self._push7),
+            "opens_24h": get(self._open24),
+            "opens_7d": get(self._open7),
+            "dwell_24h": get(self._dwell24),
+            "dwell_7d": get(self._dwell7),
+            "sessions_24h": get(self._sess24),
+            "opted_out": get(self._opted_out),
         }
+
+    def observe_user(self, i: int = 0) -> tuple:
+        """:meth:`observe` for one user, as Python numbers in :data:`OBSERVATION_KEYS` order.
+
+        The fast path of the single-user environments: the same values as
+        ``observe()[key][i]`` without building the arrays of every user.
+        """
+        now = self.now
+        minute_of_week = int(round((self._week0_h + now) * 60)) % (HOURS_PER_WEEK * 60)
+        return ((minute_of_week // 60) % 24, minute_of_week % 60, minute_of_week // 1440,
+                now - float(self._last_push[i]), now - float(self._last_open[i]),
+                int(self._push24[i]), int(self._push7[i]), int(self._open24[i]),
+                int(self._open7[i]), float(self._dwell24[i]), float(self._dwell7[i]),
+                int(self._sess24[i]), bool(self._opted_out[i]))
 
     def hidden_state(self) -> dict[str, np.ndarray]:
         """What the platform cannot see (for oracles and diagnostics), as fresh arrays.

@@ -73,3 +73,28 @@ def test_bench_population_runs_tiny(capsys):
     assert main(["bench", "population", "--n", "1", "50", "--days", "1"]) == 0
     out = capsys.readouterr().out
     assert "user" in out.lower()
+
+
+def test_demo_runs_end_to_end_in_fast_mode(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--fast", "--out", str(out), "--quiet"]) == 0
+    assert str(out / "report.md") in capsys.readouterr().out
+    report = (out / "report.md").read_text()
+    for agent in ("static", "heuristic", "thompson", "linucb", "oracle"):
+        assert f"| {agent}" in report
+    for png in ("push_times.png", "ctr_dwell_by_policy.png", "opt_outs.png",
+                "activity_and_open_rate.png", "ctr_by_segment.png"):
+        assert (out / png).stat().st_size > 1000
+    episodes = pd.read_csv(out / "episodes.csv")
+    assert set(episodes["agent"]) == {"static", "random", "heuristic", "thompson", "linucb",
+                                      "oracle"}
+    comp = pd.read_csv(out / "policy_vs_static.csv")
+    assert comp["p"].dropna().between(0, 1).all()
+    assert comp.loc[comp["metric"] == "return", "p"].notna().all()
+    assert not list(out.glob(".*"))  # no temporary files left behind
+
+
+def test_bench_envs_runs_tiny(capsys):
+    assert main(["bench", "envs", "--steps", "200", "--n-users", "50", "--repeats", "1",
+                 "--quiet"]) == 0
+    assert "PushSchedule-v0" in capsys.readouterr().out

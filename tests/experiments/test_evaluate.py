@@ -167,3 +167,22 @@ def test_vector_and_single_env_agree_in_distribution():
         assert (stayed["pushes"] == 6).all()
     assert abs(vec["sessions"].mean() - single["sessions"].mean()) < 4 * (
         single["sessions"].std() / np.sqrt(20) + vec["sessions"].std() / np.sqrt(400))
+
+
+def test_on_step_sees_every_step_with_the_chosen_action():
+    from covercast.agents import StaticScheduler
+    from covercast.experiments.evaluate import evaluate
+
+    seen = []
+
+    def record(label, episode, obs, action, reward, info):
+        seen.append((label, episode, int(action), bool(info["pushed"])))
+
+    df = evaluate(StaticScheduler(hours=(8, 20)), "covercast/PushSchedule-v0", episodes=2,
+                  seed=3, env_kwargs={"horizon_days": 2}, on_step=record)
+    assert len(seen) == int(df["length"].sum())
+    assert {e for _, e, _, _ in seen} == {0, 1}
+    assert all(label == df["agent"].iloc[0] for label, *_ in seen)
+    # Every delivered push came from a push action.
+    assert all(a > 0 for _, _, a, pushed in seen if pushed)
+    assert sum(p for *_, p in seen) == int(df["pushes"].sum())

@@ -1,0 +1,306 @@
+"""What the three single-user environments share: one simulated user, its clock, its responses.
+
+:class:`UserEnv` owns a one-user :class:`~covercast.simulators.population.Population` (rebuilt
+from ``self.np_random`` at every :meth:`reset`), the :class:`~covercast.envs.observation.
+ObservationBuilder`, the reward function and the per-step responses. Subclasses define the
+action space and how an action becomes pushes (:meth:`UserEnv.step`).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+from gymnasium.error import ResetNeeded
+
+from covercast.envs.observation import OBS_DIM, ObservationBuilder, observation_bounds
+from covercast.envs.rewards import RewardFn, make_reward_fn
+from covercast.simulators.params import PopulationParams, default_params
+from covercast.simulators.population import Population, SlotOutcome
+
+__all__ = ["UserEnv", "resolve_params", "resolve_bank", "check_slot_minutes", "DEFAULT_START",
+           "Tally"]
+
+#: Hour 0 of every episode: a Monday, 00:00 UTC.
+DEFAULT_START = "2026-01-05T00:00:00Z"
+
+_ONE_USER = np.zeros(1, dtype=np.int64)
+_ONE_USER.flags.writeable = False
+
+
+def resolve_params(params: PopulationParams | str | os.PathLike | None) -> PopulationParams:
+    """``None`` -> the default population; a path -> :meth:`PopulationParams.load`."""
+    if params is None:
+        return default_params()
+    if isinstance(params, PopulationParams):
+        params.validate()
+        return params
+    if isinstance(params, (str, os.PathLike)):
+        return PopulationParams.load(params)
+    raise ValueError(f"`params` must be a PopulationParams, a path to its JSON or None (the "
+                     f"default population), got {type(params).__name__}.")
+
+
+def resolve_bank(bank: Any, params: PopulationParams) -> Any:
+    """``None`` -> the procedural default bank; a path -> :meth:`CoverBank.load`.
+
+    The bank's styles and topics must be the population's.
+    """
+    if bank is None:
+        from covercast.generators.procedural import default_bank
+        bank = default_bank()
+    elif isinstance(bank, (str, os.PathLike)):
+        from covercast.generators.bank import CoverBank
+        bank = CoverBank.load(bank)
+    Population._check_bank(bank, params)
+    return bank
+
+
+def check_slot_minutes(slot_minutes: Any) -> int:
+    """``slot_minutes`` must be a positive integer dividing 1440; returns it as an int."""
+    if isinstance(slot_minutes, bool) or not isinstance(slot_minutes, (int, np.integer)) \
+            or slot_minutes <= 0 or 1440 % int(slot_minutes) != 0:
+        raise ValueError(f"`slot_minutes` must be a positive integer dividing 1440 (minutes in a "
+                         f"day), e.g. 5, 10, 15, 20, 30, 60, 120; got {slot_minutes!r}.")
+    return int(slot_minutes)
+
+
+class Tally:
+    """The responses of one user over one or more slots (see :data:`RESPONSE_KEYS`)."""
+
+    __slots__ = ("pushed", "blocked", "opened", "dwell_s", "likes", "shares", "comments",
+                 "surveys", "sat_sum", "opted_out", "sessions")
+
+    def __init__(self) -> None:
+        self.clear()
+
+    def clear(self) -> None:
+        self.pushed = self.blocked = self.opened = 0
+        self.likes = self.shares = self.comments = self.surveys = self.sessions = 0
+        self.dwell_s = self.sat_sum = 0.0
+        self.opted_out = False
+
+    def add(self, out: SlotOutcome) -> int:
+        """Add a one-user slot outcome; return its organic sessions."""
+        self.pushed += out.push_user.size
+        self.blocked += out.blocked_user.size
+        n_open = out.open_user.size
+        if n_open:
+            self.opened += n_open
+            self.dwell_s += float(out.open_dwell_s.sum())
+            self.likes += int(np.count_nonzero(out.open_like))
+            self.shares += int(np.count_nonzero(out.open_share))
+            self.comments += int(np.count_nonzero(out.open_comment))
+            sat = out.open_satisfaction
+            surveyed = sat[sat > 0]
+            if surveyed.size:
+                self.surveys += surveyed.size
+                self.sat_sum += float(surveyed.sum())
+        if out.opt_out_user.size:
+            self.opted_out = True
+        if out.session_count.size:
+            n = int(out.session_count[0])
+            self.sessions += n
+            return n
+        return 0
+
+    def responses(self, style: int, cover: int) -> dict[str, Any]:
+        """The responses dict (keys :data:`RESPONSE_KEYS`, Python scalars); ``satisfaction``
+        only when a survey was answered."""
+        r = {
+            "pushed": self.pushed, "blocked": self.blocked, "opened": self.opened,
+            "dwell_s": self.dwell_s, "likes": self.likes, "shares": self.shares,
+            "comments": self.comments, "surveys": self.surveys, "opted_out": self.opted_out,
+            "sessions": self.sessions, "style": style, "cover": cover,
+        }
+        if self.surveys:
+            r["satisfaction"] = self.sat_sum / self.surveys
+        return r
+
+
+class UserEnv(gym.Env[np.ndarray, np.int64]):
+    """Base class of the single-user environments (not registered itself).
+
+    Parameters
+    ----------
+    params : PopulationParams, path or None
+        The user model; ``None``: :func:`~covercast.simulators.params.default_params`.
+    bank : CoverBank, path or None
+        The covers; ``None``: :func:`~covercast.generators.procedural.default_bank`.
+    slot_minutes : int
+        Length of a decision slot in minutes (divides 1440; 5 to 1440).
+    reward_fn : callable, optional
+        ``reward_fn(responses) -> float``; exclusive with ``w_dwell`` / ``w_optout``.
+    w_dwell, w_optout : float, optional
+        Weights of the default reward :class:`~covercast.envs.rewards.OpenDwellReward`.
+    start : str
+        Wall-clock time (UTC) of hour 0 of every episode, on the slot grid.
+    render_mode : {None, "ansi"}
+        ``"ansi"``: :meth:`render` returns a one-line text summary of the last step.
+    """
+
+    metadata = {"render_modes": ["ansi"], "render_fps": 1}
+    #: Registered id (set by subclasses; used in messages).
+    env_id = "covercast/UserEnv"
+
+    def __init__(self, params: PopulationParams | str | os.PathLike | None = None,
+                 bank: Any = None, slot_minutes: int = 60, reward_fn: RewardFn | None = None,
+                 w_dwell: float | None = None, w_optout: float | None = None,
+                 start: str = DEFAULT_START, render_mode: str | None = None) -> None:
+        self.params = resolve_params(params)
+        self.bank = resolve_bank(bank, self.params)
+        self.slot_minutes = check_slot_minutes(slot_minutes)
+        self.slot_hours = self.slot_minutes / 60.0
+        self.reward_fn = make_reward_fn(reward_fn, w_dwell, w_optout)
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"`render_mode` must be None or one of "
+                             f"{self.metadata['render_modes']}, got {render_mode!r}.")
+        self.render_mode = render_mode
+        # validates `start` on the slot grid (ValueError naming it) and builds the tables once
+        self._pop = Population(self.params, 1, bank=self.bank, seed=0, start=start,
+                               slot_minutes=self.slot_minutes)
+        self.start = self._pop.start
+        self._minute0 = self.start.hour * 60 + self.start.minute    # minute of day of hour 0
+        self.n_styles = len(self.params.styles)
+        self.style_names: tuple[str, ...] = tuple(self.params.styles)
+        low, high = observation_bounds()
+        self.observation_space = spaces.Box(low, high, shape=(OBS_DIM,), dtype=np.float32)
+        self._builder = ObservationBuilder(1)
+        self._tally = Tally()
+        self._started = False
+        self._done = False
+        self._last_info: dict[str, Any] | None = None
+        self._last_reward = 0.0
+
+    # ------------------------------------------------------------------ gymnasium API
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
+              ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Start an episode: a new user drawn from ``self.np_random``, at hour 0.
+
+        ``options`` is not used (must be None or empty).
+        """
+        super().reset(seed=seed)
+        if options:
+            raise ValueError(f"`options` is not used by {self.env_id}; got {options!r}.")
+        self._pop.reset(int(self.np_random.integers(0, 2**63 - 1)))
+        self._builder.reset()
+        self._started = True
+        self._done = False
+        self._last_info = None
+        self._last_reward = 0.0
+        self._after_reset()
+        return self._observe(), {}
+
+    def _after_reset(self) -> None:
+        """Hook: advance the clock to the first decision (CoverStyle)."""
+
+    def _check_step(self, action: Any) -> int:
+        """Validate the call order and the action; return the action as an int."""
+        if not self._started:
+            raise ResetNeeded(f"Call reset() before step() on {self.env_id}.")
+        if self._done:
+            raise ResetNeeded(f"The episode of {self.env_id} ended (the user opted out); call "
+                              "reset() before step().")
+        n = self.action_space.n
+        if type(action) is int or isinstance(action, np.integer):
+            a = int(action)
+        else:
+            arr = np.asarray(action)
+            if arr.shape not in ((), (1,)) or not np.issubdtype(arr.dtype, np.integer):
+                raise ValueError(f"Invalid action {action!r} for {self.env_id}: expected an "
+                                 f"integer in [0, {n - 1}] ({self._action_meaning()}).")
+            a = int(arr.reshape(()))
+        if not 0 <= a < n:
+            raise ValueError(f"Invalid action {a} for {self.env_id}: expected an integer in "
+                             f"[0, {n - 1}] ({self._action_meaning()}).")
+        return a
+
+    def _action_meaning(self) -> str:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ simulation
+    def _slot_index(self) -> int:
+        """Slots since hour 0 (the coming slot's index)."""
+        return round(self._pop.now / self.slot_hours)
+
+    def _hour_of_day(self, slot: int | None = None) -> int:
+        """Hour of day (UTC) at the start of slot ``slot`` (default: the coming one)."""
+        if slot is None:
+            slot = self._slot_index()
+        return (self._minute0 + slot * self.slot_minutes) // 60 % 24
+
+    def _advance(self, style: int) -> SlotOutcome:
+        """Push with ``style`` (``-1``: no push) at the start of the coming slot, run the slot,
+        record its sessions and add its responses to the tally."""
+        hour = self._hour_of_day()
+        pop = self._pop
+        out = pop.step(push=_ONE_USER, style=style) if style >= 0 else pop.step()
+        self._builder.record_user(hour, self._tally.add(out), self.slot_hours)
+        return out
+
+    def _advance_quiet(self, n_slots: int) -> None:
+        """Run ``n_slots`` slots without pushes in one go (:meth:`Population.advance`),
+        recording each slot's sessions and adding the span's responses to the tally."""
+        first = self._slot_index()
+        out, sessions = self._pop.advance(n_slots)
+        self._tally.add(out)
+        m0, sm = self._minute0 + first * self.slot_minutes, self.slot_minutes
+        hours = [(m0 + k * sm) // 60 % 24 for k in range(n_slots)]
+        self._builder.record_user_slots(hours, sessions[:, 0].tolist(), self.slot_hours)
+
+    def _observe(self) -> np.ndarray:
+        return self._builder.build_user(self._pop.observe_user(0))
+
+    def _finish(self, style: int, cover: int
+                ) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        info = self._tally.responses(style, cover)
+        self._tally.clear()
+        reward = self.reward_fn(info)
+        try:
+            reward = float(reward)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"`reward_fn` must return a number, got {reward!r}.") from e
+        if not math.isfinite(reward):
+            raise ValueError(f"`reward_fn` returned {reward!r} for responses {info}; it must "
+                             "return a finite number.")
+        terminated = bool(info["opted_out"])
+        self._done = terminated
+        self._last_info = info
+        self._last_reward = reward
+        return self._observe(), reward, terminated, False, info
+
+    # ------------------------------------------------------------------ extras
+    @property
+    def population(self) -> Population:
+        """The one-user population of the current episode (read it, do not step it)."""
+        return self._pop
+
+    @property
+    def steps_per_day(self) -> float:
+        """Decisions per simulated day."""
+        return 1440 / self.slot_minutes
+
+    def hidden_state(self) -> dict[str, np.ndarray]:
+        """The user's hidden state for oracles and diagnostics only (an agent that reads it is
+        not a deployable policy): :meth:`Population.hidden_state` of the one-user population,
+        i.e. arrays with a leading axis of length 1 (``fatigue[0]``, ``taste[0]``, ...)."""
+        return self._pop.hidden_state()
+
+    def render(self) -> str | None:
+        if self.render_mode != "ansi":
+            return None
+        ts = self._pop.timestamp
+        if self._last_info is None:
+            return f"{ts:%a %H:%M} {self.env_id}: episode start"
+        r = self._last_info
+        style = self.style_names[r["style"]] if r["style"] >= 0 else "-"
+        parts = [f"{ts:%a %H:%M}", f"push={style}" if r["pushed"] else "no push",
+                 f"opened={r['opened']}", f"dwell={r['dwell_s']:.0f}s",
+                 f"sessions={r['sessions']}", f"reward={self._last_reward:.3f}"]
+        if r["opted_out"]:
+            parts.append("OPTED OUT")
+        return " ".join(parts)

@@ -1,0 +1,223 @@
+"""The lean one-user path of Population gives bit-identical results to the SimPy engine.
+
+The single-user environments run on it; these tests run the same seeds and actions through the
+lean path and through the engine (forced with ``_leave_lean()``), including a hand-over from one
+to the other mid-run, and compare every outcome field, observation and hidden state bit for bit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import pickle
+from dataclasses import fields
+
+import numpy as np
+import pytest
+import simpy
+
+from covercast.generators.procedural import default_bank
+from covercast.simulators.params import default_params
+from covercast.simulators.population import Population
+
+
+@pytest.fixture(scope="module")
+def bank():
+    return default_bank()
+
+
+def variant(**parts):
+    p = default_params()
+    for part, values in parts.items():
+        p = dataclasses.replace(p, **{part: dataclasses.replace(getattr(p, part), **values)})
+    return p
+
+
+PARAMS = {
+    "default": variant(),
+    # pushes wait in the tray (seen later, at sessions), often surveyed, opt-outs frequent
+    "tray": variant(open={"glance_hours": 0.0}, satisfaction={"survey_rate": 0.7},
+                    opt_out={"base_hazard": 0.01}),
+}
+
+
+def digest(pop: Population, steps: int, seed: int, p_push: float, leave_at: int | None,
+           advance: bool = False) -> str:
+    """Hash of every outcome, observation and hidden state along a random run."""
+    rng = np.random.default_rng(seed)
+    h = hashlib.sha256()
+
+    def feed(out):
+        for f in fields(out):
+            a = np.asarray(getattr(out, f.name))
+            h.update(str(a.dtype).encode())
+            h.update(np.ascontiguousarray(a).tobytes())
+
+    for t in range(steps):
+        if t == leave_at:
+            pop._leave_lean()
+        if rng.random() < p_push:
+            style = int(rng.integers(-1, 5))
+            feed(pop.step(push=np.zeros(1, np.int64), style=None if style < 0 else style))
+        elif advance and rng.random() < 0.3:
+            out, sessions = pop.advance(int(rng.integers(1, 30)))
+            feed(out)
+            h.update(sessions.tobytes())
+        else:
+            feed(pop.step())
+        if t % 3 == 0:
+            for v in pop.observe().values():
+                h.update(np.ascontiguousarray(v).tobytes())
+            for v in pop.hidden_state().values():
+                h.update(np.ascontiguousarray(v).tobytes())
+    return h.hexdigest()
+
+
+@pytest.mark.parametrize("name", sorted(PARAMS))
+@pytest.mark.parametrize("slot", [60, 5, 120])
+def test_lean_path_equals_the_engine(bank, name, slot):
+    steps = {60: 700, 5: 1500, 120: 400}[slot]
+    for seed, p_push in ((0, 0.15), (1, 0.7)):
+        def make(seed=seed):
+            return Population(PARAMS[name], 1, bank=bank, seed=seed, slot_minutes=slot)
+
+        engine = make()
+        engine._leave_lean()
+        ref = digest(engine, steps, seed, p_push, None)
+        lean = make()
+        assert lean._lean
+        assert digest(lean, steps, seed, p_push, None) == ref
+        assert lean._lean                                  # stayed lean all along
+        assert digest(make(), steps, seed, p_push, leave_at=steps // 3) == ref
+
+
+def busy_params():
+    """Every push seen at once, opened and engaged with about even odds, no opt-outs: each
+    push is a coin flip, so a wrong probability anywhere in the lean path shows."""
+    p = default_params()
+    segs = [dataclasses.replace(s, open_intercept=0.0) for s in p.segments]
+    return dataclasses.replace(
+        p, segments=segs,
+        open=dataclasses.replace(p.open, glance_hours=50.0, beta_fatigue=0.0),
+        opt_out=dataclasses.replace(p.opt_out, base_hazard=0.0, fatigue_coef=0.0),
+        engagement=dataclasses.replace(p.engagement, like_intercept=0.0, share_intercept=0.0,
+                                       comment_intercept=0.0),
+        satisfaction=dataclasses.replace(p.satisfaction, survey_rate=0.5))
+
+
+def test_lean_path_equals_the_engine_push_after_push(bank):
+    def make():
+        return Population(busy_params(), 1, bank=bank, seed=11)
+
+    engine = make()
+    engine._leave_lean()
+    ref = digest(engine, 3000, 5, 1.0, None)
+    assert digest(make(), 3000, 5, 1.0, None) == ref
+
+
+@pytest.mark.parametrize("name", sorted(PARAMS))
+def test_advance_equals_single_steps(bank, name):
+    for slot in (60, 5):
+        def make(slot=slot):
+            return Population(PARAMS[name], 1, bank=bank, seed=3, slot_minutes=slot)
+
+        engine = make()
+        engine._leave_lean()
+        ref = digest(engine, 300, 4, 0.3, None, advance=True)
+        assert digest(make(), 300, 4, 0.3, None, advance=True) == ref
+
+
+def test_advance_matches_step_by_step_totals(bank):
+    a = Population(default_params(), 1, bank=bank, seed=5)
+    b = Population(default_params(), 1, bank=bank, seed=5)
+    a.step(push=np.zeros(1, np.int64), style=2)
+    b.step(push=np.zeros(1, np.int64), style=2)
+    out, sessions = a.advance(30)
+    singles = [b.step() for _ in range(30)]
+    assert sessions[:, 0].tolist() == [int(o.session_count.sum()) for o in singles]
+    assert out.n_opens == sum(o.n_opens for o in singles)
+    assert (out.start_h, out.end_h) == (singles[0].start_h, singles[-1].end_h)
+    assert a.last_outcome is out and a.now == b.now
+    with pytest.raises(ValueError, match="n_slots"):
+        a.advance(0)
+
+
+def test_advance_on_a_population(bank):
+    pop = Population(default_params(), 50, bank=bank, seed=0)
+    pop.step(push=np.arange(50), style=1)
+    out, sessions = pop.advance(12)
+    assert sessions.shape == (12, 50)
+    dense = np.zeros(50, dtype=np.int64)
+    dense[out.session_user] = out.session_count
+    assert np.array_equal(dense, sessions.sum(axis=0))
+
+
+def test_lean_population_pickles_and_hands_over(bank):
+    pop = Population(default_params(), 1, bank=bank, seed=8)
+    digest(pop, 50, 0, 0.4, None)
+    clone = pickle.loads(pickle.dumps(pop))
+    assert clone._lean
+    assert digest(pop, 200, 1, 0.4, None) == digest(clone, 200, 1, 0.4, None)
+    # reading `env` or scheduling a push starts the engine; results do not change
+    a, b = Population(default_params(), 1, bank=bank, seed=9), \
+        Population(default_params(), 1, bank=bank, seed=9)
+    digest(a, 40, 2, 0.4, None)
+    digest(b, 40, 2, 0.4, None)
+    assert isinstance(a.env, simpy.Environment) and not a._lean
+    assert digest(a, 100, 3, 0.4, None) == digest(b, 100, 3, 0.4, None)
+    ids = b.schedule_push([0], at=b.now + 1.5, style=0)
+    assert not b._lean
+    fired = [b.step() for _ in range(3)]
+    assert fired[1].push_id.tolist() == ids.tolist()
+
+
+def test_replace_users_from_the_lean_path(bank):
+    pop = Population(default_params(), 1, bank=bank, seed=1)
+    digest(pop, 60, 0, 0.5, None)
+    pop.replace_users([0])
+    assert not pop._lean
+    assert pop.observe()["pushes_7d"][0] == 0
+    digest(pop, 60, 1, 0.5, None)
+    assert pop.observe()["pushes_24h"][0] >= 0
+
+
+def test_lean_formulas_are_the_response_module_bit_for_bit(bank):
+    """The lean open probability, fatigue, sigmoid and survey score equal
+    :mod:`covercast.simulators.response` exactly, for many states (not only on average)."""
+    from covercast.simulators import response as R
+
+    p = default_params()
+    pop = Population(p, 1, bank=bank, seed=2)
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        pop._fatigue[0] = rng.gamma(1.0, 3.0) if rng.random() < 0.8 else 0.0
+        pop._fatigue_t[0] = rng.uniform(0, 100)
+        t = pop._fatigue_t[0] + rng.uniform(0, 50)
+        cover, topic = int(rng.integers(len(bank.quality))), int(rng.integers(len(p.topics)))
+        delay = rng.uniform(0, 20) if rng.random() < 0.5 else 0.0
+        prob, match, aff, fat = pop._lean_open_probability(cover, topic, t, delay)
+        seg = pop._segment[0]
+        how = pop._hour_of_week(np.array([t]))
+        ref_fat = R.fatigue_at(pop._fatigue[:1], pop._fatigue_t[:1], np.array([t]),
+                               p.fatigue.half_life_h)
+        ref_match = np.einsum("ij,ij->i", pop._taste[[0]], pop._features[[cover]])
+        ref = R.open_probability(pop._seg_intercept[[seg]], pop._rel_act_table[[seg], how],
+                                 ref_match, pop._quality[[cover]], pop._topic_aff[[0], [topic]],
+                                 ref_fat, np.array([delay]), p.open)
+        assert (prob, match, fat) == (ref[0], ref_match[0], ref_fat[0])
+        x = rng.normal(0, 5)
+        assert Population._lean_sigmoid(x) == R.sigmoid(np.array([x]))[0]
+    cuts = np.asarray(p.satisfaction.cutpoints)
+    for latent in np.concatenate([rng.normal(0, 3, 500), cuts]):
+        lean = 1 + sum(1 for cut in p.satisfaction.cutpoints if cut < latent)
+        assert lean == 1 + np.searchsorted(cuts, latent, side="left")
+
+
+def test_scalar_and_array_bounds_draw_the_same_integers():
+    """The lean path draws a cover index with a scalar bound where the engine uses a
+    one-element array bound; numpy gives the same numbers and leaves the same state."""
+    for k in (1, 4, 7, 32, 160, 1000):
+        a, b = np.random.default_rng(k), np.random.default_rng(k)
+        x = [int(a.integers(0, np.array([k]))[0]) for _ in range(200)]
+        y = [int(b.integers(0, k)) for _ in range(200)]
+        assert x == y and a.random() == b.random()
