@@ -109,7 +109,7 @@ def recovery_table(truth: PopulationParams, report) -> pd.DataFrame:
         rows.append({"parameter": label, "true": float(true_value), "fitted": e, "se": se,
                      "z": (e - true_value) / se if se > 0 else np.nan})
 
-    for i, j in zip(ti, fi):
+    for i, j in zip(ti, fi, strict=True):
         ts = truth.segments[i]
         add(f"{ts.name}.weight", f"segments[{j}].weight", ts.weight)
         add(f"{ts.name}.sessions_per_week", f"segments[{j}].sessions_per_week",
@@ -317,7 +317,7 @@ def _policy_plots(out: Path, params: PopulationParams) -> list[str]:
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
     for ax, (m, label, f) in zip(axes, [("ctr", "CTR (%)", 100.0),
                                         ("dwell_min", "dwell minutes per episode", 1.0),
-                                        ("return", "return per episode", 1.0)]):
+                                        ("return", "return per episode", 1.0)], strict=True):
         g = summary[summary["metric"] == m].set_index("agent").reindex(agents)
         ax.bar(range(len(agents)), f * g["mean"], color=[f"C{k}" for k in range(len(agents))],
                yerr=[f * (g["mean"] - g["ci_low"]), f * (g["ci_high"] - g["mean"])], capsize=3)

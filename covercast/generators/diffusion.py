@@ -41,6 +41,7 @@ from diffusers import DDIMScheduler, DDPMScheduler, UNet2DModel
 from torch import nn
 from torch.nn import functional as F
 
+from covercast._io import sha256_file
 from covercast.generators.attributes import DEFAULT_STYLES
 from covercast.generators.data import ImageDataset
 from covercast.generators.training import (
@@ -51,7 +52,6 @@ from covercast.generators.training import (
     CoverGenerator,
     TrainResult,
     _checked_file,
-    _sha256,
     batch_indices,
     check_dataset,
     check_image_size,
@@ -398,7 +398,7 @@ class DiffusionCoverGenerator(CoverGenerator):
         self.noise_scheduler.save_pretrained(folder / "scheduler")
         meta = {"format_version": FORMAT_VERSION, "kind": self.kind,
                 "config": config_to_dict(self.config),
-                "sha256": {_UNET_WEIGHTS: _sha256(folder / _UNET_WEIGHTS)}}
+                "sha256": {_UNET_WEIGHTS: sha256_file(folder / _UNET_WEIGHTS)}}
         atomic_write_text(folder / MODEL_CONFIG_FILE, json.dumps(meta, indent=2,
                                                                  sort_keys=True))
         return folder

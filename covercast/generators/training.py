@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import json
 import math
 import os
@@ -51,6 +50,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm.auto import tqdm
 
+from covercast._io import sha256_file
 from covercast.simulators.params import atomic_write_text
 
 #: Version of the checkpoint and saved-model folder layouts written by this module.
@@ -370,12 +370,6 @@ def config_differences(expected: Mapping[str, Any], found: Mapping[str, Any],
 
 
 # ---------------------------------------------------------------------------------- files
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _atomic_write(path: Path, writer: Callable[[str], None]) -> None:
@@ -453,7 +447,7 @@ def _checked_file(folder: Path, name: str, sha: str | None) -> Path:
     if not path.is_file():
         raise CheckpointNotFoundError(f"{path} is missing: the folder {folder} is incomplete. "
                                       "Restore the file or retrain.")
-    if sha is not None and _sha256(path) != sha:
+    if sha is not None and sha256_file(path) != sha:
         raise CheckpointError(f"{path} is corrupt: its SHA-256 differs from the one recorded "
                               "when it was written. Restore the file or retrain.")
     return path
@@ -481,7 +475,7 @@ def save_model_folder(path: str | os.PathLike, kind: str, config: Mapping[str, A
     _atomic_write(folder / MODEL_WEIGHTS_FILE,
                   lambda tmp: save_file(flat, tmp, metadata={"kind": kind}))
     meta = {"format_version": FORMAT_VERSION, "kind": kind, "config": dict(config),
-            "sha256": {MODEL_WEIGHTS_FILE: _sha256(folder / MODEL_WEIGHTS_FILE)},
+            "sha256": {MODEL_WEIGHTS_FILE: sha256_file(folder / MODEL_WEIGHTS_FILE)},
             **(dict(extra) if extra else {})}
     atomic_write_text(folder / MODEL_CONFIG_FILE, json.dumps(meta, indent=2, sort_keys=True))
     return folder
@@ -561,7 +555,7 @@ def save_checkpoint(folder: str | os.PathLike, *, kind: str, model_config: Mappi
     meta = {"format_version": FORMAT_VERSION, "kind": kind, "step": int(step),
             "model_config": dict(model_config), "train_config": dict(train_config),
             "files": {"weights": wname, "state": sname},
-            "sha256": {wname: _sha256(folder / wname), sname: _sha256(folder / sname)},
+            "sha256": {wname: sha256_file(folder / wname), sname: sha256_file(folder / sname)},
             "history": [dict(h) for h in history]}
     atomic_write_text(folder / CHECKPOINT_META_FILE, json.dumps(meta))
     for old in list(folder.glob("weights-*.safetensors")) + list(folder.glob("state-*.pt")):

@@ -43,7 +43,6 @@ each written atomically.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import json
 import math
@@ -58,7 +57,7 @@ import pandas as pd
 from scipy.stats import chi2
 from tqdm.auto import tqdm
 
-from covercast._io import atomic_write
+from covercast._io import atomic_write, sha256_file
 from covercast.generators.attributes import ATTRIBUTE_NAMES, DEFAULT_STYLES, DEFAULT_TOPICS
 from covercast.generators.procedural import default_bank
 from covercast.simulators.obd import load_obd, obd_path, obd_root
@@ -261,12 +260,6 @@ def _finite_or_none(x: Any) -> Any:
     return x
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def obd_population(hourly_rate: np.ndarray, n_users: int, activity_shape: float
@@ -522,7 +515,7 @@ def calibrate_obd(out_dir: str | os.PathLike, *, policy: str = "random", campaig
         "data": {
             "dataset": "Open Bandit Dataset sample (ZOZOTOWN), Saito et al. 2020, CC BY 4.0",
             "file": str(path.relative_to(obd_root().parent.parent.parent)),
-            "obp_version": obp_version, "sha256": _sha256(path), "rows": int(len(df)),
+            "obp_version": obp_version, "sha256": sha256_file(path), "rows": int(len(df)),
             "clicks": int(df["click"].sum()),
             "first": df["timestamp"].min().isoformat(), "last": df["timestamp"].max().isoformat(),
             "train_days": [d.date().isoformat() for d in days[:-1]],

@@ -228,7 +228,7 @@ class SatisfactionModel:
         _check(_finite(self.survey_rate) and 0 <= self.survey_rate <= 1,
                "satisfaction.survey_rate", self.survey_rate, "in [0, 1]")
         c = self.cutpoints
-        _check(len(c) == 4 and all(_finite(x) for x in c) and all(a < b for a, b in zip(c, c[1:])),
+        _check(len(c) == 4 and all(_finite(x) for x in c) and bool(np.all(np.diff(np.asarray(c, float)) > 0)),
                "satisfaction.cutpoints", c, "4 strictly increasing finite numbers")
         for name in ("relevance_coef", "dwell_coef", "fatigue_coef"):
             v = getattr(self, name)
