@@ -127,8 +127,9 @@ class OpenModel:
 
     beta_activity: float = 0.5
     """Weight of log relative activity (rate at this hour / the user's mean rate)."""
-    beta_taste: float = 1.0
-    """Weight of the taste . cover-features match."""
+    beta_taste: float = 0.4
+    """Weight of the taste . cover-features match (0.4: the best style for a segment lifts its
+    open rate by a few tens of percent over a fixed style, not several-fold)."""
     beta_quality: float = 1.0
     """Weight of cover quality (in [0, 1], centred at 0.5)."""
     beta_topic: float = 1.0
@@ -443,7 +444,7 @@ def default_params() -> PopulationParams:
                              {"minimal": 0.6, "vivid": 0.1, "noir": -0.3}),
             taste_sd=0.3,
             topic_mean=topic({"news": 0.6, "tech": 0.3, "sports": 0.1}), topic_sd=0.4,
-            open_intercept=-2.6, dwell_mu=math.log(40.0), dwell_sigma=0.8,
+            open_intercept=-2.35, dwell_mu=math.log(40.0), dwell_sigma=0.8,
             session_dwell_mu=math.log(150.0)),
         Segment(
             name="evening_leisure", weight=0.45,
@@ -454,7 +455,7 @@ def default_params() -> PopulationParams:
                              {"vivid": 0.5, "pastel": 0.3, "minimal": -0.2}),
             taste_sd=0.3,
             topic_mean=topic({"music": 0.4, "food": 0.5, "travel": 0.4}), topic_sd=0.4,
-            open_intercept=-2.4, dwell_mu=math.log(70.0), dwell_sigma=0.9,
+            open_intercept=-2.15, dwell_mu=math.log(70.0), dwell_sigma=0.9,
             session_dwell_mu=math.log(300.0)),
         Segment(
             name="night_owl", weight=0.20,
@@ -465,7 +466,7 @@ def default_params() -> PopulationParams:
                              {"noir": 0.6, "retro": 0.3, "pastel": -0.3}),
             taste_sd=0.35,
             topic_mean=topic({"music": 0.5, "tech": 0.4, "sports": 0.2}), topic_sd=0.4,
-            open_intercept=-2.8, dwell_mu=math.log(90.0), dwell_sigma=1.0,
+            open_intercept=-2.55, dwell_mu=math.log(90.0), dwell_sigma=1.0,
             session_dwell_mu=math.log(400.0)),
     ]
     return PopulationParams(

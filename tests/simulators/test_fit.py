@@ -270,11 +270,16 @@ def test_assumed_taste_spread_removes_the_bias_of_ignoring_it(bank):
     be closer to the truth than the fit that ignores it.
     """
     truth = default_params()
+    # The mechanism needs a visible taste spread on the open logit: beta_taste * taste_sd = 0.3
+    # (the default population's 0.4 * 0.3 = 0.12 is too small to bias the open model).
+    taste_sd = 0.3 / truth.open.beta_taste
+    for seg in truth.segments:
+        seg.taste_sd = taste_sd
     # 1500 users: ignoring the spread misses the like intercept by 6-7 SE here (5-9 SE at
     # 1500-2000 users over six replicate logs), while integrating over it stays within 2.1 SE
     log = simulate_log(truth, policy(truth), days=DAYS, n_users=1500, seed=22)
-    with_spread = fit_population_report(log, n_segments=3, bank=bank, seed=0, taste_sd=0.3,
-                                        topic_sd=0.4, drift=truth.drift)
+    with_spread = fit_population_report(log, n_segments=3, bank=bank, seed=0,
+                                        taste_sd=taste_sd, topic_sd=0.4, drift=truth.drift)
     without = fit_population_report(log, n_segments=3, bank=bank, seed=0, **NO_SPREAD)
     ident = identified_open_intercepts(truth)
 
