@@ -9,6 +9,9 @@ Subcommands (``covercast COMMAND --help`` for each)::
     covercast calibrate --source obd --out reports/calibration
     covercast bench population           engine speed and memory
     covercast bench envs                 env steps/s beside CartPole and RecoGym
+    covercast bench ope                  off-policy estimators on 1,000,000 decisions
+    covercast experiment ope             estimators scored against the simulator's truth
+    covercast ope-obd-check              BTS's CTR estimated from OBD's random log
 
 Heavy modules are imported inside each command, so ``covercast --help`` is instant.
 """
@@ -116,7 +119,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
         bench_envs(steps=args.steps, n_users=args.n_users, repeats=args.repeats, seed=args.seed,
                    progress=not args.quiet)
         return 0
-    raise ValueError(f"Unknown benchmark {args.what!r}; available: population, envs.")
+    if args.what == "ope":
+        from covercast.ope.cli import cmd_bench_ope
+
+        return cmd_bench_ope(args)
+    raise ValueError(f"Unknown benchmark {args.what!r}; available: population, envs, ope.")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -193,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", default="reports/calibration")
 
     sp = add("bench", cmd_bench, "speed benchmarks (figures and ratios, not tests)")
-    sp.add_argument("what", choices=["population", "envs"])
+    sp.add_argument("what", choices=["population", "envs", "ope"])
     sp.add_argument("--n", type=int, nargs="+", default=[1, 1000, 100_000],
                     help="population: population sizes")
     sp.add_argument("--days", type=int, default=None,
@@ -202,8 +209,20 @@ def build_parser() -> argparse.ArgumentParser:
                     help="envs: steps per timed run of each single-user env")
     sp.add_argument("--n-users", type=int, default=10_000,
                     help="envs: users of the population vector env")
-    sp.add_argument("--repeats", type=int, default=3, help="envs: timed runs per entry")
+    sp.add_argument("--repeats", type=int, default=3, help="envs, ope: timed runs per entry")
+    sp.add_argument("--decisions", type=int, default=1_000_000,
+                    help="ope: logged decisions (default 1,000,000)")
+    sp.add_argument("--json", default=None, help="ope: also write the figures to this JSON file")
     sp.add_argument("--seed", type=int, default=0)
+
+    sp = sub.add_parser("experiment", help="experiments that write reports (ope)",
+                        description="Experiments that write reports.")
+    experiments = sp.add_subparsers(dest="experiment", metavar="EXPERIMENT", required=True)
+    from covercast.ope.cli import add_experiment
+    from covercast.ope.cli import add_subcommands as add_ope_commands
+
+    add_experiment(experiments)
+    add_ope_commands(sub)
     return p
 
 

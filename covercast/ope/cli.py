@@ -1,0 +1,82 @@
+"""Subcommands for the ``covercast`` CLI: ``experiment ope``, ``bench ope``, ``ope-obd-check``.
+
+:mod:`covercast.experiments.cli` wires them: :func:`add_experiment` on its ``experiment``
+sub-parsers, :func:`add_subcommands` on the top level, :func:`cmd_bench_ope` for ``bench ope``.
+Each subcommand sets ``func`` (returning an exit code) and has ``--quiet``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def cmd_experiment_ope(args: argparse.Namespace) -> int:
+    from covercast.experiments.ope_experiment import (
+        OPEExperimentConfig,
+        parse_sizes,
+        run_ope_experiment,
+    )
+
+    cfg = OPEExperimentConfig(sizes=parse_sizes(args.sizes), seeds=args.seeds,
+                              horizon_days=args.horizon_days,
+                              truth_episodes=args.truth_episodes,
+                              n_bootstrap=args.n_bootstrap, seed=args.seed)
+    report = run_ope_experiment(args.out, cfg, progress=not args.quiet)
+    print(f"report: {report}")
+    return 0
+
+
+def cmd_bench_ope(args: argparse.Namespace) -> int:
+    from covercast.experiments.bench_ope import bench_ope
+
+    bench_ope(n=args.decisions, repeats=args.repeats, seed=args.seed,
+              out=getattr(args, "json", None), progress=True)
+    return 0
+
+
+def cmd_obd_check(args: argparse.Namespace) -> int:
+    from covercast.ope.obd_check import obd_check
+
+    table = obd_check(args.out, campaign=args.campaign, seed=args.seed)
+    for r in table.itertuples():
+        print(f"{r.method:9s} {r.estimator:6s} {r.estimate:.4%} [{r.ci_low:.4%}, "
+              f"{r.ci_high:.4%}]  truth {r.truth:.4%}  rel. error {r.rel_error:.1%}")
+    print(f"report: {args.out}/obd_check.md")
+    return 0
+
+
+def add_experiment(experiments: Any) -> None:
+    """Register ``ope`` on the CLI's ``experiment`` sub-parsers.
+
+    ``covercast experiment ope [--sizes 1k 10k 100k] [--seeds 3] [--out runs/ope]``.
+    """
+    e = experiments.add_parser("ope", help="score off-policy estimators against on-policy truth",
+                               description="Score off-policy estimators against the "
+                               "simulator's on-policy truth, over seeds and dataset sizes.")
+    e.set_defaults(func=cmd_experiment_ope)
+    e.add_argument("--out", default="runs/ope")
+    e.add_argument("--sizes", nargs="+", default=["1k", "5k", "20k"],
+                   help="dataset sizes in decisions (1k ... 1M)")
+    e.add_argument("--seeds", type=int, default=3)
+    e.add_argument("--horizon-days", type=float, default=2.0)
+    e.add_argument("--truth-episodes", type=int, default=2000)
+    e.add_argument("--n-bootstrap", type=int, default=500)
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--quiet", action="store_true")
+
+
+def add_subcommands(subparsers: Any) -> None:
+    """Register ``ope-obd-check`` on the CLI's top-level sub-parsers.
+
+    ``covercast ope-obd-check [--out reports/ope_obd]``: the Bernoulli-TS policy's CTR
+    estimated from OBD's uniform-random log, against its on-policy CTR. ``covercast bench ope``
+    (:func:`cmd_bench_ope`) and ``covercast experiment ope`` (:func:`add_experiment`) are wired
+    by :mod:`covercast.experiments.cli`.
+    """
+    o = subparsers.add_parser("ope-obd-check", help="BTS's CTR from OBD's random log")
+    o.set_defaults(func=cmd_obd_check)
+    o.add_argument("--out", default="reports/ope_obd")
+    o.add_argument("--campaign", default="all", choices=["all", "men", "women"])
+    o.add_argument("--seed", type=int, default=0)
+    o.add_argument("--quiet", action="store_true")

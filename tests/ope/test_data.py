@@ -1,0 +1,117 @@
+"""Logged datasets: collection, exact propensities, save/load, evaluation probabilities."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+
+from covercast.agents import ActivityHeuristic, RandomAgent, StaticScheduler
+from covercast.envs import make
+from covercast.ope.data import (
+    EpsilonGreedyAgent,
+    LoggedDataset,
+    SoftmaxAgent,
+    collect,
+    evaluation_probabilities,
+    load_dataset,
+)
+
+
+@pytest.fixture(scope="module")
+def env():
+    e = make("covercast/PushSchedule-v0", horizon_days=2)
+    yield e
+    e.close()
+
+
+@pytest.fixture(scope="module")
+def logged(env) -> LoggedDataset:
+    return collect(env, EpsilonGreedyAgent(StaticScheduler(), 0.3), 12, seed=4)
+
+
+def test_collect_is_seeded_and_propensities_are_exact(env, logged) -> None:
+    again = collect(env, EpsilonGreedyAgent(StaticScheduler(), 0.3), 12, seed=4)
+    assert again.frame.equals(logged.frame)
+    f = logged.frame
+    assert f["episode"].nunique() == 12 and len(f) == 12 * 48 - (48 - f.groupby(
+        "episode").size()).sum()
+    # static base: off the push hours the mixture gives no-push 0.7 + 0.3/6, others 0.05
+    off = f[~f["obs_01"].round(6).isin([round(np.cos(2 * np.pi * h / 24), 6) for h in (8, 20)])]
+    expect = np.where(off["action"] == 0, 0.7 + 0.05, 0.05)
+    np.testing.assert_allclose(off["pscore"], expect)
+    # the logged actions follow the logged probabilities: share of no-push off the hours
+    assert abs((off["action"] == 0).mean() - 0.75) < 4 * np.sqrt(0.75 * 0.25 / len(off))
+    assert f["truncated"].groupby(f["episode"]).last().sum() + f["terminated"].sum() == 12
+
+
+def test_wrappers_sum_to_one_and_floor(env) -> None:
+    x = np.random.default_rng(0).random((7, 40))
+    for agent in (EpsilonGreedyAgent(RandomAgent(), 0.2), SoftmaxAgent(StaticScheduler(), 3.0)):
+        p = agent.action_probabilities(x)
+        np.testing.assert_allclose(p.sum(axis=1), 1.0)
+        assert (p > 0).all()
+    with pytest.raises(ValueError, match="epsilon"):
+        EpsilonGreedyAgent(RandomAgent(), 0.0)
+    with pytest.raises(ValueError, match="temperature"):
+        SoftmaxAgent(RandomAgent(), -1.0)
+
+
+def test_save_load_roundtrip(tmp_path, logged) -> None:
+    path = logged.save(tmp_path / "d.parquet")
+    back = load_dataset(path)
+    assert back.frame.equals(logged.frame)
+    assert back.n_actions == 6 and back.metadata["logging_policy"]["epsilon"] == 0.3
+    with pytest.raises(ValueError, match="parquet"):
+        logged.save(tmp_path / "d.csv")
+    with pytest.raises(FileNotFoundError):
+        load_dataset(tmp_path / "missing.parquet")
+
+
+def test_evaluation_probabilities(logged) -> None:
+    arr = logged.arrays()
+    # memoryless: equal to a direct batch call
+    rnd = RandomAgent(push_prob=0.2)
+    np.testing.assert_allclose(evaluation_probabilities(rnd, logged),
+                               rnd.action_probabilities(arr["obs"]))
+    # with memory: the heuristic run over each episode gives valid distributions and, at the
+    # first step of every episode, the fresh-state distribution
+    h = ActivityHeuristic()
+    p = evaluation_probabilities(h, logged)
+    np.testing.assert_allclose(p.sum(axis=1), 1.0)
+    first = logged.frame["step"].to_numpy() == 0
+    np.testing.assert_allclose(p[first], h.action_probabilities(arr["obs"][first]))
+    with pytest.raises(ValueError, match="Agent"):
+        evaluation_probabilities(object(), logged)
+
+
+def test_empty_and_bad_datasets(logged) -> None:
+    with pytest.raises(ValueError, match="empty"):
+        LoggedDataset(logged.frame.iloc[:0], 6)
+    bad = logged.frame.copy()
+    bad.loc[0, "pscore"] = 0.0
+    with pytest.raises(ValueError, match=r"\(0, 1\]"):
+        LoggedDataset(bad, 6)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("minari") is None, reason="minari extra")
+def test_minari_export(tmp_path, logged) -> None:
+    import minari
+
+    ds = logged.to_minari("covercast/test-eps-v0", data_path=tmp_path)
+    assert ds.total_episodes == 12 and ds.total_steps == len(logged)
+    ep = next(ds.iterate_episodes())
+    g = logged.frame[logged.frame["episode"] == 0]
+    np.testing.assert_array_equal(ep.actions, g["action"].to_numpy())
+    np.testing.assert_allclose(ep.infos["pscore"][1:, 0], g["pscore"].to_numpy())
+    del minari
+
+
+@pytest.mark.skipif(importlib.util.find_spec("obp") is None, reason="obd extra")
+def test_obd_dataset() -> None:
+    from covercast.ope.data import obd_dataset
+
+    d = obd_dataset("random", "all")
+    assert len(d) == 10_000 and d.n_actions == 240
+    np.testing.assert_allclose(d.frame["pscore"], 1 / 80)
