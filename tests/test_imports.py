@@ -1,4 +1,5 @@
-"""The simulator and the envs import without torch (the heavy parts are optional)."""
+"""The simulator, envs, baseline agents and OPE import without torch (the heavy parts are
+optional)."""
 
 import subprocess
 import sys
@@ -20,7 +21,15 @@ LIGHT_MODULES = [
     "covercast.generators.procedural",
     "covercast.generators.bank",
     "covercast.envs",
+    "covercast.envs.vector",
+    "covercast.testing",
+    "covercast.agents",
     "covercast.experiments.cli",
+    "covercast.experiments.evaluate",
+    "covercast.experiments.stats",
+    "covercast.ope",
+    "covercast.ope.estimators",
+    "covercast.ope.data",
 ]
 
 
