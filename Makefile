@@ -21,7 +21,7 @@ $(VENV)/.installed-demo: setup.cfg pyproject.toml | $(PY)
 
 $(VENV)/.installed-test: setup.cfg pyproject.toml | $(PY)
 	$(PIP) install "$(TORCH_SPEC)"
-	$(PIP) install -e ".[obd,gen,test]"
+	$(PIP) install -e ".[obd,gen,rl,test]"
 	touch $@
 
 venv: $(VENV)/.installed-test

@@ -16,8 +16,13 @@ agent                     what it does
 :class:`HiddenStateOracle`  reads the hidden state: an upper reference, not deployable
 ========================  ================================================================
 
-None of them imports torch.
+None of them imports torch. The learners (GRU-PPO, the stable-baselines3 adapters) need torch
+and are imported on first use: ``from covercast.agents import GRUPPOTrainer``.
 """
+
+import importlib
+from typing import Any
+
 
 from covercast.agents.bandits import (
     LINUCB_CONTEXT_NAMES,
@@ -52,3 +57,24 @@ __all__ = [
     "linucb_context",
     "HiddenStateOracle",
 ]
+
+_LAZY = {
+    "GRUPPOConfig": "covercast.agents.gru_ppo",
+    "GRUPPOTrainer": "covercast.agents.gru_ppo",
+    "GRUPPOAgent": "covercast.agents.gru_ppo",
+    "SB3Agent": "covercast.agents.sb3",
+    "train_sb3": "covercast.agents.sb3",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'covercast.agents' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -10,6 +10,8 @@ Subcommands (``covercast COMMAND --help`` for each)::
     covercast bench population           engine speed and memory
     covercast bench envs                 env steps/s beside CartPole and RecoGym
     covercast bench ope                  off-policy estimators on 1,000,000 decisions
+    covercast train --agent gru-ppo --env covercast/PushSchedule-v0 --steps N --out runs/NAME
+    covercast evaluate runs/NAME         evaluate a trained or baseline agent
     covercast experiment ope             estimators scored against the simulator's truth
     covercast ope-obd-check              BTS's CTR estimated from OBD's random log
 
@@ -223,6 +225,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_experiment(experiments)
     add_ope_commands(sub)
+
+    from covercast.agents.train import add_subcommands as add_rl_subcommands
+
+    add_rl_subcommands(sub)
     return p
 
 

@@ -1,0 +1,149 @@
+"""Entry points behind ``covercast train`` and ``covercast evaluate`` (torch imported lazily).
+
+``covercast train --agent gru-ppo --env covercast/PushSchedule-v0 --steps N --seed S --out
+runs/NAME`` trains GRU-PPO (or ``ppo`` / ``recurrent-ppo``, the stable-baselines3 references)
+with a progress bar; ``--resume`` continues a GRU-PPO run from ``runs/NAME/checkpoint``.
+``covercast evaluate --agent runs/NAME --env ... --episodes E`` evaluates a saved agent (or a
+baseline by name: random, static, heuristic) and writes ``episodes.csv`` beside ``config.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from covercast.simulators.params import atomic_write_text
+
+__all__ = ["TRAIN_AGENTS", "train", "load_agent", "evaluate_saved", "add_subcommands",
+           "cmd_train", "cmd_evaluate"]
+
+#: Agents ``covercast train`` knows.
+TRAIN_AGENTS: tuple[str, ...] = ("gru-ppo", "ppo", "recurrent-ppo")
+
+
+def train(agent: str, env_id: str, steps: int, seed: int, out: str | Path, *,
+          num_envs: int = 64, horizon_days: float = 7.0, params: str | None = None,
+          resume: bool = False, progress: bool = True, **config: Any) -> Path:
+    """Train ``agent`` on ``env_id`` for ``steps`` env-steps; return the run folder.
+
+    ``params`` is a population JSON (None: the default population); ``config`` overrides
+    :class:`~covercast.agents.gru_ppo.GRUPPOConfig` fields.
+    """
+    from covercast.agents.gru_ppo import GRUPPOConfig, GRUPPOTrainer
+    from covercast.simulators.params import PopulationParams
+
+    if agent not in TRAIN_AGENTS:
+        raise ValueError(f"`agent` must be one of {list(TRAIN_AGENTS)}, got {agent!r}.")
+    out = Path(out)
+    if resume:
+        if agent != "gru-ppo":
+            raise ValueError("--resume is only supported for gru-ppo (SB3 runs restart).")
+        tr = GRUPPOTrainer.load(out / "checkpoint", out=out, progress=progress,
+                                total_steps=int(steps))
+        tr.train()
+        return out
+    pop = PopulationParams.load(params) if params else None
+    cfg = GRUPPOConfig(env_id=env_id, total_steps=int(steps), seed=int(seed),
+                       num_envs=int(num_envs), horizon_days=float(horizon_days), **config)
+    if agent == "gru-ppo":
+        GRUPPOTrainer(cfg, params=pop, out=out, progress=progress).train()
+    else:
+        from covercast.agents.sb3 import train_sb3
+        train_sb3(agent, cfg, params=pop, out=out, progress=progress)
+    return out
+
+
+def load_agent(spec: str, env_id: str, seed: int = 0) -> Any:
+    """An agent from a run folder (GRU-PPO checkpoint or SB3 model) or a baseline name."""
+    from covercast.agents import ActivityHeuristic, RandomAgent, StaticScheduler
+    from covercast.agents.base import ActionLayout
+
+    path = Path(spec)
+    if (path / "checkpoint" / "model.safetensors").is_file():
+        from covercast.agents.gru_ppo import GRUPPOAgent
+        return GRUPPOAgent.load(path / "checkpoint", seed=seed)
+    if (path / "model.safetensors").is_file():
+        from covercast.agents.gru_ppo import GRUPPOAgent
+        return GRUPPOAgent.load(path, seed=seed)
+    if (path / "agent.json").is_file():
+        from covercast.agents.sb3 import SB3Agent
+        return SB3Agent.load(path, seed=seed)
+    baselines = {"random": RandomAgent, "static": StaticScheduler,
+                 "heuristic": ActivityHeuristic}
+    if spec in baselines:
+        import gymnasium as gym
+        env = gym.make(env_id)
+        layout = ActionLayout.from_env(env)
+        env.close()
+        return baselines[spec](mode=layout.mode, n_styles=layout.n_styles, seed=seed)
+    raise ValueError(f"`--agent` {spec!r} is neither a run folder (with checkpoint/ or "
+                     f"agent.json) nor a baseline ({sorted(baselines)}).")
+
+
+def evaluate_saved(spec: str, env_id: str, episodes: int, seed: int, out: str | Path, *,
+                   horizon_days: float = 14.0, deterministic: bool = False,
+                   progress: bool = True) -> Path:
+    """Evaluate an agent (see :func:`load_agent`) and write ``episodes.csv`` + ``config.json``."""
+    from covercast.experiments.evaluate import evaluate
+
+    agent = load_agent(spec, env_id, seed)
+    df = evaluate(agent, env_id, episodes=episodes, seed=seed, progress=progress,
+                  deterministic=deterministic, env_kwargs={"horizon_days": horizon_days})
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "episodes.csv", df.to_csv(index=False))
+    atomic_write_text(out / "config.json", json.dumps(
+        {"agent": spec, "env": env_id, "episodes": episodes, "seed": seed,
+         "horizon_days": horizon_days, "deterministic": deterministic}, indent=2))
+    print(df[["return", "pushes", "opens", "ctr", "dwell_min", "opted_out"]].mean()
+          .to_string())
+    return out
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    out = train(args.agent, args.env, args.steps, args.seed, args.out, num_envs=args.num_envs,
+                horizon_days=args.horizon_days, params=args.params, resume=args.resume,
+                progress=not args.quiet)
+    print(f"run: {out}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    out = evaluate_saved(args.agent, args.env, args.episodes, args.seed, args.out,
+                         horizon_days=args.horizon_days, deterministic=args.deterministic,
+                         progress=not args.quiet)
+    print(f"results: {out}")
+    return 0
+
+
+def add_subcommands(subparsers: Any) -> None:
+    """Add ``train`` and ``evaluate`` to an ``argparse`` subparsers object."""
+    sp = subparsers.add_parser("train", help="train GRU-PPO or an SB3 reference agent",
+                               description="train GRU-PPO or an SB3 reference agent")
+    sp.set_defaults(func=cmd_train)
+    sp.add_argument("--agent", default="gru-ppo", choices=list(TRAIN_AGENTS))
+    sp.add_argument("--env", default="covercast/PushSchedule-v0",
+                    help="covercast id, or covercast/PopulationVector-v0 (N users, one engine)")
+    sp.add_argument("--steps", type=int, default=200_000, help="env-steps to train for")
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--num-envs", type=int, default=64, help="parallel users")
+    sp.add_argument("--horizon-days", type=float, default=7.0, help="days per training episode")
+    sp.add_argument("--params", help="population JSON (default: the default population)")
+    sp.add_argument("--resume", action="store_true", help="continue OUT/checkpoint (gru-ppo)")
+    sp.add_argument("--out", required=True, help="run folder, e.g. runs/NAME")
+    sp.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    sp = subparsers.add_parser("evaluate", help="evaluate a trained agent or a baseline",
+                               description="evaluate a trained agent or a baseline")
+    sp.set_defaults(func=cmd_evaluate)
+    sp.add_argument("--agent", required=True,
+                    help="run folder (from covercast train) or random/static/heuristic")
+    sp.add_argument("--env", default="covercast/PushSchedule-v0")
+    sp.add_argument("--episodes", type=int, default=100)
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--horizon-days", type=float, default=14.0)
+    sp.add_argument("--deterministic", action="store_true")
+    sp.add_argument("--out", required=True)
+    sp.add_argument("--quiet", action="store_true", help="no progress bars")
