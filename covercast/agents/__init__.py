@@ -23,7 +23,6 @@ and are imported on first use: ``from covercast.agents import GRUPPOTrainer``.
 import importlib
 from typing import Any
 
-
 from covercast.agents.bandits import (
     LINUCB_CONTEXT_NAMES,
     LinUCBStyleAgent,
