@@ -17,6 +17,7 @@ import importlib
 from typing import Any
 
 _LAZY = {
+    "CoverGenerationEnv": "covercast.envs.cover_generation",
     "CoverStyleEnv": "covercast.envs.cover_style",
     "PushScheduleEnv": "covercast.envs.push_schedule",
     "PushTimingEnv": "covercast.envs.push_timing",

@@ -27,7 +27,7 @@ from typing import Any
 
 import gymnasium as gym
 
-__all__ = ["ENV_IDS", "DEFAULT_HORIZON_DAYS", "register_envs", "episode_steps", "make",
+__all__ = ["ENV_IDS", "GENERATION_ENV_ID", "DEFAULT_HORIZON_DAYS", "register_envs", "episode_steps", "make",
            "make_vec"]
 
 #: Every environment id covercast registers.
@@ -130,8 +130,19 @@ def make_vec(num_envs: int, *, horizon_days: float = DEFAULT_HORIZON_DAYS,
                         max_episode_steps=steps, **kwargs)
 
 
+#: The generation env: a continuous conditioning of a live generator per user segment. Not in
+#: :data:`ENV_IDS`, whose envs share the Discrete action space and the Box(40,) observation.
+GENERATION_ENV_ID = "covercast/CoverGeneration-v0"
+
+
 def register_envs() -> None:
-    """Register :data:`ENV_IDS` with Gymnasium (idempotent; ``import covercast`` calls it)."""
+    """Register :data:`ENV_IDS` and :data:`GENERATION_ENV_ID` with Gymnasium (idempotent;
+    ``import covercast`` calls it)."""
+    if GENERATION_ENV_ID not in gym.registry:
+        # 28 steps = 14 days of two campaigns a day (push_hours=(8, 20)).
+        gym.register(id=GENERATION_ENV_ID,
+                     entry_point="covercast.envs.cover_generation:CoverGenerationEnv",
+                     max_episode_steps=28)
     for env_id in ENV_IDS:
         if env_id in gym.registry:
             continue

@@ -10,6 +10,9 @@ Subcommands (``covercast COMMAND --help`` for each)::
     covercast bench population           engine speed and memory
     covercast bench envs                 env steps/s beside CartPole and RecoGym
     covercast bench ope                  off-policy estimators on 1,000,000 decisions
+    covercast bench generators           covers/s, parameters, time per epoch of each generator
+    covercast generators train|evaluate  train generators; the seed-000-style quality table
+    covercast bank build --generator vae-iat --per-style 32 --out bank.npz
     covercast train --agent gru-ppo --env covercast/PushSchedule-v0 --steps N --out runs/NAME
     covercast evaluate runs/NAME         evaluate a trained or baseline agent
     covercast experiment ope             estimators scored against the simulator's truth
@@ -110,6 +113,10 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    if args.what == "generators":
+        from covercast.generators.cli import cmd_bench_generators
+
+        return cmd_bench_generators(args)
     if args.what == "population":
         from covercast.experiments.bench import bench_population
 
@@ -202,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", default="reports/calibration")
 
     sp = add("bench", cmd_bench, "speed benchmarks (figures and ratios, not tests)")
-    sp.add_argument("what", choices=["population", "envs", "ope"])
+    sp.add_argument("what", choices=["population", "envs", "ope", "generators"])
     sp.add_argument("--n", type=int, nargs="+", default=[1, 1000, 100_000],
                     help="population: population sizes")
     sp.add_argument("--days", type=int, default=None,
@@ -216,6 +223,11 @@ def build_parser() -> argparse.ArgumentParser:
                     help="ope: logged decisions (default 1,000,000)")
     sp.add_argument("--json", default=None, help="ope: also write the figures to this JSON file")
     sp.add_argument("--seed", type=int, default=0)
+    from covercast.generators.cli import add_bench_generators_arguments
+    from covercast.generators.cli import add_subcommands as add_generator_commands
+
+    add_bench_generators_arguments(sp, exclude=("--seed", "--repeats"))
+    add_generator_commands(sub)
 
     sp = sub.add_parser("experiment", help="experiments that write reports (ope)",
                         description="Experiments that write reports.")

@@ -1,0 +1,293 @@
+"""Command-line subcommands of the cover generators.
+
+:func:`add_subcommands` adds them to the ``covercast`` command (``covercast.experiments.cli``)::
+
+    covercast generators train MODEL --out DIR ...    train diffusion, vae-iat, dcgan or encoder
+    covercast generators evaluate --out DIR [--fast]  Table 1 and the MNIST-5k table, report
+    covercast bank build --generator G --per-style K --out bank.npz [--checkpoint DIR]
+    covercast bench generators                        covers/s, parameters, time per epoch
+
+:func:`cmd_bench_generators` is the handler of ``covercast bench generators``. The same
+commands run without the main CLI as ``python -m covercast.generators.cli ...``. Torch and the
+models are imported inside the handlers, so building the parser is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["add_subcommands", "cmd_generators_train", "cmd_generators_evaluate",
+           "cmd_bank_build", "cmd_bench_generators", "add_bench_generators_arguments",
+           "build_parser", "main"]
+
+
+def _key_values(items: Sequence[str] | None, what: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items or ():
+        name, sep, value = item.partition("=")
+        if not sep or not name or not value:
+            raise ValueError(f"`{what}` takes NAME=VALUE, got {item!r} (e.g. "
+                             f"{'diffusion=6000' if what == '--steps' else 'vae-iat=DIR'}).")
+        if name in out:
+            raise ValueError(f"`{what}` gives {name!r} twice.")
+        out[name] = value
+    return out
+
+
+# ---------------------------------------------------------------------------------- handlers
+def cmd_generators_train(args: argparse.Namespace) -> int:
+    """``covercast generators train ...``: the training command of
+    :mod:`covercast.generators.training` (``--help`` lists its options)."""
+    from covercast.generators.training import train_command
+
+    result = train_command(list(args.train_args))
+    print(f"trained {result.steps_done} steps (resumed from {result.resumed_from})"
+          + (", stopped early" if result.stopped_early else ""))
+    return 0
+
+
+def cmd_generators_evaluate(args: argparse.Namespace) -> int:
+    """``covercast generators evaluate``: train or load, sample, score, write the report."""
+    from covercast.generators.evaluate import EvalConfig, evaluate_generators
+
+    opts: dict[str, Any] = {"device": args.device, "progress": not args.quiet,
+                            "mnist": not args.no_mnist, "size": args.size, "seed": args.seed}
+    if args.models:
+        opts["models"] = tuple(args.models)
+    for name in ("train_per_style_topic", "ref_per_style_topic", "samples_per_style",
+                 "mnist_samples_per_class", "ddim_steps", "guidance_scale", "scale",
+                 "workdir", "preset"):
+        value = getattr(args, name)
+        if value is not None:
+            opts[name] = value
+    steps = _key_values(args.steps, "--steps")
+    ckpts = _key_values(args.checkpoint, "--checkpoint")
+    if args.committed:
+        for name in ("encoder", "diffusion", "vae-iat", "dcgan"):
+            ckpts.setdefault(name, "committed")
+    opts["steps"] = tuple(steps.items())
+    opts["checkpoints"] = tuple(ckpts.items())
+    cfg = EvalConfig.fast(args.out, **opts) if args.fast else EvalConfig(out=args.out, **opts)
+    result = evaluate_generators(cfg)
+    res = result["results"]
+    cols = [c for c in ("table", "model", "frechet_distance", "kid", "style_accuracy",
+                        "mode_collapse_rate", "covers_per_s") if c in res]
+    print(res[cols].to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+    print("(Frechet distance and KID in cover-encoder features: NOT Inception-FID numbers)")
+    print(f"report: {result['report']}")
+    return 0
+
+
+def cmd_bank_build(args: argparse.Namespace) -> int:
+    """``covercast bank build``: a cover bank from a generator, saved as ``.npz``."""
+    from covercast.generators.banks import build_bank
+
+    out = Path(args.out)
+    if out.suffix != ".npz":
+        raise ValueError(f"`--out` must end in .npz (a CoverBank file), got {out.name!r}.")
+    if args.grid is not None and Path(args.grid).suffix.lower() != ".png":
+        raise ValueError(f"`--grid` must end in .png, got {args.grid!r}.")
+    sample_kwargs: dict[str, Any] = {}
+    if args.ddim_steps is not None or args.guidance_scale is not None:
+        if args.generator != "diffusion":
+            raise ValueError("`--ddim-steps` and `--guidance-scale` apply to --generator "
+                             "diffusion only.")
+        if args.ddim_steps is not None:
+            sample_kwargs["num_inference_steps"] = args.ddim_steps
+        if args.guidance_scale is not None:
+            sample_kwargs["guidance_scale"] = args.guidance_scale
+    if args.encoder is not None and args.generator == "procedural":
+        raise ValueError("`--encoder` applies to learned generators only; procedural covers "
+                         "keep their exact style labels.")
+    bank = build_bank(args.generator, args.per_style, checkpoint=args.checkpoint,
+                      encoder=args.encoder, size=args.size, seed=args.seed,
+                      quality=args.quality, device=args.device, batch_size=args.batch_size,
+                      sample_kwargs=sample_kwargs, progress=not args.quiet)
+    bank.save(out)
+    print(f"wrote {len(bank)} {bank.generator} covers ({bank.n_styles} styles x "
+          f"{args.per_style}, {bank.image_size}px, mean quality {bank.quality.mean():.3f}) "
+          f"to {out}")
+    if args.grid is not None:
+        from covercast.generators.procedural import save_grid
+
+        save_grid(bank, args.grid, per_cell=2, title=f"{bank.generator} bank")
+        print(f"contact sheet: {args.grid}")
+    return 0
+
+
+def cmd_bench_generators(args: argparse.Namespace) -> int:
+    """``covercast bench generators``: speed of every generator, printed with the targets."""
+    from covercast.experiments.bench_generators import bench_generators, format_table
+
+    table = bench_generators(devices=getattr(args, "devices", None),
+                             generators=getattr(args, "generators", None),
+                             size=getattr(args, "size", 32),
+                             covers=getattr(args, "covers", None),
+                             seed=getattr(args, "seed", 0),
+                             repeats=getattr(args, "repeats", 3),
+                             out=getattr(args, "out", None),
+                             progress=not getattr(args, "quiet", False))
+    print(format_table(table))
+    return 0
+
+
+# ---------------------------------------------------------------------------------- parsers
+def _add_evaluate_arguments(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("--out", required=True, help="output folder (results.csv, config.json, "
+                    "report.md, grids/, and models/ when training)")
+    sp.add_argument("--fast", action="store_true",
+                    help="tiny models, a few steps and samples (smoke tests)")
+    sp.add_argument("--preset", choices=["standard", "fast"], default=None,
+                    help="model sizes and training steps (default: standard; --fast: fast)")
+    sp.add_argument("--models", nargs="+", choices=["diffusion", "vae-iat", "dcgan"],
+                    help="generators of the covers table (default: all three)")
+    sp.add_argument("--no-mnist", action="store_true", help="skip the MNIST-5k table")
+    sp.add_argument("--size", type=int, default=32, choices=[32, 64], help="cover side (px)")
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--train-per-style-topic", type=int, default=None,
+                    help="training covers per style x topic (default 64)")
+    sp.add_argument("--ref-per-style-topic", type=int, default=None,
+                    help="held-out real covers per style x topic (default 20)")
+    sp.add_argument("--samples-per-style", type=int, default=None,
+                    help="generated covers per style (default 120)")
+    sp.add_argument("--mnist-samples-per-class", type=int, default=None,
+                    help="generated digits per class (default 250)")
+    sp.add_argument("--ddim-steps", type=int, default=None, help="DDIM steps (default 20)")
+    sp.add_argument("--guidance-scale", type=float, default=None,
+                    help="classifier-free guidance (default 2)")
+    sp.add_argument("--steps", action="append", metavar="NAME=N",
+                    help="training steps of one model, e.g. diffusion=6000 or "
+                         "vae-iat=3000+2000 (phase 1 + phase 2); repeatable")
+    sp.add_argument("--scale", type=float, default=None,
+                    help="multiply every preset step count (e.g. 10 on a GPU)")
+    sp.add_argument("--checkpoint", action="append", metavar="NAME=DIR",
+                    help="load model NAME from a save_pretrained folder (or 'committed') "
+                         "instead of training it; repeatable")
+    sp.add_argument("--committed", action="store_true",
+                    help="use the committed checkpoints for encoder, diffusion, vae-iat, dcgan")
+    sp.add_argument("--workdir", default=None,
+                    help="where models are trained (default OUT/models; resumable)")
+    sp.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda")
+
+
+def _add_bank_arguments(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("--generator", required=True,
+                    choices=["procedural", "diffusion", "vae-iat", "dcgan"])
+    sp.add_argument("--per-style", type=int, required=True, help="covers per style")
+    sp.add_argument("--out", required=True, help="output bank (.npz)")
+    sp.add_argument("--checkpoint", default=None,
+                    help="model folder (save_pretrained); default: the committed checkpoint")
+    sp.add_argument("--encoder", default=None,
+                    help="cover encoder folder; default: the committed encoder")
+    sp.add_argument("--quality", default="craft", choices=["craft", "confidence", "constant"],
+                    help="quality of generated covers (default: encoder-estimated craft)")
+    sp.add_argument("--size", type=int, default=32, help="procedural cover side (px)")
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--batch-size", type=int, default=None, help="covers generated at once")
+    sp.add_argument("--ddim-steps", type=int, default=None, help="diffusion: DDIM steps")
+    sp.add_argument("--guidance-scale", type=float, default=None,
+                    help="diffusion: classifier-free guidance")
+    sp.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda")
+    sp.add_argument("--grid", default=None, help="also write a PNG contact sheet here")
+
+
+def add_bench_generators_arguments(sp: argparse.ArgumentParser, *,
+                                   exclude: Sequence[str] = ()) -> None:
+    """Options of ``bench generators``, each prefixed "generators:" in the help.
+
+    All are optional (the handler reads them with defaults). ``exclude`` names options to
+    leave out because a shared ``bench`` parser already has them, e.g.
+    ``exclude=("--seed", "--repeats")``.
+    """
+    options: list[tuple[str, dict[str, Any]]] = [
+        ("--devices", dict(nargs="+", default=None,
+                           help="devices to time (default: cpu, and cuda when available)")),
+        ("--generators", dict(nargs="+", default=None,
+                              choices=["procedural", "vae-iat", "vae-iat-conv", "dcgan",
+                                       "diffusion", "diffusion-default"],
+                              help="what to time (default: all)")),
+        ("--size", dict(type=int, default=32, help="cover side (px)")),
+        ("--covers", dict(type=int, default=None,
+                          help="covers per timing (default: a few seconds' worth each)")),
+        ("--repeats", dict(type=int, default=3, help="timings per figure (the best is kept)")),
+        ("--out", dict(default=None, help="also write the table as CSV")),
+        ("--seed", dict(type=int, default=0, help="seed of the weights and the noise")),
+    ]
+    unknown = sorted(set(exclude) - {name for name, _ in options})
+    if unknown:
+        raise ValueError(f"Cannot exclude {unknown}; the options are "
+                         f"{[name for name, _ in options]}.")
+    for name, kw in options:
+        if name not in exclude:
+            kw["help"] = "generators: " + kw["help"]
+            sp.add_argument(name, **kw)
+
+
+def add_subcommands(subparsers: Any, *, add_quiet: bool = True) -> None:
+    """Add ``generators`` (``train``, ``evaluate``) and ``bank`` (``build``) to a subparsers
+    object, each with ``func`` set to its handler.
+
+    The main CLI calls ``args.func(args)``; a handler returns the exit status.
+    """
+    def quiet(sp: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        if add_quiet:
+            sp.add_argument("--quiet", action="store_true", help="no progress bars")
+        return sp
+
+    gen = subparsers.add_parser("generators", help="train and evaluate the cover generators",
+                                description="Train and evaluate the cover generators.")
+    gsub = gen.add_subparsers(dest="generators_command", metavar="SUBCOMMAND", required=True)
+    tr = gsub.add_parser("train", add_help=False,
+                         help="train diffusion, vae-iat, dcgan or the encoder (resumable); "
+                              "`covercast generators train --help` for options",
+                         description="Forwarded to python -m covercast.generators.training.")
+    tr.add_argument("train_args", nargs=argparse.REMAINDER)
+    tr.set_defaults(func=cmd_generators_train)
+    ev = gsub.add_parser("evaluate", help="the generation-metrics report (Table 1 and MNIST-5k)",
+                         description="Train (resumably) or load the generators, sample them "
+                                     "and write results.csv, config.json, report.md and "
+                                     "sample grids. Distances are in cover-encoder features, "
+                                     "NOT Inception-FID numbers.")
+    _add_evaluate_arguments(quiet(ev))
+    ev.set_defaults(func=cmd_generators_evaluate)
+
+    bank = subparsers.add_parser("bank", help="cover banks", description="Cover banks.")
+    bsub = bank.add_subparsers(dest="bank_command", metavar="SUBCOMMAND", required=True)
+    bb = bsub.add_parser("build", help="build a cover bank from a generator",
+                         description="Build a cover bank (.npz) from a generator, on cuda when "
+                                     "present; generated covers get style probabilities and "
+                                     "quality from the trained cover encoder.")
+    _add_bank_arguments(quiet(bb))
+    bb.set_defaults(func=cmd_bank_build)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """A stand-alone parser with the generator subcommands and ``bench generators``."""
+    p = argparse.ArgumentParser(prog="python -m covercast.generators.cli",
+                                description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    add_subcommands(sub)
+    bench = sub.add_parser("bench", help="speed benchmarks")
+    bench.add_argument("what", choices=["generators"])
+    bench.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_bench_generators_arguments(bench)
+    bench.set_defaults(func=cmd_bench_generators)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the stand-alone command; bad input exits with status 2 and a one-line error."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, FileNotFoundError, ImportError) as e:
+        print(f"covercast {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
