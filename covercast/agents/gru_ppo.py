@@ -120,6 +120,10 @@ class GRUPPOConfig:
     """Clip the value loss around the rollout's values."""
     ent_coef: float = 0.01
     """Entropy bonus coefficient."""
+    initial_push_prob: float | None = 2 / 24
+    """Push probability per slot of the untrained policy (schedule and timing envs), spread
+    evenly over the styles; ``None`` starts uniform over actions. A uniform start pushes in 5
+    of 6 hourly slots, so most users opt out before anything is learned."""
     vf_coef: float = 0.5
     """Value loss coefficient."""
     max_grad_norm: float = 0.5
@@ -143,6 +147,9 @@ class GRUPPOConfig:
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first bad field."""
+        p0 = self.initial_push_prob
+        if p0 is not None and not (isinstance(p0, (int, float)) and 0 < p0 < 1):
+            raise ValueError(f"`initial_push_prob` must be in (0, 1) or None, got {p0!r}.")
         if self.env_id not in _SINGLE_IDS + (_VECTOR_ID,):
             raise ValueError(f"`env_id` must be one of {list(_SINGLE_IDS + (_VECTOR_ID,))}, got "
                              f"{self.env_id!r}.")
@@ -262,6 +269,15 @@ class GRUPolicy(nn.Module):
         nn.init.zeros_(self.actor.bias)
         nn.init.orthogonal_(self.critic.weight, 1.0)
         nn.init.zeros_(self.critic.bias)
+
+    def set_initial_push_prob(self, p_push: float) -> None:
+        """Set the actor's bias so that, at initialisation, action 0 (no push) has probability
+        ``1 - p_push`` and the push actions share ``p_push`` evenly (the actor's weights are
+        tiny, so the bias decides the initial distribution)."""
+        probs = np.full(self.n_actions, p_push / (self.n_actions - 1))
+        probs[0] = 1.0 - p_push
+        with torch.no_grad():
+            self.actor.bias.copy_(torch.as_tensor(np.log(probs), dtype=self.actor.bias.dtype))
 
     def initial_state(self, n: int) -> torch.Tensor:
         """Zero hidden state for ``n`` environments, shape ``(n, hidden_size)``."""
@@ -398,6 +414,8 @@ class GRUPPOTrainer:
         init_ss, sample_ss, mb_ss = root.spawn(3)
         torch.manual_seed(int(init_ss.generate_state(1)[0]))
         self.policy = GRUPolicy(OBS_DIM, self.n_actions, config.embed_size, config.hidden_size)
+        if config.initial_push_prob is not None and self.layout_mode in ("schedule", "timing"):
+            self.policy.set_initial_push_prob(config.initial_push_prob)
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=config.learning_rate,
                                           eps=1e-5)
         self.obs_rms = RunningMeanStd(OBS_DIM)

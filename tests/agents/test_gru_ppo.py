@@ -225,3 +225,20 @@ def test_cli_train_resume_and_evaluate(tmp_path, capsys):
     with pytest.raises(ValueError, match="neither a run folder"):
         from covercast.agents.train import load_agent
         load_agent(str(tmp_path / "nothing"), "covercast/PushTiming-v0")
+
+
+def test_untrained_policy_pushes_with_the_initial_push_prob():
+    from covercast.agents.gru_ppo import GRUPPOConfig, GRUPPOTrainer
+    from covercast.envs.observation import OBS_DIM
+
+    cfg = GRUPPOConfig(env_id="covercast/PushSchedule-v0", num_envs=2, horizon_days=1,
+                       total_steps=48, num_minibatches=2, tensorboard=False,
+                       initial_push_prob=0.1)
+    tr = GRUPPOTrainer(cfg, progress=False)
+    agent = tr.agent(seed=0)
+    probs = agent.action_probabilities(np.zeros((3, OBS_DIM), dtype=np.float32))
+    assert probs.shape == (3, 6)
+    np.testing.assert_allclose(probs[:, 0], 0.9, atol=0.02)
+    np.testing.assert_allclose(probs[:, 1:], 0.02, atol=0.01)
+    with pytest.raises(ValueError, match="initial_push_prob"):
+        GRUPPOConfig(initial_push_prob=1.5).validate()
