@@ -20,9 +20,8 @@ None of them imports torch. The learners (GRU-PPO, the stable-baselines3 adapter
 and are imported on first use: ``from covercast.agents import GRUPPOTrainer``.
 """
 
-import importlib
-from typing import Any
 
+from covercast._lazy import lazy_exports
 from covercast.agents.bandits import (
     LINUCB_CONTEXT_NAMES,
     LinUCBStyleAgent,
@@ -66,14 +65,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'covercast.agents' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())

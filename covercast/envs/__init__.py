@@ -13,8 +13,7 @@ imported on first use, so ``import covercast`` (which registers the ids) stays l
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from covercast._lazy import lazy_exports
 
 _LAZY = {
     "CoverGenerationEnv": "covercast.envs.cover_generation",
@@ -40,14 +39,4 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'covercast.envs' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())
