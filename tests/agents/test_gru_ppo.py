@@ -184,6 +184,7 @@ def test_learns_the_one_active_hour_task():
     kw = {"w_dwell": 0.0, "w_optout": 1.0}
     cfg = GRUPPOConfig(env_id="covercast/PushTiming-v0", num_envs=32, horizon_days=2,
                        total_steps=60_000, learning_rate=3e-3, ent_coef=0.0, env_kwargs=kw,
+                       gamma=0.99, gae_lambda=0.95,  # 2-day episodes: a short horizon suits
                        tensorboard=False, seed=0)
     tr = GRUPPOTrainer(cfg, params=params, progress=False)
     tr.train()
