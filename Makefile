@@ -16,7 +16,7 @@ $(PY):
 # torch is installed explicitly first, so nothing else pulls a multi-GB CUDA build.
 $(VENV)/.installed-demo: setup.cfg pyproject.toml | $(PY)
 	$(PIP) install "$(TORCH_SPEC)"
-	$(PIP) install -e ".[obd]"
+	$(PIP) install -e ".[obd,rl]"
 	touch $@
 
 $(VENV)/.installed-test: setup.cfg pyproject.toml | $(PY)

@@ -139,8 +139,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from covercast.experiments.demo import run_demo
 
     report = run_demo(args.out, episodes=args.episodes, horizon_days=args.horizon_days,
-                      n_users=args.users, days=args.days, seed=args.seed, fast=args.fast,
-                      progress=not args.quiet)
+                      n_users=args.users, days=args.days, ppo_steps=args.ppo_steps,
+                      seed=args.seed, fast=args.fast, progress=not args.quiet)
     print(f"report: {report}")
     return 0
 
@@ -170,6 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="users in the population section (default 20000)")
     sp.add_argument("--days", type=int, default=14,
                     help="days in the population section (default 14)")
+    sp.add_argument("--ppo-steps", type=int, default=1_500_000,
+                    help="GRU-PPO training env-steps (default 1,500,000; 0 skips it)")
     sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--fast", action="store_true", help="tiny sizes, for smoke tests")
 

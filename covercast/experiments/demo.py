@@ -182,11 +182,37 @@ def _md_table(df: pd.DataFrame, floatfmt: str = ".3g") -> str:
     return "\n".join(lines)
 
 
-AGENT_ORDER = ("static", "random", "heuristic", "thompson", "linucb", "oracle")
+AGENT_ORDER = ("static", "random", "heuristic", "thompson", "linucb", "gru-ppo", "oracle")
 
 
-def make_agents(seed: int) -> dict[str, Any]:
-    """The agents the demo compares, by label (all for ``PushSchedule-v0``)."""
+def train_gru_ppo(out: Path, *, steps: int, seed: int, fast: bool, progress: bool
+                  ) -> tuple[Any, dict[str, Any]]:
+    """A short GRU-PPO training on the population vector env; returns (agent, facts).
+
+    Raises ImportError when torch is not installed (the demo then skips GRU-PPO).
+    """
+    from covercast.agents.gru_ppo import GRUPPOConfig, GRUPPOTrainer
+
+    if fast:
+        cfg = GRUPPOConfig(env_id="covercast/PopulationVector-v0", num_envs=8, horizon_days=1,
+                           total_steps=steps, num_minibatches=2, tensorboard=False, seed=seed)
+    else:
+        cfg = GRUPPOConfig(env_id="covercast/PopulationVector-v0", num_envs=128,
+                           horizon_days=7, total_steps=steps, tensorboard=False, seed=seed,
+                           torch_threads=2)
+    t0 = time.perf_counter()
+    trainer = GRUPPOTrainer(cfg, out=out / "gru_ppo", progress=progress)
+    history = trainer.train()
+    trainer.save(out / "gru_ppo" / "checkpoint")
+    facts = {"steps": int(history[-1]["global_step"]) if history else 0,
+             "seconds": time.perf_counter() - t0, "users": cfg.num_envs,
+             "episode_days": cfg.horizon_days, "gamma": cfg.gamma}
+    return trainer.agent(seed=seed), facts
+
+
+def make_agents(seed: int, gru_ppo: Any = None) -> dict[str, Any]:
+    """The agents the demo compares, by label (all for ``PushSchedule-v0``); ``gru_ppo`` is
+    a trained GRU-PPO agent, or None to leave it out."""
     from covercast.agents import (
         ActivityHeuristic,
         HiddenStateOracle,
@@ -204,12 +230,13 @@ def make_agents(seed: int) -> dict[str, Any]:
         "heuristic": ActivityHeuristic(pushes_per_day=2, seed=s[2]),
         "thompson": ThompsonStyleAgent(seed=s[3]),
         "linucb": LinUCBStyleAgent(seed=s[4]),
-        "oracle": HiddenStateOracle(seed=s[5], name="oracle (hidden state)"),
+        **({"gru-ppo": gru_ppo} if gru_ppo is not None else {}),
+        "oracle": HiddenStateOracle(seed=s[6], name="oracle (hidden state)"),
     }
 
 
 def compare_policies(out: Path, *, episodes: int, horizon_days: int, seed: int,
-                     progress: bool) -> dict[str, Path]:
+                     progress: bool, gru_ppo: Any = None) -> dict[str, Path]:
     """Evaluate the demo's agents on PushSchedule-v0 and save per-episode and per-step data."""
     from covercast.experiments.evaluate import evaluate_agents
     from covercast.experiments.stats import compare, summarize
@@ -221,9 +248,10 @@ def compare_policies(out: Path, *, episodes: int, horizon_days: int, seed: int,
             hour = (np.degrees(np.arctan2(obs[0], obs[1])) / 15.0) % 24
             push_hours.setdefault(label, np.zeros(24, dtype=np.int64))[int(round(hour)) % 24] += 1
 
-    agents = make_agents(seed)
+    agents = make_agents(seed, gru_ppo)
     frames = []
-    for label in tqdm(AGENT_ORDER, desc="policies", disable=not progress, unit="agent"):
+    for label in tqdm([a for a in AGENT_ORDER if a in agents], desc="policies",
+                      disable=not progress, unit="agent"):
         frames.append(evaluate_agents({label: agents[label]}, "covercast/PushSchedule-v0",
                                       episodes, seed, env_kwargs={"horizon_days": horizon_days},
                                       learning="continual", on_step=record))
@@ -238,7 +266,7 @@ def compare_policies(out: Path, *, episodes: int, horizon_days: int, seed: int,
     _save_csv(summarize(results, by="agent"), paths["summary"])
     _save_csv(compare(results, baseline="static", paired=True), paths["compare"])
     ph = pd.DataFrame({"hour": np.arange(24)})
-    for label in AGENT_ORDER:
+    for label in (a for a in AGENT_ORDER if a in agents):
         ph[label] = push_hours.get(label, np.zeros(24, dtype=np.int64))
     _save_csv(ph, paths["push_hours"])
     return paths
@@ -347,13 +375,27 @@ def _policy_plots(out: Path, params: PopulationParams) -> list[str]:
     return names
 
 
+def _ppo_text(ppo: dict[str, Any] | None) -> str:
+    if ppo is None:
+        return "GRU-PPO was not trained (`--ppo-steps 0`)."
+    if "skipped" in ppo:
+        return f"GRU-PPO was skipped: {ppo['skipped']} (it needs torch)."
+    return (f"**gru-ppo** is PPO with a GRU policy trained for {ppo['steps']:,} env-steps "
+            f"({ppo['seconds']:.0f} s on this machine) on the population vector env "
+            f"({ppo['users']} users at a time, {ppo['episode_days']:g}-day episodes, gamma "
+            f"{ppo['gamma']}), then evaluated on the same users as the others; its training log "
+            f"and checkpoint are in `gru_ppo/`. This is a short run: a longer one is the "
+            f"scheduling benchmark's job.")
+
+
 def run_demo(out_dir: str | Path = "runs/demo", *, episodes: int = 300, horizon_days: int = 14,
-             n_users: int = 20_000, days: int = 14, seed: int = 0, fast: bool = False,
-             progress: bool = True) -> Path:
+             n_users: int = 20_000, days: int = 14, ppo_steps: int = 1_500_000, seed: int = 0,
+             fast: bool = False, progress: bool = True) -> Path:
     """Run the demo and return the path of ``report.md``.
 
     ``episodes`` single-user episodes of ``horizon_days`` per policy; ``n_users`` users over
-    ``days`` for the population section. ``fast`` shrinks everything for smoke tests.
+    ``days`` for the population section; ``ppo_steps`` env-steps of GRU-PPO training (0 to
+    skip). ``fast`` shrinks everything for smoke tests.
     """
     from covercast.generators.procedural import default_bank
     from covercast.simulators.calibrate import calibrate_obd
@@ -365,9 +407,12 @@ def run_demo(out_dir: str | Path = "runs/demo", *, episodes: int = 300, horizon_
                     ("users", n_users), ("days", days)):
         if int(v) < 1:
             raise ValueError(f"`{name}` must be >= 1, got {v}.")
+    if int(ppo_steps) < 0:
+        raise ValueError(f"`ppo_steps` must be >= 0, got {ppo_steps}.")
     if fast:
         episodes, horizon_days = min(episodes, 12), min(horizon_days, 3)
         n_users, days = min(n_users, 600), min(days, 7)
+        ppo_steps = min(ppo_steps, 2_000)
     fit_users = min(n_users, 600 if fast else 4000)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -376,14 +421,22 @@ def run_demo(out_dir: str | Path = "runs/demo", *, episodes: int = 300, horizon_
     config = {"episodes": episodes, "horizon_days": horizon_days, "n_users": n_users,
               "days": days, "seed": seed, "fast": fast, "fit_users": fit_users,
               "static_hours": list(HOURS_STATIC), "random_push_prob": 2 / 24,
-              "env": "covercast/PushSchedule-v0", "agents": list(AGENT_ORDER)}
+              "env": "covercast/PushSchedule-v0", "agents": list(AGENT_ORDER),
+              "ppo_steps": ppo_steps}
     atomic_write_text(out / "config.json", json.dumps(config, indent=2) + "\n")
     params.save(out / "params_true.json")
     t0 = time.perf_counter()
 
-    # 1. Scheduling policies on the flagship env.
+    # 1. Scheduling policies on the flagship env (GRU-PPO trained first, when torch is here).
+    gru, ppo = None, None
+    if ppo_steps > 0:
+        try:
+            gru, ppo = train_gru_ppo(out, steps=ppo_steps, seed=seed, fast=fast,
+                                     progress=progress)
+        except ImportError as e:
+            ppo = {"skipped": str(e)}
     compare_policies(out, episodes=episodes, horizon_days=horizon_days, seed=seed,
-                     progress=progress)
+                     progress=progress, gru_ppo=gru)
     t_pol = time.perf_counter() - t0
 
     # 2. The population under two logging policies.
@@ -456,6 +509,8 @@ their intervals are approximate. The **oracle reads the hidden fatigue and taste
 upper reference, not a policy a platform could run.
 
 {_md_table(ptable)}
+
+{_ppo_text(ppo)}
 
 The source paper (seed 000, Table 2) reports a static-scheduler CTR of 5.3 % and an adaptive
 CTR of 6.3 % (+18.7 %); its numbers come from its own platform and are shown for comparison

@@ -80,14 +80,15 @@ def test_demo_runs_end_to_end_in_fast_mode(tmp_path, capsys):
     assert main(["demo", "--fast", "--out", str(out), "--quiet"]) == 0
     assert str(out / "report.md") in capsys.readouterr().out
     report = (out / "report.md").read_text()
-    for agent in ("static", "heuristic", "thompson", "linucb", "oracle"):
+    for agent in ("static", "heuristic", "thompson", "linucb", "gru-ppo", "oracle"):
         assert f"| {agent}" in report
     for png in ("push_times.png", "ctr_dwell_by_policy.png", "opt_outs.png",
                 "activity_and_open_rate.png", "ctr_by_segment.png"):
         assert (out / png).stat().st_size > 1000
     episodes = pd.read_csv(out / "episodes.csv")
     assert set(episodes["agent"]) == {"static", "random", "heuristic", "thompson", "linucb",
-                                      "oracle"}
+                                      "gru-ppo", "oracle"}
+    assert (out / "gru_ppo" / "progress.csv").exists()
     comp = pd.read_csv(out / "policy_vs_static.csv")
     assert comp["p"].dropna().between(0, 1).all()
     assert comp.loc[comp["metric"] == "return", "p"].notna().all()
