@@ -247,6 +247,18 @@ class ActionLayout:
             return np.stack([1.0 - p_push, p_push], axis=1)
         return style_probs.copy()
 
+    def split(self, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The inverse of :meth:`probabilities`: ``(P(push) (N,), style distribution given a
+        push (N, n_styles))`` from action probabilities ``(N, n_actions)``. Where the layout
+        does not choose the style (timing), the style distribution is uniform."""
+        p = np.asarray(probs, dtype=np.float64)
+        if self.mode == "schedule":
+            p_push = 1.0 - p[:, 0]
+            return p_push, p[:, 1:] / np.maximum(p_push[:, None], 1e-12)
+        if self.mode == "timing":
+            return p[:, 1], np.full((p.shape[0], self.n_styles), 1.0 / self.n_styles)
+        return np.ones(p.shape[0]), p
+
     @classmethod
     def from_env(cls, env: Any, mode: str | None = None) -> ActionLayout:
         """The layout of a covercast environment (or its vector env).
@@ -446,3 +458,17 @@ def check_positive(value: Any, name: str, *, allow_zero: bool = False,
         what = ">= 0" if allow_zero else "> 0"
         raise ValueError(f"`{name}` must be a number {what}, got {value!r}.")
     return float(value)
+
+
+class PolicyAgent(Agent):
+    """An agent defined by its own :meth:`predict` and :meth:`action_probabilities` (a trained
+    policy network): the decision and its distribution are derived from those two."""
+
+    def _decide(self, x: np.ndarray, state: Any, episode_start: np.ndarray,
+                deterministic: bool) -> tuple[np.ndarray, np.ndarray, Any]:
+        a, new_state = self.predict(x, state, episode_start, deterministic)
+        push, style = self.layout.decode(a)
+        return push, style, new_state
+
+    def _distribution(self, x: np.ndarray, state: Any) -> tuple[np.ndarray, np.ndarray]:
+        return self.layout.split(self.action_probabilities(x, state))

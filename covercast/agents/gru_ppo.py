@@ -63,7 +63,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from covercast.agents.base import Agent, SeedLike, as_episode_start, as_obs_batch
+from covercast.agents.base import PolicyAgent, SeedLike, as_episode_start, as_obs_batch
 from covercast.envs.observation import OBS_DIM
 from covercast.simulators.params import PopulationParams, atomic_write_text
 
@@ -739,7 +739,7 @@ def _default_params() -> PopulationParams:
 
 
 # ================================================================================== agent
-class GRUPPOAgent(Agent):
+class GRUPPOAgent(PolicyAgent):
     """A trained GRU policy behind the common ``predict`` interface.
 
     ``state`` is the GRU hidden state, a float32 array ``(N, hidden_size)`` (``None`` at the
@@ -833,19 +833,3 @@ class GRUPPOAgent(Agent):
         x, _ = as_obs_batch(obs)
         logits, _ = self._logits(x, state, np.zeros(x.shape[0], dtype=bool))
         return torch.softmax(logits.double(), dim=-1).numpy()
-
-    def _decide(self, x: np.ndarray, state: Any, episode_start: np.ndarray,
-                deterministic: bool) -> tuple[np.ndarray, np.ndarray, Any]:
-        a, h = self.predict(x, state, episode_start, deterministic)
-        push, style = self.layout.decode(a)
-        return push, style, h
-
-    def _distribution(self, x: np.ndarray, state: Any) -> tuple[np.ndarray, np.ndarray]:
-        p = self.action_probabilities(x, state)
-        if self.mode == "schedule":
-            p_push = 1.0 - p[:, 0]
-            style = p[:, 1:] / np.maximum(p_push[:, None], 1e-12)
-            return p_push, style
-        if self.mode == "timing":
-            return p[:, 1], np.full((x.shape[0], self.n_styles), 1.0 / self.n_styles)
-        return np.ones(x.shape[0]), p

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from covercast.agents.base import Agent, SeedLike, as_episode_start, as_obs_batch
+from covercast.agents.base import PolicyAgent, SeedLike, as_episode_start, as_obs_batch
 from covercast.agents.gru_ppo import GRUPPOConfig, make_train_env
 from covercast.envs.observation import OBS_DIM
 from covercast.simulators.params import PopulationParams, atomic_write_text
@@ -129,7 +129,7 @@ class SB3VecEnv(_vec_env_base()):  # type: ignore[misc]
         return [False] * len(self._get_indices(indices))
 
 
-class SB3Agent(Agent):
+class SB3Agent(PolicyAgent):
     """A trained stable-baselines3 PPO / sb3-contrib RecurrentPPO model as a covercast agent.
 
     Parameters
@@ -228,21 +228,6 @@ class SB3Agent(Agent):
         if self.algo == "ppo":
             return self._probs(self._stack(x, state, start), None, start)
         return self._probs(x, self._lstm_or_zeros(state, x.shape[0]), start)
-
-    def _decide(self, x: np.ndarray, state: Any, episode_start: np.ndarray,
-                deterministic: bool) -> tuple[np.ndarray, np.ndarray, Any]:
-        a, st = self.predict(x, state, episode_start, deterministic)
-        push, style = self.layout.decode(a)
-        return push, style, st
-
-    def _distribution(self, x: np.ndarray, state: Any) -> tuple[np.ndarray, np.ndarray]:
-        p = self.action_probabilities(x, state)
-        if self.mode == "schedule":
-            p_push = 1.0 - p[:, 0]
-            return p_push, p[:, 1:] / np.maximum(p_push[:, None], 1e-12)
-        if self.mode == "timing":
-            return p[:, 1], np.full((x.shape[0], self.n_styles), 1.0 / self.n_styles)
-        return np.ones(x.shape[0]), p
 
     @classmethod
     def load(cls, path: str | os.PathLike, *, seed: SeedLike = None) -> SB3Agent:
