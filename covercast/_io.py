@@ -7,6 +7,7 @@ import os
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 
 @contextlib.contextmanager
@@ -55,3 +56,8 @@ def sha256_file(path: str | os.PathLike) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def atomic_write_csv(df: Any, path: str | os.PathLike) -> Path:
+    """Write a DataFrame as CSV (without its index) to ``path`` atomically."""
+    return atomic_write(path, lambda p: df.to_csv(p, index=False), suffix=".csv")

@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from covercast._io import atomic_write_csv
 from covercast.simulators.params import atomic_write_text
 
 __all__ = ["TRAIN_AGENTS", "train", "load_agent", "evaluate_saved", "add_subcommands",
@@ -93,7 +94,7 @@ def evaluate_saved(spec: str, env_id: str, episodes: int, seed: int, out: str | 
                   deterministic=deterministic, env_kwargs={"horizon_days": horizon_days})
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "episodes.csv", df.to_csv(index=False))
+    atomic_write_csv(df, out / "episodes.csv")
     atomic_write_text(out / "config.json", json.dumps(
         {"agent": spec, "env": env_id, "episodes": episodes, "seed": seed,
          "horizon_days": horizon_days, "deterministic": deterministic}, indent=2))

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from covercast._io import atomic_write
+from covercast._io import atomic_write_csv
 from covercast.simulators.params import PopulationParams, default_params
 from covercast.simulators.policies import StaticSchedulePolicy
 from covercast.simulators.population import Population
@@ -150,7 +150,7 @@ def bench_population(ns: Sequence[int] = (1, 1000, 100_000), days: int | None = 
     if verbose:
         print(format_table(df))
     if out is not None:
-        atomic_write(out, lambda tmp: df.to_csv(tmp, index=False), suffix=".tmp")
+        atomic_write_csv(df, out)
     return df
 
 

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from covercast._io import atomic_write
+from covercast._io import atomic_write_csv
 
 __all__ = ["bench_envs", "format_env_table", "recogym_steps_per_s", "TARGET_RECOGYM_RATIO",
            "TARGET_VECTOR_USER_STEPS_PER_S"]
@@ -234,7 +234,7 @@ def bench_envs(*, steps: int = 20_000, n_users: int = 10_000, vector_steps: int 
     if verbose:
         print(format_env_table(df))
     if out is not None:
-        atomic_write(out, lambda tmp: df.to_csv(tmp, index=False), suffix=".tmp")
+        atomic_write_csv(df, out)
     return df
 
 

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from covercast._io import atomic_write_csv
 from covercast.simulators.params import atomic_write_text
 
 __all__ = ["bench_throughput", "bench_backends", "main"]
@@ -201,11 +202,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     df = bench_throughput(a.num_envs, a.steps, env_id=a.env, agents=a.agents,
                           num_steps=a.num_steps, seed=a.seed, progress=True)
     print(df.to_string(index=False))
-    atomic_write_text(out / "bench_rl.csv", df.to_csv(index=False))
+    atomic_write_csv(df, out / "bench_rl.csv")
     if a.backends:
         bk = bench_backends(a.num_envs, a.num_steps, seed=a.seed)
         print(bk.to_string(index=False))
-        atomic_write_text(out / "bench_backends.csv", bk.to_csv(index=False))
+        atomic_write_csv(bk, out / "bench_backends.csv")
     atomic_write_text(out / "config.json", json.dumps(vars(a), indent=2))
     return 0
 

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from covercast._io import atomic_write_csv
 from covercast.simulators.params import PopulationParams, atomic_write_text, default_params
 
 HOURS_STATIC = (8, 20)
@@ -262,20 +263,14 @@ def compare_policies(out: Path, *, episodes: int, horizon_days: int, seed: int,
         "compare": out / "policy_vs_static.csv",
         "push_hours": out / "push_hours.csv",
     }
-    _save_csv(results, paths["episodes"])
-    _save_csv(summarize(results, by="agent"), paths["summary"])
-    _save_csv(compare(results, baseline="static", paired=True), paths["compare"])
+    atomic_write_csv(results, paths["episodes"])
+    atomic_write_csv(summarize(results, by="agent"), paths["summary"])
+    atomic_write_csv(compare(results, baseline="static", paired=True), paths["compare"])
     ph = pd.DataFrame({"hour": np.arange(24)})
     for label in (a for a in AGENT_ORDER if a in agents):
         ph[label] = push_hours.get(label, np.zeros(24, dtype=np.int64))
-    _save_csv(ph, paths["push_hours"])
+    atomic_write_csv(ph, paths["push_hours"])
     return paths
-
-
-def _save_csv(df: pd.DataFrame, path: Path) -> None:
-    from covercast._io import atomic_write
-
-    atomic_write(path, lambda tmp: df.to_csv(tmp, index=False), suffix=".csv")
 
 
 def policy_table(summary: pd.DataFrame, comp: pd.DataFrame) -> pd.DataFrame:
@@ -454,8 +449,8 @@ def run_demo(out_dir: str | Path = "runs/demo", *, episodes: int = 300, horizon_
         s.insert(0, "policy", name)
         summaries.append(s)
     summary = pd.concat(summaries, ignore_index=True)
-    _save_csv(summary, out / "summary.csv")
-    _save_csv(hourly_table(logs["random"]), out / "hourly_random.csv")
+    atomic_write_csv(summary, out / "summary.csv")
+    atomic_write_csv(hourly_table(logs["random"]), out / "hourly_random.csv")
     del logs
     t_sim = time.perf_counter() - t0 - t_pol
 
@@ -466,7 +461,7 @@ def run_demo(out_dir: str | Path = "runs/demo", *, episodes: int = 300, horizon_
                                        bank=default_bank(), seed=seed, progress=progress)
     fit_report.params.save(out / "params_fitted.json")
     rec = recovery_table(params, fit_report)
-    _save_csv(rec, out / "recovery.csv")
+    atomic_write_csv(rec, out / "recovery.csv")
     t_fit = time.perf_counter() - t0 - t_pol - t_sim
 
     # 4. Calibration on the real Open Bandit Dataset sample.

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from covercast._io import atomic_write, atomic_write_text
+from covercast._io import atomic_write, atomic_write_csv, atomic_write_text
 
 __all__ = ["OPEExperimentConfig", "run_ope_experiment", "default_policies"]
 
@@ -160,8 +160,8 @@ def run_ope_experiment(out: str | os.PathLike, config: OPEExperimentConfig | Non
                .agg(rel_error=("rel_error", "mean"), coverage=("covered", "mean"),
                     ess=("ess", "mean"), truth=("truth", "first"), runs=("seed", "size"))
                .reset_index())
-    atomic_write(out / "results.csv", lambda p: results.to_csv(p, index=False))
-    atomic_write(out / "summary.csv", lambda p: summary.to_csv(p, index=False))
+    atomic_write_csv(results, out / "results.csv")
+    atomic_write_csv(summary, out / "summary.csv")
     _figure(summary, out / "error_vs_size.png")
     report = out / "report.md"
     atomic_write_text(report, _report(cfg, truths, summary))

@@ -66,7 +66,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from covercast._io import atomic_write_text
+from covercast._io import atomic_write_csv, atomic_write_text
 from covercast.generators.attributes import DEFAULT_STYLES, DEFAULT_TOPICS
 from covercast.generators.banks import committed_checkpoint
 from covercast.generators.data import CoverDataset, ImageDataset, cover_dataset, mnist_5k
@@ -607,7 +607,7 @@ def obtain_model(spec: ModelSpec, *, workdir: str | os.PathLike | None,
             "train_config": config_to_dict(spec.train_config)}
     atomic_write_text(folder / "train.json", json.dumps(info, indent=2))
     atomic_write_text(folder / "model" / "train.json", json.dumps(info, indent=2))
-    atomic_write_text(folder / "history.csv", pd.DataFrame(result.history).to_csv(index=False))
+    atomic_write_csv(pd.DataFrame(result.history), folder / "history.csv")
     model.eval()
     return model, {"source": "trained", "folder": str(folder), "steps": result.steps_done,
                    "train_seconds": round(seconds, 1)}
@@ -909,7 +909,7 @@ def evaluate_generators(cfg: EvalConfig) -> dict[str, Any]:
             grids.append(grids_dir / f"mnist_{name}.png")
 
     results = pd.DataFrame(rows)
-    atomic_write_text(out / "results.csv", results.to_csv(index=False))
+    atomic_write_csv(results, out / "results.csv")
     run_config = {"eval_config": dataclasses.asdict(cfg), "device": str(dev),
                   "torch": torch.__version__, "python": platform.python_version(),
                   "models": {name: {"source": infos[name]["source"],

@@ -50,7 +50,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm.auto import tqdm
 
-from covercast._io import sha256_file
+from covercast._io import atomic_write_csv, sha256_file
 from covercast.simulators.params import atomic_write_text
 
 #: Version of the checkpoint and saved-model folder layouts written by this module.
@@ -1022,7 +1022,7 @@ def train_command(argv: Sequence[str] | None = None) -> TrainResult:
                 checkpoint_every=args.checkpoint_every, resume=not args.no_resume,
                 progress=not args.quiet, device=device)
     model.save_pretrained(out / "model")  # type: ignore[operator]
-    atomic_write_text(out / "history.csv", pd.DataFrame(result.history).to_csv(index=False))
+    atomic_write_csv(pd.DataFrame(result.history), out / "history.csv")
     return result
 
 

@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from covercast._io import atomic_write, atomic_write_text
+from covercast._io import atomic_write_csv, atomic_write_text
 
 __all__ = ["BTS_PROBABILITY_METHODS", "bts_action_dist", "obd_check", "wilson_interval"]
 
@@ -155,7 +155,7 @@ def obd_check(out: str | os.PathLike | None = None, *, campaign: str = "all",
                        clicks_random=int(click.sum()), clicks_bts=int(bts["click"].sum()))
     if out is not None:
         out = Path(out)
-        atomic_write(out / "obd_check.csv", lambda p: table.to_csv(p, index=False))
+        atomic_write_csv(table, out / "obd_check.csv")
         atomic_write_text(out / "obd_check.md", _report(table, campaign))
     return table
 
