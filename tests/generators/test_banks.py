@@ -46,14 +46,6 @@ def test_committed_checkpoint_names_are_checked():
 torch = pytest.importorskip("torch")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     """Tiny untrained generators and encoder, saved like real checkpoints."""

@@ -29,14 +29,6 @@ from covercast.generators.training import (  # noqa: E402
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 # ------------------------------------------------------------------ cover dataset
 @pytest.mark.parametrize("size", [32, 64])
 def test_cover_dataset_shapes_labels_and_range(size):

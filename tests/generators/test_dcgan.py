@@ -19,14 +19,6 @@ from covercast.generators.training import CheckpointError, labels_to_weights  # 
 TRAIN = DCGANTrainConfig(steps=6, batch_size=8)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def data():
     return cover_dataset(2, size=32, seed=0)

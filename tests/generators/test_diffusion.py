@@ -24,14 +24,6 @@ from covercast.generators.training import (  # noqa: E402
 TRAIN = DiffusionTrainConfig(steps=6, batch_size=8, lr=1e-3, warmup_steps=2, ema_decay=0.9)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def data():
     return cover_dataset(2, size=32, seed=0)

@@ -17,14 +17,6 @@ from covercast.generators.encoder import (  # noqa: E402
 from covercast.generators.training import CheckpointError  # noqa: E402
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def data():
     return cover_dataset(6, size=32, seed=0)

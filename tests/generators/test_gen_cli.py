@@ -12,14 +12,6 @@ from covercast.generators.bank import CoverBank
 torch = pytest.importorskip("torch")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def test_add_subcommands_plugs_into_any_parser():
     p = argparse.ArgumentParser(prog="covercast")
     sub = p.add_subparsers(dest="command", required=True)

@@ -14,14 +14,6 @@ from covercast.generators.encoder import CoverEncoder, CoverEncoderConfig  # noq
 from covercast.generators.vae_iat import VAEIATConfig, VAEIATTrainConfig, train_vae_iat  # noqa: E402
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 # ------------------------------------------------------------------------------- Frechet
 def test_frechet_distance_zero_for_identical_sets_and_mean_shift_adds_squared_norm():
     rng = np.random.default_rng(0)

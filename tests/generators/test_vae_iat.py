@@ -25,14 +25,6 @@ TRAIN = VAEIATTrainConfig(phase1_steps=3, phase2_steps=3, batch_size=8, warmup_s
                           kl_warmup_steps=2)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def data():
     return cover_dataset(2, size=32, seed=0)
