@@ -1,0 +1,914 @@
+"""``covercast experiment scheduling``: the scheduling benchmark (issue 5, part 4).
+
+Policies {random, static, heuristic, bandit, oracle, SB3 PPO, RecurrentPPO, GRU-PPO} x seeds x
+populations, on ``covercast/PushSchedule-v0`` (hourly decisions: push or not, and with which
+cover style). Writes per-episode results, a summary table with 95 % confidence intervals and
+Welch t-tests against the static scheduler, the check of the issue's target, learning curves and
+figures.
+
+Design
+------
+**Populations.** Three user models (:func:`build_populations`):
+
+* ``default`` -- :func:`~covercast.simulators.params.default_params`, the documented default;
+* ``fitted`` -- a population fitted (:func:`~covercast.simulators.fit.fit_population`) to a
+  simulated ``fit_days``-day log of ``fit_users`` default users under the uniformly random
+  logging policy (push probability 2/24 per hour, random style): the realistic pipeline, where
+  a platform only has its logs. The fit is done once per experiment (its seed is a branch of
+  the master seed) and saved as ``populations/fitted.json``;
+* ``shifted`` -- the default population changed on purpose and **held out from training**
+  (:func:`shifted_params`): segment mix 35/45/20 % -> 20/30/50 % (morning commuters / evening
+  leisure / night owls), every segment's organic activity two hours later, fatigue half-life
+  24 h -> 36 h and the fatigue coefficient of the opt-out hazard x1.5.
+
+**Cells.** One cell per (seed, training population); cells are independent and run in
+parallel (Ray, or processes). The learners train on the *default* population (GRU-PPO, SB3 PPO
+and RecurrentPPO) and on the *fitted* one (GRU-PPO only, by default: the realistic pipeline for
+the main learner, while the SB3 references, about 6x slower per step, would double the run).
+Evaluation populations (the ``population`` column of the results):
+
+* ``default`` -- every policy, learners trained on the default population, evaluated on it;
+* ``fitted`` -- learners trained on the fitted population, evaluated on the **true** default
+  population (the baselines' rows are those of ``default``: the same users);
+* ``shifted`` -- every policy, learners trained on the default population, evaluated on the
+  shifted one.
+
+**Paired users.** In a cell, every policy meets the same ``eval_users`` simulated users (one
+``horizon_days``-day episode each, the same environment seeds: common random numbers, see
+:mod:`covercast.experiments.evaluate`); seed ``s`` has its own users. Agents are reset once per
+evaluation (``learning="continual"``: the bandit keeps learning across users as a deployed
+bandit would).
+
+**Statistics.** The replication unit is the seed (its own training run and its own users): each
+metric is averaged over a seed's users (CTR pooled: opens / pushes of all its users), and the
+summary gives the mean over seeds with a Student-t 95 % interval, and Welch's t-test of each
+policy against the static scheduler over the seed means, Holm-adjusted across the policies of a
+population (:func:`covercast.experiments.stats.compare`). User-level paired tests (all seeds'
+users, paired on seed and user) are in ``paired_vs_static.csv``.
+
+**Training budgets.** GRU-PPO: ``gru_steps`` env-steps (default 1.5 M) on the population vector
+env (128 users, 7-day episodes, gamma 0.999, one torch thread). SB3 PPO (MLP on 4 stacked
+observations) and sb3-contrib RecurrentPPO (LSTM) train on the same env and seed with the same
+PPO settings and an **equal wall-clock budget** (``sb3_budget="wall"``: the seconds GRU-PPO took
+in the same cell, so under the same load; at most ``gru_steps`` steps), or an equal step budget
+(``sb3_budget="steps"``). Learning curves are the trainers' own training statistics (mean return
+of the training episodes that ended in each iteration / rollout, against env-steps and seconds),
+recorded with :meth:`~covercast.agents.gru_ppo.GRUPPOTrainer.train`'s callback and an SB3
+callback. Measured in a medium run (3 seeds, 300,000 steps, two cells at once on 2 shared CPU
+cores): GRU-PPO 301,056 steps in 21 s, SB3 PPO about 300,000 steps in the same 21 s, and
+RecurrentPPO 16,384-32,768 steps (one or two rollouts of 128 users x 128 steps, 68 s on
+average: the first rollout and its update cannot be cut) -- under an equal wall-clock budget
+RecurrentPPO is barely trained; ``sb3_budget="steps"`` gives it the same steps instead (hours at
+1.5 M). The SB3 policies also start uniform over the six actions (a push in 5 of 6 hourly
+slots, so most users opt out early), while GRU-PPO starts at push probability 2/24 per slot
+(``GRUPPOConfig.initial_push_prob``); ``train_sb3`` has no such option.
+
+**Execution.** ``backend="auto"`` uses Ray when it is importable (a local cluster of
+``workers`` CPUs, or ``address`` for an existing cluster), otherwise a
+``concurrent.futures.ProcessPoolExecutor`` of ``workers`` processes; ``"sequential"`` runs in
+this process. A cell whose ``cell.json`` exists is not run again (resumable).
+
+**Targets** (issue 5, point 6), checked in ``target.md`` / ``target.json``: on the default
+population GRU-PPO's CTR is >= 18.7 % above the static scheduler's with Welch p < 0.01 over >= 5
+seeds; its opens and dwell minutes per user are not below the static scheduler's and its opt-out
+rate is not above (means over seeds); its return is within 10 % of the oracle's; its training
+took <= 15 minutes (mean over the default-population cells).
+
+Expected time of the default (5 seeds, 1.5 M GRU-PPO steps, 200 users x 14 days per policy and
+population) on 2 otherwise idle CPU cores: about 35-40 minutes (a default cell trains GRU-PPO,
+about 2 minutes at the 14,000 steps/s of the medium run, then PPO for as long, then
+RecurrentPPO for at least one 1.5-minute rollout, and evaluates 8 policies on 2 populations, about
+5 minutes; a fitted cell trains GRU-PPO once). On cores shared with other heavy jobs GRU-PPO
+ran at 1,300-2,000 steps/s, which makes the run several times longer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from covercast._io import atomic_write_csv, atomic_write_text
+from covercast.simulators.params import PopulationParams, default_params
+
+__all__ = ["POLICIES", "LEARNERS", "POPULATIONS", "METRICS", "SchedulingConfig",
+           "shifted_params", "fitted_params", "build_populations", "make_baselines",
+           "run_cell", "run_scheduling", "aggregate", "target_check", "CTR_LIFT_TARGET"]
+
+#: Every policy of the benchmark, in table order.
+POLICIES: tuple[str, ...] = ("random", "static", "heuristic", "bandit", "oracle", "ppo",
+                             "recurrent-ppo", "gru-ppo")
+#: The policies trained here.
+LEARNERS: tuple[str, ...] = ("gru-ppo", "ppo", "recurrent-ppo")
+#: Evaluation populations (see the module docstring).
+POPULATIONS: tuple[str, ...] = ("default", "fitted", "shifted")
+#: Metrics summarised per population and policy.
+METRICS: tuple[str, ...] = ("return", "ctr", "opens", "pushes_per_day", "dwell_min", "likes",
+                            "shares", "comments", "opted_out", "satisfaction")
+#: Issue 5's CTR target: the source paper's claimed lift of the adaptive scheduler over the
+#: static one (seed 000, section 5.2 and Table 2: 5.3 % -> 6.3 %, "+18.7 %").
+CTR_LIFT_TARGET = 0.187
+#: Hours of the static scheduler (the source paper's control: everyone at 08:00 and 20:00).
+STATIC_HOURS = (8, 20)
+
+
+# ================================================================================== config
+@dataclass
+class SchedulingConfig:
+    """Settings of a scheduling benchmark run (saved as ``config.json``)."""
+
+    seeds: int = 5
+    """Replications (each: its own training runs and its own evaluation users)."""
+    seed: int = 0
+    """Master seed; seed ``i`` uses ``SeedSequence([seed, i])``."""
+    policies: list[str] = field(default_factory=lambda: list(POLICIES))
+    """Policies to run (a subset of :data:`POLICIES`; ``static`` is always included)."""
+    fitted_learners: list[str] = field(default_factory=lambda: ["gru-ppo"])
+    """Learners also trained on the fitted population."""
+    eval_users: int = 200
+    """Simulated users per seed, policy and population (one episode each)."""
+    horizon_days: float = 14.0
+    """Days of each evaluation episode."""
+    gru_steps: int = 1_500_000
+    """GRU-PPO training env-steps."""
+    num_envs: int = 128
+    """Users per rollout of the training env (population vector env)."""
+    train_horizon_days: float = 7.0
+    """Episode length of the training env, in days."""
+    sb3_budget: str = "wall"
+    """``"wall"``: SB3 learners get GRU-PPO's wall-clock time of the same cell (capped at
+    ``gru_steps`` steps); ``"steps"``: ``gru_steps`` steps."""
+    fit_users: int = 2000
+    """Users of the simulated log the fitted population is fitted to."""
+    fit_days: float = 14.0
+    """Days of that log."""
+    workers: int = 2
+    """Cells run at once (Ray CPUs or processes)."""
+    fast: bool = False
+    """Tiny sizes, for smoke tests (see :meth:`fast_config`)."""
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the first bad field."""
+        for name, lo in (("seeds", 1), ("eval_users", 2), ("gru_steps", 1), ("num_envs", 2),
+                         ("fit_users", 10), ("workers", 1), ("seed", 0)):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
+                raise ValueError(f"`{name}` must be an integer >= {lo}, got {v!r}.")
+        for name in ("horizon_days", "train_horizon_days", "fit_days"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+                raise ValueError(f"`{name}` must be a number > 0, got {v!r}.")
+        bad = [p for p in self.policies if p not in POLICIES]
+        if bad or not self.policies:
+            raise ValueError(f"`policies` must be a non-empty subset of {list(POLICIES)}, got "
+                             f"{self.policies!r}.")
+        bad = [p for p in self.fitted_learners if p not in LEARNERS]
+        if bad:
+            raise ValueError(f"`fitted_learners` must be a subset of {list(LEARNERS)}, got "
+                             f"{self.fitted_learners!r}.")
+        if self.sb3_budget not in ("wall", "steps"):
+            raise ValueError(f"`sb3_budget` must be 'wall' or 'steps', got {self.sb3_budget!r}.")
+
+    @classmethod
+    def fast_config(cls, **overrides: Any) -> SchedulingConfig:
+        """Tiny budgets: 2 seeds, 6 users x 2 days, 1,536 training steps, a 150-user, 7-day fit."""
+        kw: dict[str, Any] = dict(seeds=2, eval_users=6, horizon_days=2.0, gru_steps=1536,
+                                  num_envs=8, train_horizon_days=1.0, fit_users=150,
+                                  fit_days=7.0, fast=True)
+        kw.update(overrides)
+        return cls(**kw)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# ================================================================================== populations
+def shifted_params(base: PopulationParams | None = None, *, hours_later: int = 2
+                   ) -> PopulationParams:
+    """The held-out population: ``base`` (default: the default population) with the segment mix
+    moved towards night owls (weights 0.20 / 0.30 / 0.50 for the default's three segments, else
+    the weights reversed), every organic activity profile ``hours_later`` hours later, the
+    fatigue half-life x1.5 and the opt-out hazard's fatigue coefficient x1.5.
+    """
+    p = default_params() if base is None else base
+    if isinstance(hours_later, bool) or not isinstance(hours_later, int):
+        raise ValueError(f"`hours_later` must be an integer, got {hours_later!r}.")
+    n = len(p.segments)
+    if n == 3:
+        weights = [0.20, 0.30, 0.50]
+    else:
+        w = np.array([s.weight for s in p.segments])[::-1]
+        weights = list(w / w.sum())
+    segments = [dataclasses.replace(s, weight=float(w),
+                                    activity=list(np.roll(np.asarray(s.activity), hours_later)))
+                for s, w in zip(p.segments, weights, strict=True)]
+    out = dataclasses.replace(
+        p, segments=segments,
+        fatigue=dataclasses.replace(p.fatigue, half_life_h=p.fatigue.half_life_h * 1.5),
+        opt_out=dataclasses.replace(p.opt_out, fatigue_coef=p.opt_out.fatigue_coef * 1.5),
+        name=f"{p.name}-shifted", source=f"covercast.experiments.scheduling.shifted_params("
+                                         f"hours_later={hours_later})")
+    out.validate()
+    return out
+
+
+def fitted_params(users: int, days: float, seed: int, *, progress: bool = False
+                  ) -> PopulationParams:
+    """A population fitted to a simulated log of ``users`` default users over ``days`` days
+    under the uniformly random logging policy (push probability 2/24, random style)."""
+    from covercast.generators.procedural import default_bank
+    from covercast.simulators.fit import fit_population
+    from covercast.simulators.policies import UniformRandomPolicy
+    from covercast.simulators.population import simulate_log
+
+    truth = default_params()
+    log = simulate_log(truth, UniformRandomPolicy(push_prob=2 / 24, n_styles=len(truth.styles)),
+                       days=days, n_users=int(users), seed=int(seed), progress=progress)
+    return fit_population(log, n_segments=len(truth.segments), bank=default_bank(),
+                          seed=int(seed), progress=progress)
+
+
+def build_populations(out: Path, config: SchedulingConfig, *, progress: bool = False
+                      ) -> dict[str, PopulationParams]:
+    """``{"default", "fitted", "shifted"}`` populations, saved in ``out/populations/`` (an
+    existing ``fitted.json`` is reused)."""
+    d = out / "populations"
+    d.mkdir(parents=True, exist_ok=True)
+    pops = {"default": default_params(), "shifted": shifted_params()}
+    path = d / "fitted.json"
+    if path.exists():
+        pops["fitted"] = PopulationParams.load(path)
+    else:
+        fit_seed = int(np.random.SeedSequence([config.seed, 10**6]).generate_state(1)[0])
+        pops["fitted"] = fitted_params(config.fit_users, config.fit_days, fit_seed,
+                                       progress=progress)
+    for name, p in pops.items():
+        p.save(d / f"{name}.json")
+    return pops
+
+
+# ================================================================================== agents
+def make_baselines(seed: int, names: Sequence[str]) -> dict[str, Any]:
+    """The non-learning policies among ``names``, seeded from ``seed``."""
+    from covercast.agents import (
+        ActivityHeuristic,
+        HiddenStateOracle,
+        RandomAgent,
+        StaticScheduler,
+        ThompsonStyleAgent,
+    )
+
+    s = [int(x) for x in np.random.SeedSequence([seed, 7]).generate_state(5)]
+    makers: dict[str, Callable[[], Any]] = {
+        "random": lambda: RandomAgent(push_prob=2 / 24, seed=s[0], name="random"),
+        "static": lambda: StaticScheduler(hours=STATIC_HOURS, style=0, seed=s[1],
+                                          name="static"),
+        "heuristic": lambda: ActivityHeuristic(pushes_per_day=2, seed=s[2], name="heuristic"),
+        "bandit": lambda: ThompsonStyleAgent(seed=s[3], name="bandit"),
+        "oracle": lambda: HiddenStateOracle(seed=s[4], name="oracle"),
+    }
+    return {n: makers[n]() for n in names if n in makers}
+
+
+def _seeds(config: SchedulingConfig, i: int) -> tuple[int, int]:
+    """(training seed, evaluation seed) of replication ``i``."""
+    a, b = np.random.SeedSequence([config.seed, i]).generate_state(2)
+    return int(a) % 2**31, int(b)
+
+
+def _gru_config(config: SchedulingConfig, seed: int) -> Any:
+    from covercast.agents.gru_ppo import GRUPPOConfig
+
+    return GRUPPOConfig(env_id="covercast/PopulationVector-v0", num_envs=config.num_envs,
+                        horizon_days=config.train_horizon_days, total_steps=config.gru_steps,
+                        num_minibatches=min(4, config.num_envs), tensorboard=False, seed=seed,
+                        torch_threads=1)
+
+
+def _train_gru(config: SchedulingConfig, params: PopulationParams | None, seed: int,
+               out: Path, progress: bool) -> tuple[Any, list[dict[str, Any]], dict[str, Any]]:
+    from covercast.agents.gru_ppo import GRUPPOTrainer
+
+    t0 = time.perf_counter()
+    curve: list[dict[str, Any]] = []
+
+    def record(row: dict[str, float]) -> bool:
+        curve.append({"global_step": int(row["global_step"]),
+                      "seconds": time.perf_counter() - t0,
+                      "episode_return": row.get("episode_return", math.nan),
+                      "ctr": row.get("ctr", math.nan),
+                      "opt_out_rate": row.get("opt_out_rate", math.nan)})
+        return True
+
+    trainer = GRUPPOTrainer(_gru_config(config, seed), params=params, out=out,
+                            progress=progress)
+    trainer.train(callback=record)
+    seconds = time.perf_counter() - t0
+    facts = {"steps": int(trainer.global_step), "seconds": seconds}
+    return trainer.agent(seed=seed, name="gru-ppo"), curve, facts
+
+
+def _train_sb3(algo: str, config: SchedulingConfig, params: PopulationParams | None, seed: int,
+               out: Path, wall_budget: float | None, progress: bool
+               ) -> tuple[Any, list[dict[str, Any]], dict[str, Any]]:
+    """Train an SB3 reference with :func:`covercast.agents.sb3.train_sb3` for one rollout, then
+    continue ``model.learn`` with a callback that records the learning curve at each rollout's
+    end and stops at the wall-clock budget (``train_sb3`` takes no callback)."""
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    from covercast.agents.sb3 import train_sb3
+
+    cfg = _gru_config(config, seed)
+    rollout = 128 * cfg.num_envs
+    first = min(rollout, config.gru_steps)
+    t0 = time.perf_counter()
+    curve: list[dict[str, Any]] = []
+    out.mkdir(parents=True, exist_ok=True)
+
+    def record(model: Any) -> None:
+        buf = list(model.ep_info_buffer or [])
+        curve.append({"global_step": int(model.num_timesteps),
+                      "seconds": time.perf_counter() - t0,
+                      "episode_return": float(np.mean([e["r"] for e in buf])) if buf else math.nan,
+                      "ctr": math.nan, "opt_out_rate": math.nan})
+
+    class Curve(BaseCallback):
+        """Record the curve after each rollout; stop past the wall-clock budget."""
+
+        def _on_step(self) -> bool:
+            return wall_budget is None or time.perf_counter() - t0 < wall_budget
+
+        def _on_rollout_end(self) -> None:
+            record(self.model)
+
+    agent = train_sb3(algo, dataclasses.replace(cfg, total_steps=first), params=params,
+                      out=out, progress=False)
+    record(agent.model)
+    rest = config.gru_steps - int(agent.model.num_timesteps)
+    if rest > 0 and (wall_budget is None or time.perf_counter() - t0 < wall_budget):
+        agent.model.learn(total_timesteps=rest, callback=Curve(), reset_num_timesteps=False,
+                          progress_bar=progress)
+        record(agent.model)
+    seconds = time.perf_counter() - t0
+    tmp = out / "model.tmp.zip"
+    agent.model.save(str(tmp))
+    os.replace(tmp, out / "model.zip")
+    atomic_write_text(out / "config.json", json.dumps(
+        {**cfg.to_dict(), "total_steps": int(agent.model.num_timesteps)}, indent=2))
+    agent.name = algo
+    return agent, curve, {"steps": int(agent.model.num_timesteps), "seconds": seconds}
+
+
+# ================================================================================== cells
+def _evaluate(agents: dict[str, Any], params: PopulationParams, config: SchedulingConfig,
+              eval_seed: int) -> pd.DataFrame:
+    from covercast.experiments.evaluate import evaluate_agents
+
+    frames = [evaluate_agents({label: agent}, "covercast/PushSchedule-v0", config.eval_users,
+                              eval_seed, env_kwargs={"horizon_days": config.horizon_days,
+                                                     "params": params},
+                              learning="continual")
+              for label, agent in agents.items()]
+    return pd.concat(frames, ignore_index=True)
+
+
+def run_cell(task: dict[str, Any]) -> dict[str, Any]:
+    """Run one cell: train the learners of ``task`` on its training population, evaluate the
+    policies on its evaluation populations, write ``episodes.csv``, ``curves.csv`` and
+    ``cell.json`` in ``task["dir"]``; return the contents of ``cell.json``.
+
+    ``task`` (JSON-serialisable, so that it travels to Ray workers and processes): ``config``
+    (:meth:`SchedulingConfig.to_dict`), ``index`` (the seed index), ``train_population``,
+    ``learners``, ``baselines``, ``evaluate_on`` (population names), ``populations`` (name ->
+    :meth:`PopulationParams.to_dict`), ``dir`` and ``progress``.
+    """
+    import torch
+
+    torch.set_num_threads(1)
+    config = SchedulingConfig(**task["config"])
+    d = Path(task["dir"])
+    d.mkdir(parents=True, exist_ok=True)
+    pops = {k: PopulationParams.from_dict(v) for k, v in task["populations"].items()}
+    train_pop = task["train_population"]
+    progress = bool(task.get("progress", False))
+    train_seed, eval_seed = _seeds(config, int(task["index"]))
+    t_start = time.perf_counter()
+    learned: dict[str, Any] = {}
+    curves: list[pd.DataFrame] = []
+    facts: dict[str, Any] = {}
+    params = None if train_pop == "default" else pops[train_pop]
+    gru_seconds = None
+    for algo in [a for a in LEARNERS if a in task["learners"]]:
+        if algo == "gru-ppo":
+            agent, curve, f = _train_gru(config, params, train_seed, d / "gru_ppo", progress)
+            gru_seconds = f["seconds"]
+        else:
+            budget = gru_seconds if config.sb3_budget == "wall" else None
+            agent, curve, f = _train_sb3(algo, config, params, train_seed, d / algo, budget,
+                                         progress)
+        learned[algo] = agent
+        facts[algo] = f
+        c = pd.DataFrame(curve)
+        c.insert(0, "learner", algo)
+        curves.append(c)
+    t_train = time.perf_counter() - t_start
+    frames = []
+    for pop in task["evaluate_on"]:
+        agents = make_baselines(eval_seed, task["baselines"])
+        agents.update(learned)
+        ordered = {k: agents[k] for k in POLICIES if k in agents}
+        df = _evaluate(ordered, pops[pop], config, eval_seed)
+        label = "fitted" if train_pop == "fitted" else pop
+        df.insert(0, "population", label)
+        df.insert(1, "train_population", [train_pop if a in learned else "-" for a in
+                                          df["agent"]])
+        df.insert(2, "seed_index", int(task["index"]))
+        frames.append(df)
+    episodes = pd.concat(frames, ignore_index=True).rename(columns={"agent": "policy"})
+    atomic_write_csv(episodes, d / "episodes.csv")
+    curve_df = (pd.concat(curves, ignore_index=True) if curves else
+                pd.DataFrame(columns=["learner", "global_step", "seconds", "episode_return",
+                                      "ctr", "opt_out_rate"]))
+    curve_df.insert(1, "train_population", train_pop)
+    curve_df.insert(2, "seed_index", int(task["index"]))
+    atomic_write_csv(curve_df, d / "curves.csv")
+    info = {"index": int(task["index"]), "train_population": train_pop,
+            "train_seed": train_seed, "eval_seed": eval_seed, "learners": facts,
+            "train_seconds": t_train, "seconds": time.perf_counter() - t_start}
+    atomic_write_text(d / "cell.json", json.dumps(info, indent=2) + "\n")
+    return info
+
+
+def _tasks(out: Path, config: SchedulingConfig, pops: dict[str, PopulationParams],
+           progress: bool) -> list[dict[str, Any]]:
+    pol = [p for p in POLICIES if p in set(config.policies) | {"static"}]
+    learners = [p for p in LEARNERS if p in pol]
+    baselines = [p for p in pol if p not in LEARNERS]
+    pdicts = {k: v.to_dict() for k, v in pops.items()}
+    tasks = []
+    for i in range(config.seeds):
+        tasks.append({"config": config.to_dict(), "index": i, "train_population": "default",
+                      "learners": learners, "baselines": baselines,
+                      "evaluate_on": ["default", "shifted"], "populations": pdicts,
+                      "dir": str(out / "cells" / f"seed{i}_default"), "progress": progress})
+    fl = [p for p in learners if p in config.fitted_learners]
+    if fl:
+        for i in range(config.seeds):
+            tasks.append({"config": config.to_dict(), "index": i, "train_population": "fitted",
+                          "learners": fl, "baselines": [], "evaluate_on": ["default"],
+                          "populations": pdicts,
+                          "dir": str(out / "cells" / f"seed{i}_fitted"), "progress": progress})
+    return tasks
+
+
+def _run_tasks(tasks: list[dict[str, Any]], backend: str, workers: int, address: str | None,
+               progress: bool) -> str:
+    """Run the cells not yet done; return the backend used."""
+    from tqdm.auto import tqdm
+
+    todo = [t for t in tasks if not (Path(t["dir"]) / "cell.json").exists()]
+    if backend not in ("auto", "ray", "process", "sequential"):
+        raise ValueError(f"`backend` must be auto, ray, process or sequential, got {backend!r}.")
+    if backend in ("auto", "ray"):
+        try:
+            import ray
+        except ImportError:
+            if backend == "ray" or address:
+                raise ImportError("Ray is not installed: pip install 'covercast[tune]', or run "
+                                  "with --backend process.") from None
+            backend = "process"
+        else:
+            backend = "ray"
+    bar = tqdm(total=len(tasks), initial=len(tasks) - len(todo), desc=f"cells ({backend})",
+               unit="cell", disable=not progress)
+    try:
+        if not todo:
+            return backend
+        if backend == "sequential" or (backend == "process" and workers == 1):
+            for t in todo:
+                run_cell({**t, "progress": progress})
+                bar.update(1)
+        elif backend == "process":
+            import multiprocessing as mp
+            from concurrent.futures import ProcessPoolExecutor, as_completed
+
+            with ProcessPoolExecutor(max_workers=workers,
+                                     mp_context=mp.get_context("spawn")) as ex:
+                futs = [ex.submit(run_cell, {**t, "progress": False}) for t in todo]
+                for f in as_completed(futs):
+                    f.result()
+                    bar.update(1)
+        else:
+            started = not ray.is_initialized()
+            if started:
+                kw: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
+                                      "configure_logging": False}
+                if address:
+                    ray.init(address=address, **kw)
+                else:
+                    ray.init(num_cpus=workers, **kw)
+            try:
+                remote = ray.remote(num_cpus=1)(run_cell)
+                pending = [remote.remote({**t, "progress": False}) for t in todo]
+                while pending:
+                    ready, pending = ray.wait(pending, num_returns=1)
+                    ray.get(ready[0])
+                    bar.update(1)
+            finally:
+                if started:
+                    ray.shutdown()
+    finally:
+        bar.close()
+    return backend
+
+
+# ================================================================================== results
+def _seed_means(episodes: pd.DataFrame) -> pd.DataFrame:
+    """One row per (population, policy, seed): metrics averaged over the seed's users, CTR
+    pooled (opens / pushes)."""
+    rows = []
+    for (pop, pol, s), g in episodes.groupby(["population", "policy", "seed_index"],
+                                              sort=False):
+        row: dict[str, Any] = {"population": pop, "policy": pol, "seed_index": s,
+                               "users": len(g)}
+        for m in METRICS:
+            if m == "ctr":
+                pushes = g["pushes"].sum()
+                row[m] = g["opens"].sum() / pushes if pushes else math.nan
+            else:
+                row[m] = g[m].astype(float).mean()
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _with_fitted_baselines(episodes: pd.DataFrame) -> pd.DataFrame:
+    """The ``fitted`` population's rows plus the baselines' ``default`` rows (same users)."""
+    fitted = episodes[episodes["population"] == "fitted"]
+    if fitted.empty:
+        return episodes
+    base = episodes[(episodes["population"] == "default")
+                    & ~episodes["policy"].isin(set(fitted["policy"]))
+                    & ~episodes["policy"].isin(LEARNERS)].copy()
+    base["population"] = "fitted"
+    return pd.concat([episodes, base], ignore_index=True)
+
+
+def aggregate(out: str | os.PathLike) -> dict[str, Path]:
+    """Collect the cells of ``out`` into ``episodes.csv``, ``seed_means.csv``, ``summary.csv``
+    (mean over seeds, 95 % CI), ``vs_static.csv`` (Welch over seeds, Holm),
+    ``paired_vs_static.csv`` (paired over users), ``curves.csv`` and ``cells.csv``."""
+    from covercast.experiments.stats import compare, summarize
+
+    out = Path(out)
+    cell_dirs = sorted(p for p in (out / "cells").glob("*") if (p / "cell.json").exists())
+    if not cell_dirs:
+        raise FileNotFoundError(f"No finished cells in {out / 'cells'}; run the experiment "
+                                "first.")
+    episodes = pd.concat([pd.read_csv(p / "episodes.csv") for p in cell_dirs],
+                         ignore_index=True)
+    episodes = _with_fitted_baselines(episodes)
+    curves = pd.concat([pd.read_csv(p / "curves.csv") for p in cell_dirs], ignore_index=True)
+    cells = pd.DataFrame([json.loads((p / "cell.json").read_text()) for p in cell_dirs])
+    learner_rows = [{"index": c["index"], "train_population": c["train_population"],
+                     "learner": k, **v} for c in cells.to_dict("records")
+                    for k, v in c["learners"].items()]
+    means = _seed_means(episodes)
+    summaries, comps, paired = [], [], []
+    for pop, g in means.groupby("population", sort=False):
+        s = summarize(g, by="policy", metrics=list(METRICS))
+        s.insert(0, "population", pop)
+        summaries.append(s)
+        if "static" in set(g["policy"]) and g["seed_index"].nunique() >= 2:
+            c = compare(g, baseline="static", by="policy", metrics=list(METRICS))
+            c.insert(0, "population", pop)
+            comps.append(c)
+        e = episodes[episodes["population"] == pop].copy()
+        e["pair"] = e["seed_index"].astype(np.int64) * 1_000_000 + e["episode"]
+        if "static" in set(e["policy"]):
+            c = compare(e, baseline="static", by="policy", metrics=list(METRICS), paired=True,
+                        pair_on="pair")
+            c.insert(0, "population", pop)
+            paired.append(c)
+    paths = {k: out / f"{k}.csv" for k in ("episodes", "seed_means", "summary", "vs_static",
+                                           "paired_vs_static", "curves", "learners")}
+    atomic_write_csv(episodes, paths["episodes"])
+    atomic_write_csv(means, paths["seed_means"])
+    atomic_write_csv(pd.concat(summaries, ignore_index=True), paths["summary"])
+    atomic_write_csv(pd.concat(comps, ignore_index=True) if comps else
+                     pd.DataFrame(columns=["population", "agent", "metric"]), paths["vs_static"])
+    atomic_write_csv(pd.concat(paired, ignore_index=True) if paired else
+                     pd.DataFrame(columns=["population", "agent", "metric"]),
+                     paths["paired_vs_static"])
+    atomic_write_csv(curves, paths["curves"])
+    atomic_write_csv(pd.DataFrame(learner_rows), paths["learners"])
+    return paths
+
+
+def _cell(summary: pd.DataFrame, pop: str, pol: str, m: str) -> pd.Series | None:
+    r = summary[(summary["population"] == pop) & (summary["policy"] == pol)
+                & (summary["metric"] == m)]
+    return None if r.empty else r.iloc[0]
+
+
+def target_check(out: str | os.PathLike, *, min_seeds: int = 5) -> dict[str, Any]:
+    """Issue 5's target (point 6) from the saved results: a dict of named checks, each with
+    ``pass`` and the figures, and ``all_pass``; written to ``target.json``."""
+    out = Path(out)
+    summary = pd.read_csv(out / "summary.csv")
+    comp = pd.read_csv(out / "vs_static.csv")
+    learners = pd.read_csv(out / "learners.csv")
+    checks: dict[str, Any] = {}
+
+    def mean(pol: str, m: str) -> float:
+        r = _cell(summary, "default", pol, m)
+        return math.nan if r is None else float(r["mean"])
+
+    n_seeds = int(_cell(summary, "default", "gru-ppo", "return")["n"]) \
+        if _cell(summary, "default", "gru-ppo", "return") is not None else 0
+    c = comp[(comp["population"] == "default") & (comp["agent"] == "gru-ppo")
+             & (comp["metric"] == "ctr")]
+    lift = float(c["lift"].iloc[0]) if not c.empty else math.nan
+    p = float(c["p"].iloc[0]) if not c.empty else math.nan
+    checks["ctr_lift"] = {"gru_ppo_ctr": mean("gru-ppo", "ctr"),
+                          "static_ctr": mean("static", "ctr"),
+                          "lift": lift, "target": CTR_LIFT_TARGET,
+                          "pass": bool(lift >= CTR_LIFT_TARGET)}
+    checks["significance"] = {"welch_p": p, "seeds": n_seeds, "min_seeds": min_seeds,
+                              "pass": bool(p < 0.01 and n_seeds >= min_seeds)}
+    for m, direction in (("opens", ">="), ("dwell_min", ">="), ("opted_out", "<=")):
+        g, s = mean("gru-ppo", m), mean("static", m)
+        ok = g >= s if direction == ">=" else g <= s
+        checks[f"{m}_not_worse"] = {"gru_ppo": g, "static": s, "rule": f"gru-ppo {direction} "
+                                    "static (means over seeds)", "pass": bool(ok)}
+    g, o = mean("gru-ppo", "return"), mean("oracle", "return")
+    checks["oracle_gap"] = {"gru_ppo_return": g, "oracle_return": o,
+                            "ratio": g / o if o else math.nan,
+                            "pass": bool(o > 0 and g >= 0.9 * o)}
+    lt = learners[(learners["learner"] == "gru-ppo")
+                  & (learners["train_population"] == "default")]
+    sec = float(lt["seconds"].mean()) if not lt.empty else math.nan
+    checks["training_time"] = {"seconds_mean": sec,
+                               "steps": int(lt["steps"].mean()) if not lt.empty else 0,
+                               "limit_s": 900, "pass": bool(sec <= 900)}
+    res = {"checks": checks, "all_pass": all(v["pass"] for v in checks.values())}
+    atomic_write_text(out / "target.json", json.dumps(res, indent=2, default=float) + "\n")
+    return res
+
+
+def _fmt(r: pd.Series | None, f: float = 1.0, unit: str = "") -> str:
+    if r is None or not np.isfinite(r["mean"]):
+        return "n/a"
+    if not (np.isfinite(r["ci_low"]) and np.isfinite(r["ci_high"])):
+        return f"{f * r['mean']:.3g}{unit}"
+    return (f"{f * r['mean']:.3g}{unit} ± {f * (r['ci_high'] - r['mean']):.2g}")
+
+
+def results_table(summary: pd.DataFrame, comp: pd.DataFrame, pop: str) -> pd.DataFrame:
+    """Markdown-ready table of one population: mean ± 95 % CI half-width over seeds, Holm
+    p-values (Welch, over seeds) against the static scheduler."""
+    rows = []
+    cols = [("return", "return", 1.0, ""), ("ctr", "CTR", 100.0, " %"),
+            ("opens", "opens/user", 1.0, ""), ("pushes_per_day", "pushes/day", 1.0, ""),
+            ("dwell_min", "dwell min/user", 1.0, ""), ("opted_out", "opt-out", 100.0, " %"),
+            ("satisfaction", "satisfaction /5", 1.0, "")]
+    for pol in [p for p in POLICIES if p in set(summary.loc[summary["population"] == pop,
+                                                             "policy"])]:
+        row: dict[str, Any] = {"policy": pol}
+        for m, label, f, unit in cols:
+            row[label] = _fmt(_cell(summary, pop, pol, m), f, unit)
+        for m, label in (("ctr", "CTR lift"), ("return", "p return"), ("ctr", "p CTR")):
+            c = comp[(comp["population"] == pop) & (comp["agent"] == pol)
+                     & (comp["metric"] == m)]
+            if c.empty:
+                row[label] = ""
+            elif label == "CTR lift":
+                row[label] = f"{100 * c['lift'].iloc[0]:+.1f} %"
+            else:
+                row[label] = f"{c['p_holm'].iloc[0]:.2g}"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _md(df: pd.DataFrame) -> str:
+    from covercast.experiments.demo import _md_table
+
+    return _md_table(df)
+
+
+def _figures(out: Path) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    summary = pd.read_csv(out / "summary.csv")
+    curves = pd.read_csv(out / "curves.csv")
+    pops = [p for p in POPULATIONS if p in set(summary["population"])]
+    names = []
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.2))
+    width = 0.8 / max(len(pops), 1)
+    for ax, (m, label, f) in zip(axes, [("ctr", "CTR (%)", 100.0),
+                                        ("return", "return per user", 1.0)], strict=True):
+        pols = [p for p in POLICIES if p in set(summary["policy"])]
+        x = np.arange(len(pols))
+        for k, pop in enumerate(pops):
+            g = summary[(summary["population"] == pop) & (summary["metric"] == m)]
+            g = g.set_index("policy").reindex(pols)
+            err = np.nan_to_num(np.vstack([g["mean"] - g["ci_low"], g["ci_high"] - g["mean"]]))
+            ax.bar(x + (k - (len(pops) - 1) / 2) * width, f * g["mean"], width=width,
+                   yerr=f * err, capsize=2, label=pop, color=f"C{k}")
+        ax.set_xticks(x, pols, rotation=30, ha="right")
+        ax.set(ylabel=label)
+        ax.legend(fontsize=8, title="population", title_fontsize=8)
+    axes[0].set_title("mean over seeds, 95 % CI", fontsize=9, loc="left")
+    fig.tight_layout()
+    fig.savefig(out / "ctr_return_by_policy.png", dpi=110)
+    plt.close(fig)
+    names.append("ctr_return_by_policy.png")
+
+    if not curves.empty:
+        fig, axes = plt.subplots(1, 2, figsize=(13, 4.2))
+        for k, ((learner, tp), g) in enumerate(curves.groupby(["learner", "train_population"],
+                                                              sort=False)):
+            for ax, xcol in zip(axes, ("global_step", "seconds"), strict=True):
+                for j, (_, gs) in enumerate(g.groupby("seed_index")):
+                    ax.plot(gs[xcol], gs["episode_return"], color=f"C{k}", alpha=0.7, lw=1,
+                            label=f"{learner} (trained on {tp})" if j == 0 else None)
+        axes[0].set(xlabel="env-steps", ylabel="mean return of training episodes",
+                    title="Learning curves (one line per seed)")
+        axes[1].set(xlabel="seconds", ylabel="mean return of training episodes",
+                    title="Against wall-clock time")
+        axes[0].legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(out / "learning_curves.png", dpi=110)
+        plt.close(fig)
+        names.append("learning_curves.png")
+    return names
+
+
+def write_report(out: str | os.PathLike) -> Path:
+    """Write ``report.md`` and ``target.md`` (and the figures) from the saved results."""
+    out = Path(out)
+    config = json.loads((out / "config.json").read_text())
+    summary = pd.read_csv(out / "summary.csv")
+    comp = pd.read_csv(out / "vs_static.csv")
+    learners = pd.read_csv(out / "learners.csv")
+    target = target_check(out)
+    figs = _figures(out)
+    lines = ["# Scheduling benchmark\n",
+             f"{config['seeds']} seeds x {config['eval_users']} users x "
+             f"{config['horizon_days']:g}-day episodes per policy and population on "
+             f"`covercast/PushSchedule-v0`. Configuration: `config.json`; module docstring of "
+             f"`covercast.experiments.scheduling` for the design. Values: mean over seeds ± "
+             f"half-width of the 95 % t-interval (per-seed means over users; CTR pooled per "
+             f"seed). p: Welch t-test against the static scheduler over seed means, "
+             f"Holm-adjusted across the policies of the population (`vs_static.csv`; user-level "
+             f"paired tests: `paired_vs_static.csv`). The **oracle reads the hidden state**: an "
+             f"upper reference, not a deployable policy.\n"]
+    titles = {"default": "Default population (learners trained on it)",
+              "fitted": "Learners trained on the population fitted from a simulated log, "
+                        "evaluated on the true default population",
+              "shifted": "Shifted population, held out from training"}
+    for pop in [p for p in POPULATIONS if p in set(summary["population"])]:
+        lines += [f"## {titles[pop]}\n", _md(results_table(summary, comp, pop)), ""]
+    lt = learners.groupby(["learner", "train_population"], sort=False)[["steps", "seconds"]]\
+        .mean().reset_index()
+    budget = ("equal wall-clock with GRU-PPO in the same cell, at most its steps; SB3 finishes "
+              "the rollout it is in" if config["sb3_budget"] == "wall" else
+              "equal env-steps, rounded up to whole SB3 rollouts")
+    lines += ["## Training budgets (means over seeds)\n", _md(lt), "",
+              f"SB3 budget: `{config['sb3_budget']}` ({budget}).\n",
+              "## Issue 5 target (point 6)\n", _target_md(target), ""]
+    lines += [f"![{f}]({f})\n" for f in figs]
+    atomic_write_text(out / "target.md", "# Issue 5 target\n\n" + _target_md(target) + "\n")
+    atomic_write_text(out / "report.md", "\n".join(lines))
+    return out / "report.md"
+
+
+def _target_md(target: dict[str, Any]) -> str:
+    c = target["checks"]
+    v = lambda ok: "**pass**" if ok else "**FAIL**"  # noqa: E731
+    lines = [
+        f"- CTR lift of GRU-PPO over static >= 18.7 %: {v(c['ctr_lift']['pass'])} -- "
+        f"{100 * c['ctr_lift']['gru_ppo_ctr']:.2f} % vs {100 * c['ctr_lift']['static_ctr']:.2f} %"
+        f" ({100 * c['ctr_lift']['lift']:+.1f} %)",
+        f"- Welch p < 0.01 over >= {c['significance']['min_seeds']} seeds: "
+        f"{v(c['significance']['pass'])} -- p = {c['significance']['welch_p']:.3g} over "
+        f"{c['significance']['seeds']} seeds"]
+    for m, label in (("opens", "opens per user"), ("dwell_min", "dwell minutes per user"),
+                     ("opted_out", "opt-out rate")):
+        k = c[f"{m}_not_worse"]
+        lines.append(f"- {label} not worse than static: {v(k['pass'])} -- "
+                     f"{k['gru_ppo']:.4g} vs {k['static']:.4g} ({k['rule']})")
+    lines += [
+        f"- return within 10 % of the oracle: {v(c['oracle_gap']['pass'])} -- "
+        f"{c['oracle_gap']['gru_ppo_return']:.4g} vs {c['oracle_gap']['oracle_return']:.4g} "
+        f"(ratio {c['oracle_gap']['ratio']:.3f})",
+        f"- GRU-PPO training <= 15 min: {v(c['training_time']['pass'])} -- "
+        f"{c['training_time']['seconds_mean']:.0f} s for {c['training_time']['steps']:,} steps "
+        f"(mean over the default-population cells; measured while other cells ran)",
+        f"\nAll: {v(target['all_pass'])}"]
+    return "\n".join(lines)
+
+
+def run_scheduling(out_dir: str | os.PathLike = "runs/scheduling",
+                   config: SchedulingConfig | None = None, *, backend: str = "auto",
+                   address: str | None = None, progress: bool = True) -> Path:
+    """Run the benchmark (resuming finished cells) and return the path of ``report.md``."""
+    config = SchedulingConfig() if config is None else config
+    config.validate()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg_path = out / "config.json"
+    if cfg_path.exists():
+        old = json.loads(cfg_path.read_text())
+        keep = {k: v for k, v in old.items() if k not in ("workers", "backend", "address")}
+        now = {k: v for k, v in config.to_dict().items() if k != "workers"}
+        if keep != now:
+            diff = sorted(k for k in set(keep) | set(now) if keep.get(k) != now.get(k))
+            raise ValueError(f"{out} holds a run with another configuration (fields {diff} "
+                             "differ); use another --out or remove it.")
+    atomic_write_text(cfg_path, json.dumps(config.to_dict(), indent=2) + "\n")
+    t0 = time.perf_counter()
+    pops = build_populations(out, config, progress=progress)
+    tasks = _tasks(out, config, pops, progress)
+    used = _run_tasks(tasks, backend, config.workers, address, progress)
+    aggregate(out)
+    report = write_report(out)
+    meta = {"backend": used, "address": address, "seconds": time.perf_counter() - t0}
+    atomic_write_text(out / "run.json", json.dumps(meta, indent=2) + "\n")
+    return report
+
+
+# ================================================================================== CLI
+def cmd_experiment_scheduling(args: Any) -> int:
+    """``covercast experiment scheduling``."""
+    make = SchedulingConfig.fast_config if args.fast else SchedulingConfig
+    kw: dict[str, Any] = {"seed": args.seed, "workers": args.workers,
+                          "sb3_budget": args.sb3_budget}
+    for name in ("seeds", "eval_users", "horizon_days", "gru_steps", "num_envs", "fit_users"):
+        v = getattr(args, name)
+        if v is not None:
+            kw[name] = v
+    if args.policies:
+        kw["policies"] = list(args.policies)
+    if args.fitted_learners is not None:
+        kw["fitted_learners"] = list(args.fitted_learners)
+    config = make(**kw)
+    report = run_scheduling(args.out, config, backend=args.backend, address=args.address,
+                            progress=not args.quiet)
+    target = json.loads((Path(args.out) / "target.json").read_text())
+    print(f"report: {report}")
+    print(f"issue 5 target: {'pass' if target['all_pass'] else 'FAIL'} "
+          f"({', '.join(k for k, v in target['checks'].items() if not v['pass']) or 'all met'}"
+          f"{' failed' if not target['all_pass'] else ''})")
+    return 0
+
+
+def add_experiment(experiments: Any) -> None:
+    """Register ``scheduling`` on the CLI's ``experiment`` sub-parsers."""
+    e = experiments.add_parser(
+        "scheduling", help="scheduling benchmark: 8 policies x seeds x populations (Ray)",
+        description="Scheduling benchmark: random, static, heuristic, bandit, oracle, SB3 PPO, "
+                    "RecurrentPPO and GRU-PPO x seeds x populations (default; fitted from a "
+                    "simulated log; shifted, held out) on covercast/PushSchedule-v0, with 95 %% "
+                    "CIs, Welch t-tests vs static, learning curves, figures and the issue-5 "
+                    "target check. Runs its cells on Ray (local, or --address), else in "
+                    "processes. Expected time with the defaults on 2 otherwise idle CPU cores: "
+                    "about 35-40 minutes (several times longer on busy cores); --fast: under "
+                    "a minute. Finished cells are skipped on a rerun.")
+    e.set_defaults(func=cmd_experiment_scheduling)
+    e.add_argument("--out", default="runs/scheduling", help="output folder")
+    e.add_argument("--seeds", type=int, default=None, help="replications (default 5)")
+    e.add_argument("--eval-users", type=int, default=None,
+                   help="users per seed, policy and population (default 200)")
+    e.add_argument("--horizon-days", type=float, default=None,
+                   help="days per evaluation episode (default 14)")
+    e.add_argument("--gru-steps", type=int, default=None,
+                   help="GRU-PPO training env-steps (default 1,500,000)")
+    e.add_argument("--num-envs", type=int, default=None,
+                   help="users per training rollout (default 128)")
+    e.add_argument("--fit-users", type=int, default=None,
+                   help="users of the log the fitted population comes from (default 2000)")
+    e.add_argument("--sb3-budget", choices=["wall", "steps"], default="wall",
+                   help="SB3 references get GRU-PPO's wall-clock time (default) or its steps")
+    e.add_argument("--policies", nargs="+", choices=list(POLICIES), default=None,
+                   help="policies to run (default: all; static is always included)")
+    e.add_argument("--fitted-learners", nargs="*", choices=list(LEARNERS), default=None,
+                   help="learners also trained on the fitted population (default: gru-ppo)")
+    e.add_argument("--workers", type=int, default=2, help="cells at once (default 2)")
+    e.add_argument("--backend", choices=["auto", "ray", "process", "sequential"],
+                   default="auto", help="auto: Ray when installed, else processes")
+    e.add_argument("--address", default=None, help="Ray cluster address (default: local)")
+    e.add_argument("--seed", type=int, default=0, help="master seed")
+    e.add_argument("--fast", action="store_true", help="tiny budgets, for smoke tests")
+    e.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -1,0 +1,146 @@
+"""The scheduling benchmark in --fast mode: outputs, statistics, resume, backends."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("stable_baselines3")
+pytest.importorskip("sb3_contrib")
+
+from covercast.experiments.cli import main  # noqa: E402
+from covercast.experiments.scheduling import (  # noqa: E402
+    POLICIES,
+    SchedulingConfig,
+    run_scheduling,
+    shifted_params,
+)
+from covercast.simulators.params import default_params  # noqa: E402
+
+# one cell (seed 0, default population) of two policies: the backends are the subject
+SMALL = {"policies": ["static", "gru-ppo"], "fitted_learners": [], "seeds": 1}
+
+
+@pytest.fixture(scope="module")
+def fast_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("sched") / "run"
+    report = run_scheduling(out, SchedulingConfig.fast_config(workers=1), backend="sequential",
+                            progress=False)
+    return out, report
+
+
+def _rows(out, policies=("static", "gru-ppo")):
+    ep = pd.read_csv(out / "episodes.csv")
+    ep = ep[(ep["population"] == "default") & ep["policy"].isin(policies)
+            & (ep["seed_index"] == 0)]
+    return ep.sort_values(["policy", "seed_index", "episode"]).reset_index(drop=True)
+
+
+def test_shifted_population_changes_what_the_docstring_says():
+    base = default_params()
+    sh = shifted_params(base, hours_later=2)
+    assert [s.weight for s in sh.segments] == [0.20, 0.30, 0.50]
+    for a, b in zip(base.segments, sh.segments, strict=True):
+        np.testing.assert_allclose(np.roll(a.activity, 2), b.activity)
+        assert a.open_intercept == b.open_intercept
+    assert sh.fatigue.half_life_h == pytest.approx(1.5 * base.fatigue.half_life_h)
+    assert sh.opt_out.fatigue_coef == pytest.approx(1.5 * base.opt_out.fatigue_coef)
+    assert base == default_params()          # the default is not modified
+    with pytest.raises(ValueError, match="hours_later"):
+        shifted_params(base, hours_later=1.5)
+
+
+@pytest.mark.parametrize("field,value", [("seeds", 0), ("eval_users", 1), ("sb3_budget", "x"),
+                                         ("policies", ["nope"]), ("horizon_days", 0)])
+def test_config_rejects_bad_values(field, value):
+    with pytest.raises(ValueError, match=field):
+        SchedulingConfig(**{field: value}).validate()
+
+
+def test_fast_run_writes_every_output(fast_run):
+    out, report = fast_run
+    for name in ("episodes.csv", "seed_means.csv", "summary.csv", "vs_static.csv",
+                 "paired_vs_static.csv", "curves.csv", "learners.csv", "target.json",
+                 "target.md", "ctr_return_by_policy.png", "learning_curves.png", "run.json",
+                 "populations/fitted.json", "populations/shifted.json"):
+        assert (out / name).exists(), name
+    summary = pd.read_csv(out / "summary.csv")
+    pols = set(summary.loc[summary["population"] == "default", "policy"])
+    assert pols == set(POLICIES)
+    assert set(summary["population"]) == {"default", "fitted", "shifted"}
+    # the fitted population's learners were trained on it; its baselines are default's rows
+    fitted = summary[summary["population"] == "fitted"]
+    assert set(fitted["policy"]) == {"random", "static", "heuristic", "bandit", "oracle",
+                                     "gru-ppo"}
+    a = fitted[(fitted["policy"] == "static")].set_index("metric")["mean"]
+    b = summary[(summary["population"] == "default") & (summary["policy"] == "static")]\
+        .set_index("metric")["mean"]
+    pd.testing.assert_series_equal(a, b)
+    text = report.read_text()
+    assert "Issue 5 target" in text and "Shifted population" in text
+    target = json.loads((out / "target.json").read_text())
+    assert target["checks"]["significance"]["seeds"] == 2
+    assert target["checks"]["significance"]["pass"] is False   # 2 seeds < 5: cannot pass
+    curves = pd.read_csv(out / "curves.csv")
+    assert set(curves["learner"]) == {"gru-ppo", "ppo", "recurrent-ppo"}
+    assert (curves.groupby(["learner", "train_population", "seed_index"])["global_step"]
+            .apply(lambda s: s.is_monotonic_increasing)).all()
+
+
+def test_summary_is_the_mean_over_seed_means(fast_run):
+    out, _ = fast_run
+    ep = pd.read_csv(out / "episodes.csv")
+    summary = pd.read_csv(out / "summary.csv")
+    g = ep[(ep["population"] == "shifted") & (ep["policy"] == "random")]
+    per_seed = g.groupby("seed_index").apply(lambda d: d["opens"].sum() / d["pushes"].sum())
+    row = summary[(summary["population"] == "shifted") & (summary["policy"] == "random")
+                  & (summary["metric"] == "ctr")].iloc[0]
+    assert row["mean"] == pytest.approx(per_seed.mean())
+    assert row["n"] == 2
+
+
+def test_rerun_resumes_and_refuses_another_config(fast_run):
+    out, _ = fast_run
+    stamp = {p: p.stat().st_mtime_ns for p in (out / "cells").glob("*/cell.json")}
+    run_scheduling(out, SchedulingConfig.fast_config(workers=1), backend="sequential",
+                   progress=False)
+    assert {p: p.stat().st_mtime_ns for p in (out / "cells").glob("*/cell.json")} == stamp
+    with pytest.raises(ValueError, match="eval_users"):
+        run_scheduling(out, SchedulingConfig.fast_config(eval_users=7), progress=False)
+
+
+def test_process_fallback_without_ray_matches_sequential(fast_run, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)       # `import ray` raises ImportError
+    out = tmp_path / "proc"
+    run_scheduling(out, SchedulingConfig.fast_config(workers=2, **SMALL), backend="auto",
+                   progress=False)
+    assert json.loads((out / "run.json").read_text())["backend"] == "process"
+    pd.testing.assert_frame_equal(_rows(out), _rows(fast_run[0]))
+
+
+def test_ray_backend(fast_run, tmp_path):
+    ray = pytest.importorskip("ray")
+    out = tmp_path / "ray"
+    try:
+        run_scheduling(out, SchedulingConfig.fast_config(workers=2, **SMALL), backend="ray",
+                       progress=False)
+    finally:
+        if ray.is_initialized():
+            ray.shutdown()
+    assert json.loads((out / "run.json").read_text())["backend"] == "ray"
+    pd.testing.assert_frame_equal(_rows(out), _rows(fast_run[0]))
+
+
+def test_cli_registers_the_experiments(capsys):
+    for name, words in (("scheduling", ("--address", "minutes")), ("seeds", ("--from-run",))):
+        with pytest.raises(SystemExit) as e:
+            main(["experiment", name, "--help"])
+        assert e.value.code == 0
+        text = capsys.readouterr().out
+        for w in words:
+            assert w in text
