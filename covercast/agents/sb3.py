@@ -27,7 +27,7 @@ from covercast.agents.gru_ppo import GRUPPOConfig, make_train_env
 from covercast.envs.observation import OBS_DIM
 from covercast.simulators.params import PopulationParams, atomic_write_text
 
-__all__ = ["SB3_ALGOS", "SB3VecEnv", "SB3Agent", "train_sb3"]
+__all__ = ["SB3_ALGOS", "SB3VecEnv", "SB3Agent", "train_sb3", "set_initial_push_prob"]
 
 #: The library agents: ``ppo`` (stable-baselines3) and ``recurrent-ppo`` (sb3-contrib).
 SB3_ALGOS: tuple[str, ...] = ("ppo", "recurrent-ppo")
@@ -244,12 +244,15 @@ class SB3Agent(PolicyAgent):
 
 def train_sb3(algo: str, config: GRUPPOConfig, *, params: PopulationParams | None = None,
               n_stack: int = 4, out: str | os.PathLike | None = None, progress: bool = True,
-              **model_kwargs: Any) -> SB3Agent:
+              callback: Any = None, **model_kwargs: Any) -> SB3Agent:
     """Train stable-baselines3 ``ppo`` or sb3-contrib ``recurrent-ppo`` on ``config``'s env.
 
     ``config`` supplies the env (``env_id``, ``num_envs``, ``horizon_days``, ``env_kwargs``),
     ``total_steps``, ``seed``, ``num_steps`` (SB3's ``n_steps``; default 128), ``gamma``,
-    ``gae_lambda``, ``learning_rate``, ``ent_coef``, ``update_epochs`` and ``torch_threads``;
+    ``gae_lambda``, ``learning_rate``, ``ent_coef``, ``update_epochs``, ``torch_threads`` and
+    ``initial_push_prob`` (as for GRU-PPO, the untrained policy pushes with this probability
+    per slot: the action head's bias is set accordingly; None leaves SB3's uniform start);
+    ``callback`` is SB3's ``learn`` callback (a ``BaseCallback``, a list of them, or None);
     ``model_kwargs`` go to the SB3 constructor. With ``out``, writes ``model.zip``,
     ``agent.json`` and ``config.json`` there.
     """
@@ -273,9 +276,11 @@ def train_sb3(algo: str, config: GRUPPOConfig, *, params: PopulationParams | Non
     kw.update(model_kwargs)
     policy = "MlpLstmPolicy" if algo == "recurrent-ppo" else "MlpPolicy"
     model = klass(policy, env, **kw)
-    model.learn(total_timesteps=config.total_steps, progress_bar=progress)
     mode = {"covercast/PushTiming-v0": "timing",
             "covercast/CoverStyle-v0": "style"}.get(config.env_id, "schedule")
+    if config.initial_push_prob is not None and mode in ("schedule", "timing"):
+        set_initial_push_prob(model, config.initial_push_prob)
+    model.learn(total_timesteps=config.total_steps, progress_bar=progress, callback=callback)
     n_actions = int(venv.action_space.n)
     n_styles = n_actions - 1 if mode == "schedule" else (
         n_actions if mode == "style" else len((params or _default()).styles))
@@ -292,6 +297,27 @@ def train_sb3(algo: str, config: GRUPPOConfig, *, params: PopulationParams | Non
         if params is not None:
             params.save(d / "params.json")
     return agent
+
+
+def set_initial_push_prob(model: Any, p_push: float) -> None:
+    """Set an SB3 model's action-head bias so that the untrained policy chooses action 0 (no
+    push) with probability ``1 - p_push`` and each push action with ``p_push / (A - 1)``.
+
+    SB3 initialises the action head with orthogonal weights of gain 0.01, so the bias decides
+    the initial distribution (the same start as :meth:`covercast.agents.gru_ppo.GRUPolicy.
+    set_initial_push_prob`; a uniform start pushes in 5 of 6 hourly slots and most users opt
+    out before anything is learned).
+    """
+    import torch
+
+    if not (isinstance(p_push, (int, float)) and 0 < p_push < 1):
+        raise ValueError(f"`p_push` must be in (0, 1), got {p_push!r}.")
+    head = model.policy.action_net
+    n = int(head.bias.shape[0])
+    probs = np.full(n, p_push / (n - 1))
+    probs[0] = 1.0 - p_push
+    with torch.no_grad():
+        head.bias.copy_(torch.as_tensor(np.log(probs), dtype=head.bias.dtype))
 
 
 def _default() -> PopulationParams:

@@ -59,9 +59,8 @@ cores): GRU-PPO 301,056 steps in 21 s, SB3 PPO about 300,000 steps in the same 2
 RecurrentPPO 16,384-32,768 steps (one or two rollouts of 128 users x 128 steps, 68 s on
 average: the first rollout and its update cannot be cut) -- under an equal wall-clock budget
 RecurrentPPO is barely trained; ``sb3_budget="steps"`` gives it the same steps instead (hours at
-1.5 M). The SB3 policies also start uniform over the six actions (a push in 5 of 6 hourly
-slots, so most users opt out early), while GRU-PPO starts at push probability 2/24 per slot
-(``GRUPPOConfig.initial_push_prob``); ``train_sb3`` has no such option.
+1.5 M). All three learners start from the same untrained push probability, 2/24 per slot
+(``GRUPPOConfig.initial_push_prob``; :func:`covercast.agents.sb3.set_initial_push_prob`).
 
 **Execution.** ``backend="auto"`` uses Ray when it is importable (a local cluster of
 ``workers`` CPUs, or ``address`` for an existing cluster), otherwise a
@@ -320,16 +319,15 @@ def _train_gru(config: SchedulingConfig, params: PopulationParams | None, seed: 
 def _train_sb3(algo: str, config: SchedulingConfig, params: PopulationParams | None, seed: int,
                out: Path, wall_budget: float | None, progress: bool
                ) -> tuple[Any, list[dict[str, Any]], dict[str, Any]]:
-    """Train an SB3 reference with :func:`covercast.agents.sb3.train_sb3` for one rollout, then
-    continue ``model.learn`` with a callback that records the learning curve at each rollout's
-    end and stops at the wall-clock budget (``train_sb3`` takes no callback)."""
+    """Train an SB3 reference with :func:`covercast.agents.sb3.train_sb3` (at most
+    ``gru_steps`` steps) with a callback that records the learning curve at each rollout's end
+    and stops at the wall-clock budget (checked every step; a rollout already collected is
+    still learned from). The untrained policy starts at GRU-PPO's push probability."""
     from stable_baselines3.common.callbacks import BaseCallback
 
     from covercast.agents.sb3 import train_sb3
 
     cfg = _gru_config(config, seed)
-    rollout = 128 * cfg.num_envs
-    first = min(rollout, config.gru_steps)
     t0 = time.perf_counter()
     curve: list[dict[str, Any]] = []
     out.mkdir(parents=True, exist_ok=True)
@@ -350,18 +348,10 @@ def _train_sb3(algo: str, config: SchedulingConfig, params: PopulationParams | N
         def _on_rollout_end(self) -> None:
             record(self.model)
 
-    agent = train_sb3(algo, dataclasses.replace(cfg, total_steps=first), params=params,
-                      out=out, progress=False)
+    agent = train_sb3(algo, dataclasses.replace(cfg, total_steps=config.gru_steps),
+                      params=params, out=out, progress=progress, callback=Curve())
     record(agent.model)
-    rest = config.gru_steps - int(agent.model.num_timesteps)
-    if rest > 0 and (wall_budget is None or time.perf_counter() - t0 < wall_budget):
-        agent.model.learn(total_timesteps=rest, callback=Curve(), reset_num_timesteps=False,
-                          progress_bar=progress)
-        record(agent.model)
     seconds = time.perf_counter() - t0
-    tmp = out / "model.tmp.zip"
-    agent.model.save(str(tmp))
-    os.replace(tmp, out / "model.zip")
     atomic_write_text(out / "config.json", json.dumps(
         {**cfg.to_dict(), "total_steps": int(agent.model.num_timesteps)}, indent=2))
     agent.name = algo

@@ -66,3 +66,30 @@ def test_train_predict_save_load(algo, env_id, tmp_path):
     np.testing.assert_allclose(loaded.action_probabilities(obs, s), p, rtol=1e-6)
     with pytest.raises(ValueError, match="algo"):
         train_sb3("a2c", tiny())
+
+
+@pytest.mark.parametrize("algo", ["ppo", "recurrent-ppo"])
+def test_initial_push_prob_and_callback(algo):
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    rollouts: list[int] = []
+
+    class Count(BaseCallback):
+        def _on_step(self) -> bool:
+            return True
+
+        def _on_rollout_end(self) -> None:
+            rollouts.append(int(self.model.num_timesteps))
+
+    cfg = tiny()
+    cfg.learning_rate = 1e-12          # keep the initial distribution (almost) as set
+    agent = train_sb3(algo, cfg, progress=False, callback=Count())
+    assert rollouts == [4 * 32, 4 * 32 * 2]
+    obs = np.random.default_rng(0).normal(size=(64, OBS_DIM)).astype(np.float32)
+    probs = agent.action_probabilities(obs)
+    assert probs.shape == (64, 6)
+    np.testing.assert_allclose(probs[:, 0], 1 - cfg.initial_push_prob, atol=0.02)
+    np.testing.assert_allclose(probs[:, 1:], cfg.initial_push_prob / 5, atol=0.01)
+    cfg.initial_push_prob = None       # SB3's own start: uniform over the six actions
+    probs = train_sb3(algo, cfg, progress=False).action_probabilities(obs)
+    np.testing.assert_allclose(probs, 1 / 6, atol=0.03)
