@@ -2,7 +2,7 @@
 
 :class:`UserEnv` owns a one-user :class:`~covercast.simulators.population.Population` (rebuilt
 from ``self.np_random`` at every :meth:`reset`), the :class:`~covercast.envs.observation.
-ObservationBuilder`, the reward function and the per-step responses. Subclasses define the
+UserObservation`, the reward function and the per-step responses. Subclasses define the
 action space and how an action becomes pushes (:meth:`UserEnv.step`).
 """
 
@@ -17,19 +17,16 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.error import ResetNeeded
 
-from covercast.envs.observation import OBS_DIM, ObservationBuilder, observation_bounds
+from covercast.envs.observation import OBS_DIM, UserObservation, observation_bounds
 from covercast.envs.rewards import RewardFn, make_reward_fn
 from covercast.simulators.params import PopulationParams, default_params
-from covercast.simulators.population import Population, SlotOutcome
+from covercast.simulators.population import Population
 
 __all__ = ["UserEnv", "resolve_params", "resolve_bank", "check_slot_minutes", "DEFAULT_START",
-           "Tally"]
+           "Tally", "responses"]
 
 #: Hour 0 of every episode: a Monday, 00:00 UTC.
 DEFAULT_START = "2026-01-05T00:00:00Z"
-
-_ONE_USER = np.zeros(1, dtype=np.int64)
-_ONE_USER.flags.writeable = False
 
 
 def resolve_params(params: PopulationParams | str | os.PathLike | None) -> PopulationParams:
@@ -70,7 +67,9 @@ def check_slot_minutes(slot_minutes: Any) -> int:
 
 
 class Tally:
-    """The responses of one user over one or more slots (see :data:`RESPONSE_KEYS`)."""
+    """The responses of one user summed over one or more slots: the summaries that
+    :meth:`Population.step_user` / :meth:`Population.advance_user` report (see
+    :data:`~covercast.simulators.population.USER_SUMMARY_KEYS`)."""
 
     __slots__ = ("pushed", "blocked", "opened", "dwell_s", "likes", "shares", "comments",
                  "surveys", "sat_sum", "opted_out", "sessions")
@@ -84,42 +83,42 @@ class Tally:
         self.dwell_s = self.sat_sum = 0.0
         self.opted_out = False
 
-    def add(self, out: SlotOutcome) -> int:
-        """Add a one-user slot outcome; return its organic sessions."""
-        self.pushed += out.push_user.size
-        self.blocked += out.blocked_user.size
-        n_open = out.open_user.size
-        if n_open:
-            self.opened += n_open
-            self.dwell_s += float(out.open_dwell_s.sum())
-            self.likes += int(np.count_nonzero(out.open_like))
-            self.shares += int(np.count_nonzero(out.open_share))
-            self.comments += int(np.count_nonzero(out.open_comment))
-            sat = out.open_satisfaction
-            surveyed = sat[sat > 0]
-            if surveyed.size:
-                self.surveys += surveyed.size
-                self.sat_sum += float(surveyed.sum())
-        if out.opt_out_user.size:
+    def add(self, summary: tuple) -> None:
+        """Add a summary (its ``cover`` is not kept)."""
+        (pushed, blocked, opened, dwell_s, likes, shares, comments, surveys, sat_sum, opted_out,
+         sessions, _) = summary
+        self.pushed += pushed
+        self.blocked += blocked
+        if opened:
+            self.opened += opened
+            self.dwell_s += dwell_s
+            self.likes += likes
+            self.shares += shares
+            self.comments += comments
+            if surveys:
+                self.surveys += surveys
+                self.sat_sum += sat_sum
+        if opted_out:
             self.opted_out = True
-        if out.session_count.size:
-            n = int(out.session_count[0])
-            self.sessions += n
-            return n
-        return 0
+        self.sessions += sessions
 
-    def responses(self, style: int, cover: int) -> dict[str, Any]:
-        """The responses dict (keys :data:`RESPONSE_KEYS`, Python scalars); ``satisfaction``
-        only when a survey was answered."""
-        r = {
-            "pushed": self.pushed, "blocked": self.blocked, "opened": self.opened,
-            "dwell_s": self.dwell_s, "likes": self.likes, "shares": self.shares,
-            "comments": self.comments, "surveys": self.surveys, "opted_out": self.opted_out,
-            "sessions": self.sessions, "style": style, "cover": cover,
-        }
-        if self.surveys:
-            r["satisfaction"] = self.sat_sum / self.surveys
-        return r
+    def summary(self, cover: int = -1) -> tuple:
+        """The sums as a summary tuple, with ``cover``."""
+        return (self.pushed, self.blocked, self.opened, self.dwell_s, self.likes, self.shares,
+                self.comments, self.surveys, self.sat_sum, self.opted_out, self.sessions, cover)
+
+
+def responses(summary: tuple, style: int) -> dict[str, Any]:
+    """The responses dict of a step (keys :data:`~covercast.envs.rewards.RESPONSE_KEYS`,
+    Python scalars) from a summary tuple; ``satisfaction`` only when a survey was answered."""
+    (pushed, blocked, opened, dwell_s, likes, shares, comments, surveys, sat_sum, opted_out,
+     sessions, cover) = summary
+    r = {"pushed": pushed, "blocked": blocked, "opened": opened, "dwell_s": dwell_s,
+         "likes": likes, "shares": shares, "comments": comments, "surveys": surveys,
+         "opted_out": opted_out, "sessions": sessions, "style": style, "cover": cover}
+    if surveys:
+        r["satisfaction"] = sat_sum / surveys
+    return r
 
 
 class UserEnv(gym.Env[np.ndarray, np.int64]):
@@ -169,8 +168,9 @@ class UserEnv(gym.Env[np.ndarray, np.int64]):
         self.style_names: tuple[str, ...] = tuple(self.params.styles)
         low, high = observation_bounds()
         self.observation_space = spaces.Box(low, high, shape=(OBS_DIM,), dtype=np.float32)
-        self._builder = ObservationBuilder(1)
-        self._tally = Tally()
+        self._builder = UserObservation()
+        self._slot = 0                 # slots since hour 0 (the coming slot's index)
+        self._n_actions = 0            # action_space.n as an int (set at reset)
         self._started = False
         self._done = False
         self._last_info: dict[str, Any] | None = None
@@ -188,6 +188,8 @@ class UserEnv(gym.Env[np.ndarray, np.int64]):
             raise ValueError(f"`options` is not used by {self.env_id}; got {options!r}.")
         self._pop.reset(int(self.np_random.integers(0, 2**63 - 1)))
         self._builder.reset()
+        self._slot = 0
+        self._n_actions = int(self.action_space.n)
         self._started = True
         self._done = False
         self._last_info = None
@@ -205,7 +207,7 @@ class UserEnv(gym.Env[np.ndarray, np.int64]):
         if self._done:
             raise ResetNeeded(f"The episode of {self.env_id} ended (the user opted out); call "
                               "reset() before step().")
-        n = self.action_space.n
+        n = self._n_actions
         if type(action) is int or isinstance(action, np.integer):
             a = int(action)
         else:
@@ -225,49 +227,50 @@ class UserEnv(gym.Env[np.ndarray, np.int64]):
     # ------------------------------------------------------------------ simulation
     def _slot_index(self) -> int:
         """Slots since hour 0 (the coming slot's index)."""
-        return round(self._pop.now / self.slot_hours)
+        return self._slot
 
     def _hour_of_day(self, slot: int | None = None) -> int:
         """Hour of day (UTC) at the start of slot ``slot`` (default: the coming one)."""
         if slot is None:
-            slot = self._slot_index()
+            slot = self._slot
         return (self._minute0 + slot * self.slot_minutes) // 60 % 24
 
-    def _advance(self, style: int) -> SlotOutcome:
-        """Push with ``style`` (``-1``: no push) at the start of the coming slot, run the slot,
-        record its sessions and add its responses to the tally."""
-        hour = self._hour_of_day()
-        pop = self._pop
-        out = pop.step(push=_ONE_USER, style=style) if style >= 0 else pop.step()
-        self._builder.record_user(hour, self._tally.add(out), self.slot_hours)
-        return out
+    def _advance(self, style: int) -> tuple:
+        """Push with ``style`` (``-1``: no push) at the start of the coming slot and run the
+        slot (:meth:`Population.step_user`); record its sessions; return its summary."""
+        hour = (self._minute0 + self._slot * self.slot_minutes) // 60 % 24
+        s = self._pop.step_user(style)
+        self._slot += 1
+        self._builder.record(hour, s[10], self.slot_hours)
+        return s
 
-    def _advance_quiet(self, n_slots: int) -> None:
-        """Run ``n_slots`` slots without pushes in one go (:meth:`Population.advance`),
-        recording each slot's sessions and adding the span's responses to the tally."""
-        first = self._slot_index()
-        out, sessions = self._pop.advance(n_slots)
-        self._tally.add(out)
-        m0, sm = self._minute0 + first * self.slot_minutes, self.slot_minutes
-        hours = [(m0 + k * sm) // 60 % 24 for k in range(n_slots)]
-        self._builder.record_user_slots(hours, sessions[:, 0].tolist(), self.slot_hours)
+    def _advance_quiet(self, n_slots: int) -> tuple:
+        """Run ``n_slots`` slots without pushes in one go (:meth:`Population.advance_user`),
+        recording each slot's sessions; return the span's summary."""
+        s, sessions = self._pop.advance_user(n_slots)
+        self._builder.record_slots(self._minute0 + self._slot * self.slot_minutes,
+                                   self.slot_minutes, sessions, self.slot_hours)
+        self._slot += n_slots
+        return s
 
     def _observe(self) -> np.ndarray:
-        return self._builder.build_user(self._pop.observe_user(0))
+        return self._builder.build(self._pop.observe_user(0))
 
-    def _finish(self, style: int, cover: int
+    def _finish(self, summary: tuple, style: int
                 ) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        info = self._tally.responses(style, cover)
-        self._tally.clear()
+        """The step's return from its summary (responses in ``info``, the reward from them,
+        the next observation)."""
+        info = responses(summary, style)
         reward = self.reward_fn(info)
-        try:
-            reward = float(reward)
-        except (TypeError, ValueError) as e:
-            raise ValueError(f"`reward_fn` must return a number, got {reward!r}.") from e
+        if type(reward) is not float:
+            try:
+                reward = float(reward)
+            except (TypeError, ValueError) as e:
+                raise ValueError(f"`reward_fn` must return a number, got {reward!r}.") from e
         if not math.isfinite(reward):
             raise ValueError(f"`reward_fn` returned {reward!r} for responses {info}; it must "
                              "return a finite number.")
-        terminated = bool(info["opted_out"])
+        terminated = info["opted_out"]
         self._done = terminated
         self._last_info = info
         self._last_reward = reward

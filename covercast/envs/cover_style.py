@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from covercast.envs.base import DEFAULT_START, UserEnv
+from covercast.envs.base import DEFAULT_START, Tally, UserEnv
 from covercast.envs.rewards import RewardFn
 from covercast.simulators.params import PopulationParams
 
@@ -86,7 +86,7 @@ class CoverStyleEnv(UserEnv):
                          render_mode=render_mode)
         self.push_hours = self._parse_push_hours(push_hours)
         spd = 1440 // self.slot_minutes
-        self._push_slot = np.zeros(spd, dtype=bool)
+        self._push_slot = [False] * spd
         for h in self.push_hours:
             self._push_slot[int(round(h * 60)) // self.slot_minutes] = True
         # slot of the day the episode starts in
@@ -96,8 +96,9 @@ class CoverStyleEnv(UserEnv):
         # the next one (a full day when there is a single push hour)
         push_slots = np.flatnonzero(self._push_slot)
         ahead = (push_slots[None, :] - np.arange(spd)[:, None]) % spd
-        self._wait = ahead.min(axis=1)
-        self._gap = np.where(ahead > 0, ahead, spd).min(axis=1)
+        self._wait = ahead.min(axis=1).tolist()
+        self._gap = np.where(ahead > 0, ahead, spd).min(axis=1).tolist()
+        self._tally = Tally()
         self.action_space = spaces.Discrete(self.n_styles)
 
     def _parse_push_hours(self, push_hours: Any) -> tuple[float, ...]:
@@ -128,19 +129,20 @@ class CoverStyleEnv(UserEnv):
         """Run the slots before the first push time (no pushes, nothing rewarded)."""
         slot = self._slot0
         if not self._push_slot[slot]:
-            self._advance_quiet(int(self._wait[slot]))
-        self._tally.clear()
+            self._advance_quiet(self._wait[slot])
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         a = self._check_step(action)
-        slot = (self._slot0 + self._slot_index()) % self._spd
-        out = self._advance(a)
-        cover = int(out.push_cover[0]) if out.push_cover.size else -1
-        slots = int(self._gap[slot])
-        if self._tally.opted_out:
-            slots = 1                      # the episode ends at the slot of the opt-out
+        slots = self._gap[(self._slot0 + self._slot) % self._spd]
+        summary = self._advance(a)
+        if summary[9]:                     # opted out: the episode ends at this slot
+            slots = 1
         elif slots > 1:
-            self._advance_quiet(slots - 1)
-        obs, reward, terminated, truncated, info = self._finish(a, cover)
+            tally = self._tally
+            tally.clear()
+            tally.add(summary)
+            tally.add(self._advance_quiet(slots - 1))
+            summary = tally.summary(summary[11])
+        obs, reward, terminated, truncated, info = self._finish(summary, a)
         info["slots"] = slots
         return obs, reward, terminated, truncated, info

@@ -33,6 +33,11 @@ index       name                    meaning                                     
 
 from __future__ import annotations
 
+import struct
+from functools import reduce
+from itertools import repeat
+from operator import add
+
 import numpy as np
 
 LOG_HOURS_CAP = float(np.log1p(720.0))
@@ -69,8 +74,8 @@ class ObservationBuilder:
 
     It keeps, per user, the organic sessions seen in each hour of day (``(n_users, 24)``);
     call :meth:`record_sessions` after every slot and :meth:`build` to get the ``(n_users,
-    OBS_DIM)`` float32 observations. Used by the single-user envs (``n_users = 1``) and by the
-    population vector env alike, so they see exactly the same features.
+    OBS_DIM)`` float32 observations. The population vector env uses it; the single-user envs
+    use :class:`UserObservation`, which gives exactly its row for a one-user population.
     """
 
     def __init__(self, n_users: int):
@@ -82,12 +87,10 @@ class ObservationBuilder:
         self.elapsed_h = np.zeros(self.n_users, dtype=np.float64)
         """Hours each user has been observed (users replaced in a population start at 0)."""
         self._out = np.zeros((self.n_users, OBS_DIM), dtype=np.float32)
-        # observed share of sessions per hour of day, kept up to date row by row (a row is
-        # recomputed when its user has sessions); `_share_stale` after the one-user methods
+    # observed share of sessions per hour of day, kept up to date row by row (a row is
+        # recomputed when its user has sessions); `_share_stale` forces a full recomputation
         self._share = np.full((self.n_users, 24), 1.0 / 24.0)
         self._share_stale = False
-        self._clock_cache: dict[int, list[float]] = {}
-        self._user_share: dict[int, list[float]] = {}    # build_user's rows, until a change
 
     def reset(self) -> None:
         """Forget every user's history."""
@@ -96,7 +99,6 @@ class ObservationBuilder:
         self.elapsed_h[:] = 0.0
         self._share[:] = 1.0 / 24.0
         self._share_stale = False
-        self._user_share.clear()
 
     def reset_users(self, users: np.ndarray) -> None:
         """Forget the history of some users (indices or a boolean mask), e.g. replaced ones."""
@@ -104,7 +106,6 @@ class ObservationBuilder:
         self.total_sessions[users] = 0.0
         self.elapsed_h[users] = 0.0
         self._share[users] = 1.0 / 24.0
-        self._user_share.clear()
 
     def record_sessions(self, hour: int, session_user: np.ndarray, session_count: np.ndarray,
                         slot_hours: float) -> None:
@@ -115,58 +116,10 @@ class ObservationBuilder:
         if session_user.size:
             self.profile_counts[session_user, hour] += session_count
             self.total_sessions[session_user] += session_count
-            self._user_share.clear()
             if not self._share_stale:
                 self._share[session_user] = (self.profile_counts[session_user]
                                              / self.total_sessions[session_user, None])
         self.elapsed_h += slot_hours
-
-    def record_user(self, hour: int, sessions: int, slot_hours: float, i: int = 0) -> None:
-        """:meth:`record_sessions` for one user (the fast path of single-user environments);
-        the others' observed time does not advance, so use it only with ``n_users == 1``."""
-        if sessions:
-            self.profile_counts[i, hour] += sessions
-            self.total_sessions[i] += sessions
-            self._share_stale = True
-            self._user_share.pop(i, None)
-        self.elapsed_h[i] += slot_hours
-
-    def record_user_slots(self, hours: list[int], sessions: list[int], slot_hours: float,
-                          i: int = 0) -> None:
-        """:meth:`record_user` for consecutive slots (their hours of day and sessions)."""
-        counts, el = self.profile_counts, self.elapsed_h[i]
-        for hour, c in zip(hours, sessions, strict=True):
-            if c:
-                counts[i, hour] += c
-                self.total_sessions[i] += c
-                self._share_stale = True
-                self._user_share.pop(i, None)
-            el += slot_hours
-        self.elapsed_h[i] = el
-
-    def build_user(self, values: tuple, i: int = 0) -> np.ndarray:
-        """One user's observation, shape ``(OBS_DIM,)`` float32, from
-        :meth:`Population.observe_user` values: exactly row ``i`` of :meth:`build`, without
-        the whole-population arrays (a new array each call)."""
-        hour, minute, weekday, h_push, h_open, p24, p7, o24, o7, d24, d7, s24 = values[:12]
-        key = (hour * 60 + minute) * 7 + weekday
-        clock = self._clock_cache.get(key)
-        if clock is None:
-            clock = self._clock_cache[key] = clock_features(hour + minute / 60.0,
-                                                            float(weekday)).tolist()
-        tot = float(self.total_sessions[i])
-        el = float(self.elapsed_h[i])
-        if tot > 0:
-            share = self._user_share.get(i)
-            if share is None:
-                share = self._user_share[i] = (self.profile_counts[i] / tot).tolist()
-        else:
-            share = _UNIFORM_LIST
-        return np.array(clock + [float(min(np.log1p(h_push), LOG_HOURS_CAP)),
-                                 float(min(np.log1p(h_open), LOG_HOURS_CAP)), p24, o24,
-                                 d24 / 60.0, p7, o7, d7 / 60.0, s24, share[hour],
-                                 tot * 24.0 / el if el > 0 else 0.0] + share,
-                        dtype=np.float32)
 
     def build(self, obs: dict[str, np.ndarray], out: np.ndarray | None = None) -> np.ndarray:
         """The ``(n_users, OBS_DIM)`` observation matrix (a reused buffer unless ``out``)."""
@@ -197,6 +150,98 @@ class ObservationBuilder:
         with np.errstate(invalid="ignore", divide="ignore"):
             o[:, 15] = np.where(el > 0, tot * 24.0 / np.where(el > 0, el, 1.0), 0.0)
         return o
+
+
+class UserObservation:
+    """The observation of one user from Python numbers: the single-user environments' fast
+    path, bit for bit row 0 of :meth:`ObservationBuilder.build` for a one-user population.
+
+    Call :meth:`record` after every slot (or :meth:`record_slots` after a span of slots) and
+    :meth:`build` with :meth:`Population.observe_user`'s values; each :meth:`build` returns a
+    new writable ``(OBS_DIM,)`` float32 array. The float32 bytes are packed with ``struct``,
+    whose conversion from float64 is the same C cast (round to nearest) as numpy's.
+    """
+
+    def __init__(self) -> None:
+        self._clock_cache: dict[int, bytes] = {}
+        self._log_cache: dict[float, float] = {}
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the user's history."""
+        self.profile_counts = [0.0] * 24
+        """Organic sessions seen in each hour of day."""
+        self.total_sessions = 0.0
+        self.elapsed_h = 0.0
+        """Hours the user has been observed."""
+        self._share: list[float] | None = _UNIFORM_LIST     # None: to recompute
+        self._share_bytes = _PACK_PROFILE(*_UNIFORM_LIST)
+
+    def record(self, hour: int, sessions: int, slot_hours: float) -> None:
+        """A slot's organic sessions, ``hour`` the hour of day at the start of the slot."""
+        if sessions:
+            self.profile_counts[hour] += sessions
+            self.total_sessions += sessions
+            self._share = None
+        self.elapsed_h += slot_hours
+
+    def record_slots(self, minute0: int, slot_minutes: int, sessions: list[int],
+                     slot_hours: float) -> None:
+        """:meth:`record` for consecutive slots, the first starting at minute of day
+        ``minute0`` (or any minute congruent to it modulo 1440), ``sessions`` per slot."""
+        counts = self.profile_counts
+        for k, c in enumerate(sessions):
+            if c:
+                counts[(minute0 + k * slot_minutes) // 60 % 24] += c
+                self.total_sessions += c
+                self._share = None
+        # one addition per slot, in order: the same sum as slot by slot
+        self.elapsed_h = reduce(add, repeat(slot_hours, len(sessions)), self.elapsed_h)
+
+    def _log_hours(self, h: float) -> float:
+        """``min(log1p(h), LOG_HOURS_CAP)`` (numpy's log1p, as :meth:`ObservationBuilder.
+        build`), cached: the same hours come back often."""
+        cache = self._log_cache
+        if len(cache) >= 4096:
+            cache.clear()
+        v = cache[h] = float(min(np.log1p(h), LOG_HOURS_CAP))
+        return v
+
+    def build(self, values: tuple) -> np.ndarray:
+        """The observation, shape ``(OBS_DIM,)`` float32 (a new array), from
+        :meth:`Population.observe_user` values."""
+        hour, minute, weekday, h_push, h_open, p24, p7, o24, o7, d24, d7, s24, _ = values
+        key = (hour * 60 + minute) * 7 + weekday
+        clock = self._clock_cache.get(key)
+        if clock is None:
+            clock = self._clock_cache[key] = _PACK_CLOCK(
+                *clock_features(hour + minute / 60.0, float(weekday)).tolist())
+        share = self._share
+        tot = self.total_sessions
+        if share is None:
+            share = self._share = [c / tot for c in self.profile_counts]
+            self._share_bytes = _PACK_PROFILE(*share)
+        el = self.elapsed_h
+        logs = self._log_cache
+        lp = logs.get(h_push)
+        if lp is None:
+            lp = self._log_hours(h_push)
+        lo = logs.get(h_open)
+        if lo is None:
+            lo = self._log_hours(h_open)
+        try:
+            mid = _PACK_MIDDLE(lp, lo, p24, o24, d24 / 60.0, p7, o7, d7 / 60.0, s24, share[hour],
+                               tot * 24.0 / el if el > 0 else 0.0)
+        except OverflowError:      # beyond float32's range: numpy's cast gives inf
+            mid = np.array([lp, lo, p24, o24, d24 / 60.0, p7, o7, d7 / 60.0, s24, share[hour],
+                            tot * 24.0 / el if el > 0 else 0.0], dtype=np.float32).tobytes()
+        return np.frombuffer(bytearray(clock + mid + self._share_bytes), dtype=_FLOAT32)
+
+
+_FLOAT32 = np.dtype(np.float32)
+_PACK_CLOCK = struct.Struct("=5f").pack                              # features 0-4
+_PACK_MIDDLE = struct.Struct("=11f").pack                             # features 5-15
+_PACK_PROFILE = struct.Struct("=24f").pack                            # features 16-39
 
 
 def clock_features(hour: float, weekday: float) -> np.ndarray:

@@ -122,6 +122,4 @@ class PushScheduleEnv(UserEnv):
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         a = self._check_step(action)
         style = a - 1
-        out = self._advance(style)
-        cover = int(out.push_cover[0]) if out.push_cover.size else -1
-        return self._finish(style if a else -1, cover)
+        return self._finish(self._advance(style), style)

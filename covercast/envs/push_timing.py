@@ -105,6 +105,4 @@ class PushTimingEnv(UserEnv):
         if a:
             style = self._style if self._style >= 0 else int(
                 self.np_random.integers(self.n_styles))
-        out = self._advance(style)
-        cover = int(out.push_cover[0]) if out.push_cover.size else -1
-        return self._finish(style, cover)
+        return self._finish(self._advance(style), style)

@@ -22,8 +22,10 @@ vector environment's autoreset), :meth:`Population.observe_user` reads one user'
 Python numbers, and a population pickles (the engine is rebuilt on load, pushes scheduled for
 later included). A one-user population (what the single-user environments step) runs a lean
 path without SimPy -- same streams, same draws, same floating-point operations, bit-identical
-outcomes, about ten times faster -- until something needs the engine (:meth:`schedule_push`,
-:meth:`replace_users`, reading :attr:`Population.env`).
+outcomes, tens of times faster -- until something needs the engine (:meth:`schedule_push`,
+:meth:`replace_users`, reading :attr:`Population.env`); :meth:`Population.step_user` and
+:meth:`Population.advance_user` step it and report the user's responses as Python numbers
+without building a :class:`SlotOutcome` (:attr:`Population.last_outcome` builds it on demand).
 
 Only where it is needed are organic session *times* drawn: for users with a push waiting in the
 tray (the time they see it), and for the event log when ``record_events=True``. The first session
@@ -57,12 +59,18 @@ import math
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, fields
+from itertools import accumulate, repeat
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import simpy
 from simpy.core import URGENT
+
+try:    # what np.einsum calls (optimize=False) after its Python-level argument handling
+    from numpy._core.multiarray import c_einsum as _c_einsum
+except ImportError:  # pragma: no cover - numpy moved it
+    _c_einsum = np.einsum
 
 from covercast.simulators import response as R
 from covercast.simulators.logs import COLUMNS, EVENTS
@@ -76,6 +84,7 @@ __all__ = [
     "Population",
     "PopulationParams",
     "SlotOutcome",
+    "USER_SUMMARY_KEYS",
     "simulate_log",
 ]
 
@@ -86,6 +95,11 @@ MAX_USERS = 10_000_000
 OBSERVATION_KEYS: tuple[str, ...] = (
     "hour", "minute", "weekday", "hours_since_push", "hours_since_open", "pushes_24h",
     "pushes_7d", "opens_24h", "opens_7d", "dwell_24h", "dwell_7d", "sessions_24h", "opted_out")
+
+#: What :meth:`Population.step_user` and :meth:`Population.advance_user` report, in order.
+USER_SUMMARY_KEYS: tuple[str, ...] = (
+    "pushed", "blocked", "opened", "dwell_s", "likes", "shares", "comments", "surveys",
+    "sat_sum", "opted_out", "sessions", "cover")
 
 #: Keys of :meth:`Population.hidden_state`.
 HIDDEN_KEYS: tuple[str, ...] = (
@@ -262,6 +276,18 @@ def _merge_outcomes(outs: list[SlotOutcome], start: float, sessions: np.ndarray
     return SlotOutcome(**d)
 
 
+def _user_summary(out: SlotOutcome) -> tuple:
+    """User 0's events of a one-user outcome as :data:`USER_SUMMARY_KEYS` (Python numbers)."""
+    sat = out.open_satisfaction
+    surveyed = sat[sat > 0]
+    return (int(out.push_user.size), int(out.blocked_user.size), int(out.open_user.size),
+            float(out.open_dwell_s.sum()) if out.open_user.size else 0.0,
+            int(np.count_nonzero(out.open_like)), int(np.count_nonzero(out.open_share)),
+            int(np.count_nonzero(out.open_comment)), int(surveyed.size),
+            float(surveyed.sum()) if surveyed.size else 0.0, bool(out.opt_out_user.size),
+            int(out.session_count.sum()), int(out.push_cover[0]) if out.push_cover.size else -1)
+
+
 #: Every SlotOutcome field, empty (the lean path fills in what happened).
 _EMPTY_OUTCOME = _empty_outcome_fields()
 
@@ -284,6 +310,31 @@ class _UrgentTimeout(simpy.Event):
         self._ok = True
         self._value = value
         env.schedule(self, URGENT, delay)
+
+
+class _Streams(dict):
+    """The named random streams (:data:`_STREAMS`), the children ``ss.spawn(len(_STREAMS))`` of
+    a fresh SeedSequence, each generator made on first use: the same numbers as spawning them
+    all at once, without the cost of seeding streams an episode never draws from."""
+
+    def __init__(self, ss: np.random.SeedSequence, made: dict | None = None) -> None:
+        super().__init__(made or {})
+        self._seed = (ss.entropy, tuple(ss.spawn_key), ss.pool_size, ss.n_children_spawned)
+
+    def __missing__(self, name: str) -> np.random.Generator:
+        if name not in _STREAMS:
+            raise KeyError(name)
+        entropy, key, pool, first = self._seed
+        child = np.random.SeedSequence(entropy, spawn_key=key + (first + _STREAMS.index(name),),
+                                       pool_size=pool)
+        g = self[name] = np.random.default_rng(child)
+        return g
+
+    def __reduce__(self) -> tuple:
+        entropy, key, pool, first = self._seed
+        ss = np.random.SeedSequence(entropy, spawn_key=key, pool_size=pool,
+                                    n_children_spawned=first)
+        return (_Streams, (ss, dict(self)))
 
 
 @dataclass
@@ -376,6 +427,7 @@ class Population:
         self.n_users = int(n_users)
         self.slot_minutes = int(slot_minutes)
         self.slot_hours = self.slot_minutes / 60.0
+        self._spd = 1440 // self.slot_minutes         # slots per day
         self.record_events = bool(record_events)
         self._start = self._parse_start(start, self.slot_minutes)
 
@@ -399,6 +451,8 @@ class Population:
         self._seg_topic_mean = np.array([s.topic_mean for s in segs], dtype=np.float64)
         w = params.segment_weights()
         self._seg_p = w / w.sum()
+        self._seg_cdf = self._seg_p.cumsum()        # as Generator.choice computes it
+        self._seg_cdf /= self._seg_cdf[-1]
         self._seg_shape = np.array([s.activity_shape for s in segs], dtype=np.float64)
         self._seg_taste_sd = np.array([s.taste_sd for s in segs], dtype=np.float64)
         self._seg_topic_sd = np.array([s.topic_sd for s in segs], dtype=np.float64)
@@ -407,6 +461,17 @@ class Population:
         self._cover_style = np.asarray(bank.style, dtype=np.int64)
         self._cover_topic = np.asarray(bank.topic, dtype=np.int64)
         self._style_table, self._style_counts = bank.style_table()
+        # the same tables as Python lists, for the lean one-user path
+        self._style_list = [row[:k].tolist() for row, k in zip(self._style_table,
+                                                                self._style_counts.tolist(),
+                                                                strict=True)]
+        self._style_len = self._style_counts.tolist()
+        self._cover_topic_list = self._cover_topic.tolist()
+        self._quality_list = self._quality.tolist()
+        self._feature_rows = [self._features[c:c + 1] for c in range(len(self._features))]
+        # per segment and hour of week: the first terms of the open logit (response.open_logit)
+        self._open_base = (self._seg_intercept[:, None]
+                           + params.open.beta_activity * self._rel_act_table).tolist()
         self._build_slot_tables()
 
         self._init_state(seed)
@@ -423,9 +488,11 @@ class Population:
             raise ValueError(f"`seed` must be a non-negative integer, a SeedSequence or None, "
                              f"got {seed!r}.")
         self.seed_entropy = ss.entropy
-        streams = dict(zip(_STREAMS, (np.random.default_rng(s) for s in ss.spawn(len(_STREAMS))),
-                           strict=True))
-        self._rng = streams
+        if ss is seed:          # the caller's SeedSequence: spawn now (it counts its children)
+            self._rng = dict(zip(_STREAMS, (np.random.default_rng(s)
+                                            for s in ss.spawn(len(_STREAMS))), strict=True))
+        else:
+            self._rng = _Streams(ss)
 
         # ------------------------------------------------------------ users
         seg, mult, taste, topic = self._draw_users(self._rng["users"], self.n_users)
@@ -470,12 +537,14 @@ class Population:
         # ------------------------------------------------------------ one-user session counts
         self._sess_buf: list[int] = []
         self._sess_buf_pos = 0
+        self._sess_buf_from: tuple[dict, np.ndarray] | None = None   # stream state, rates
 
         # ------------------------------------------------------------ the engine
         self._scheduled: dict[int, tuple[float, _PushBatch]] = {}
         self._n_scheduled = 0
         self._clock_started = False
         self._last_outcome: SlotOutcome | None = None
+        self._l_slot: tuple | None = None      # the last lean slot's events (_lean_step)
         # The lean one-user path (see _lean_step) runs without SimPy until something needs
         # the engine (schedule_push, replace_users, reading `env`, a push it does not handle).
         self._lean = self.n_users == 1 and not self.record_events
@@ -484,7 +553,9 @@ class Population:
         self._l_j = 0              # session times drawn so far in the slot
         self._l_last = 0.0         # the last drawn one, as a fraction of the slot's intensity
         self._env: simpy.Environment | None = None
-        if not self._lean:
+        if self._lean:
+            self._lean_init()
+        else:
             self._start_engine(0.0, resume=False)
 
     def _start_engine(self, now: float, resume: bool) -> None:
@@ -576,12 +647,14 @@ class Population:
                 frac = np.where(total[:, None] > 0, cum / np.where(total > 0, total, 1)[:, None],
                                 (edges_arr - a)[None, :] / s)
             self._slot_knots.append((edges_arr - a, frac))
+        self._any_knots = any(k is not None for k in self._slot_knots)
 
     def _draw_users(self, rng: np.random.Generator, m: int
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Sample ``m`` users: (segment, activity multiplier, taste, topic affinity)."""
         p = self.params
-        segment = rng.choice(self._n_seg, size=m, p=self._seg_p).astype(np.intp)
+        # rng.choice(n_seg, size=m, p=seg_p) without its argument checks: the same draws
+        segment = self._seg_cdf.searchsorted(rng.random(m), side="right").astype(np.intp)
         multiplier = R.activity_multiplier(self._seg_shape[segment], rng)
         taste_sd = self._seg_taste_sd[segment]
         topic_sd = self._seg_topic_sd[segment]
@@ -624,6 +697,7 @@ class Population:
     @property
     def last_outcome(self) -> SlotOutcome | None:
         """The :class:`SlotOutcome` of the last completed slot (``None`` before the first)."""
+        self._lean_outcome_now()
         return self._last_outcome
 
     @property
@@ -710,6 +784,25 @@ class Population:
             yield self._new_day
             self._drift_once()
 
+    def _lean_drift(self) -> None:
+        """:meth:`_drift_once` for the one user: taste and topic affinity drift as one vector
+        (the same draws in the same order, the same operations element by element)."""
+        d = self.params.drift
+        if d.sd_per_day == 0 and d.reversion_per_day == 0:
+            return
+        x = self._l_tt
+        if x is None:
+            seg, n_f = self._lseg, self._taste.shape[1]
+            x = np.concatenate((self._taste[0], self._topic_aff[0]))
+            self._l_tt_mean = np.concatenate((self._seg_taste_mean[seg],
+                                              self._seg_topic_mean[seg]))
+            self._l_split = n_f
+        out = x + (1.0 - (1.0 - d.reversion_per_day) ** 1.0) * (self._l_tt_mean - x)
+        if d.sd_per_day > 0:
+            out += d.sd_per_day * np.sqrt(1.0) * self._rng["drift"].standard_normal(out.size)
+        self._l_tt = out
+        self._taste, self._topic_aff = out[None, :self._l_split], out[None, self._l_split:]
+
     def _drift_once(self) -> None:
         """One day of taste and topic-affinity drift (:func:`response.drift_step`)."""
         d = self.params.drift
@@ -746,19 +839,37 @@ class Population:
         self._act_last = np.zeros(act.size)
 
     def _single_user_sessions(self, sw: int) -> int:
-        """Organic sessions of the only user in slot-of-week ``sw``, drawn a day of slots at a
+        """Organic sessions of the only user in slot-of-week ``sw``, drawn a week of slots at a
         time: ``poisson`` over an array draws each element in turn from the stream, so this
-        gives exactly the counts of one draw per slot, at a fraction of the cost."""
+        gives exactly the counts of one draw per slot, at a fraction of the cost (the draws
+        left unused matter in one place only, see :meth:`_drop_session_buffer`)."""
         if self._sess_buf_pos >= len(self._sess_buf):
             # slots are opened one after the other, so buffer entry i is slot-of-week sw + i
-            spd = 1440 // self.slot_minutes
-            sws = (sw + np.arange(spd)) % self._slots_per_week
+            spw = self._slots_per_week
+            sws = (sw + np.arange(spw)) % spw
             lam = self._slot_rate[self._segment[0], sws] * self._multiplier[0]
-            self._sess_buf = self._rng["sessions"].poisson(lam).tolist()
+            rng = self._rng["sessions"]
+            self._sess_buf_from = (rng.bit_generator.state, lam)
+            self._sess_buf = rng.poisson(lam).tolist()
             self._sess_buf_pos = 0
         c = self._sess_buf[self._sess_buf_pos]
         self._sess_buf_pos += 1
         return c
+
+    def _drop_session_buffer(self) -> None:
+        """Forget the buffered session counts (they were drawn for a user being replaced) and
+        leave the ``sessions`` stream where drawing them a day of slots at a time, as needed,
+        leaves it: rewound to the buffer's start, then the days begun drawn again. (So the
+        stream does not depend on the buffer's length.)"""
+        if self._sess_buf_pos < len(self._sess_buf):
+            state, lam = self._sess_buf_from
+            spd = 1440 // self.slot_minutes
+            used = -(-self._sess_buf_pos // spd) * spd
+            rng = self._rng["sessions"]
+            rng.bit_generator.state = state
+            if used:
+                rng.poisson(lam[:used])
+        self._sess_buf, self._sess_buf_pos = [], 0
 
     def _end_slot(self) -> SlotOutcome:
         """Let waiting pushes be seen at sessions of this slot, then close the slot."""
@@ -1228,7 +1339,8 @@ class Population:
         if self._lean:
             lean_style = self._lean_style(push, style, cover, topic, propensity)
             if lean_style is not None:
-                return self._lean_step(lean_style)
+                self._lean_step(lean_style)
+                return self.last_outcome
             self._leave_lean()
         if push is not None:
             users = self._as_user_index(push, "push")
@@ -1247,10 +1359,17 @@ class Population:
     # One user, pushes only at slot starts -- what the single-user environments do -- runs
     # here without SimPy: the same model, the same random streams drawn in the same order and
     # the same floating-point operations as the engine (numpy's own exp/log on scalars, which
-    # give the same bits as on arrays), in Python scalars, about ten times faster.
+    # give the same bits as on arrays), in Python scalars, tens of times faster.
     # tests/envs/test_lean_path.py checks that both paths give bit-identical outcomes. Anything
     # else (schedule_push, covers or topics given, replace_users, reading `env`) starts the
     # engine from the lean state and goes on there.
+    #
+    # The user's state lives in Python numbers (`_lf` fatigue, `_lpid` the tray, `_lp24` the
+    # windows, ...: _lean_init) and is written to the per-user arrays by _lean_sync whenever
+    # those are read (observe, hidden_state, pickling, the hand-over to the engine). A lean
+    # slot leaves its events in `_l_slot` (start, end, push, blocked, collapsed, opens,
+    # opt-out, sessions); its SlotOutcome is built from them only when asked for (step(),
+    # advance(), last_outcome), so step_user() / advance_user() allocate no arrays.
 
     def _lean_style(self, push: Any, style: Any, cover: Any, topic: Any, propensity: Any
                     ) -> int | None:
@@ -1288,6 +1407,9 @@ class Population:
         """Hand the lean state to the SimPy engine (from now on this population uses it)."""
         if not self._lean:
             return
+        self._lean_outcome_now()
+        self._lean_sync()
+        self._lean_sync_actions()
         self._lean = False
         if self._clock_started:
             if self._l_count:
@@ -1319,15 +1441,58 @@ class Population:
         self._win7 = deque(record(r) for r in self._win7)
         self._start_engine(self._lean_now, resume=self._clock_started)
 
+    def _lean_init(self) -> None:
+        """The lean state at hour 0: the one user's state as Python numbers (written to the
+        arrays by :meth:`_lean_sync`) and constants of the user."""
+        self._lf, self._lft = 0.0, -math.inf            # fatigue, and when it was set
+        self._lout = False                              # opted out
+        self._lpid, self._lpt, self._lpc, self._lptp = -1, 0.0, 0, 0   # the tray's push
+        self._llp = self._llo = -math.inf               # last push, last open
+        self._lp24 = self._lp7 = self._lo24 = self._lo7 = self._ls24 = 0
+        self._ld24 = self._ld7 = 0.0
+        seg = self._lseg = int(self._segment[0])
+        self._lmult = float(self._multiplier[0])
+        self._l_open_base = self._open_base[seg]
+        self._l_seen = [None] * HOURS_PER_WEEK          # seen-now probability by hour of week
+        self._l_dwell_mu = float(self._seg_dwell_mu[seg])
+        self._l_dwell_sigma = float(self._seg_dwell_sigma[seg])
+        p = self.params
+        self._l_consts = (p.fatigue.half_life_h, p.fatigue.increment, p.opt_out.base_hazard,
+                          p.opt_out.fatigue_coef, p.open.glance_hours)
+        self._l_tt: np.ndarray | None = None     # taste and topic affinity (_lean_drift)
+        self._la_words: list[int] | None = None  # 64-bit words of the actions stream
+        self._la_pos = 0                         # the next one
+        self._la_half: int | None = None         # the upper half of the last one, not used yet
+        self._la_from: dict | None = None        # the stream's state before the words
+
+    def _lean_sync(self) -> None:
+        """Write the lean state into the per-user arrays (for the views, pickling and the
+        hand-over to the engine)."""
+        if not self._lean:
+            return
+        self._fatigue[0], self._fatigue_t[0], self._opted_out[0] = self._lf, self._lft, self._lout
+        self._pend_id[0], self._pend_time[0] = self._lpid, self._lpt
+        self._pend_cover[0], self._pend_topic[0] = self._lpc, self._lptp
+        self._last_push[0], self._last_open[0] = self._llp, self._llo
+        self._push24[0], self._push7[0], self._open24[0] = self._lp24, self._lp7, self._lo24
+        self._open7[0], self._dwell24[0], self._dwell7[0] = self._lo7, self._ld24, self._ld7
+        self._sess24[0] = self._ls24
+
     def _lean_begin_slot(self) -> None:
         self._clock_started = True
         self._slot_start = self._lean_now
-        self._l_count = self._single_user_sessions(self._slot_of_week(self._slot_number))
+        pos = self._sess_buf_pos
+        if pos < len(self._sess_buf):                   # _single_user_sessions, inlined
+            self._l_count = self._sess_buf[pos]
+            self._sess_buf_pos = pos + 1
+        else:
+            self._l_count = self._single_user_sessions(self._slot_of_week(self._slot_number))
         self._l_j = 0
         self._l_last = 0.0
 
-    def _lean_step(self, code: int) -> SlotOutcome:
-        """One slot of the one-user population (see :meth:`_lean_style` for ``code``)."""
+    def _lean_step(self, code: int) -> None:
+        """One slot of the one-user population (see :meth:`_lean_style` for ``code``); its
+        events are left in ``_l_push``, ``_l_open``, ... and ``_l_slot``."""
         if not self._clock_started:
             self._lean_begin_slot()
         t = self._lean_now
@@ -1340,30 +1505,61 @@ class Population:
             self._lean_deliver(code, t)
         end = t + self.slot_hours
         self._lean_now = end
-        if self._l_count and self._pend_id[0] >= 0:
-            t_seen = self._lean_first_session_after(self._pend_time[0])
+        count = self._l_count
+        if count and self._lpid >= 0:
+            t_seen = self._lean_first_session_after(self._lpt)
             if t_seen != math.inf:
                 self._lean_see_pending(t_seen)
-        out = self._lean_outcome(t, end)
-        self._lean_windows(end)
-        self._last_outcome = out
-        self._slot_number += 1
-        if self._slot_number % (1440 // self.slot_minutes) == 0:
-            self._drift_once()
-        self._lean_begin_slot()
-        return out
+        push, opened = self._l_push, self._l_open
+        # the 24 h / 7 day windows (_update_windows): records only for slots that add to them
+        if push is not None:
+            self._lp24 += 1
+            self._lp7 += 1
+        if opened is not None:
+            dwell = opened[5]
+            self._lo24 += 1
+            self._lo7 += 1
+            self._ld24 += dwell
+            self._ld7 += dwell
+            rec = (t, 1 if push is not None else 0, 1, dwell, count)
+            self._win7.append(rec)
+        else:
+            rec = (t, 1 if push is not None else 0, 0, 0.0, count)
+            if push is not None:
+                self._win7.append(rec)
+        if count:
+            self._ls24 += count
+        if count or push is not None or opened is not None:
+            self._win24.append(rec)
+        self._lean_expire(end)
+        self._l_slot = (t, end, push, self._l_blocked, self._l_collapsed,
+                        () if opened is None else (opened,), self._l_optout, count)
+        self._last_outcome = None
+        sn = self._slot_number = self._slot_number + 1
+        if sn % self._spd == 0:
+            self._lean_drift()
+        # _lean_begin_slot, inlined
+        self._slot_start = end
+        pos = self._sess_buf_pos
+        if pos < len(self._sess_buf):
+            self._l_count = self._sess_buf[pos]
+            self._sess_buf_pos = pos + 1
+        else:
+            self._l_count = self._single_user_sessions(self._slot_of_week(sn))
+        self._l_j = 0
+        self._l_last = 0.0
 
     def _lean_offset_to_frac(self, offset: float) -> float:
-        knots = self._slot_knots[self._slot_of_week(self._slot_number)]
-        if knots is None:
+        knots = self._any_knots and self._slot_knots[self._slot_of_week(self._slot_number)]
+        if not knots:
             return offset / self.slot_hours
-        return float(np.interp(offset, knots[0], knots[1][self._segment[0]]))
+        return float(np.interp(offset, knots[0], knots[1][self._lseg]))
 
     def _lean_frac_to_offset(self, frac: float) -> float:
-        knots = self._slot_knots[self._slot_of_week(self._slot_number)]
-        if knots is None:
+        knots = self._any_knots and self._slot_knots[self._slot_of_week(self._slot_number)]
+        if not knots:
             return frac * self.slot_hours
-        return float(np.interp(frac, knots[1][self._segment[0]], knots[0]))
+        return float(np.interp(frac, knots[1][self._lseg], knots[0]))
 
     def _lean_first_session_after(self, after: float) -> float:
         """:meth:`_first_session_after` for the one user."""
@@ -1377,7 +1573,7 @@ class Population:
         need = (j == 0 or last <= thr) and j < k
         while need:
             v = 1.0 - rng.random()
-            last = last + (1.0 - last) * (-np.expm1(np.log(v) / (k - j)))
+            last = last + (1.0 - last) * -float(np.expm1(float(np.log(v)) / (k - j)))
             j += 1
             need = last <= thr and j < k
         self._l_j, self._l_last = j, last
@@ -1385,94 +1581,167 @@ class Population:
             return self._slot_start + self._lean_frac_to_offset(last)
         return math.inf
 
+    # The engine draws a cover with ``actions.integers(0, k)`` (one element per push). For k
+    # below 2**32 numpy's algorithm is Lemire's: with x the stream's next 32-bit word
+    # (PCG64 hands out the two halves of a 64-bit output in turn), m = x * k is accepted when
+    # its low 32 bits are not below (2**32 - k) % k, and the draw is m >> 32. The lean path
+    # does the same in Python on 64-bit outputs taken from the stream in blocks, and puts the
+    # stream back where numpy would have left it when anything else is to draw from it
+    # (:meth:`_lean_sync_actions`); tests/envs/test_lean_path.py checks both against numpy.
+
+    def _lean_integer(self, k: int) -> int:
+        """``actions.integers(0, k)`` (``1 <= k < 2**32``) from the lean word buffer."""
+        if k == 1:
+            return 0                                    # numpy draws nothing either
+        half = self._la_half                            # _lean_word32's common cases, inlined
+        if half is not None:
+            self._la_half = None
+            m = half * k
+        elif self._la_words is not None and self._la_pos < len(self._la_words):
+            w = self._la_words[self._la_pos]
+            self._la_pos += 1
+            self._la_half = w >> 32
+            m = (w & 0xFFFFFFFF) * k
+        else:
+            m = self._lean_word32() * k
+        low = m & 0xFFFFFFFF
+        if low < k:
+            threshold = (0xFFFFFFFF - (k - 1)) % k
+            while low < threshold:
+                m = self._lean_word32() * k
+                low = m & 0xFFFFFFFF
+        return m >> 32
+
+    def _lean_word32(self) -> int:
+        """The actions stream's next 32-bit word (PCG64's ``next_uint32``)."""
+        half = self._la_half
+        if half is not None:
+            self._la_half = None
+            return half
+        words = self._la_words
+        if words is None or self._la_pos == len(words):
+            self._lean_sync_actions()
+            bg = self._rng["actions"].bit_generator
+            state = bg.state
+            self._la_from = state
+            self._la_half = None
+            if state["has_uint32"]:
+                # a half left by numpy (a stream drawn from before the lean path used it)
+                half = int(state["uinteger"])
+                return half
+            words = self._la_words = bg.random_raw(64).tolist()
+            self._la_pos = 0
+        w = words[self._la_pos]
+        self._la_pos += 1
+        self._la_half = w >> 32
+        return w & 0xFFFFFFFF
+
+    def _lean_sync_actions(self) -> None:
+        """Leave the actions stream where numpy's own draws would have: rewound to where the
+        word buffer was taken, the words used drawn again, the unused half kept as numpy
+        keeps it."""
+        if self._la_words is None and self._la_from is None:
+            return
+        bg = self._rng["actions"].bit_generator
+        start = self._la_from
+        bg.state = start
+        used = self._la_pos if self._la_words is not None else 0
+        if used:
+            bg.random_raw(used)
+        state = bg.state
+        # numpy keeps the upper half of the last word it split (used or not) in `uinteger`
+        state["has_uint32"] = 0 if self._la_half is None else 1
+        state["uinteger"] = self._la_words[used - 1] >> 32 if used else start["uinteger"]
+        bg.state = state
+        self._la_words = self._la_from = self._la_half = None
+        self._la_pos = 0
+
     def _lean_fatigue_at(self, t: float) -> float:
-        f = self._fatigue[0]
+        f = self._lf
         if f == 0.0:
             return 0.0
-        return f * np.exp2(-(t - self._fatigue_t[0]) / self.params.fatigue.half_life_h)
+        return f * float(np.exp2(-(t - self._lft) / self.params.fatigue.half_life_h))
 
     def _lean_deliver(self, code: int, t: float) -> None:
         """:meth:`_make_batch` then :meth:`_deliver` for a one-user push at ``t``."""
-        rng_a = self._rng["actions"]
         if code == -2:
-            c = int(rng_a.integers(0, len(self._quality), size=1)[0])
+            c = self._lean_integer(len(self._quality_list))
         else:
-            # numpy draws the same bounded integer for a scalar bound as for the engine's
-            # one-element array bound (tests/envs/test_lean_path.py), ~5x faster
-            c = int(self._style_table[code, rng_a.integers(0, int(self._style_counts[code]))])
-        tp = int(self._cover_topic[c])
+            c = self._style_list[code][self._lean_integer(self._style_len[code])]
+        tp = self._cover_topic_list[c]
         pid = self._next_push_id
-        self._next_push_id += 1
-        if self._opted_out[0]:
+        self._next_push_id = pid + 1
+        if self._lout:
             self._l_blocked = pid
             return
-        if self._pend_id[0] >= 0:
-            t_seen = self._lean_first_session_after(self._pend_time[0])
+        if self._lpid >= 0:
+            t_seen = self._lean_first_session_after(self._lpt)
             if t_seen < t:
                 self._lean_see_pending(t_seen)
             else:
-                self._l_collapsed = int(self._pend_id[0])
-                self._pend_id[0] = -1
+                self._l_collapsed = self._lpid
+                self._lpid = -1
         self._l_push = (pid, c, tp)
-        self._last_push[0] = t
-        fat = self._lean_fatigue_at(t) + self.params.fatigue.increment
-        self._fatigue[0] = fat
-        self._fatigue_t[0] = t
+        self._llp = t
+        half_life, increment, base_hazard, hazard_coef, glance = self._l_consts
+        f = self._lf                                     # _lean_fatigue_at, inlined
+        fat = (0.0 if f == 0.0 else f * float(np.exp2(-(t - self._lft) / half_life))) \
+            + increment
+        self._lf, self._lft = fat, t
         rng = self._rng["responses"]
-        oo = self.params.opt_out
-        if rng.random() < -np.expm1(-(oo.base_hazard + oo.fatigue_coef * fat)):
+        if rng.random() < -float(np.expm1(-(base_hazard + hazard_coef * fat))):
             self._l_optout = (pid, t)
-            self._opted_out[0] = True
+            self._lout = True
             return
-        seg = self._segment[0]
         how = math.floor(self._week0_h + t + 1e-9) % HOURS_PER_WEEK
-        rate = self._seg_act[seg, how] * self._multiplier[0]
-        if rng.random() < -np.expm1(-rate * self.params.open.glance_hours):
+        p_seen = self._l_seen[how]
+        if p_seen is None:
+            rate = self._seg_act[self._lseg, how] * self._lmult
+            p_seen = self._l_seen[how] = -float(np.expm1(-rate * glance))
+        if rng.random() < p_seen:
             self._lean_try_open(pid, c, tp, t, 0.0)
         else:
-            self._pend_id[0] = pid
-            self._pend_time[0] = t
-            self._pend_cover[0] = c
-            self._pend_topic[0] = tp
+            self._lpid, self._lpt, self._lpc, self._lptp = pid, t, c, tp
 
     def _lean_see_pending(self, t_seen: float) -> None:
-        pid = int(self._pend_id[0])
-        delay = t_seen - self._pend_time[0]
-        self._pend_id[0] = -1
-        self._lean_try_open(pid, int(self._pend_cover[0]), int(self._pend_topic[0]), t_seen,
-                            delay)
+        pid = self._lpid
+        self._lpid = -1
+        self._lean_try_open(pid, self._lpc, self._lptp, t_seen, t_seen - self._lpt)
 
     @staticmethod
     def _lean_sigmoid(x: float) -> float:
-        e = np.exp(-abs(x))
+        e = float(np.exp(-abs(x)))
         return 1.0 / (1.0 + e) if x >= 0 else e / (1.0 + e)
 
     def _lean_open_probability(self, cover: int, topic: int, t: float, delay: float
                                ) -> tuple[float, float, float, float]:
         """:func:`response.open_probability` for the one user: (probability, taste match,
         topic affinity, fatigue at ``t``)."""
-        seg = self._segment[0]
         how = math.floor(self._week0_h + t + 1e-9) % HOURS_PER_WEEK
-        match = np.einsum("ij,ij->i", self._taste[0:1], self._features[cover:cover + 1])[0]
-        aff = self._topic_aff[0, topic]
+        # np.einsum's own kernel without its Python wrapper: the same numbers as the engine's
+        match = float(_c_einsum("ij,ij->i", self._taste, self._feature_rows[cover])[0])
+        aff = float(self._topic_aff[0, topic])
         fat = self._lean_fatigue_at(t)
         om = self.params.open
-        x = (self._seg_intercept[seg] + om.beta_activity * self._rel_act_table[seg, how]
-             + om.beta_taste * match + om.beta_quality * (self._quality[cover] - 0.5)
-             + om.beta_topic * aff - om.beta_fatigue * fat)
-        return self._lean_sigmoid(x) * np.exp(-delay / om.stale_tau_h), match, aff, fat
+        # _open_base: intercept + beta_activity * relative activity, the first terms of the sum
+        x = (self._l_open_base[how] + om.beta_taste * match
+             + om.beta_quality * (self._quality_list[cover] - 0.5) + om.beta_topic * aff
+             - om.beta_fatigue * fat)
+        p = self._lean_sigmoid(x)
+        if delay:        # seen at once the staleness factor is exp(-0) = 1: the same number
+            p = p * float(np.exp(-delay / om.stale_tau_h))
+        return p, match, aff, fat
 
     def _lean_try_open(self, pid: int, cover: int, topic: int, t: float, delay: float) -> None:
         """:meth:`_try_open` for the one user."""
         p = self.params
         rng = self._rng["responses"]
-        seg = self._segment[0]
         prob, match, aff, fat = self._lean_open_probability(cover, topic, t, delay)
         if not rng.random() < prob:
             return
         rel = match + aff
-        dwell = np.exp(self._seg_dwell_mu[seg] + p.dwell.relevance_coef * rel
-                       + self._seg_dwell_sigma[seg] * rng.standard_normal())
+        dwell = float(np.exp(self._l_dwell_mu + p.dwell.relevance_coef * rel
+                             + self._l_dwell_sigma * rng.standard_normal()))
         em = p.engagement
         r = em.relevance_coef * rel
         p_like, p_share, p_comment = (self._lean_sigmoid(em.like_intercept + r),
@@ -1483,100 +1752,160 @@ class Population:
         sm = p.satisfaction
         sat = 0
         if rng.random() < sm.survey_rate:
-            eta = (sm.relevance_coef * rel + sm.dwell_coef * np.log(dwell / 60.0)
+            eta = (sm.relevance_coef * rel + sm.dwell_coef * float(np.log(dwell / 60.0))
                    - sm.fatigue_coef * fat)
             latent = eta + rng.logistic()
             sat = 1 + sum(1 for cut in sm.cutpoints if cut < latent)
         self._l_open = (pid, cover, topic, t, delay, dwell, like, share, comment, sat)
-        if t > self._last_open[0]:
-            self._last_open[0] = t
+        if t > self._llo:
+            self._llo = t
 
-    def _lean_outcome(self, start: float, end: float) -> SlotOutcome:
-        """The slot's :class:`SlotOutcome` (built without the dataclass' slow __init__)."""
+    def _lean_outcome_now(self) -> None:
+        """Build the :class:`SlotOutcome` of the last lean slot (or span), if not done yet."""
+        if self._l_slot is not None:
+            self._last_outcome = self._lean_outcome(*self._l_slot)
+            self._l_slot = None
+
+    @staticmethod
+    def _lean_outcome(start: float, end: float, push: tuple | None, blocked: int,
+                      collapsed: int, opens: tuple, optout: tuple | None, sessions: int
+                      ) -> SlotOutcome:
+        """A lean slot's (or span's) :class:`SlotOutcome`, built without the dataclass' slow
+        __init__."""
         d = dict(_EMPTY_OUTCOME)
         d["start_h"], d["end_h"] = start, end
-        if self._l_push is not None:
-            pid, c, tp = self._l_push
+        if push is not None:
+            pid, c, tp = push
             d["push_user"] = _USER0
             d["push_id"] = np.array([pid], dtype=np.int64)
             d["push_cover"] = np.array([c], dtype=np.int64)
             d["push_topic"] = np.array([tp], dtype=np.int64)
             d["push_time"] = np.array([start])
             d["push_propensity"] = _ONE_F64
-        if self._l_blocked >= 0:
+        if blocked >= 0:
             d["blocked_user"] = _USER0
-            d["blocked_push_id"] = np.array([self._l_blocked], dtype=np.int64)
-        if self._l_collapsed >= 0:
-            d["collapsed_push_id"] = np.array([self._l_collapsed], dtype=np.int64)
-        if self._l_open is not None:
-            pid, c, tp, t, delay, dwell, like, share, comment, sat = self._l_open
-            d["open_user"] = _USER0
-            d["open_push_id"] = np.array([pid], dtype=np.int64)
-            d["open_cover"] = np.array([c], dtype=np.int64)
-            d["open_topic"] = np.array([tp], dtype=np.int64)
-            d["open_time"] = np.array([t], dtype=np.float64)
-            d["open_delay_h"] = np.array([delay], dtype=np.float64)
-            d["open_dwell_s"] = np.array([dwell], dtype=np.float64)
-            d["open_like"] = np.array([like], dtype=bool)
-            d["open_share"] = np.array([share], dtype=bool)
-            d["open_comment"] = np.array([comment], dtype=bool)
-            d["open_satisfaction"] = np.array([sat], dtype=np.int8)
-        if self._l_optout is not None:
+            d["blocked_push_id"] = np.array([blocked], dtype=np.int64)
+        if collapsed >= 0:
+            d["collapsed_push_id"] = np.array([collapsed], dtype=np.int64)
+        if opens:
+            cols = list(zip(*opens, strict=True))
+            d["open_user"] = np.zeros(len(opens), dtype=np.int64)
+            for name, col, dtype in zip(
+                    ("open_push_id", "open_cover", "open_topic", "open_time", "open_delay_h",
+                     "open_dwell_s", "open_like", "open_share", "open_comment",
+                     "open_satisfaction"), cols,
+                    (np.int64, np.int64, np.int64, np.float64, np.float64, np.float64, bool,
+                     bool, bool, np.int8), strict=True):
+                d[name] = np.array(col, dtype=dtype)
+        if optout is not None:
             d["opt_out_user"] = _USER0
-            d["opt_out_push_id"] = np.array([self._l_optout[0]], dtype=np.int64)
-            d["opt_out_time"] = np.array([self._l_optout[1]], dtype=np.float64)
-        if self._l_count:
+            d["opt_out_push_id"] = np.array([optout[0]], dtype=np.int64)
+            d["opt_out_time"] = np.array([optout[1]], dtype=np.float64)
+        if sessions:
             d["session_user"] = _USER0
-            d["session_count"] = np.array([self._l_count], dtype=np.int64)
+            d["session_count"] = np.array([sessions], dtype=np.int64)
         out = object.__new__(SlotOutcome)
         out.__dict__.update(d)
         return out
 
-    def _lean_windows(self, now: float) -> None:
-        """:meth:`_update_windows` for the one user; window records are tuples
-        ``(start, pushes, opens, dwell, sessions)`` while the population is lean."""
-        pushes = 1 if self._l_push is not None else 0
-        opens, dwell = (1, self._l_open[5]) if self._l_open is not None else (0, 0.0)
-        sessions = self._l_count
-        if pushes:
-            self._push24[0] += 1
-            self._push7[0] += 1
-        if opens:
-            self._open24[0] += 1
-            self._open7[0] += 1
-            self._dwell24[0] += dwell
-            self._dwell7[0] += dwell
-        if sessions:
-            self._sess24[0] += sessions
-        rec = (self._slot_start, pushes, opens, dwell, sessions)
-        self._win24.append(rec)
-        self._win7.append(rec)
-        self._lean_expire(now)
-
     def _lean_expire(self, now: float) -> None:
-        """Drop the window records that left the 24 h / 7 day windows at ``now``."""
+        """Drop the window records that left the 24 h / 7 day windows at ``now`` (records
+        are tuples ``(start, pushes, opens, dwell, sessions)`` while the population is
+        lean)."""
         win = self._win24
-        while win and win[0][0] < now - 24.0 - 1e-9:
+        cut = now - 24.0 - 1e-9
+        while win and win[0][0] < cut:
             _, pushes, opens, dwell, sessions = win.popleft()
             if pushes:
-                self._push24[0] -= pushes
+                self._lp24 -= pushes
             if opens:
-                self._open24[0] -= opens
-                self._dwell24[0] -= dwell
-                if self._open24[0] == 0:
-                    self._dwell24[0] = 0.0
+                self._lo24 -= opens
+                self._ld24 -= dwell
+                if self._lo24 == 0:
+                    self._ld24 = 0.0
             if sessions:
-                self._sess24[0] -= sessions
+                self._ls24 -= sessions
         win = self._win7
-        while win and win[0][0] < now - 168.0 - 1e-9:
+        cut = now - 168.0 - 1e-9
+        while win and win[0][0] < cut:
             _, pushes, opens, dwell, _ = win.popleft()
             if pushes:
-                self._push7[0] -= pushes
+                self._lp7 -= pushes
             if opens:
-                self._open7[0] -= opens
-                self._dwell7[0] -= dwell
-                if self._open7[0] == 0:
-                    self._dwell7[0] = 0.0
+                self._lo7 -= opens
+                self._ld7 -= dwell
+                if self._lo7 == 0:
+                    self._ld7 = 0.0
+
+    # ============================================================================ one user
+    def step_user(self, style: int = -1) -> tuple:
+        """:meth:`step` for a one-user population, summed up as Python numbers.
+
+        Parameters
+        ----------
+        style : int
+            Push user 0 at the start of the coming slot with a cover of this style (drawn
+            uniformly from the bank's covers of the style), or ``-1``: no push.
+
+        Returns
+        -------
+        tuple
+            ``(pushed, blocked, opened, dwell_s, likes, shares, comments, surveys, sat_sum,
+            opted_out, sessions, cover)`` (:data:`USER_SUMMARY_KEYS`): the counts of the
+            slot's events, ``sat_sum`` the sum of the answered survey scores, ``opted_out``
+            a bool and ``cover`` the delivered push's cover (``-1`` without one). The
+            :class:`SlotOutcome` is :attr:`last_outcome`, as after :meth:`step`; the numbers
+            are the same either way (the single-user environments' fast path).
+        """
+        if type(style) is not int or not -1 <= style < len(self._style_len) \
+                or self.n_users != 1:
+            self._check_step_user(style)
+            style = int(style)
+        if not self._lean:
+            out = self.step(push=_USER0, style=int(style)) if style >= 0 else self.step()
+            return _user_summary(out)
+        self._lean_step(style)
+        _, _, push, blocked, _, opens, optout, count = self._l_slot
+        if opens:
+            _, _, _, _, _, dwell, like, share, comment, sat = opens[0]
+            return (0 if push is None else 1, 1 if blocked >= 0 else 0, 1, dwell,
+                    1 if like else 0, 1 if share else 0, 1 if comment else 0,
+                    1 if sat else 0, float(sat), optout is not None, count,
+                    -1 if push is None else push[1])
+        return (0 if push is None else 1, 1 if blocked >= 0 else 0, 0, 0.0, 0, 0, 0, 0, 0.0,
+                optout is not None, count, -1 if push is None else push[1])
+
+    def _check_step_user(self, style: Any) -> None:
+        if self.n_users != 1:
+            raise ValueError(f"step_user() is for a one-user population; this one has "
+                             f"{self.n_users} users (use step()).")
+        if isinstance(style, bool) or not isinstance(style, (int, np.integer)) \
+                or not -1 <= style < len(self._style_counts):
+            raise ValueError(f"`style` must be -1 (no push) or a style index in "
+                             f"[0, {len(self._style_counts) - 1}], got {style!r}.")
+
+    def advance_user(self, n_slots: int) -> tuple[tuple, list[int]]:
+        """:meth:`advance` for a one-user population: ``(summary, sessions)``, the summary
+        as in :meth:`step_user` (``cover`` -1) over the ``n_slots`` slots and the organic
+        sessions of each slot as a list of ints."""
+        if self.n_users != 1:
+            raise ValueError(f"advance_user() is for a one-user population; this one has "
+                             f"{self.n_users} users (use advance()).")
+        if isinstance(n_slots, bool) or not isinstance(n_slots, (int, np.integer)) \
+                or n_slots < 1:
+            raise ValueError(f"`n_slots` must be an integer >= 1, got {n_slots!r}.")
+        if not self._lean:
+            out, sessions = self.advance(n_slots)
+            return _user_summary(out), sessions[:, 0].tolist()
+        counts = self._lean_advance(int(n_slots))
+        opens, total = self._l_slot[5], self._l_slot[7]
+        if opens:               # at most one: only the push waiting in the tray can be opened
+            _, _, _, _, _, dwell, like, share, comment, sat = opens[0]
+            summary = (0, 0, 1, dwell, 1 if like else 0, 1 if share else 0,
+                       1 if comment else 0, 1 if sat else 0, float(sat), False, total, -1)
+        else:
+            summary = (0, 0, 0, 0.0, 0, 0, 0, 0, 0.0, False, total, -1)
+        return summary, counts
 
     def advance(self, n_slots: int) -> tuple[SlotOutcome, np.ndarray]:
         """Run ``n_slots`` slots without pushes: the same as ``n_slots`` calls of :meth:`step`
@@ -1602,7 +1931,8 @@ class Population:
             raise ValueError(f"`n_slots` must be an integer >= 1, got {n_slots!r}.")
         n_slots = int(n_slots)
         if self._lean:
-            return self._lean_advance(n_slots)
+            counts = self._lean_advance(n_slots)
+            return self.last_outcome, np.array(counts, dtype=np.int64).reshape(n_slots, 1)
         start = self.now
         outs = [self.step() for _ in range(n_slots)]
         sessions = np.zeros((n_slots, self.n_users), dtype=np.int64)
@@ -1612,93 +1942,96 @@ class Population:
         self._last_outcome = merged
         return merged, sessions
 
-    def _lean_advance(self, n_slots: int) -> tuple[SlotOutcome, np.ndarray]:
-        """:meth:`advance` for the one user. Without pushes, a slot can only bring organic
-        sessions and, when a push waits in the tray and the user has a session, its open.
-        Window records are appended as in :meth:`_lean_windows`; the expired ones are dropped
-        before each open's dwell is added and at the end, which subtracts the same records in
-        the same order, relative to the additions, as slot by slot."""
+    def _lean_take_sessions(self, first: int, n: int) -> list[int]:
+        """The organic sessions of slots ``first .. first + n - 1`` (slot numbers), the next
+        ``n`` entries of the session buffer (:meth:`_single_user_sessions`)."""
+        pos = self._sess_buf_pos
+        out = self._sess_buf[pos:pos + n]
+        self._sess_buf_pos = pos + len(out)
+        while len(out) < n:
+            out.append(self._single_user_sessions(
+                (self._week0_slot + first + len(out)) % self._slots_per_week))
+            pos = self._sess_buf_pos
+            more = self._sess_buf[pos:pos + n - len(out)]
+            self._sess_buf_pos = pos + len(more)
+            out += more
+        return out
+
+    def _lean_advance(self, n_slots: int) -> list[int]:
+        """:meth:`advance` for the one user; returns the sessions of each slot and leaves the
+        span's events in ``_l_slot``.
+
+        Without pushes, a slot can only bring organic sessions and, when a push waits in the
+        tray, its open at the user's first session (then the tray is empty: at most one open
+        per span). So the span is run in bulk: the slot times (the same additions as slot by
+        slot), the session counts, and the window records of the slots with sessions; the
+        open (if any) at its slot, after the day's drift of the days before it. Expired
+        window records are dropped before the open's dwell is added and at the end, which
+        subtracts the same records in the same order, relative to the additions, as slot by
+        slot."""
         if not self._clock_started:
             self._lean_begin_slot()
-        start = now = self._lean_now
-        sh = self.slot_hours
+        n = n_slots
+        sn = self._slot_number
+        starts = list(accumulate(repeat(self.slot_hours, n), initial=self._lean_now))
+        counts = [self._l_count] + self._lean_take_sessions(sn + 1, n)
+        next_count = counts.pop()
         spd = 1440 // self.slot_minutes
-        counts = [0] * n_slots
-        opens = []
-        self._l_push = self._l_optout = None
+        days = iter(range((sn // spd + 1) * spd, sn + n + 1, spd))   # slot numbers of drifts
+        day = next(days, None)
+        self._l_push = self._l_optout = self._l_open = None
         self._l_blocked = self._l_collapsed = -1
-        win24, win7 = self._win24, self._win7
-        buf, pos = self._sess_buf, self._sess_buf_pos
-        total = 0
-        for i in range(n_slots):
-            c = self._l_count
-            end = now + sh
-            if c:
-                counts[i] = c
-                total += c
-                opened = None
-                if self._pend_id[0] >= 0:
-                    self._lean_now = end
-                    t_seen = self._lean_first_session_after(self._pend_time[0])
-                    if t_seen != math.inf:
-                        self._l_open = None
-                        self._lean_see_pending(t_seen)
-                        opened = self._l_open
-                if opened is None:
-                    rec = (self._slot_start, 0, 0, 0.0, c)
-                else:
-                    opens.append(opened)
-                    self._lean_expire(now)
-                    dwell = opened[5]
-                    self._open24[0] += 1
-                    self._open7[0] += 1
-                    self._dwell24[0] += dwell
-                    self._dwell7[0] += dwell
-                    rec = (self._slot_start, 0, 1, dwell, c)
+        win24 = self._win24
+        opens: tuple = ()
+        done = 0                                       # slots with their records appended
+        if self._lpid >= 0:
+            # the push in the tray is seen at the first session of the span
+            i = next((k for k, c in enumerate(counts) if c), None)
+            if i is not None:
+                while day is not None and day <= sn + i:
+                    self._lean_drift()
+                    day = next(days, None)
+                now, count = starts[i], counts[i]
+                win24.extend([(s, 0, 0, 0.0, c)
+                              for s, c in zip(starts[:i], counts[:i], strict=True) if c])
+                done = i + 1
+                # the slot's state as _lean_step has it, for the session-time draws
+                self._lean_now, self._slot_number, self._slot_start = starts[i + 1], sn + i, now
+                self._l_count, self._l_j, self._l_last = count, 0, 0.0
+                rec = (now, 0, 0, 0.0, count)
+                t_seen = self._lean_first_session_after(self._lpt)
+                if t_seen != math.inf:
+                    self._lean_see_pending(t_seen)
+                    opened = self._l_open
+                    if opened is not None:
+                        opens = (opened,)
+                        self._lean_expire(now)
+                        dwell = opened[5]
+                        self._lo24 += 1
+                        self._lo7 += 1
+                        self._ld24 += dwell
+                        self._ld7 += dwell
+                        rec = (now, 0, 1, dwell, count)
+                        self._win7.append(rec)
                 win24.append(rec)
-                win7.append(rec)
-            now = end
-            self._lean_now = now
-            self._slot_number += 1
-            if self._slot_number % spd == 0:
-                self._drift_once()
-            self._slot_start = now
-            if pos < len(buf):                   # _single_user_sessions, inlined
-                self._l_count = buf[pos]
-                pos += 1
-            else:
-                self._sess_buf_pos = pos
-                self._l_count = self._single_user_sessions(
-                    (self._week0_slot + self._slot_number) % self._slots_per_week)
-                buf, pos = self._sess_buf, self._sess_buf_pos
-            self._l_j = 0
-            self._l_last = 0.0
-        self._sess_buf_pos = pos
+                assert self._lpid < 0       # a session after the push: always seen
+        win24.extend([(s, 0, 0, 0.0, c)
+                      for s, c in zip(starts[done:n], counts[done:], strict=True) if c])
+        while day is not None:
+            self._lean_drift()
+            day = next(days, None)
+        end = starts[n]
+        self._lean_now = self._slot_start = end
+        self._slot_number = sn + n
+        self._l_count, self._l_j, self._l_last = next_count, 0, 0.0
+        total = sum(counts)
         if total:
-            self._sess24[0] += total
-        self._lean_expire(now)
-        sessions = np.array(counts, dtype=np.int64).reshape(n_slots, 1)
+            self._ls24 += total
+        self._lean_expire(end)
         self._l_open = None
-        out = self._lean_outcome(start, self._lean_now)
-        if opens:
-            d = out.__dict__
-            cols = list(zip(*opens, strict=True))
-            d["open_user"] = np.zeros(len(opens), dtype=np.int64)
-            for name, col, dtype in zip(
-                    ("open_push_id", "open_cover", "open_topic", "open_time", "open_delay_h",
-                     "open_dwell_s", "open_like", "open_share", "open_comment",
-                     "open_satisfaction"), cols,
-                    (np.int64, np.int64, np.int64, np.float64, np.float64, np.float64, bool,
-                     bool, bool, np.int8), strict=True):
-                d[name] = np.array(col, dtype=dtype)
-        if total:
-            out.__dict__["session_user"] = _USER0
-            out.__dict__["session_count"] = np.array([total], dtype=np.int64)
-        else:
-            out.__dict__["session_user"] = _I64
-            out.__dict__["session_count"] = _I64
-        self._last_outcome = out
-        return out, sessions
+        self._l_slot = (starts[0], end, None, -1, -1, opens, None, total)
+        self._last_outcome = None
+        return counts
 
     def run(self, policy: Policy | None, days: float, progress: bool = False) -> pd.DataFrame:
         """Run a logging policy for ``days`` days (``policy=None``: organic sessions only).
@@ -1733,7 +2066,8 @@ class Population:
                              float(out.open_dwell_s.sum()), int(out.open_like.sum()),
                              int(out.open_share.sum()), int(out.open_comment.sum()),
                              int((out.open_satisfaction > 0).sum()), out.opt_out_user.size,
-                             out.n_sessions, int(self._opted_out.sum())))
+                             out.n_sessions,
+                             int(self._lout) if self._lean else int(self._opted_out.sum())))
                 bar.update(1)
         df = pd.DataFrame(rows, columns=["hours", "pushes", "blocked", "opens", "dwell_s",
                                          "likes", "shares", "comments", "surveys", "opt_outs",
@@ -1807,7 +2141,7 @@ class Population:
         if u.size == 0:
             return
         self._leave_lean()
-        self._sess_buf, self._sess_buf_pos = [], 0     # drawn for the old users
+        self._drop_session_buffer()                     # drawn for the old users
         for at, batch in self._scheduled.values():
             clash = np.intersect1d(batch.users, u)
             if clash.size:
@@ -1855,6 +2189,7 @@ class Population:
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickle support: everything but the SimPy engine, which is rebuilt on load."""
+        self._lean_sync()
         state = self.__dict__.copy()
         for key in ("_env", "_slot_done", "_new_day"):
             state.pop(key, None)
@@ -1883,6 +2218,7 @@ class Population:
         """
         n = self.n_users
         now = self.now
+        self._lean_sync()
 
         def get(a: np.ndarray) -> np.ndarray:
             if copy:
@@ -1918,8 +2254,12 @@ class Population:
         The fast path of the single-user environments: the same values as
         ``observe()[key][i]`` without building the arrays of every user.
         """
-        now = self.now
-        minute_of_week = int(round((self._week0_h + now) * 60)) % (HOURS_PER_WEEK * 60)
+        now = self._lean_now if self._lean else float(self._env.now)
+        minute_of_week = round((self._week0_h + now) * 60) % (HOURS_PER_WEEK * 60)
+        if self._lean:
+            return ((minute_of_week // 60) % 24, minute_of_week % 60, minute_of_week // 1440,
+                    now - self._llp, now - self._llo, self._lp24, self._lp7, self._lo24,
+                    self._lo7, self._ld24, self._ld7, self._ls24, self._lout)
         return ((minute_of_week // 60) % 24, minute_of_week % 60, minute_of_week // 1440,
                 now - float(self._last_push[i]), now - float(self._last_open[i]),
                 int(self._push24[i]), int(self._push7[i]), int(self._open24[i]),
@@ -1936,6 +2276,7 @@ class Population:
         """
         now = self.now
         how = int(self._hour_of_week(now))
+        self._lean_sync()
         return {
             "fatigue": R.fatigue_at(self._fatigue, self._fatigue_t, now,
                                     self.params.fatigue.half_life_h),

@@ -340,6 +340,13 @@ def activity_multiplier(shape: np.ndarray | float, rng: np.random.Generator,
                         size: int | tuple[int, ...] | None = None) -> np.ndarray:
     """Per-user activity multipliers, Gamma(k, scale 1/k): mean 1, variance 1/k."""
     k = np.asarray(shape, dtype=np.float64)
+    if size is None and k.shape == (1,):
+        # one user (every episode of a single-user environment): numpy's scalar call draws
+        # the same number without the array call's argument checks
+        k1 = float(k[0])
+        if k1 <= 0:
+            raise ValueError(f"Gamma shape must be > 0, got min {k1!r}.")
+        return np.full(1, rng.gamma(k1, 1.0 / k1))
     if np.any(k <= 0):
         raise ValueError(f"Gamma shape must be > 0, got min {k.min()!r}.")
     return rng.gamma(k, 1.0 / k, size=size)

@@ -192,6 +192,7 @@ def test_lean_formulas_are_the_response_module_bit_for_bit(bank):
     for _ in range(300):
         pop._fatigue[0] = rng.gamma(1.0, 3.0) if rng.random() < 0.8 else 0.0
         pop._fatigue_t[0] = rng.uniform(0, 100)
+        pop._lf, pop._lft = float(pop._fatigue[0]), float(pop._fatigue_t[0])   # the lean state
         t = pop._fatigue_t[0] + rng.uniform(0, 50)
         cover, topic = int(rng.integers(len(bank.quality))), int(rng.integers(len(p.topics)))
         delay = rng.uniform(0, 20) if rng.random() < 0.5 else 0.0
@@ -221,3 +222,157 @@ def test_scalar_and_array_bounds_draw_the_same_integers():
         x = [int(a.integers(0, np.array([k]))[0]) for _ in range(200)]
         y = [int(b.integers(0, k)) for _ in range(200)]
         assert x == y and a.random() == b.random()
+
+
+@pytest.mark.parametrize("name", sorted(PARAMS))
+@pytest.mark.parametrize("slot", [60, 5])
+def test_step_user_and_advance_user_equal_the_engine(bank, name, slot):
+    """The summaries of the one-user fast path equal the engine's outcomes, slot by slot and
+    over quiet spans; the lazily built outcome equals the engine's too."""
+    from covercast.simulators.population import _user_summary
+
+    lean = Population(PARAMS[name], 1, bank=bank, seed=21, slot_minutes=slot)
+    engine = Population(PARAMS[name], 1, bank=bank, seed=21, slot_minutes=slot)
+    engine._leave_lean()
+    rng = np.random.default_rng(2)
+    for t in range(600):
+        if rng.random() < 0.2:
+            n = int(rng.integers(1, 40))
+            got, sessions = lean.advance_user(n)
+            out, ref_sessions = engine.advance(n)
+            assert sessions == ref_sessions[:, 0].tolist()
+        else:
+            style = int(rng.integers(-1, 5))
+            got = lean.step_user(style)
+            out = engine.step(push=np.zeros(1, np.int64), style=style) if style >= 0 \
+                else engine.step()
+        assert got == _user_summary(out), t
+        assert [type(x) for x in got] == [type(x) for x in _user_summary(out)]
+        if t % 50 == 0:
+            mine = lean.last_outcome
+            for f in fields(out):
+                assert np.array_equal(np.asarray(getattr(mine, f.name)),
+                                      np.asarray(getattr(out, f.name))), f.name
+    assert lean._lean
+    assert engine.step_user(2) == _user_summary(engine.last_outcome)   # engine mode too
+    with pytest.raises(ValueError, match="style"):
+        lean.step_user(5)
+    with pytest.raises(ValueError, match="style"):
+        lean.step_user(True)
+    with pytest.raises(ValueError, match="n_slots"):
+        lean.advance_user(0)
+    with pytest.raises(ValueError, match="one-user"):
+        Population(default_params(), 2, bank=bank, seed=0).step_user(-1)
+
+
+def test_lean_cover_draws_are_numpys_integers():
+    """The lean path's bounded integers (Lemire on buffered 64-bit words) are numpy's own,
+    and the stream is left where numpy leaves it, whatever is drawn next."""
+    pop = Population(default_params(), 1, seed=0)
+    rng = np.random.default_rng(5)
+    for trial in range(30):
+        pop.reset(trial)
+        ref = np.random.default_rng(np.random.SeedSequence(trial).spawn(8)[5])  # "actions"
+        bounds = rng.choice([1, 2, 3, 7, 24, 120, 1000, 2**31 + 11, 2**32 - 1],
+                            size=int(rng.integers(0, 200))).tolist()
+        got = [pop._lean_integer(k) for k in bounds]
+        want = [int(ref.integers(0, np.array([k]))[0]) for k in bounds]
+        assert got == want
+        pop._lean_sync_actions()
+        actions = pop._rng["actions"]
+        assert actions.bit_generator.state == ref.bit_generator.state
+        assert actions.integers(0, 1000, size=5).tolist() == ref.integers(0, 1000, size=5).tolist()
+        assert actions.random() == ref.random()
+
+
+def test_streams_are_made_lazily_and_equal_spawning():
+    pop = Population(default_params(), 1, seed=17)
+    assert "log" not in pop._rng and "policy" not in pop._rng
+    kids = np.random.SeedSequence(17).spawn(8)
+    for i, name in reversed(list(enumerate(("users", "sessions", "session_times", "responses",
+                                            "drift", "actions", "policy", "log")))):
+        ref = np.random.default_rng(kids[i])
+        if name == "users":
+            ref.random(100)          # what drawing the user took (checked below)
+            continue
+        assert pop._rng[name].random(3).tolist() == ref.random(3).tolist(), name
+    clone = pickle.loads(pickle.dumps(pop))
+    assert clone._rng["log"].random() == pop._rng["log"].random()
+    # a SeedSequence of the caller's is spawned from, as before
+    ss = np.random.SeedSequence(3)
+    Population(default_params(), 1, seed=ss)
+    assert ss.n_children_spawned == 8
+    a = Population(default_params(), 4, seed=np.random.SeedSequence(3))
+    b = Population(default_params(), 4, seed=3)
+    assert np.array_equal(a.hidden_state()["taste"], b.hidden_state()["taste"])
+
+
+@pytest.mark.parametrize("slot", [60, 5])
+def test_replacing_the_user_leaves_the_session_stream_as_drawing_by_day(bank, slot):
+    """One user's session counts are drawn a week at a time; replacing the user forgets the
+    unused ones and leaves the stream where drawing a day at a time would have."""
+    spd = 1440 // slot
+    for n_steps in (0, 1, spd - 1, spd, spd + 1, 3 * spd + 5, 7 * spd, 7 * spd + 2):
+        pop = Population(default_params(), 1, bank=bank, seed=8, slot_minutes=slot)
+        for _ in range(n_steps):
+            pop.step()
+        seg, mult = pop._segment[0], pop._multiplier[0]
+        pop._drop_session_buffer()
+        ref = np.random.default_rng(np.random.SeedSequence(8).spawn(8)[1])   # "sessions"
+        begun = n_steps + 1 if n_steps else 0      # slots whose sessions were drawn
+        days = -(-begun // spd)
+        for d in range(days):
+            sws = (pop._week0_slot + d * spd + np.arange(spd)) % pop._slots_per_week
+            ref.poisson(pop._slot_rate[seg, sws] * mult)
+        assert pop._rng["sessions"].bit_generator.state == ref.bit_generator.state, n_steps
+
+
+def test_env_rollouts_are_the_same_on_the_engine(bank):
+    """A single-user env gives the same episode whether its population runs the lean path
+    or the SimPy engine (reading ``population.env`` starts the engine)."""
+    import gymnasium as gym
+
+    import covercast  # noqa: F401
+
+    for env_id, kwargs in (("covercast/PushSchedule-v0", {}),
+                           ("covercast/CoverStyle-v0", {"params": PARAMS["tray"]}),
+                           ("covercast/PushTiming-v0", {"params": PARAMS["tray"],
+                                                        "slot_minutes": 30})):
+        runs = []
+        for switch in (None, 0, 40):
+            env = gym.make(env_id, **kwargs)
+            obs, _ = env.reset(seed=4)
+            env.action_space.seed(4)
+            seq = [obs.tobytes()]
+            for t in range(150):
+                if t == switch:
+                    assert env.unwrapped.population.env is not None
+                obs, r, te, tr, info = env.step(env.action_space.sample())
+                seq.append((obs.tobytes(), r, te, tr, sorted(info.items())))
+                if te or tr:
+                    obs, _ = env.reset()
+                    seq.append(obs.tobytes())
+                    if switch is not None:
+                        env.unwrapped.population.env    # noqa: B018 (the new episode too)
+            runs.append(seq)
+        assert runs[0] == runs[1] == runs[2], env_id
+
+
+def test_user_draws_are_numpys_choice_and_gamma():
+    """Drawing a user skips numpy's argument checks but not its numbers: the segment is
+    ``rng.choice(n, p=...)``'s and a one-user activity multiplier ``rng.gamma(k, 1/k)``'s."""
+    from covercast.simulators import response as R
+
+    pop = Population(default_params(), 1, seed=0)
+    for s in range(400):
+        m = 1 + s % 6
+        a, b = np.random.default_rng(s), np.random.default_rng(s)
+        seg = pop._seg_cdf.searchsorted(a.random(m), side="right")
+        assert np.array_equal(seg, b.choice(pop._n_seg, size=m, p=pop._seg_p))
+        k = pop._seg_shape[seg[:1]]
+        one = R.activity_multiplier(k, a)
+        assert one.shape == (1,) and one.dtype == np.float64
+        assert np.array_equal(one, b.gamma(k, 1.0 / k))
+        assert a.random() == b.random()
+    with pytest.raises(ValueError, match="shape"):
+        R.activity_multiplier(np.array([0.0]), np.random.default_rng(0))
