@@ -5,6 +5,12 @@ together, each with its 95 % interval. The data are synthetic (uniform logging o
 ``n_actions`` actions, a Dirichlet evaluation policy, uniform rewards and reward model): the
 cost of the estimators does not depend on the values. Reported: the median wall time over
 ``repeats`` runs of :func:`covercast.ope.estimators.estimate_per_decision` for each CI method.
+
+With ``collect_decisions``, it also times logging that many decisions on PushSchedule-v0
+(2-day episodes, an epsilon-greedy static scheduler) with the vector collector
+(:func:`covercast.ope.data.collect_vector`) and a small sample with the single-user
+:func:`~covercast.ope.data.collect`, and reports both rates and their ratio (measured side by
+side in the same run).
 """
 
 from __future__ import annotations
@@ -25,7 +31,8 @@ __all__ = ["bench_ope"]
 
 def bench_ope(n: int = 1_000_000, n_actions: int = 6, repeats: int = 3, seed: int = 0,
               ci_methods: tuple[str, ...] = ("bootstrap", "normal"),
-              out: str | os.PathLike | None = None, progress: bool = True) -> dict[str, Any]:
+              out: str | os.PathLike | None = None, progress: bool = True,
+              collect_decisions: int | None = None) -> dict[str, Any]:
     """Time the six per-decision estimators with CIs; return (and optionally save) the figures.
 
     Parameters
@@ -44,6 +51,9 @@ def bench_ope(n: int = 1_000_000, n_actions: int = 6, repeats: int = 3, seed: in
         Write the figures as JSON there (atomically).
     progress : bool
         Print each figure as it is measured.
+    collect_decisions : int, optional
+        Also time collecting this many logged decisions with the vector collector (and
+        ``min(collect_decisions, 5000)`` with the single-user one).
     """
     from covercast.ope.estimators import (
         DEFAULT_N_BLOCKS,
@@ -75,6 +85,41 @@ def bench_ope(n: int = 1_000_000, n_actions: int = 6, repeats: int = 3, seed: in
         if progress:
             print(f"6 per-decision estimators, {ci} CI, {n:,} decisions: "
                   f"{results['seconds'][ci]:.2f} s (median of {repeats})")
+    if collect_decisions is not None:
+        results["collect"] = _bench_collect(int(collect_decisions), seed)
+        if progress:
+            c = results["collect"]
+            print(f"collect {c['vector_decisions']:,} decisions (vector env): "
+                  f"{c['vector_s']:.2f} s = {c['vector_rate']:,.0f} decisions/s; single-user "
+                  f"env: {c['single_rate']:,.0f} decisions/s; ratio {c['ratio']:.0f}x")
     if out is not None:
         atomic_write_text(Path(out), json.dumps(results, indent=2))
     return results
+
+
+def _bench_collect(decisions: int, seed: int) -> dict[str, Any]:
+    """Decisions per second of the vector and the single-user collectors, side by side."""
+    from covercast.agents import StaticScheduler
+    from covercast.envs import make, make_vec
+    from covercast.envs.registration import episode_steps
+    from covercast.ope.data import EpsilonGreedyAgent, collect, collect_vector
+
+    if isinstance(decisions, bool) or decisions < 1:
+        raise ValueError(f"`collect_decisions` must be an integer >= 1, got {decisions!r}.")
+    steps = episode_steps("covercast/PushSchedule-v0", 2.0)
+    episodes = -(-decisions // steps)
+    venv = make_vec(min(episodes, 50_000), horizon_days=2.0)
+    t0 = time.perf_counter()
+    data = collect_vector(venv, EpsilonGreedyAgent(StaticScheduler(), 0.5), episodes, seed)
+    vector_s = time.perf_counter() - t0
+    venv.close()
+    env = make("covercast/PushSchedule-v0", horizon_days=2.0)
+    small = -(-min(decisions, 5000) // steps)
+    t0 = time.perf_counter()
+    single = collect(env, EpsilonGreedyAgent(StaticScheduler(), 0.5), small, seed)
+    single_s = time.perf_counter() - t0
+    env.close()
+    v_rate, s_rate = len(data) / vector_s, len(single) / single_s
+    return {"vector_decisions": len(data), "vector_s": vector_s, "vector_rate": v_rate,
+            "single_decisions": len(single), "single_s": single_s, "single_rate": s_rate,
+            "ratio": v_rate / s_rate}

@@ -22,6 +22,11 @@ Stochastic logging policies with exact propensities wrap any covercast agent:
 :class:`SoftmaxAgent` (the base's probabilities tempered by a softmax). Both are
 :class:`~covercast.agents.base.Agent` objects, so they can also be *evaluated* on-policy.
 
+:func:`collect` runs a single-user environment (about 10k decisions/s);
+:func:`collect_vector` logs the same per-decision form from the population vector environment
+(:class:`~covercast.envs.vector.PopulationVectorEnv`), all users of a round side by side, for
+datasets of a million decisions.
+
 :func:`evaluation_probabilities` runs an evaluation policy over the logged histories (a policy
 with memory sees each episode from its start) and gives the ``(n, K)`` ``action_dist`` the
 estimators need.
@@ -43,7 +48,7 @@ import pandas as pd
 from covercast._io import atomic_write, atomic_write_text
 from covercast.agents.base import Agent, SeedLike, as_obs_batch, as_seed_sequence
 
-__all__ = ["LoggedDataset", "EpsilonGreedyAgent", "SoftmaxAgent", "collect",
+__all__ = ["LoggedDataset", "EpsilonGreedyAgent", "SoftmaxAgent", "collect", "collect_vector",
            "evaluation_probabilities", "load_dataset", "obd_dataset", "RESPONSE_COLUMNS",
            "FORMAT_VERSION"]
 
@@ -458,6 +463,160 @@ def collect(env: Any, logging_policy: Agent, episodes: int, seed: int | np.rando
             "episodes": int(episodes),
             "seed": seed if isinstance(seed, int) else str(root.entropy)}
     return LoggedDataset(frame, n_actions, meta)
+
+
+def collect_vector(env: Any, logging_policy: Agent, episodes: int,
+                   seed: int | np.random.SeedSequence, *, progress: bool = False
+                   ) -> LoggedDataset:
+    """Log ``episodes`` episodes of ``logging_policy`` on the population vector environment.
+
+    The same per-decision form as :func:`collect` (same columns, episodes contiguous and in
+    time order), with the same distribution: every logged episode is a fresh user starting at
+    the environment's ``start`` and runs until the user opts out or ``max_episode_steps``
+    steps, exactly like an episode of the single-user ``covercast/PushSchedule-v0`` reset
+    there. The users are simulated in *rounds* of ``env.num_envs`` users: each round resets
+    the environment (with its own seed) and runs one episode length; only the episodes that
+    start at the reset are logged (a user who opts out is replaced by the environment's
+    autoreset; the policy still acts for the newcomer, told by ``episode_start``, but those
+    rows -- which would start later in the week -- are dropped). The last round logs only the
+    users still needed.
+
+    Parameters
+    ----------
+    env : PopulationVectorEnv
+        E.g. ``covercast.envs.make_vec(4096, horizon_days=2)`` (``daily_budget`` must be
+        ``None``: a shared budget couples the users, which a single-user episode cannot show).
+        Its ``num_envs`` is the round size: about ``episodes``, or fewer to bound memory (a
+        round holds about 0.3 kB per user and step before it is copied into the frame).
+    logging_policy : Agent
+        A stochastic ``schedule``-mode agent whose
+        :meth:`~covercast.agents.base.Agent.action_probabilities` are exact for its
+        :meth:`predict` on a batch (e.g. :class:`EpsilonGreedyAgent`).
+    episodes : int
+        Episodes (users) to log, >= 1.
+    seed : int or SeedSequence
+        Split into an environment branch (one reset seed per round) and the agent's seed.
+    progress : bool
+        Show a progress bar over the steps of all rounds.
+
+    Returns
+    -------
+    LoggedDataset
+        ``metadata["collector"] == "vector"``.
+
+    Raises
+    ------
+    ValueError
+        For a non-vector environment, a daily budget, a non-``schedule`` policy, a taken action
+        with probability 0, or invalid arguments.
+    """
+    from tqdm.auto import tqdm
+
+    base = getattr(env, "unwrapped", env)
+    if not (hasattr(base, "num_envs") and hasattr(base, "max_episode_steps")
+            and hasattr(base, "population")):
+        raise ValueError(f"`env` must be a covercast PopulationVectorEnv (covercast.envs."
+                         f"make_vec), got {type(base).__name__}.")
+    if getattr(base, "daily_budget", None) is not None:
+        raise ValueError(f"collect_vector needs an environment without a daily budget (the "
+                         f"budget couples users), got daily_budget={base.daily_budget!r}.")
+    if not isinstance(logging_policy, Agent):
+        raise ValueError(f"`logging_policy` must be a covercast Agent, got "
+                         f"{type(logging_policy).__name__}.")
+    if logging_policy.mode != "schedule":
+        raise ValueError(f"The population vector environment takes PushSchedule actions; the "
+                         f"logging policy's mode must be 'schedule', not "
+                         f"{logging_policy.mode!r}.")
+    if isinstance(episodes, bool) or not isinstance(episodes, (int, np.integer)) or episodes < 1:
+        raise ValueError(f"`episodes` must be an integer >= 1, got {episodes!r}.")
+    if seed is None:
+        raise ValueError("`seed` must be a non-negative integer or a SeedSequence (a logged "
+                         "dataset is reproducible by design), got None.")
+    episodes = int(episodes)
+    n, horizon = int(base.num_envs), int(base.max_episode_steps)
+    n_rounds = -(-episodes // n)
+    root = as_seed_sequence(seed)
+    env_branch, agent_branch = root.spawn(2)
+    round_seeds = [int(s) for s in env_branch.generate_state(n_rounds, dtype=np.uint32)]
+    logging_policy.attach(env)
+    logging_policy.reset(agent_branch)
+    n_resp = len(RESPONSE_COLUMNS)
+    parts: list[dict[str, np.ndarray]] = []
+    bar = tqdm(total=n_rounds * horizon, desc="collect (vector)", disable=not progress,
+               leave=False, unit="slot")
+    for r in range(n_rounds):
+        keep = min(n, episodes - r * n)           # users of this round that are logged
+        obs, _ = env.reset(seed=round_seeds[r])
+        d = obs.shape[1]
+        x_buf = np.empty((horizon, keep, d), dtype=np.float32)
+        act = np.zeros((horizon, keep), dtype=np.int64)
+        psc = np.ones((horizon, keep))
+        rew = np.zeros((horizon, keep))
+        term = np.zeros((horizon, keep), dtype=bool)
+        trunc = np.zeros((horizon, keep), dtype=bool)
+        resp = np.zeros((horizon, keep, n_resp))
+        alive = np.zeros((horizon, keep), dtype=bool)
+        first = np.ones(n, dtype=bool)             # still in the episode that began at reset
+        start = np.ones(n, dtype=bool)
+        state = None
+        for t in range(horizon):
+            if not first[:keep].any():
+                bar.update(horizon - t)
+                break
+            x = np.asarray(obs, dtype=np.float64)
+            probs = logging_policy.action_probabilities(x, None if t == 0 else state)
+            action, state = logging_policy.predict(x, state, start, deterministic=False)
+            action = np.asarray(action, dtype=np.int64)
+            p = probs[np.arange(n), action]
+            live = first[:keep]
+            bad = live & ~(p[:keep] > 0)
+            if bad.any():
+                i = int(np.flatnonzero(bad)[0])
+                raise ValueError(f"{logging_policy.name}: action {int(action[i])} was taken with "
+                                 f"logged probability {float(p[i])} (round {r}, user {i}, step "
+                                 f"{t}); its action_probabilities must match predict().")
+            obs2, reward, terminated, truncated, info = env.step(action)
+            done = np.asarray(terminated) | np.asarray(truncated)
+            nxt = obs2
+            if done.any() and "final_obs" in info:
+                nxt = np.where(done[:, None], info["final_obs"], obs2)
+            logging_policy.update(x, action, reward, nxt, terminated, info)
+            alive[t] = live
+            x_buf[t] = x[:keep].astype(np.float32)
+            act[t] = action[:keep]
+            psc[t] = np.where(live, p[:keep], 1.0)
+            rew[t] = np.asarray(reward, dtype=np.float64)[:keep]
+            term[t] = np.asarray(terminated, dtype=bool)[:keep]
+            trunc[t] = np.asarray(truncated, dtype=bool)[:keep]
+            for j, c in enumerate(RESPONSE_COLUMNS):
+                if c in info:
+                    resp[t, :, j] = np.asarray(info[c], dtype=np.float64)[:keep]
+            first &= ~done
+            start = done
+            obs = obs2
+            bar.update(1)
+        # user-major order: each user's steps contiguous, in time order
+        m = alive.T
+        steps_idx = np.broadcast_to(np.arange(horizon), (keep, horizon))
+        users = np.broadcast_to(np.arange(keep)[:, None], (keep, horizon))
+        parts.append({"episode": users[m] + r * n, "step": steps_idx[m],
+                      "action": act.T[m], "pscore": psc.T[m], "reward": rew.T[m],
+                      "terminated": term.T[m], "truncated": trunc.T[m],
+                      "obs": x_buf.transpose(1, 0, 2)[m], "resp": resp.transpose(1, 0, 2)[m]})
+    bar.close()
+    cat = {k: np.concatenate([p_[k] for p_ in parts]) for k in parts[0]}
+    frame = pd.DataFrame({c: cat[c] for c in _BASE_COLUMNS})
+    frame = frame.astype({"episode": np.int64, "step": np.int64, "action": np.int64,
+                          "terminated": bool, "truncated": bool})
+    frame = pd.concat([frame, pd.DataFrame(cat["obs"], columns=_obs_columns(cat["obs"].shape[1])),
+                       pd.DataFrame(cat["resp"], columns=list(RESPONSE_COLUMNS))], axis=1)
+    meta = {"env_id": "covercast/PushSchedule-v0", "collector": "vector",
+            "max_episode_steps": horizon, "num_envs": n,
+            "slot_minutes": int(getattr(base, "slot_minutes", 60)),
+            "logging_policy": logging_policy.config() | {"name": logging_policy.name},
+            "episodes": episodes,
+            "seed": seed if isinstance(seed, int) else str(root.entropy)}
+    return LoggedDataset(frame, int(base.single_action_space.n), meta)
 
 
 # =============================================================================== evaluation

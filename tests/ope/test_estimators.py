@@ -9,6 +9,7 @@ import pytest
 
 from covercast.ope.estimators import (
     ExtremeWeightWarning,
+    default_fqe_features,
     dm,
     dr,
     estimate_per_decision,
@@ -256,3 +257,74 @@ def test_sequential_unbiased_and_fqe_recovers_value() -> None:
     assert res["FQE"].estimate == pytest.approx(truth, abs=0.05)
     assert res["SeqDR"].estimate == pytest.approx(truth, abs=0.08)
     assert res["WPDIS"].covers(truth) or abs(res["WPDIS"].estimate - truth) < 0.1
+
+
+def _terminating_chain(rng: np.random.Generator, episodes: int, horizon: int = 8):
+    """Uniform logging over 2 actions; reward 1 + 0.5 a; after action a the episode ends with
+    probability 0.05 + 0.1 a, and the ending step costs 5 more (an opt-out)."""
+    rows = []
+    for e in range(episodes):
+        for t in range(horizon):
+            a = int(rng.random() < 0.5)
+            s = int(rng.integers(0, 2))
+            end = rng.random() < 0.05 + 0.1 * a
+            rows.append((e, t, a, 1 + 0.5 * a - 5.0 * end, s))
+            if end:
+                break
+    e, t, a, r, s = map(np.array, zip(*rows, strict=False))
+    return e, t, a.astype(int), r, np.eye(2)[s]
+
+
+def _terminating_truth(p1: float = 0.8, horizon: int = 8) -> float:
+    q = 0.05 + 0.1 * p1
+    step_reward = (1 - p1) * (1 - 5 * 0.05) + p1 * (1.5 - 5 * 0.15)
+    return float(sum((1 - q) ** t * step_reward for t in range(horizon)))
+
+
+def test_fqe_time_feature_is_the_step_not_the_logged_end() -> None:
+    """Early terminations with a large penalty: FQE's time feature is ``horizon - t`` for every
+    episode (the old "steps the logged episode had left" leaked the termination and biased
+    the value), and the estimate matches the exact value."""
+    e, t, a, r, obs = _terminating_chain(np.random.default_rng(3), 20000)
+    pi = np.tile([0.2, 0.8], (len(a), 1))
+    seen = {}
+
+    def features(x, steps_left):
+        seen["steps_left"] = np.asarray(steps_left)
+        return default_fqe_features(x, steps_left)
+
+    model = fit_fqe(obs, r, a, pi, e, features=features, horizon=8)
+    np.testing.assert_array_equal(seen["steps_left"], 8 - t)
+    assert model.converged
+    first = np.flatnonzero(t == 0)
+    truth = _terminating_truth()
+    assert model.initial_values(first).mean() == pytest.approx(truth, abs=0.03 * truth)
+    separate = fit_fqe(obs, r, a, pi, e, horizon=8, action_ridge=None)
+    assert separate.initial_values(first).mean() == pytest.approx(truth, abs=0.03 * truth)
+    with pytest.raises(ValueError, match="horizon"):
+        fit_fqe(obs, r, a, pi, e, horizon=5)
+    with pytest.raises(ValueError, match="action_ridge"):
+        fit_fqe(obs, r, a, pi, e, action_ridge=0.0)
+
+
+def test_fqe_shared_part_keeps_rare_actions_in_check() -> None:
+    """A rarely logged action that the evaluation policy always takes: with few episodes the
+    separate per-action models extrapolate from a handful of rows; the shrunk model stays
+    within the range of possible returns."""
+    rng = np.random.default_rng(6)
+    rows = []
+    for ep in range(12):
+        for t in range(8):
+            a = int(rng.random() < 0.1)                     # action 1 is rare in the log
+            x = rng.normal(size=6)
+            rows.append((ep, t, a, 0.5 + 0.5 * a + 0.1 * x[0], x))
+    e, t, a, r, x = zip(*rows, strict=False)
+    e, a, r, x = np.array(e), np.array(a), np.array(r), np.vstack(x)
+    pi = np.tile([0.0, 1.0], (len(a), 1))
+    model = fit_fqe(x, r, a, pi, e, horizon=8, iterations=500)
+    v0 = model.initial_values(np.flatnonzero(np.r_[True, e[1:] != e[:-1]]))
+    assert model.converged and np.all(np.abs(v0) < 8 * 1.5)    # |return| <= 8 steps x 1.5
+    separate = fit_fqe(x, r, a, pi, e, horizon=8, iterations=500, action_ridge=None)
+    assert not separate.converged
+    assert np.abs(separate.initial_values(np.flatnonzero(np.r_[True, e[1:] != e[:-1]]))).max() \
+        > 8 * 1.5
