@@ -6,6 +6,12 @@ together, each with its 95 % interval. The data are synthetic (uniform logging o
 cost of the estimators does not depend on the values. Reported: the median wall time over
 ``repeats`` runs of :func:`covercast.ope.estimators.estimate_per_decision` for each CI method.
 
+With ``fqe`` (default), it also times FQE on ``n`` decisions shaped like PushSchedule-v0 logs
+(48-step episodes, 40 observation features, ``n_actions`` actions; synthetic values): the fit
+(:func:`covercast.ope.estimators.fit_fqe`) and, separately, its estimate with the 95 % interval
+of the refit bootstrap (:func:`~covercast.ope.estimators.estimate_sequential` with
+``fqe_model``, ``fqe_bootstrap`` replicates), which refits the model on every replicate.
+
 With ``collect_decisions``, it also times logging that many decisions on PushSchedule-v0
 (2-day episodes, an epsilon-greedy static scheduler) with the vector collector
 (:func:`covercast.ope.data.collect_vector`) and a small sample with the single-user
@@ -32,7 +38,8 @@ __all__ = ["bench_ope"]
 def bench_ope(n: int = 1_000_000, n_actions: int = 6, repeats: int = 3, seed: int = 0,
               ci_methods: tuple[str, ...] = ("bootstrap", "normal"),
               out: str | os.PathLike | None = None, progress: bool = True,
-              collect_decisions: int | None = None) -> dict[str, Any]:
+              collect_decisions: int | None = None, fqe: bool = True,
+              fqe_bootstrap: int = 200) -> dict[str, Any]:
     """Time the six per-decision estimators with CIs; return (and optionally save) the figures.
 
     Parameters
@@ -54,6 +61,10 @@ def bench_ope(n: int = 1_000_000, n_actions: int = 6, repeats: int = 3, seed: in
     collect_decisions : int, optional
         Also time collecting this many logged decisions with the vector collector (and
         ``min(collect_decisions, 5000)`` with the single-user one).
+    fqe : bool
+        Also time FQE's fit and its refit-bootstrap interval (once each: they are long).
+    fqe_bootstrap : int
+        Bootstrap replicates of the FQE interval (default 200, the OPE experiment's).
     """
     from covercast.ope.estimators import (
         DEFAULT_N_BLOCKS,
@@ -85,6 +96,8 @@ def bench_ope(n: int = 1_000_000, n_actions: int = 6, repeats: int = 3, seed: in
         if progress:
             print(f"6 per-decision estimators, {ci} CI, {n:,} decisions: "
                   f"{results['seconds'][ci]:.2f} s (median of {repeats})")
+    if fqe:
+        results["fqe"] = _bench_fqe(int(n), int(n_actions), int(fqe_bootstrap), seed, progress)
     if collect_decisions is not None:
         results["collect"] = _bench_collect(int(collect_decisions), seed)
         if progress:
@@ -95,6 +108,41 @@ def bench_ope(n: int = 1_000_000, n_actions: int = 6, repeats: int = 3, seed: in
     if out is not None:
         atomic_write_text(Path(out), json.dumps(results, indent=2))
     return results
+
+
+def _bench_fqe(n: int, n_actions: int, n_bootstrap: int, seed: int,
+               progress: bool) -> dict[str, Any]:
+    """Seconds of FQE's fit and of its estimate with the refit-bootstrap CI on ``n``
+    synthetic decisions in 48-step episodes (40 observation features, like PushSchedule-v0)."""
+    from covercast.ope.estimators import estimate_sequential, fit_fqe
+
+    if isinstance(n_bootstrap, bool) or n_bootstrap < 10:
+        raise ValueError(f"`fqe_bootstrap` must be an integer >= 10, got {n_bootstrap!r}.")
+    steps, n_obs = 48, 40
+    rng = np.random.default_rng(seed + 1)
+    episode = np.arange(n) // steps
+    obs = rng.random((n, n_obs))
+    action = rng.integers(0, n_actions, n)
+    pscore = np.full(n, 1.0 / n_actions)
+    action_dist = rng.dirichlet(np.ones(n_actions), n)
+    reward = rng.normal(0.0, 0.1, n) + 0.02 * obs[:, 0] * action
+    t0 = time.perf_counter()
+    model = fit_fqe(obs, reward, action, action_dist, episode, iterations=400, horizon=steps)
+    fit_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    res = estimate_sequential(reward, action, pscore, action_dist, episode, estimators=("FQE",),
+                              fqe_model=model, n_bootstrap=n_bootstrap, rng=seed)["FQE"]
+    ci_s = time.perf_counter() - t0
+    out = {"decisions": n, "episodes": int(episode[-1]) + 1, "n_bootstrap": n_bootstrap,
+           "fit_s": fit_s, "ci_s": ci_s, "iterations": model.iterations,
+           "ci_over_fit": ci_s / fit_s, "refit_converged_share":
+           res.extra.get("refit_converged_share", float("nan"))}
+    if progress:
+        print(f"FQE, {n:,} decisions ({out['episodes']:,} episodes, {n_actions} actions, "
+              f"{n_obs} features): fit {fit_s:.2f} s ({model.iterations} iterations); "
+              f"estimate with the refit-bootstrap CI ({n_bootstrap} replicates) {ci_s:.2f} s "
+              f"= {out['ci_over_fit']:.1f}x the fit")
+    return out
 
 
 def _bench_collect(decisions: int, seed: int) -> dict[str, Any]:

@@ -198,7 +198,7 @@ def train_gru_ppo(out: Path, *, steps: int, seed: int, fast: bool, progress: boo
         cfg = GRUPPOConfig(env_id="covercast/PopulationVector-v0", num_envs=8, horizon_days=1,
                            total_steps=steps, num_minibatches=2, tensorboard=False, seed=seed)
     else:
-        cfg = GRUPPOConfig(env_id="covercast/PopulationVector-v0", num_envs=128,
+        cfg = GRUPPOConfig(env_id="covercast/PopulationVector-v0", num_envs=64,
                            horizon_days=7, total_steps=steps, tensorboard=False, seed=seed,
                            torch_threads=2)
     t0 = time.perf_counter()

@@ -47,7 +47,7 @@ population (:func:`covercast.experiments.stats.compare`). User-level paired test
 users, paired on seed and user) are in ``paired_vs_static.csv``.
 
 **Training budgets.** GRU-PPO: ``gru_steps`` env-steps (default 1.5 M) on the population vector
-env (128 users, 7-day episodes, gamma 0.999, one torch thread). SB3 PPO (MLP on 4 stacked
+env (64 users, 7-day episodes, gamma 0.999, one torch thread). SB3 PPO (MLP on 4 stacked
 observations) and sb3-contrib RecurrentPPO (LSTM) train on the same env and seed with the same
 PPO settings and an **equal wall-clock budget** (``sb3_budget="wall"``: the seconds GRU-PPO took
 in the same cell, so under the same load; at most ``gru_steps`` steps), or an equal step budget
@@ -139,8 +139,10 @@ class SchedulingConfig:
     """Days of each evaluation episode."""
     gru_steps: int = 1_500_000
     """GRU-PPO training env-steps."""
-    num_envs: int = 128
-    """Users per rollout of the training env (population vector env)."""
+    num_envs: int = 64
+    """Users per rollout of the training env (population vector env); 64 is GRU-PPO's default
+    (128 users, i.e. half as many updates for the same steps, settled on a low-push regime
+    in a measured run)."""
     train_horizon_days: float = 7.0
     """Episode length of the training env, in days."""
     sb3_budget: str = "wall"
@@ -886,7 +888,7 @@ def add_experiment(experiments: Any) -> None:
     e.add_argument("--gru-steps", type=int, default=None,
                    help="GRU-PPO training env-steps (default 1,500,000)")
     e.add_argument("--num-envs", type=int, default=None,
-                   help="users per training rollout (default 128)")
+                   help="users per training rollout (default 64)")
     e.add_argument("--fit-users", type=int, default=None,
                    help="users of the log the fitted population comes from (default 2000)")
     e.add_argument("--sb3-budget", choices=["wall", "steps"], default="wall",

@@ -53,6 +53,13 @@ independent when the units are (valid as ``n_blocks`` grows; 2,000 by default). 
 the percentile interval. ``ci="normal"`` gives the normal interval with the delta-method
 standard error of the same ratio-of-sums form (no resampling at all); ``ci=None`` skips it.
 
+FQE is not a ratio of sums of fixed per-episode values: its Q model is fitted on the same
+episodes. Its bootstrap *refits* the model on every replicate (the same block counts as the
+other estimators). Ridge FQE depends on the data only through sums of per-episode statistics
+(Gram matrices, cross moments with the next state, ``Phi' r``), so a replicate sums the
+statistics weighted by its counts and runs the same iteration; no rows are resampled. Its
+``ci="normal"`` is the normal interval with the refit replicates' standard deviation.
+
 **Effective sample size** is Kish's ``(sum w)^2 / sum w^2`` of the weights (per decision;
 the final cumulative weight per episode for the sequential estimators; ``n`` for DM and FQE,
 which use no weights). **Extreme weights**: when the largest weight exceeds ``max_weight``
@@ -75,7 +82,7 @@ __all__ = [
     "OPEResult", "ExtremeWeightWarning", "PER_DECISION_ESTIMATORS", "SEQUENTIAL_ESTIMATORS",
     "CI_METHODS", "check_inputs", "estimate_per_decision", "dm", "ips", "snips", "dr", "sndr",
     "switch_dr", "episode_matrix", "EpisodeMatrix", "estimate_sequential", "pdis", "wpdis",
-    "sequential_dr", "fqe", "fit_fqe", "FQEModel", "default_fqe_features",
+    "sequential_dr", "fqe", "fit_fqe", "FQEModel", "FQERefit", "default_fqe_features",
     "DEFAULT_MAX_WEIGHT", "DEFAULT_N_BLOCKS", "DEFAULT_N_BOOTSTRAP",
 ]
 
@@ -655,7 +662,8 @@ def estimate_sequential(reward: Any, action: Any, pscore: Any, action_dist: Any,
                         n_blocks: int = DEFAULT_N_BLOCKS,
                         max_weight: float = DEFAULT_MAX_WEIGHT,
                         rng: np.random.Generator | int | None = 0,
-                        fqe_model: FQEModel | None = None) -> dict[str, OPEResult]:
+                        fqe_model: FQEModel | None = None,
+                        progress: bool = False) -> dict[str, OPEResult]:
     """Sequential estimators of the expected discounted return per episode.
 
     Parameters
@@ -672,12 +680,20 @@ def estimate_sequential(reward: Any, action: Any, pscore: Any, action_dist: Any,
         From :data:`SEQUENTIAL_ESTIMATORS` (default: PDIS and WPDIS, plus SeqDR with
         ``estimated_q``, plus FQE with ``fqe_model``).
     fqe_model : FQEModel, optional
-        A fitted model (:func:`fit_fqe`) for the FQE estimate: the mean over episodes of
-        ``V(s_0)``. Its interval is the bootstrap of the initial-state values *given* the
-        fitted model, so it ignores the regression's own error (it undercovers when the model
-        is biased).
+        A model fitted by :func:`fit_fqe` on this log, for the FQE estimate: the mean over
+        episodes of ``V(s_0)``. Its interval comes from a bootstrap that *refits* the model on
+        every replicate (:meth:`FQEModel.refit` with the replicate's episode counts; the same
+        block weights as the other estimators, so an exact episode bootstrap up to
+        ``n_blocks`` episodes): it carries the regression's estimation error, which the
+        bootstrap of the initial-state values given one fitted model (the earlier interval)
+        ignored. It does not carry the model's misspecification bias. With ``ci="normal"``
+        the interval is ``estimate +- z * sd`` of the refit replicates (FQE has no
+        resampling-free interval here). ``extra`` reports how many replicates gave a finite
+        value and the share whose iteration converged.
     ci, confidence, n_bootstrap, n_blocks, max_weight, rng :
         As in :func:`estimate_per_decision`; the units are episodes.
+    progress : bool
+        A progress bar for FQE's refits (default: none).
 
     Returns
     -------
@@ -720,12 +736,41 @@ def estimate_sequential(reward: Any, action: Any, pscore: Any, action_dist: Any,
             ratio = _Ratio(np.where(m.mask, terms, 0.0) @ disc[:, None], None)
             out[name] = _result(name, ratio, final_w, n_dec, ci, confidence, boot, max_weight)
         else:  # FQE
-            first = m.index[:, 0]
-            v0 = fqe_model.initial_values(first)
-            out[name] = _result(name, _Ratio(v0[:, None], None), None, n_dec, ci, confidence,
-                                boot, max_weight, {"iterations": fqe_model.iterations,
-                                                   "converged": fqe_model.converged})
+            out[name] = _fqe_result(fqe_model, m, n_dec, ci, confidence, boot, n_blocks,
+                                    n_bootstrap, rng, progress)
     return out
+
+
+def _fqe_result(model: FQEModel, m: EpisodeMatrix, n_dec: int, ci: str | None,
+                confidence: float, boot: _Bootstrap | None, n_blocks: int, n_bootstrap: int,
+                rng: Any, progress: bool) -> OPEResult:
+    """FQE's estimate (the mean of ``V(s_0)``) with the interval of the refit bootstrap."""
+    first = m.index[:, 0]
+    est = float(model.initial_values(first).mean())
+    extra: dict[str, Any] = {"iterations": model.iterations, "converged": model.converged}
+    lo = hi = math.nan
+    if ci is not None:
+        d = model._require_data()
+        if d.first.shape[0] != m.n_episodes or d.phi.shape[0] != n_dec:
+            raise ValueError(f"`fqe_model` was fitted on {d.first.shape[0]} episodes "
+                             f"({d.phi.shape[0]} decisions), but the log has {m.n_episodes} "
+                             f"({n_dec}); fit it on the same log.")
+        if boot is None:                    # "normal": its own draw of the same bootstrap
+            boot = _Bootstrap(m.n_episodes, int(n_blocks), int(n_bootstrap), _as_rng(rng))
+        refit = _fqe_refit(d, boot.starts, boot.weights, progress)
+        reps = refit.estimates[np.isfinite(refit.estimates)]
+        extra.update({"refit_replicates": int(reps.size),
+                      "refit_converged_share": float(refit.converged.mean())})
+        if reps.size >= max(2, refit.estimates.size // 2):
+            alpha = 1.0 - confidence
+            if ci == "bootstrap":
+                lo, hi = (float(v) for v in np.quantile(reps, [alpha / 2, 1 - alpha / 2]))
+            else:
+                z = _Z95 if confidence == 0.95 else _normal_quantile(0.5 + confidence / 2)
+                se = float(np.std(reps, ddof=1))
+                lo, hi = est - z * se, est + z * se
+    return OPEResult("FQE", est, lo, hi, float(m.n_episodes), int(m.n_episodes), int(n_dec),
+                     1.0, False, ci if ci is not None else "none", float(confidence), extra)
 
 
 def pdis(reward: Any, action: Any, pscore: Any, action_dist: Any, episode: Any,
@@ -767,6 +812,33 @@ def default_fqe_features(obs: np.ndarray, steps_left: np.ndarray) -> np.ndarray:
 
 
 @dataclass
+class _FQEData:
+    """What a (re)fit of FQE needs besides its sufficient statistics (see :func:`fit_fqe`)."""
+
+    phi: np.ndarray              # (n, p) features of every logged decision
+    reward: np.ndarray           # (n,)
+    action: np.ndarray           # (n,)
+    pi: np.ndarray               # (n, K) the evaluation policy
+    nxt: np.ndarray              # (n,) row of the next decision (clipped)
+    cont: np.ndarray             # (n,) gamma where the episode goes on, else 0
+    first: np.ndarray            # (n_episodes,) first row of each episode
+    pen: np.ndarray              # (p,) ridge penalty (0 on the intercept)
+    action_ridge: float | None
+    iterations: int
+    tol: float
+    phi_norm: float              # largest feature norm
+    sample: list[np.ndarray]     # per action, the rows whose fitted values set the scale
+
+    @property
+    def k(self) -> int:
+        return int(self.pi.shape[1])
+
+    @property
+    def p(self) -> int:
+        return int(self.phi.shape[1])
+
+
+@dataclass
 class FQEModel:
     """A fitted linear Q model ``Q(s, a) = phi(s, t) . theta[a]`` (see :func:`fit_fqe`).
 
@@ -789,6 +861,7 @@ class FQEModel:
     action_dist: np.ndarray
     iterations: int
     converged: bool
+    _data: _FQEData | None = field(default=None, repr=False)
 
     def predict_q(self) -> np.ndarray:
         """``(n, K)`` Q values of every logged decision (for :func:`sequential_dr`)."""
@@ -798,6 +871,257 @@ class FQEModel:
         """``V(s) = sum_a pi(a|s) Q(s, a)`` at the given rows of the log."""
         q = self.phi[rows] @ self.theta.T
         return np.einsum("ij,ij->i", self.action_dist[rows], q)
+
+    @property
+    def n_episodes(self) -> int:
+        """Episodes of the log the model was fitted on."""
+        return int(self._require_data().first.shape[0])
+
+    def _require_data(self) -> _FQEData:
+        if self._data is None:
+            raise ValueError("This FQEModel was built by hand, not by fit_fqe: it holds no "
+                             "data to refit on.")
+        return self._data
+
+    def refit(self, episode_weights: Any, *, progress: bool = False) -> FQERefit:
+        """Refit the model with per-episode weights: one fit per row of ``episode_weights``.
+
+        A row of multinomial counts is one bootstrap replicate over episodes. The fit is
+        :func:`fit_fqe`'s (same settings, same stopping rule) with every decision of episode
+        ``e`` counted ``episode_weights[b, e]`` times; it needs only the weighted sums of
+        per-episode statistics (see :func:`fit_fqe`), never the resampled rows. With all
+        weights 1 it reproduces the plain fit (up to rounding).
+
+        Cost: the per-episode statistics once (as much as the plain fit), their weighted sums
+        (``B x n_episodes x K^2 p^2`` multiply-adds) and one ``(K + 1) p`` square solve plus
+        the iterations per row. The bootstrap of :func:`estimate_sequential` weights groups
+        of episodes instead (its ``n_blocks``), which bounds the middle term.
+
+        Parameters
+        ----------
+        episode_weights : array_like, (B, n_episodes) or (n_episodes,)
+            Non-negative finite weights per episode (episodes in log order); each row needs a
+            positive sum.
+        progress : bool
+            Show a progress bar (the default path has none).
+
+        Returns
+        -------
+        FQERefit
+            The coefficients, the estimates (weighted mean of ``V(s_0)``), iterations and
+            convergence of every refit.
+        """
+        d = self._require_data()
+        w = np.asarray(episode_weights, dtype=np.float64)
+        if w.ndim == 1:
+            w = w[None, :]
+        n_ep = d.first.shape[0]
+        if w.ndim != 2 or w.shape[1] != n_ep:
+            raise ValueError(f"`episode_weights` must have shape (B, {n_ep}) (one column per "
+                             f"episode), got {np.shape(episode_weights)}.")
+        if not np.all(np.isfinite(w)) or (w < 0).any() or (w.sum(axis=1) <= 0).any():
+            raise ValueError("`episode_weights` must be finite, >= 0, with a positive sum in "
+                             "every row.")
+        return _fqe_refit(d, np.arange(n_ep, dtype=np.int64), w, progress)
+
+
+@dataclass(frozen=True)
+class FQERefit:
+    """Refits of an FQE model under episode weights (:meth:`FQEModel.refit`).
+
+    Attributes
+    ----------
+    theta : numpy.ndarray
+        ``(B, K, n_features)`` coefficients of each refit.
+    estimates : numpy.ndarray
+        ``(B,)`` each refit's FQE estimate: the weighted mean over episodes of ``V(s_0)``.
+    iterations : numpy.ndarray
+        ``(B,)`` iterations each refit ran.
+    converged : numpy.ndarray
+        ``(B,)`` whether each refit met the tolerance.
+    """
+
+    theta: np.ndarray
+    estimates: np.ndarray
+    iterations: np.ndarray
+    converged: np.ndarray
+
+
+def _fqe_system(d: _FQEData, grams: np.ndarray, rhs: np.ndarray, cross: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The iteration ``beta -> lhs^-1 (const + feed beta)`` from (batched) statistics.
+
+    ``grams`` ``(B, K, p, p)``, ``rhs`` ``(B, K, p)``, ``cross`` ``(B, K, K, p, p)``; returns
+    ``lhs``, ``feed`` ``(B, size, size)``, ``const`` ``(B, size)`` and ``to_theta``
+    ``(size, K p)``.
+    """
+    k, p = d.k, d.p
+    nb = grams.shape[0]
+    if d.action_ridge is None:
+        # separate ridge regressions: theta_j = (G_j + P)^-1 (c_j + sum_b C_jb theta_b)
+        size = k * p
+        lhs = np.zeros((nb, size, size))
+        for j in range(k):
+            lhs[:, j * p:(j + 1) * p, j * p:(j + 1) * p] = grams[:, j] + np.diag(d.pen)
+        feed = cross.transpose(0, 1, 3, 2, 4).reshape(nb, size, size)
+        const = rhs.reshape(nb, size)
+        to_theta = np.eye(size)
+    else:
+        # theta_j = theta_0 + delta_j: one regression on [phi, onehot(a) x phi], the deltas
+        # penalised by action_ridge (rare actions borrow strength from the shared part)
+        size = (k + 1) * p
+        lhs = np.zeros((nb, size, size))
+        feed = np.zeros((nb, size, size))
+        const = np.zeros((nb, size))
+        lhs[:, :p, :p] = grams.sum(axis=1) + np.diag(d.pen)
+        const[:, :p] = rhs.sum(axis=1)
+        cb = cross.sum(axis=1)                       # (B, k, p, p): sum over the taken action
+        cj = cross.sum(axis=2)                       # (B, k, p, p): sum over the next action
+        feed[:, :p, :p] = cross.sum(axis=(1, 2))
+        ridge_eye = float(d.action_ridge) * np.eye(p)
+        for j in range(k):
+            blk = slice((j + 1) * p, (j + 2) * p)
+            lhs[:, :p, blk] = lhs[:, blk, :p] = grams[:, j]
+            lhs[:, blk, blk] = grams[:, j] + ridge_eye
+            const[:, blk] = rhs[:, j]
+            feed[:, :p, blk] = cb[:, j]
+            feed[:, blk, :p] = cj[:, j]
+            for b in range(k):
+                feed[:, blk, (b + 1) * p:(b + 2) * p] = cross[:, j, b]
+        to_theta = np.vstack([np.tile(np.eye(p), (1, k)), np.eye(k * p)])   # beta -> theta
+    return lhs, feed, const, to_theta
+
+
+def _fqe_iterate(d: _FQEData, lhs: np.ndarray, feed: np.ndarray, const: np.ndarray,
+                 to_theta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Run the FQE iteration for a batch of systems; return ``theta`` ``(B, K, p)``,
+    iterations ``(B,)`` and convergence ``(B,)``.
+
+    Each system follows :func:`fit_fqe`'s rule: stop once the bound on the change of any
+    fitted value is at most ``tol`` times the largest fitted value of the scale sample (at
+    least 1), or on non-finite coefficients. The scale (a pass over the sample) is computed
+    only where its upper bound ``max_j |sample_j| |theta_j|`` cannot settle the test alone.
+    """
+    k, p = d.k, d.p
+    nb, size = const.shape
+    eye = 1e-9 * np.eye(size)
+    sol = np.linalg.solve(lhs + eye, np.concatenate([const[:, :, None], feed], axis=2))
+    offset, step_map = sol[:, :, 0], sol[:, :, 1:]
+    sample_norm = np.array([float(np.sqrt(np.max(np.einsum("ij,ij->i", sm, sm))))
+                            if sm.size else 0.0 for sm in d.sample])
+    beta = np.zeros((nb, size))
+    theta = np.zeros((nb, k, p))
+    iters = np.zeros(nb, dtype=np.int64)
+    converged = np.zeros(nb, dtype=bool)
+    active = np.ones(nb, dtype=bool)
+    shared = to_theta.shape[0] != to_theta.shape[1]          # beta = [theta_0, deltas]
+    for it in range(1, int(d.iterations) + 1):
+        if not active.any():
+            break
+        new_beta = offset + np.matmul(step_map, beta[:, :, None])[:, :, 0]
+        if shared:
+            new = new_beta[:, p:].reshape(nb, k, p) + new_beta[:, None, :p]
+        else:
+            new = new_beta.reshape(nb, k, p)
+        change = np.max(np.linalg.norm(new - theta, axis=2), axis=1) * d.phi_norm
+        beta[active], theta[active], iters[active] = new_beta[active], new[active], it
+        finite = np.all(np.isfinite(new), axis=(1, 2))
+        done = active & finite & (change <= d.tol)            # the scale is at least 1
+        upper = np.maximum(1.0, np.max(np.linalg.norm(new, axis=2) * sample_norm, axis=1))
+        unsure = np.flatnonzero(active & finite & ~done
+                                & (change <= d.tol * upper * (1 + 1e-9)))
+        if unsure.size:
+            scale = np.ones(unsure.size)
+            for j, sm in enumerate(d.sample):
+                if sm.size:
+                    fitted = np.abs(sm @ new[unsure, j].T)              # (rows, unsure)
+                    scale = np.maximum(scale, fitted.max(axis=0))
+            done[unsure] = change[unsure] <= d.tol * scale
+        converged |= done
+        active &= ~(done | ~finite)
+    return theta, iters, converged
+
+
+#: Refits iterated together (a few (size x size) matrices each: kept small so that the
+#: iteration's matrices stay in the cache).
+_FQE_REFIT_CHUNK = 4
+#: Largest accumulator of weighted statistics (bytes); more replicates take several passes.
+_FQE_ACC_BYTES = 512 * 2 ** 20
+#: Groups of episodes whose statistics are computed before they are summed into the replicates.
+_FQE_GROUP_CHUNK = 64
+
+
+def _fqe_group_stats(d: _FQEData, row_lo: int, row_hi: int) -> np.ndarray:
+    """``(K, p, p + K p + 1)`` statistics of the decisions ``row_lo:row_hi`` (whole episodes):
+    per taken action ``j``, ``Phi_j' [Phi_j, cont * pi(.|s') (x) phi(s'), r_j]``."""
+    k, p = d.k, d.p
+    out = np.zeros((k, p, p + k * p + 1))
+    a = d.action[row_lo:row_hi]
+    order = np.argsort(a, kind="stable") + row_lo
+    bounds = np.searchsorted(a[order - row_lo], np.arange(k + 1))
+    for j in range(k):
+        rows = order[bounds[j]:bounds[j + 1]]
+        if rows.size == 0:
+            continue
+        x = d.phi[rows]
+        nx = d.nxt[rows]
+        cpi = d.pi[nx] * d.cont[rows][:, None]
+        y = (cpi[:, :, None] * d.phi[nx][:, None, :]).reshape(rows.size, k * p)
+        out[j] = x.T @ np.hstack([x, y, d.reward[rows][:, None]])
+    return out
+
+
+def _fqe_refit(d: _FQEData, group_starts: np.ndarray, weights: np.ndarray,
+               progress: bool) -> FQERefit:
+    """Refit FQE under weights on groups of consecutive episodes (``group_starts``: the first
+    episode of each group; ``weights`` ``(B, n_groups)``): sums the groups' statistics with
+    the weights (one matrix product per chunk of groups), then solves each replicate."""
+    from tqdm.auto import tqdm
+
+    k, p = d.k, d.p
+    nb, ng = weights.shape
+    n_ep = d.first.shape[0]
+    n = d.phi.shape[0]
+    row_bounds = np.append(d.first[group_starts], n)
+    ep_bounds = np.append(group_starts, n_ep)
+    width = p + k * p + 1
+    # the estimate: the weighted mean of V(s_0) = sum_a pi(a|s_0) phi(s_0) . theta_a
+    h = (d.pi[d.first][:, :, None] * d.phi[d.first][:, None, :]).reshape(n_ep, k * p)
+    h_groups = np.add.reduceat(h, group_starts, axis=0)
+    ep_counts = np.diff(ep_bounds).astype(np.float64)
+    num = weights @ h_groups                                   # (B, K p)
+    den = weights @ ep_counts                                  # (B,)
+    theta = np.zeros((nb, k, p))
+    iters = np.zeros(nb, dtype=np.int64)
+    conv = np.zeros(nb, dtype=bool)
+    # replicates per pass: the weighted statistics of a pass must fit _FQE_ACC_BYTES (more
+    # passes recompute the groups' statistics)
+    per_pass = max(1, min(nb, _FQE_ACC_BYTES // (8 * k * p * width)))
+    passes = [(b0, min(b0 + per_pass, nb)) for b0 in range(0, nb, per_pass)]
+    bar = tqdm(total=len(passes) * (-(-ng // _FQE_GROUP_CHUNK)) + nb, desc="FQE refit",
+               disable=not progress, unit="step")
+    for r0, r1 in passes:
+        acc = np.zeros((r1 - r0, k * p * width))
+        for c0 in range(0, ng, _FQE_GROUP_CHUNK):
+            c1 = min(c0 + _FQE_GROUP_CHUNK, ng)
+            stats = np.stack([_fqe_group_stats(d, int(row_bounds[g]), int(row_bounds[g + 1]))
+                              .reshape(-1) for g in range(c0, c1)])
+            acc += weights[r0:r1, c0:c1] @ stats
+            bar.update()
+        acc = acc.reshape(r1 - r0, k, p, width)
+        for b0 in range(r0, r1, _FQE_REFIT_CHUNK):
+            b1 = min(b0 + _FQE_REFIT_CHUNK, r1)
+            s = acc[b0 - r0:b1 - r0]
+            grams = s[..., :p]
+            cross = s[..., p:p + k * p].reshape(b1 - b0, k, p, k, p).transpose(0, 1, 3, 2, 4)
+            lhs, feed, const, to_theta = _fqe_system(d, grams, s[..., -1], cross)
+            theta[b0:b1], iters[b0:b1], conv[b0:b1] = _fqe_iterate(d, lhs, feed, const,
+                                                                   to_theta)
+            bar.update(b1 - b0)
+        del acc
+    bar.close()
+    estimates = np.einsum("bi,bi->b", num, theta.reshape(nb, k * p)) / den
+    return FQERefit(theta, estimates, iters, conv)
 
 
 def fit_fqe(obs: Any, reward: Any, action: Any, action_dist: Any, episode: Any, *,
@@ -832,6 +1156,11 @@ def fit_fqe(obs: Any, reward: Any, action: Any, action_dist: Any, episode: Any, 
     of any fitted value (the coefficients' change times the largest feature norm), against
     ``tol`` times the largest fitted value (at least 1; watched on the first 2,000 decisions
     of each action).
+
+    Those pieces are sums over episodes of per-episode statistics, which is what makes the
+    model cheap to *refit* under episode weights (:meth:`FQEModel.refit`, the bootstrap of
+    :func:`estimate_sequential`): a weighted fit sums the weighted statistics and runs the
+    same iteration, without touching the rows again.
 
     Parameters
     ----------
@@ -882,6 +1211,8 @@ def fit_fqe(obs: Any, reward: Any, action: Any, action_dist: Any, episode: Any, 
     if action_ridge is not None and (isinstance(action_ridge, bool) or not isinstance(
             action_ridge, (int, float)) or not action_ridge > 0):
         raise ValueError(f"`action_ridge` must be a number > 0 or None, got {action_ridge!r}.")
+    if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not tol >= 0:
+        raise ValueError(f"`tol` must be a number >= 0, got {tol!r}.")
     n = r.shape[0]
     unit, n_ep = _unit_index(ep)
     first = np.flatnonzero(np.r_[True, unit[1:] != unit[:-1]])
@@ -904,6 +1235,11 @@ def fit_fqe(obs: Any, reward: Any, action: Any, action_dist: Any, episode: Any, 
     intercept = bool(np.allclose(phi[:, 0], 1.0))
     pen = np.full(p, float(ridge))
     pen[0] = 0.0 if intercept else float(ridge)
+    d = _FQEData(phi=phi, reward=r, action=a, pi=pi, nxt=nxt, cont=cont, first=first, pen=pen,
+                 action_ridge=None if action_ridge is None else float(action_ridge),
+                 iterations=int(iterations), tol=float(tol),
+                 phi_norm=float(np.sqrt(np.max(np.einsum("ij,ij->i", phi, phi)))),
+                 sample=[phi[np.flatnonzero(a == j)[:_FQE_SCALE_ROWS]] for j in range(k)])
     # fixed pieces: per action the Gram matrix, Phi_a' r_a and the cross moments
     grams, rhs, cross = np.zeros((k, p, p)), np.zeros((k, p)), np.zeros((k, k, p, p))
     for j in range(k):
@@ -920,66 +1256,19 @@ def fit_fqe(obs: Any, reward: Any, action: Any, action_dist: Any, episode: Any, 
             phn = phi[nx] * cont[rows[live]][:, None]
             for b in range(k):
                 cross[j, b] = ph_l.T @ (phn * pi[nx, b][:, None])
-    if action_ridge is None:
-        # separate ridge regressions: theta_j = (G_j + P)^-1 (c_j + sum_b C_jb theta_b)
-        size = k * p
-        lhs = np.zeros((size, size))
-        for j in range(k):
-            lhs[j * p:(j + 1) * p, j * p:(j + 1) * p] = grams[j] + np.diag(pen)
-        feed = cross.transpose(0, 2, 1, 3).reshape(size, size)
-        const = rhs.reshape(size)
-        to_theta = np.eye(size)
-    else:
-        # theta_j = theta_0 + delta_j: one regression on [phi, onehot(a) x phi], the deltas
-        # penalised by action_ridge (rare actions borrow strength from the shared part)
-        size = (k + 1) * p
-        lhs = np.zeros((size, size))
-        feed = np.zeros((size, size))
-        const = np.zeros(size)
-        lhs[:p, :p] = grams.sum(axis=0) + np.diag(pen)
-        const[:p] = rhs.sum(axis=0)
-        cb = cross.sum(axis=0)                       # (k, p, p): sum over the taken action
-        cj = cross.sum(axis=1)                       # (k, p, p): sum over the next action
-        feed[:p, :p] = cross.sum(axis=(0, 1))
-        for j in range(k):
-            blk = slice((j + 1) * p, (j + 2) * p)
-            lhs[:p, blk] = lhs[blk, :p] = grams[j]
-            lhs[blk, blk] = grams[j] + float(action_ridge) * np.eye(p)
-            const[blk] = rhs[j]
-            feed[:p, blk] = cb[j]
-            feed[blk, :p] = cj[j]
-            for b in range(k):
-                feed[blk, (b + 1) * p:(b + 2) * p] = cross[j, b]
-        to_theta = np.vstack([np.tile(np.eye(p), (1, k)), np.eye(k * p)])   # beta -> theta
-    # the iteration is the affine map beta -> lhs^-1 (const + feed beta): factor it once
-    sol = np.linalg.solve(lhs + 1e-9 * np.eye(size), np.column_stack([const, feed]))
-    offset, step_map = sol[:, 0], sol[:, 1:]
-    phi_norm = float(np.sqrt(np.max(np.einsum("ij,ij->i", phi, phi))))
-    # the scale of the fitted values, watched on (up to) _FQE_SCALE_ROWS decisions per action
-    sample = [phi[np.flatnonzero(a == j)[:_FQE_SCALE_ROWS]] for j in range(k)]
-    beta = np.zeros(size)
-    theta = np.zeros((k, p))
-    converged = False
-    it = 0
-    for it in range(1, int(iterations) + 1):  # noqa: B007 (read after the loop)
-        beta = offset + step_map @ beta
-        new = (beta @ to_theta).reshape(k, p)
-        change = float(np.max(np.linalg.norm(new - theta, axis=1))) * phi_norm
-        theta = new
-        if not np.all(np.isfinite(theta)):
-            break
-        scale = max([1.0] + [float(np.max(np.abs(sm @ theta[j])))
-                             for j, sm in enumerate(sample) if sm.size])
-        if change <= tol * scale:
-            converged = True
-            break
-    return FQEModel(theta, phi, pi, it, converged)
+    lhs, feed, const, to_theta = _fqe_system(d, grams[None], rhs[None], cross[None])
+    theta, iters, conv = _fqe_iterate(d, lhs, feed, const, to_theta)
+    return FQEModel(theta[0], phi, pi, int(iters[0]), bool(conv[0]), d)
 
 
 def fqe(obs: Any, reward: Any, action: Any, pscore: Any, action_dist: Any, episode: Any, *,
         gamma: float = 1.0, fqe_kwargs: Mapping[str, Any] | None = None,
         **kwargs: Any) -> OPEResult:
-    """Fit :func:`fit_fqe` and return its estimate (keywords: :func:`estimate_sequential`)."""
+    """Fit :func:`fit_fqe` and return its estimate with the refit-bootstrap interval.
+
+    Keywords (``ci``, ``confidence``, ``n_bootstrap``, ``n_blocks``, ``rng``, ``progress``)
+    as in :func:`estimate_sequential`; ``fqe_kwargs`` go to :func:`fit_fqe`.
+    """
     model = fit_fqe(obs, reward, action, action_dist, episode, gamma=gamma,
                     **dict(fqe_kwargs or {}))
     return estimate_sequential(reward, action, pscore, action_dist, episode, gamma=gamma,
