@@ -470,19 +470,23 @@ def _fqe_ci_note(results: pd.DataFrame) -> list[str]:
     if f.empty:
         return []
     by = (f.assign(half=(f["ci_high"] - f["ci_low"]) / 2)
-          .groupby("size").agg(coverage=("covered", "mean"), half=("half", "mean"),
-                               err=("abs_error", "mean")))
-    cells = "; ".join(f"{_fmt_size(int(s))}: coverage {r['coverage']:.2f}, mean half-width "
-                      f"{r['half']:.4f} vs mean |error| {r['err']:.4f}"
+          .groupby("size").agg(coverage=("covered", "mean"), half=("half", "median"),
+                               err=("abs_error", "median"),
+                               conv=("fqe_refit_converged", "mean")))
+    cells = "; ".join(f"{_fmt_size(int(s))}: coverage {r['coverage']:.2f}, median half-width "
+                      f"{r['half']:.4f} vs median |error| {r['err']:.4f}, "
+                      f"{r['conv']:.0%} of the refits converged"
                       for s, r in by.iterrows())
     return ["* **FQE's interval refits the model on every bootstrap replicate** (the "
             "replicate's episode counts weight the per-episode sufficient statistics of the "
             "ridge regressions, and the same iteration is run; the earlier interval "
             "bootstrapped the initial-state values *given* one fitted model and covered the "
             f"truth in none of the runs). By size -- {cells}. The interval carries the "
-            "regression's estimation error; it cannot carry the bias of the linear Q model "
-            "(misspecification does not shrink with more data), so where the mean |error| "
-            "exceeds the half-width the coverage stays below 95 %."]
+            "regression's estimation error, and at the smallest sizes that error is large "
+            "(some refits on a few dozen episodes do not converge and give absurd values, "
+            "which widen the percentile interval). It cannot carry the bias of the linear Q "
+            "model (misspecification does not shrink with more data), so once the error "
+            "exceeds the half-width the coverage falls below 95 %."]
 
 
 def parse_sizes(values: Sequence[str]) -> tuple[int, ...]:
