@@ -14,14 +14,14 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 
 # torch is installed explicitly first, so nothing else pulls a multi-GB CUDA build.
-$(VENV)/.installed-demo: setup.cfg pyproject.toml | $(PY)
+$(VENV)/.installed-demo: setup.cfg pyproject.toml Makefile | $(PY)
 	$(PIP) install "$(TORCH_SPEC)"
 	$(PIP) install -e ".[obd,rl]"
 	touch $@
 
-$(VENV)/.installed-test: setup.cfg pyproject.toml | $(PY)
+$(VENV)/.installed-test: setup.cfg pyproject.toml Makefile | $(PY)
 	$(PIP) install "$(TORCH_SPEC)"
-	$(PIP) install -e ".[obd,gen,rl,test]"
+	$(PIP) install -e ".[obd,gen,rl,ray,test]"
 	touch $@
 
 venv: $(VENV)/.installed-test
