@@ -443,3 +443,23 @@ def test_checkpoint_without_the_prev_action_key_loads_as_before(tmp_path):
     resumed.train(iterations=1)
     with pytest.raises(ValueError, match="prev_action_input"):
         GRUPPOConfig(prev_action_input="yes").validate()
+
+
+def test_entropy_bonus_push_style_is_push_plus_style_entropy():
+    logits = torch.randn(7, 3, 6, generator=torch.Generator().manual_seed(0))
+    logp = torch.log_softmax(logits, -1)
+    p = logp.exp().numpy().astype(np.float64)
+    pw = p[..., 0]
+    q = p[..., 1:] / (1 - pw)[..., None]
+    h_push = -(pw * np.log(pw) + (1 - pw) * np.log(1 - pw))
+    h_style = -(q * np.log(q)).sum(-1)
+    h_joint = -(p * np.log(p)).sum(-1)
+    np.testing.assert_allclose(h_joint, h_push + (1 - pw) * h_style, rtol=1e-5)   # chain rule
+    tr = GRUPPOTrainer(tiny(entropy_bonus="push-style"), progress=False)
+    np.testing.assert_allclose(tr._entropy(logits, logp).numpy(), h_push + h_style, rtol=1e-5)
+    tr = GRUPPOTrainer(tiny(entropy_bonus="joint"), progress=False)
+    np.testing.assert_allclose(tr._entropy(logits, logp).numpy(), h_joint, rtol=1e-5)
+    with pytest.raises(ValueError, match="entropy_bonus"):
+        GRUPPOConfig(entropy_bonus="style").validate()
+    old = {k: v for k, v in tiny().to_dict().items() if k != "entropy_bonus"}
+    assert GRUPPOConfig.from_checkpoint_dict(old).entropy_bonus == "joint"
