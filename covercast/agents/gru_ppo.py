@@ -309,6 +309,18 @@ class RunningMeanStd:
         self.count = float(t["obs_count"][0])
 
 
+def set_push_prior(bias: torch.Tensor, p_push: float) -> None:
+    """Set an action head's ``bias`` (one entry per action, action 0 = no push) in place to
+    the log-probabilities of "no push with probability ``1 - p_push``, each push action with
+    ``p_push / (A - 1)``": with the head's weights initialised tiny, the bias decides the
+    untrained policy's distribution. Shared by GRU-PPO and the SB3 references."""
+    n = int(bias.shape[0])
+    probs = np.full(n, p_push / (n - 1))
+    probs[0] = 1.0 - p_push
+    with torch.no_grad():
+        bias.copy_(torch.as_tensor(np.log(probs), dtype=bias.dtype))
+
+
 class GRUPolicy(nn.Module):
     """Observation (and previous action) embedding -> GRU -> actor logits and critic value.
 
@@ -351,10 +363,7 @@ class GRUPolicy(nn.Module):
         """Set the actor's bias so that, at initialisation, action 0 (no push) has probability
         ``1 - p_push`` and the push actions share ``p_push`` evenly (the actor's weights are
         tiny, so the bias decides the initial distribution)."""
-        probs = np.full(self.n_actions, p_push / (self.n_actions - 1))
-        probs[0] = 1.0 - p_push
-        with torch.no_grad():
-            self.actor.bias.copy_(torch.as_tensor(np.log(probs), dtype=self.actor.bias.dtype))
+        set_push_prior(self.actor.bias, p_push)
 
     def initial_state(self, n: int) -> torch.Tensor:
         """Zero hidden state for ``n`` environments, shape ``(n, hidden_size)``."""

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from covercast.agents.base import PolicyAgent, SeedLike, as_episode_start, as_obs_batch
-from covercast.agents.gru_ppo import GRUPPOConfig, make_train_env
+from covercast.agents.gru_ppo import GRUPPOConfig, make_train_env, set_push_prior
 from covercast.envs.observation import OBS_DIM
 from covercast.simulators.params import PopulationParams, atomic_write_text
 
@@ -308,16 +308,9 @@ def set_initial_push_prob(model: Any, p_push: float) -> None:
     set_initial_push_prob`; a uniform start pushes in 5 of 6 hourly slots and most users opt
     out before anything is learned).
     """
-    import torch
-
     if not (isinstance(p_push, (int, float)) and 0 < p_push < 1):
         raise ValueError(f"`p_push` must be in (0, 1), got {p_push!r}.")
-    head = model.policy.action_net
-    n = int(head.bias.shape[0])
-    probs = np.full(n, p_push / (n - 1))
-    probs[0] = 1.0 - p_push
-    with torch.no_grad():
-        head.bias.copy_(torch.as_tensor(np.log(probs), dtype=head.bias.dtype))
+    set_push_prior(model.policy.action_net.bias, p_push)
 
 
 def _default() -> PopulationParams:
