@@ -225,10 +225,6 @@ class UserEnv(gym.Env[np.ndarray, np.int64]):
         raise NotImplementedError
 
     # ------------------------------------------------------------------ simulation
-    def _slot_index(self) -> int:
-        """Slots since hour 0 (the coming slot's index)."""
-        return self._slot
-
     def _hour_of_day(self, slot: int | None = None) -> int:
         """Hour of day (UTC) at the start of slot ``slot`` (default: the coming one)."""
         if slot is None:

@@ -24,9 +24,19 @@ from covercast.envs.rewards import RewardFn, make_reward_fn
 from covercast.simulators.params import PopulationParams
 from covercast.simulators.population import Population, SlotOutcome
 
-__all__ = ["PopulationVectorEnv"]
+__all__ = ["PopulationVectorEnv", "last_observations"]
 
 _DEFAULT_HORIZON_DAYS = 14.0
+
+
+def last_observations(next_obs: np.ndarray, done: np.ndarray, info: dict) -> np.ndarray:
+    """The observation each row's step ended in: with same-step autoreset, ``next_obs`` of a
+    row whose episode ended (``done``) is already the next user's first observation, and its
+    own last one is in ``info["final_obs"]``; other rows keep ``next_obs``. What a learner's
+    ``update(obs, action, reward, next_obs, ...)`` needs."""
+    if done.any() and "final_obs" in info:
+        return np.where(done[:, None], info["final_obs"], next_obs)
+    return next_obs
 
 
 class PopulationVectorEnv(VectorEnv):

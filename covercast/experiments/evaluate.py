@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from covercast.agents.base import Agent, as_seed_sequence
+from covercast.envs.vector import last_observations
 
 __all__ = ["EPISODE_COLUMNS", "evaluate", "evaluate_agents", "evaluate_vector", "LEARNING_MODES"]
 
@@ -339,9 +340,7 @@ def evaluate_vector(agent: Agent, n_users: int, seed: int | np.random.SeedSequen
             t_push = float(base.population.now)
             next_obs, reward, terminated, truncated, info = env.step(actions)
             done = np.asarray(terminated) | np.asarray(truncated)
-            last_obs = next_obs
-            if done.any() and "final_obs" in info:
-                last_obs = np.where(done[:, None], info["final_obs"], next_obs)
+            last_obs = last_observations(next_obs, done, info)
             agent.update(obs, actions, reward, last_obs, terminated, info)
             m = first
             tot["ret"][m] += np.asarray(reward, dtype=np.float64)[m]

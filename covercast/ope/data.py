@@ -47,6 +47,7 @@ import pandas as pd
 
 from covercast._io import atomic_write, atomic_write_text
 from covercast.agents.base import Agent, SeedLike, as_obs_batch, as_seed_sequence
+from covercast.envs.vector import last_observations
 
 __all__ = ["LoggedDataset", "EpsilonGreedyAgent", "SoftmaxAgent", "collect", "collect_vector",
            "evaluation_probabilities", "load_dataset", "obd_dataset", "RESPONSE_COLUMNS",
@@ -577,9 +578,7 @@ def collect_vector(env: Any, logging_policy: Agent, episodes: int,
                                  f"{t}); its action_probabilities must match predict().")
             obs2, reward, terminated, truncated, info = env.step(action)
             done = np.asarray(terminated) | np.asarray(truncated)
-            nxt = obs2
-            if done.any() and "final_obs" in info:
-                nxt = np.where(done[:, None], info["final_obs"], obs2)
+            nxt = last_observations(obs2, done, info)
             logging_policy.update(x, action, reward, nxt, terminated, info)
             alive[t] = live
             x_buf[t] = x[:keep].astype(np.float32)
