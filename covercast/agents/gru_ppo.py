@@ -98,7 +98,13 @@ __all__ = ["GRUPPOConfig", "GRUPolicy", "RunningMeanStd", "GRUPPOTrainer", "GRUP
 CSV_COLUMNS: tuple[str, ...] = (
     "iteration", "global_step", "episodes", "episode_return", "episode_length", "pushes",
     "opens", "ctr", "opt_out_rate", "policy_loss", "value_loss", "entropy", "approx_kl",
-    "clipfrac", "explained_variance", "learning_rate", "sps")
+    "clipfrac", "explained_variance", "learning_rate", "sps", "pushes_per_day",
+    "opt_outs_per_day", "lambda_max_pushes", "lambda_min_pushes", "lambda_opt_outs")
+
+#: Reward scale of one unit of each constrained cost: the Lagrange multipliers move by
+#: ``lagrange_lr * scale * relative violation`` per iteration (a push is worth about a tenth
+#: of an open; an opt-out costs ``w_optout`` = 5 in the default reward).
+LAGRANGE_SCALES = {"max_pushes": 0.1, "min_pushes": 0.1, "opt_outs": 5.0}
 
 _SINGLE_IDS = ("covercast/PushTiming-v0", "covercast/CoverStyle-v0", "covercast/PushSchedule-v0")
 _VECTOR_ID = "covercast/PopulationVector-v0"
@@ -173,6 +179,31 @@ class GRUPPOConfig:
     """Gradient norm clipping."""
     target_kl: float | None = None
     """Stop the epochs of an update early when the approximate KL exceeds it (None: never)."""
+    max_pushes_per_day: float | None = None
+    """Constrained training (PPO-Lagrangian, schedule and timing envs): hold the policy's
+    delivered pushes per user-day at or below this. Each rollout's rate is compared with the
+    limit and a Lagrange multiplier ``lambda >= 0`` grows while it is exceeded (shrinks
+    otherwise); the policy is trained on ``reward - lambda * pushed``. None: no limit. The
+    reported ``episode_return`` is always the environment's reward."""
+    min_pushes_per_day: float | None = None
+    """Constrained training: hold delivered pushes per user-day at or above this (a
+    multiplier that pays ``lambda`` per push while the rate is below). Together with
+    ``max_pushes_per_day`` it keeps the push volume in a band, so that a gain has to come
+    from *when* and *with which cover* the policy pushes. None: no floor."""
+    max_opt_outs_per_day: float | None = None
+    """Constrained training: hold opt-outs per user-day (the hazard: opt-outs in a rollout
+    over the user-days it simulated) at or below this. None: no limit. Its multiplier is
+    charged on the *pushes* (each push pays ``lambda`` times the rollout's opt-outs per push,
+    so the charges of a rollout add up to ``lambda`` per opt-out): an opt-out is a rare event
+    that comes days after the pushes that caused it, and charging ``lambda`` on the opt-out
+    step itself did not move the policy (measured, seed 1, 1.5 M steps: the multiplier rose to
+    37 while pushes rose from 2.2 to 3.4 a day and the opt-out rate stayed twice the limit).
+    The environment's own opt-out penalty (``w_optout``) stays on the opt-out step, where the
+    policy can learn which pushes are risky."""
+    lagrange_lr: float = 0.05
+    """Step of the Lagrange multipliers per iteration: ``lambda += lagrange_lr * scale *
+    (rate - limit) / limit`` (clipped at 0), with ``scale`` from :data:`LAGRANGE_SCALES` (0.1
+    reward per push, 5 per opt-out)."""
     embed_size: int = 64
     """Width of the observation embedding (Linear + tanh) before the GRU."""
     hidden_size: int = 64
@@ -238,6 +269,24 @@ class GRUPPOConfig:
         if self.target_kl is not None and not (isinstance(self.target_kl, (int, float))
                                                and self.target_kl > 0):
             raise ValueError(f"`target_kl` must be None or > 0, got {self.target_kl!r}.")
+        for name in ("max_pushes_per_day", "min_pushes_per_day", "max_opt_outs_per_day"):
+            v = getattr(self, name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))
+                                  or not math.isfinite(v) or v <= 0):
+                raise ValueError(f"`{name}` must be None or a finite number > 0, got {v!r}.")
+        if self.min_pushes_per_day is not None and self.max_pushes_per_day is not None \
+                and self.min_pushes_per_day > self.max_pushes_per_day:
+            raise ValueError(f"`min_pushes_per_day` ({self.min_pushes_per_day!r}) must not exceed "
+                             f"`max_pushes_per_day` ({self.max_pushes_per_day!r}).")
+        if self.env_id == "covercast/CoverStyle-v0":
+            for name in ("max_pushes_per_day", "min_pushes_per_day", "max_opt_outs_per_day"):
+                if getattr(self, name) is not None:
+                    raise ValueError(f"`{name}` constrains when to push (it acts on the pushes); "
+                                     "in covercast/CoverStyle-v0 the push times are given.")
+        lr = self.lagrange_lr
+        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) \
+                or lr <= 0:
+            raise ValueError(f"`lagrange_lr` must be a finite number > 0, got {lr!r}.")
         if self.entropy_bonus not in ("joint", "push-style"):
             raise ValueError(f"`entropy_bonus` must be 'joint' or 'push-style', got "
                              f"{self.entropy_bonus!r}.")
@@ -641,6 +690,8 @@ class GRUPPOTrainer:
         self.iteration = 0
         self.global_step = 0
         self.history: list[dict[str, float]] = []
+        #: Lagrange multipliers of the constraints set in the config (0 while unconstrained).
+        self.lagrange = {k: 0.0 for k in LAGRANGE_SCALES}
 
     # ------------------------------------------------------------------ training
     def env_seed(self, iteration: int) -> int:
@@ -715,6 +766,8 @@ class GRUPPOTrainer:
         actions = np.empty((t_len, n), dtype=np.int64)
         logprobs = np.empty((t_len, n), dtype=np.float32)
         rewards = np.empty((t_len, n), dtype=np.float32)
+        pushed_b = np.empty((t_len, n), dtype=np.float32)
+        opted_b = np.empty((t_len, n), dtype=np.float32)
         values = np.empty((t_len + 1, n), dtype=np.float32)
         nonterm = np.ones((t_len + 1, n), dtype=np.float32)
         u_all = torch.rand(t_len, n, 1, generator=self.torch_gen)
@@ -751,7 +804,9 @@ class GRUPPOTrainer:
                 r = np.asarray(r, dtype=np.float64)
                 ep_ret += r
                 ep_len += 1
-                ep_push += _info_array(info, "pushed", n, done)
+                pushed_b[t] = _info_array(info, "pushed", n, done)
+                opted_b[t] = term
+                ep_push += pushed_b[t]
                 ep_open += _info_array(info, "opened", n, done)
                 if trunc.any():
                     r = r.copy()
@@ -780,6 +835,7 @@ class GRUPPOTrainer:
             _, next_value, _ = pol.step(torch.from_numpy(self._norm(obs)), h,
                                         torch.from_numpy(start_np), prev)
             values[t_len] = next_value.numpy()
+        constraint_stats = self._apply_constraints(rewards, pushed_b, opted_b)
         # generalised advantage estimation (float32, as the tensors of the update)
         adv = np.empty((t_len, n), dtype=np.float32)
         gamma, gl = np.float32(cfg.gamma), np.float32(cfg.gamma * cfg.gae_lambda)
@@ -804,8 +860,33 @@ class GRUPPOTrainer:
                  "episode_length": float(np.mean(done_len)),
                  "pushes": float(np.mean(done_push)), "opens": float(np.mean(done_open)),
                  "ctr": opens / pushes if pushes > 0 else float("nan"),
-                 "opt_out_rate": float(np.mean(done_optout))}
+                 "opt_out_rate": float(np.mean(done_optout)), **constraint_stats}
         return batch, stats
+
+    def _apply_constraints(self, rewards: np.ndarray, pushed: np.ndarray,
+                           opted: np.ndarray) -> dict[str, float]:
+        """Charge the rollout's rewards with the current Lagrange multipliers (in place), then
+        move the multipliers by the rollout's rates (dual ascent); returns the rates and the
+        multipliers the rollout was trained with."""
+        cfg = self.config
+        user_days = rewards.size * cfg.slot_minutes / 1440.0
+        rates = {"pushes_per_day": float(pushed.sum()) / user_days,
+                 "opt_outs_per_day": float(opted.sum()) / user_days}
+        lam = self.lagrange
+        n_push = float(pushed.sum())
+        push_price = lam["max_pushes"] - lam["min_pushes"] + (
+            lam["opt_outs"] * float(opted.sum()) / n_push if n_push else 0.0)
+        if push_price:
+            rewards -= np.float32(push_price) * pushed
+        used = {f"lambda_{k}": v for k, v in lam.items()}
+        for key, limit, rate, sign in (
+                ("max_pushes", cfg.max_pushes_per_day, rates["pushes_per_day"], 1.0),
+                ("min_pushes", cfg.min_pushes_per_day, rates["pushes_per_day"], -1.0),
+                ("opt_outs", cfg.max_opt_outs_per_day, rates["opt_outs_per_day"], 1.0)):
+            if limit is not None:
+                step = cfg.lagrange_lr * LAGRANGE_SCALES[key] * sign * (rate - limit) / limit
+                lam[key] = max(0.0, lam[key] + step)
+        return rates | used
 
     def _entropy(self, logits: torch.Tensor, logp_all: torch.Tensor) -> torch.Tensor:
         """The entropy the bonus rewards (see ``GRUPPOConfig.entropy_bonus``)."""
@@ -932,7 +1013,7 @@ class GRUPPOTrainer:
         state = {"iteration": self.iteration, "global_step": self.global_step,
                  "np_rng": self.np_rng.bit_generator.state, "n_actions": self.n_actions,
                  "mode": self.layout_mode, "n_styles": self.n_styles,
-                 "history": self.history}
+                 "history": self.history, "lagrange": self.lagrange}
         atomic_write_text(d / "state.json", json.dumps(state, indent=2))
         return d
 
@@ -965,6 +1046,7 @@ class GRUPPOTrainer:
         trainer.global_step = int(state["global_step"])
         trainer.np_rng.bit_generator.state = state["np_rng"]
         trainer.history = list(state.get("history", []))
+        trainer.lagrange.update({k: float(v) for k, v in state.get("lagrange", {}).items()})
         return trainer
 
     def agent(self, *, seed: SeedLike = None, name: str = "gru-ppo") -> GRUPPOAgent:

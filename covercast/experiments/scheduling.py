@@ -145,6 +145,23 @@ class SchedulingConfig:
     in a measured run)."""
     train_horizon_days: float = 7.0
     """Episode length of the training env, in days."""
+    gru_constraints: str = "static"
+    """``"static"``: GRU-PPO trains under constraints set from the static scheduler measured
+    on the training population (:func:`static_rates`; PPO-Lagrangian, see
+    ``GRUPPOConfig.max_pushes_per_day``): pushes per user-day within ``[min_push_fraction,
+    max_push_fraction]`` times the static scheduler's and opt-outs per user-day at most
+    ``opt_out_fraction`` times its. The benchmark asks for more opens at no more opt-outs than
+    the static scheduler, and a push volume near its own makes the gain come from timing and
+    covers. ``"none"``: unconstrained (the reward alone)."""
+    min_push_fraction: float = 0.75
+    """Lower edge of the push-volume band, as a fraction of the static scheduler's."""
+    max_push_fraction: float = 1.0
+    """Upper edge of the push-volume band, as a fraction of the static scheduler's."""
+    opt_out_fraction: float = 1.0
+    """Opt-out limit, as a fraction of the static scheduler's opt-outs per user-day."""
+    constraint_users: int = 4000
+    """Users (population vector env, one training-length episode) the static scheduler's
+    rates are measured on."""
     sb3_budget: str = "wall"
     """``"wall"``: SB3 learners get GRU-PPO's wall-clock time of the same cell (capped at
     ``gru_steps`` steps); ``"steps"``: ``gru_steps`` steps."""
@@ -160,11 +177,19 @@ class SchedulingConfig:
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first bad field."""
         for name, lo in (("seeds", 1), ("eval_users", 2), ("gru_steps", 1), ("num_envs", 2),
-                         ("fit_users", 10), ("workers", 1), ("seed", 0)):
+                         ("fit_users", 10), ("workers", 1), ("seed", 0),
+                         ("constraint_users", 10)):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
                 raise ValueError(f"`{name}` must be an integer >= {lo}, got {v!r}.")
-        for name in ("horizon_days", "train_horizon_days", "fit_days"):
+        if self.gru_constraints not in ("static", "none"):
+            raise ValueError(f"`gru_constraints` must be 'static' or 'none', got "
+                             f"{self.gru_constraints!r}.")
+        if not (0 < self.min_push_fraction <= self.max_push_fraction):
+            raise ValueError(f"Need 0 < `min_push_fraction` <= `max_push_fraction`, got "
+                             f"{self.min_push_fraction!r} and {self.max_push_fraction!r}.")
+        for name in ("horizon_days", "train_horizon_days", "fit_days", "max_push_fraction",
+                     "opt_out_fraction"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
                 raise ValueError(f"`{name}` must be a number > 0, got {v!r}.")
@@ -184,7 +209,7 @@ class SchedulingConfig:
         """Tiny budgets: 2 seeds, 6 users x 2 days, 1,536 training steps, a 150-user, 7-day fit."""
         kw: dict[str, Any] = dict(seeds=2, eval_users=6, horizon_days=2.0, gru_steps=1536,
                                   num_envs=8, train_horizon_days=1.0, fit_users=150,
-                                  fit_days=7.0, fast=True)
+                                  fit_days=7.0, constraint_users=100, fast=True)
         kw.update(overrides)
         return cls(**kw)
 
@@ -286,19 +311,57 @@ def _seeds(config: SchedulingConfig, i: int) -> tuple[int, int]:
     return int(a) % 2**31, int(b)
 
 
-def _gru_config(config: SchedulingConfig, seed: int) -> Any:
+def _gru_config(config: SchedulingConfig, seed: int, **constraints: float) -> Any:
     from covercast.agents.gru_ppo import GRUPPOConfig
 
     return GRUPPOConfig(env_id="covercast/PopulationVector-v0", num_envs=config.num_envs,
                         horizon_days=config.train_horizon_days, total_steps=config.gru_steps,
                         num_minibatches=min(4, config.num_envs), tensorboard=False, seed=seed,
-                        torch_threads=1)
+                        torch_threads=1, **constraints)
+
+
+def static_rates(params: PopulationParams | None, *, users: int, horizon_days: float,
+                 seed: int) -> dict[str, float]:
+    """The static scheduler's pushes and opt-outs per user-day on a population.
+
+    Runs :class:`~covercast.agents.StaticScheduler` (the benchmark's control) on ``users``
+    users of the population vector env for one ``horizon_days`` episode and divides the
+    delivered pushes and the opt-outs by the user-days simulated (an opted-out user counts the
+    days until the opt-out): the same rates GRU-PPO's constraints are measured in.
+    """
+    from covercast.experiments.evaluate import evaluate_vector
+
+    agent = make_baselines(seed, ["static"])["static"]
+    kw: dict[str, Any] = {"horizon_days": horizon_days}
+    if params is not None:
+        kw["params"] = params
+    df = evaluate_vector(agent, users, seed, env_kwargs=kw)
+    days = float(df["days"].sum())
+    return {"pushes_per_day": float(df["pushes"].sum()) / days,
+            "opt_outs_per_day": float(df["opted_out"].sum()) / days,
+            "users": int(users), "user_days": days}
+
+
+def gru_constraints(config: SchedulingConfig, params: PopulationParams | None, seed: int
+                    ) -> tuple[dict[str, float], dict[str, Any]]:
+    """GRU-PPO's constraint fields for a cell (see ``SchedulingConfig.gru_constraints``) and
+    the facts they were set from."""
+    if config.gru_constraints == "none":
+        return {}, {"mode": "none"}
+    rates = static_rates(params, users=config.constraint_users,
+                         horizon_days=config.train_horizon_days, seed=seed)
+    fields = {"min_pushes_per_day": config.min_push_fraction * rates["pushes_per_day"],
+              "max_pushes_per_day": config.max_push_fraction * rates["pushes_per_day"]}
+    if rates["opt_outs_per_day"] > 0:
+        fields["max_opt_outs_per_day"] = config.opt_out_fraction * rates["opt_outs_per_day"]
+    return fields, {"mode": "static", "static": rates, **fields}
 
 
 def _train_gru(config: SchedulingConfig, params: PopulationParams | None, seed: int,
                out: Path, progress: bool) -> tuple[Any, list[dict[str, Any]], dict[str, Any]]:
     from covercast.agents.gru_ppo import GRUPPOTrainer
 
+    constraints, constraint_facts = gru_constraints(config, params, seed)
     t0 = time.perf_counter()
     curve: list[dict[str, Any]] = []
 
@@ -307,14 +370,16 @@ def _train_gru(config: SchedulingConfig, params: PopulationParams | None, seed: 
                       "seconds": time.perf_counter() - t0,
                       "episode_return": row.get("episode_return", math.nan),
                       "ctr": row.get("ctr", math.nan),
-                      "opt_out_rate": row.get("opt_out_rate", math.nan)})
+                      "opt_out_rate": row.get("opt_out_rate", math.nan),
+                      "pushes_per_day": row.get("pushes_per_day", math.nan)})
         return True
 
-    trainer = GRUPPOTrainer(_gru_config(config, seed), params=params, out=out,
+    trainer = GRUPPOTrainer(_gru_config(config, seed, **constraints), params=params, out=out,
                             progress=progress)
     trainer.train(callback=record)
     seconds = time.perf_counter() - t0
-    facts = {"steps": int(trainer.global_step), "seconds": seconds}
+    facts = {"steps": int(trainer.global_step), "seconds": seconds,
+             "constraints": constraint_facts, "multipliers": dict(trainer.lagrange)}
     return trainer.agent(seed=seed, name="gru-ppo"), curve, facts
 
 
@@ -339,7 +404,7 @@ def _train_sb3(algo: str, config: SchedulingConfig, params: PopulationParams | N
         curve.append({"global_step": int(model.num_timesteps),
                       "seconds": time.perf_counter() - t0,
                       "episode_return": float(np.mean([e["r"] for e in buf])) if buf else math.nan,
-                      "ctr": math.nan, "opt_out_rate": math.nan})
+                      "ctr": math.nan, "opt_out_rate": math.nan, "pushes_per_day": math.nan})
 
     class Curve(BaseCallback):
         """Record the curve after each rollout; stop past the wall-clock budget."""
@@ -429,7 +494,7 @@ def run_cell(task: dict[str, Any]) -> dict[str, Any]:
     atomic_write_csv(episodes, d / "episodes.csv")
     curve_df = (pd.concat(curves, ignore_index=True) if curves else
                 pd.DataFrame(columns=["learner", "global_step", "seconds", "episode_return",
-                                      "ctr", "opt_out_rate"]))
+                                      "ctr", "opt_out_rate", "pushes_per_day"]))
     curve_df.insert(1, "train_population", train_pop)
     curve_df.insert(2, "seed_index", int(task["index"]))
     atomic_write_csv(curve_df, d / "curves.csv")
@@ -571,7 +636,7 @@ def aggregate(out: str | os.PathLike) -> dict[str, Path]:
     curves = pd.concat([pd.read_csv(p / "curves.csv") for p in cell_dirs], ignore_index=True)
     cells = pd.DataFrame([json.loads((p / "cell.json").read_text()) for p in cell_dirs])
     learner_rows = [{"index": c["index"], "train_population": c["train_population"],
-                     "learner": k, **v} for c in cells.to_dict("records")
+                     "learner": k, **_flat_facts(v)} for c in cells.to_dict("records")
                     for k, v in c["learners"].items()]
     means = _seed_means(episodes)
     summaries, comps, paired = [], [], []
@@ -603,6 +668,21 @@ def aggregate(out: str | os.PathLike) -> dict[str, Path]:
     atomic_write_csv(curves, paths["curves"])
     atomic_write_csv(pd.DataFrame(learner_rows), paths["learners"])
     return paths
+
+
+def _flat_facts(facts: dict[str, Any]) -> dict[str, Any]:
+    """One learner's facts of a cell as flat CSV columns (constraints and multipliers of a
+    constrained GRU-PPO run spread out: ``static_pushes_per_day``, ``max_pushes_per_day``,
+    ``lambda_max_pushes``, ...)."""
+    row = {k: v for k, v in facts.items() if k not in ("constraints", "multipliers")}
+    cons = facts.get("constraints") or {}
+    if cons:
+        row["constraints"] = cons.get("mode", "none")
+        row.update({f"static_{k}": v for k, v in (cons.get("static") or {}).items()
+                    if k in ("pushes_per_day", "opt_outs_per_day")})
+        row.update({k: v for k, v in cons.items() if k.endswith("_per_day")})
+    row.update({f"lambda_{k}": v for k, v in (facts.get("multipliers") or {}).items()})
+    return row
 
 
 def _cell(summary: pd.DataFrame, pop: str, pol: str, m: str) -> pd.Series | None:
@@ -778,12 +858,37 @@ def write_report(out: str | os.PathLike) -> Path:
               "the rollout it is in" if config["sb3_budget"] == "wall" else
               "equal env-steps, rounded up to whole SB3 rollouts")
     lines += ["## Training budgets (means over seeds)\n", _md(lt), "",
-              f"SB3 budget: `{config['sb3_budget']}` ({budget}).\n",
+              f"SB3 budget: `{config['sb3_budget']}` ({budget}).\n"]
+    lines += _constraints_md(learners, config)
+    lines += [
               "## Issue 5 target (point 6)\n", _target_md(target), ""]
     lines += [f"![{f}]({f})\n" for f in figs]
     atomic_write_text(out / "target.md", "# Issue 5 target\n\n" + _target_md(target) + "\n")
     atomic_write_text(out / "report.md", "\n".join(lines))
     return out / "report.md"
+
+
+def _constraints_md(learners: pd.DataFrame, config: dict[str, Any]) -> list[str]:
+    """The report's section on GRU-PPO's constraints (empty when it trained without)."""
+    g = learners[learners["learner"] == "gru-ppo"]
+    cols = [c for c in ("static_pushes_per_day", "min_pushes_per_day", "max_pushes_per_day",
+                        "static_opt_outs_per_day", "max_opt_outs_per_day",
+                        "lambda_max_pushes", "lambda_min_pushes", "lambda_opt_outs")
+            if c in g.columns]
+    if g.empty or "max_pushes_per_day" not in g.columns:
+        return ["GRU-PPO trained on the reward alone (`gru_constraints = 'none'`).\n"]
+    t = g.groupby("train_population", sort=False)[cols].mean().reset_index()
+    return ["## GRU-PPO's constraints (means over seeds)\n",
+            "GRU-PPO trains under constraints set from the static scheduler measured on the "
+            f"training population ({config.get('constraint_users', '?')} users, one "
+            f"{config['train_horizon_days']:g}-day episode): pushes per user-day in "
+            f"[{config.get('min_push_fraction', '?')}, {config.get('max_push_fraction', '?')}] "
+            f"x the static scheduler's and opt-outs per user-day <= "
+            f"{config.get('opt_out_fraction', '?')} x its (PPO-Lagrangian; "
+            "`GRUPPOConfig.max_pushes_per_day`). The lambdas are the Lagrange multipliers at "
+            "the end of training (reward per push; the opt-out one is charged on pushes, in "
+            "reward per opt-out). SB3 PPO and RecurrentPPO train on the reward alone.\n",
+            _md(t), ""]
 
 
 def _target_md(target: dict[str, Any]) -> str:
@@ -847,7 +952,9 @@ def cmd_experiment_scheduling(args: Any) -> int:
     make = SchedulingConfig.fast_config if args.fast else SchedulingConfig
     kw: dict[str, Any] = {"seed": args.seed, "workers": args.workers,
                           "sb3_budget": args.sb3_budget}
-    for name in ("seeds", "eval_users", "horizon_days", "gru_steps", "num_envs", "fit_users"):
+    for name in ("seeds", "eval_users", "horizon_days", "gru_steps", "num_envs", "fit_users",
+                 "gru_constraints", "min_push_fraction", "max_push_fraction",
+                 "opt_out_fraction"):
         v = getattr(args, name)
         if v is not None:
             kw[name] = v
@@ -897,6 +1004,19 @@ def add_experiment(experiments: Any) -> None:
                    help="policies to run (default: all; static is always included)")
     e.add_argument("--fitted-learners", nargs="*", choices=list(LEARNERS), default=None,
                    help="learners also trained on the fitted population (default: gru-ppo)")
+    e.add_argument("--gru-constraints", choices=["static", "none"], default=None,
+                   help="GRU-PPO's constraints: 'static' (default: push volume and opt-outs "
+                        "held near the static scheduler's, measured on the training "
+                        "population) or 'none' (the reward alone)")
+    e.add_argument("--min-push-fraction", type=float, default=None,
+                   help="lower edge of the push-volume band, x the static scheduler's "
+                        "(default 0.75)")
+    e.add_argument("--max-push-fraction", type=float, default=None,
+                   help="upper edge of the push-volume band, x the static scheduler's "
+                        "(default 1.0)")
+    e.add_argument("--opt-out-fraction", type=float, default=None,
+                   help="opt-out limit, x the static scheduler's opt-outs per user-day "
+                        "(default 1.0)")
     e.add_argument("--workers", type=int, default=2, help="cells at once (default 2)")
     e.add_argument("--backend", choices=["auto", "ray", "process", "sequential"],
                    default="auto", help="auto: Ray when installed, else processes")

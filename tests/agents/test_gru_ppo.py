@@ -463,3 +463,79 @@ def test_entropy_bonus_push_style_is_push_plus_style_entropy():
         GRUPPOConfig(entropy_bonus="style").validate()
     old = {k: v for k, v in tiny().to_dict().items() if k != "entropy_bonus"}
     assert GRUPPOConfig.from_checkpoint_dict(old).entropy_bonus == "joint"
+
+
+# ------------------------------------------------------------ constrained training (Lagrangian)
+def test_constraint_fields_are_checked():
+    with pytest.raises(ValueError, match="max_pushes_per_day"):
+        GRUPPOConfig(max_pushes_per_day=0).validate()
+    with pytest.raises(ValueError, match="max_opt_outs_per_day"):
+        GRUPPOConfig(max_opt_outs_per_day=float("nan")).validate()
+    with pytest.raises(ValueError, match="must not exceed"):
+        GRUPPOConfig(min_pushes_per_day=3.0, max_pushes_per_day=2.0).validate()
+    with pytest.raises(ValueError, match="push times are given"):
+        GRUPPOConfig(env_id="covercast/CoverStyle-v0", max_pushes_per_day=1.0).validate()
+    with pytest.raises(ValueError, match="max_opt_outs_per_day.*push times are given"):
+        GRUPPOConfig(env_id="covercast/CoverStyle-v0", max_opt_outs_per_day=0.01).validate()
+    with pytest.raises(ValueError, match="lagrange_lr"):
+        GRUPPOConfig(lagrange_lr=0.0).validate()
+    GRUPPOConfig(env_id="covercast/PushTiming-v0", max_opt_outs_per_day=0.01).validate()
+
+
+def test_multipliers_charge_the_rewards_and_follow_the_violation():
+    tr = GRUPPOTrainer(tiny(max_pushes_per_day=1.0, min_pushes_per_day=0.5,
+                            max_opt_outs_per_day=0.01, lagrange_lr=0.1), progress=False)
+    t_len, n = 24, 4                       # one user-day per user (hourly slots)
+    pushed = np.zeros((t_len, n), np.float32)
+    pushed[[3, 9, 15], :] = 1.0            # 3 pushes a day: above the limit of 1
+    opted = np.zeros((t_len, n), np.float32)
+    opted[5, 0] = 1.0                      # 1 opt-out in 4 user-days: 0.25 > 0.01
+    rewards = np.ones((t_len, n), np.float32)
+    tr.lagrange.update(max_pushes=0.2, min_pushes=0.05, opt_outs=1.5)
+    stats = tr._apply_constraints(rewards, pushed, opted)
+    assert stats["pushes_per_day"] == pytest.approx(3.0)
+    assert stats["opt_outs_per_day"] == pytest.approx(0.25)
+    assert stats["lambda_max_pushes"] == 0.2 and stats["lambda_opt_outs"] == 1.5
+    # the opt-out multiplier is charged on the pushes: 1 opt-out over 12 pushes
+    expected = 1.0 - (0.2 - 0.05 + 1.5 * 1 / 12) * pushed
+    assert (1.0 - expected).sum() == pytest.approx((0.2 - 0.05) * 12 + 1.5 * 1)
+    np.testing.assert_allclose(rewards, expected, rtol=1e-6)
+    # dual ascent: lambda += lr * scale * (rate - limit) / limit, clipped at 0
+    assert tr.lagrange["max_pushes"] == pytest.approx(0.2 + 0.1 * 0.1 * (3.0 - 1.0) / 1.0)
+    assert tr.lagrange["min_pushes"] == pytest.approx(max(0.0, 0.05 - 0.1 * 0.1 * 5.0))
+    assert tr.lagrange["opt_outs"] == pytest.approx(1.5 + 0.1 * 5.0 * (0.25 - 0.01) / 0.01)
+    # unconstrained: the rewards are left alone and the multipliers stay 0
+    free = GRUPPOTrainer(tiny(), progress=False)
+    r = np.ones((t_len, n), np.float32)
+    free._apply_constraints(r, pushed, opted)
+    assert np.all(r == 1.0) and set(free.lagrange.values()) == {0.0}
+
+
+def test_push_limit_lowers_the_push_rate():
+    """With a binding push limit the multiplier grows and the policy pushes less than the same
+    run without the limit."""
+    kw = dict(num_envs=16, total_steps=16 * 24 * 30, learning_rate=3e-3, anneal_lr=False,
+              initial_push_prob=0.25)
+    free = GRUPPOTrainer(tiny(**kw), progress=False)
+    free_rows = free.train()
+    held = GRUPPOTrainer(tiny(max_pushes_per_day=1.0, lagrange_lr=2.0, **kw), progress=False)
+    held_rows = held.train()
+    assert held_rows[0]["pushes_per_day"] > 4.0             # starts far above the limit
+    assert held.lagrange["max_pushes"] > 0.0
+    late = np.mean([r["pushes_per_day"] for r in held_rows[-5:]])
+    assert late < 0.5 * held_rows[0]["pushes_per_day"]
+    assert late < np.mean([r["pushes_per_day"] for r in free_rows[-5:]])
+
+
+def test_resume_keeps_the_multipliers(tmp_path):
+    cfg = tiny(total_steps=4 * 24 * 3, max_pushes_per_day=0.5, max_opt_outs_per_day=0.01)
+    full = GRUPPOTrainer(cfg, progress=False)
+    full.train()
+    part = GRUPPOTrainer(cfg, out=tmp_path / "run", progress=False)
+    part.train(iterations=1)
+    resumed = GRUPPOTrainer.load(tmp_path / "run" / "checkpoint", progress=False)
+    assert resumed.lagrange == part.lagrange and resumed.lagrange["max_pushes"] > 0
+    resumed.train()
+    assert resumed.lagrange == full.lagrange
+    for pf, pr in zip(full.policy.parameters(), resumed.policy.parameters(), strict=True):
+        torch.testing.assert_close(pf, pr, rtol=1e-6, atol=1e-7)

@@ -17,8 +17,10 @@ from covercast.experiments.cli import main  # noqa: E402
 from covercast.experiments.scheduling import (  # noqa: E402
     POLICIES,
     SchedulingConfig,
+    gru_constraints,
     run_scheduling,
     shifted_params,
+    static_rates,
 )
 from covercast.simulators.params import default_params  # noqa: E402
 
@@ -56,7 +58,9 @@ def test_shifted_population_changes_what_the_docstring_says():
 
 
 @pytest.mark.parametrize("field,value", [("seeds", 0), ("eval_users", 1), ("sb3_budget", "x"),
-                                         ("policies", ["nope"]), ("horizon_days", 0)])
+                                         ("policies", ["nope"]), ("horizon_days", 0),
+                                         ("gru_constraints", "lagrange"),
+                                         ("min_push_fraction", 0), ("opt_out_fraction", -1)])
 def test_config_rejects_bad_values(field, value):
     with pytest.raises(ValueError, match=field):
         SchedulingConfig(**{field: value}).validate()
@@ -86,10 +90,35 @@ def test_fast_run_writes_every_output(fast_run):
     target = json.loads((out / "target.json").read_text())
     assert target["checks"]["significance"]["seeds"] == 2
     assert target["checks"]["significance"]["pass"] is False   # 2 seeds < 5: cannot pass
+    # GRU-PPO trained under the static scheduler's rates; the report says so
+    learners = pd.read_csv(out / "learners.csv")
+    g = learners[learners["learner"] == "gru-ppo"]
+    np.testing.assert_allclose(g["max_pushes_per_day"], g["static_pushes_per_day"])
+    np.testing.assert_allclose(g["min_pushes_per_day"], 0.75 * g["static_pushes_per_day"])
+    assert (g["constraints"] == "static").all() and (g["lambda_max_pushes"] >= 0).all()
+    assert "GRU-PPO's constraints" in text
     curves = pd.read_csv(out / "curves.csv")
     assert set(curves["learner"]) == {"gru-ppo", "ppo", "recurrent-ppo"}
     assert (curves.groupby(["learner", "train_population", "seed_index"])["global_step"]
             .apply(lambda s: s.is_monotonic_increasing)).all()
+
+
+def test_static_rates_and_the_constraints_set_from_them():
+    r = static_rates(None, users=300, horizon_days=3.0, seed=1)
+    # the static scheduler pushes at 08:00 and 20:00: two a day while the user stays (an
+    # opted-out user's last day is counted up to the opt-out, hence not exactly 2)
+    assert r["pushes_per_day"] == pytest.approx(2.0, abs=0.05)
+    assert 0 <= r["opt_outs_per_day"] < 0.05 and r["user_days"] <= 300 * 3.0
+    cfg = SchedulingConfig(constraint_users=300, train_horizon_days=3.0, min_push_fraction=0.5,
+                           opt_out_fraction=0.8)
+    fields, facts = gru_constraints(cfg, None, seed=1)
+    assert fields["max_pushes_per_day"] == pytest.approx(r["pushes_per_day"])
+    assert fields["min_pushes_per_day"] == pytest.approx(0.5 * r["pushes_per_day"])
+    if r["opt_outs_per_day"] > 0:
+        assert fields["max_opt_outs_per_day"] == pytest.approx(0.8 * r["opt_outs_per_day"])
+    assert facts["static"] == r
+    none, facts = gru_constraints(SchedulingConfig(gru_constraints="none"), None, seed=1)
+    assert none == {} and facts == {"mode": "none"}
 
 
 def test_summary_is_the_mean_over_seed_means(fast_run):
