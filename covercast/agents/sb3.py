@@ -254,7 +254,7 @@ def train_sb3(algo: str, config: GRUPPOConfig, *, params: PopulationParams | Non
     per slot: the action head's bias is set accordingly; None leaves SB3's uniform start);
     ``callback`` is SB3's ``learn`` callback (a ``BaseCallback``, a list of them, or None);
     ``model_kwargs`` go to the SB3 constructor. With ``out``, writes ``model.zip``,
-    ``agent.json`` and ``config.json`` there.
+    ``agent.json``, ``config.json`` and SB3's training log ``progress.csv`` there.
     """
     import torch
 
@@ -280,6 +280,7 @@ def train_sb3(algo: str, config: GRUPPOConfig, *, params: PopulationParams | Non
             "covercast/CoverStyle-v0": "style"}.get(config.env_id, "schedule")
     if config.initial_push_prob is not None and mode in ("schedule", "timing"):
         set_initial_push_prob(model, config.initial_push_prob)
+    model.set_logger(_logger(out))
     model.learn(total_timesteps=config.total_steps, progress_bar=progress, callback=callback)
     n_actions = int(venv.action_space.n)
     n_styles = n_actions - 1 if mode == "schedule" else (
@@ -297,6 +298,18 @@ def train_sb3(algo: str, config: GRUPPOConfig, *, params: PopulationParams | Non
         if params is not None:
             params.save(d / "params.json")
     return agent
+
+
+def _logger(out: str | os.PathLike | None) -> Any:
+    """SB3's training log: ``progress.csv`` in ``out``, or nowhere (SB3's default logger
+    would create an empty ``SB3-<date>`` folder in the system's temp directory per run)."""
+    from stable_baselines3.common.logger import CSVOutputFormat, Logger
+
+    if out is None:
+        return Logger(folder=None, output_formats=[])
+    d = Path(out)
+    d.mkdir(parents=True, exist_ok=True)
+    return Logger(folder=str(d), output_formats=[CSVOutputFormat(str(d / "progress.csv"))])
 
 
 def set_initial_push_prob(model: Any, p_push: float) -> None:

@@ -3,6 +3,8 @@ with state across episode boundaries, save/load."""
 
 from __future__ import annotations
 
+import tempfile
+
 import numpy as np
 import pytest
 
@@ -48,6 +50,8 @@ def test_vec_env_bridge_refuses_next_step_autoreset():
 @pytest.mark.parametrize("env_id", ["covercast/PopulationVector-v0", "covercast/PushTiming-v0"])
 def test_train_predict_save_load(algo, env_id, tmp_path):
     agent = train_sb3(algo, tiny(env_id), progress=False, out=tmp_path)
+    with open(tmp_path / "progress.csv") as f:      # SB3's training log, in the run folder
+        assert "time/total_timesteps" in f.readline()
     n_actions = 6 if "Population" in env_id else 2
     assert agent.n_actions == n_actions
     obs = np.random.default_rng(0).random((3, OBS_DIM)).astype(np.float32)
@@ -69,7 +73,7 @@ def test_train_predict_save_load(algo, env_id, tmp_path):
 
 
 @pytest.mark.parametrize("algo", ["ppo", "recurrent-ppo"])
-def test_initial_push_prob_and_callback(algo):
+def test_initial_push_prob_and_callback(algo, tmp_path, monkeypatch):
     from stable_baselines3.common.callbacks import BaseCallback
 
     rollouts: list[int] = []
@@ -83,7 +87,9 @@ def test_initial_push_prob_and_callback(algo):
 
     cfg = tiny()
     cfg.learning_rate = 1e-12          # keep the initial distribution (almost) as set
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     agent = train_sb3(algo, cfg, progress=False, callback=Count())
+    assert list(tmp_path.iterdir()) == []     # no SB3-<date> folder left in the temp dir
     assert rollouts == [4 * 32, 4 * 32 * 2]
     obs = np.random.default_rng(0).normal(size=(64, OBS_DIM)).astype(np.float32)
     probs = agent.action_probabilities(obs)
