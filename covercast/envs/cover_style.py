@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from covercast.envs.base import DEFAULT_START, Tally, UserEnv
+from covercast.envs.base import DEFAULT_START, UserEnv
 from covercast.envs.rewards import RewardFn
 from covercast.simulators.params import PopulationParams
 
@@ -98,7 +98,6 @@ class CoverStyleEnv(UserEnv):
         ahead = (push_slots[None, :] - np.arange(spd)[:, None]) % spd
         self._wait = ahead.min(axis=1).tolist()
         self._gap = np.where(ahead > 0, ahead, spd).min(axis=1).tolist()
-        self._tally = Tally()
         self.action_space = spaces.Discrete(self.n_styles)
 
     def _parse_push_hours(self, push_hours: Any) -> tuple[float, ...]:
@@ -134,15 +133,15 @@ class CoverStyleEnv(UserEnv):
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         a = self._check_step(action)
         slots = self._gap[(self._slot0 + self._slot) % self._spd]
-        summary = self._advance(a)
-        if summary[9]:                     # opted out: the episode ends at this slot
+        s = self._advance(a)
+        if s[9]:                           # opted out: the episode ends at this slot
             slots = 1
         elif slots > 1:
-            tally = self._tally
-            tally.clear()
-            tally.add(summary)
-            tally.add(self._advance_quiet(slots - 1))
-            summary = tally.summary(summary[11])
-        obs, reward, terminated, truncated, info = self._finish(summary, a)
+            # the push's slot plus the quiet span (no push, no block, no opt-out in it): the
+            # sums of a Tally of the two, as it adds them
+            q = self._advance_quiet(slots - 1)
+            s = (s[0], s[1], s[2] + q[2], s[3] + q[3], s[4] + q[4], s[5] + q[5], s[6] + q[6],
+                 s[7] + q[7], s[8] + q[8], q[9], s[10] + q[10], s[11])
+        obs, reward, terminated, truncated, info = self._finish(s, a)
         info["slots"] = slots
         return obs, reward, terminated, truncated, info

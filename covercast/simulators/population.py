@@ -59,7 +59,7 @@ import math
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, fields
-from itertools import accumulate, repeat
+from itertools import accumulate, islice, repeat
 from typing import Any
 
 import numpy as np
@@ -113,6 +113,9 @@ Policy = Callable[[dict[str, np.ndarray], np.random.Generator],
 _EVENT_CODE = {e: i for i, e in enumerate(EVENTS)}
 _STREAMS = ("users", "sessions", "session_times", "responses", "drift", "actions", "policy",
             "log")
+_EXP, _EXP2, _EXPM1, _LOG = np.exp, np.exp2, np.expm1, np.log
+#: Days of drift draws the lean path takes from the ``drift`` stream at a time.
+_DRIFT_BLOCK = 16
 _I64 = np.empty(0, dtype=np.int64)
 _I64.flags.writeable = False
 _F64 = np.empty(0, dtype=np.float64)
@@ -473,6 +476,8 @@ class Population:
         self._open_base = (self._seg_intercept[:, None]
                            + params.open.beta_activity * self._rel_act_table).tolist()
         self._build_slot_tables()
+        self._l_times = [0.0]          # slot start times of the lean path (_lean_times)
+        self._week_rates: dict[tuple[int, int], np.ndarray] = {}   # _single_user_sessions
 
         self._init_state(seed)
 
@@ -786,22 +791,51 @@ class Population:
 
     def _lean_drift(self) -> None:
         """:meth:`_drift_once` for the one user: taste and topic affinity drift as one vector
-        (the same draws in the same order, the same operations element by element)."""
-        d = self.params.drift
-        if d.sd_per_day == 0 and d.reversion_per_day == 0:
-            return
+        (the same draws in the same order, the same operations element by element), updated
+        in place. The draws are taken from the ``drift`` stream :data:`_DRIFT_BLOCK` days at a
+        time (``standard_normal`` over an array draws its elements in turn, so these are the
+        numbers of one draw a day); :meth:`_lean_sync_drift` puts the stream back where the
+        daily draws leave it when the engine takes over."""
         x = self._l_tt
         if x is None:
+            d = self.params.drift
+            if d.sd_per_day == 0 and d.reversion_per_day == 0:
+                return
             seg, n_f = self._lseg, self._taste.shape[1]
-            x = np.concatenate((self._taste[0], self._topic_aff[0]))
+            x = self._l_tt = np.concatenate((self._taste[0], self._topic_aff[0]))
             self._l_tt_mean = np.concatenate((self._seg_taste_mean[seg],
                                               self._seg_topic_mean[seg]))
+            self._l_tt_tmp = np.empty_like(x)
+            self._l_pull = 1.0 - (1.0 - d.reversion_per_day) ** 1.0
+            self._l_sd = d.sd_per_day * np.sqrt(1.0) if d.sd_per_day > 0 else None
             self._l_split = n_f
-        out = x + (1.0 - (1.0 - d.reversion_per_day) ** 1.0) * (self._l_tt_mean - x)
-        if d.sd_per_day > 0:
-            out += d.sd_per_day * np.sqrt(1.0) * self._rng["drift"].standard_normal(out.size)
-        self._l_tt = out
-        self._taste, self._topic_aff = out[None, :self._l_split], out[None, self._l_split:]
+        # x + pull * (mean - x), then + sd * z: the same roundings as the engine's new arrays
+        tmp = self._l_tt_tmp
+        np.subtract(self._l_tt_mean, x, out=tmp)
+        tmp *= self._l_pull
+        x += tmp
+        if self._l_sd is not None:
+            noise, k = self._l_noise, self._l_noise_pos
+            if noise is None or k == len(noise):
+                rng = self._rng["drift"]
+                self._l_noise_from = rng.bit_generator.state
+                noise = self._l_noise = self._l_sd * rng.standard_normal((_DRIFT_BLOCK, x.size))
+                k = 0
+            x += noise[k]
+            self._l_noise_pos = k + 1
+        self._taste, self._topic_aff = x[None, :self._l_split], x[None, self._l_split:]
+
+    def _lean_sync_drift(self) -> None:
+        """Leave the ``drift`` stream where one draw a day would have: rewound to where the
+        buffered draws were taken, the days used drawn again."""
+        if self._l_noise is None:
+            return
+        rng = self._rng["drift"]
+        rng.bit_generator.state = self._l_noise_from
+        if self._l_noise_pos:
+            rng.standard_normal((self._l_noise_pos, self._l_noise.shape[1]))
+        self._l_noise = self._l_noise_from = None
+        self._l_noise_pos = 0
 
     def _drift_once(self) -> None:
         """One day of taste and topic-affinity drift (:func:`response.drift_step`)."""
@@ -845,9 +879,15 @@ class Population:
         left unused matter in one place only, see :meth:`_drop_session_buffer`)."""
         if self._sess_buf_pos >= len(self._sess_buf):
             # slots are opened one after the other, so buffer entry i is slot-of-week sw + i
-            spw = self._slots_per_week
-            sws = (sw + np.arange(spw)) % spw
-            lam = self._slot_rate[self._segment[0], sws] * self._multiplier[0]
+            seg = int(self._segment[0])
+            rates = self._week_rates.get((seg, sw))      # the segment's week from slot sw
+            if rates is None:
+                if len(self._week_rates) >= 64:
+                    self._week_rates.clear()
+                spw = self._slots_per_week
+                rates = self._slot_rate[seg, (sw + np.arange(spw)) % spw]
+                self._week_rates[seg, sw] = rates
+            lam = rates * self._multiplier[0]
             rng = self._rng["sessions"]
             self._sess_buf_from = (rng.bit_generator.state, lam)
             self._sess_buf = rng.poisson(lam).tolist()
@@ -1410,6 +1450,7 @@ class Population:
         self._lean_outcome_now()
         self._lean_sync()
         self._lean_sync_actions()
+        self._lean_sync_drift()
         self._lean = False
         if self._clock_started:
             if self._l_count:
@@ -1459,7 +1500,17 @@ class Population:
         p = self.params
         self._l_consts = (p.fatigue.half_life_h, p.fatigue.increment, p.opt_out.base_hazard,
                           p.opt_out.fatigue_coef, p.open.glance_hours)
+        om, em, sm = p.open, p.engagement, p.satisfaction
+        self._l_open_consts = (om.beta_taste, om.beta_quality, om.beta_topic, om.beta_fatigue,
+                               om.stale_tau_h)
+        self._l_response_consts = (p.dwell.relevance_coef, em.relevance_coef, em.like_intercept,
+                                   em.share_intercept, em.comment_intercept, sm.survey_rate,
+                                   sm.relevance_coef, sm.dwell_coef, sm.fatigue_coef,
+                                   tuple(sm.cutpoints))
         self._l_tt: np.ndarray | None = None     # taste and topic affinity (_lean_drift)
+        self._l_noise: np.ndarray | None = None  # the drift draws of the coming days, scaled
+        self._l_noise_pos = 0                    # the next day's row
+        self._l_noise_from: dict | None = None   # the drift stream's state before them
         self._la_words: list[int] | None = None  # 64-bit words of the actions stream
         self._la_pos = 0                         # the next one
         self._la_half: int | None = None         # the upper half of the last one, not used yet
@@ -1567,18 +1618,26 @@ class Population:
         if k == 0:
             return math.inf
         offset = after - self._slot_start
-        thr = -1.0 if offset < 0 else self._lean_offset_to_frac(max(offset, 0.0))
+        if offset < 0:
+            thr = -1.0
+        elif self._any_knots:
+            thr = self._lean_offset_to_frac(offset)
+        else:
+            thr = offset / self.slot_hours
         j, last = self._l_j, self._l_last
-        rng = self._rng["session_times"]
-        need = (j == 0 or last <= thr) and j < k
-        while need:
-            v = 1.0 - rng.random()
-            last = last + (1.0 - last) * -float(np.expm1(float(np.log(v)) / (k - j)))
-            j += 1
-            need = last <= thr and j < k
-        self._l_j, self._l_last = j, last
+        if (j == 0 or last <= thr) and j < k:
+            random = self._rng["session_times"].random
+            while True:
+                v = 1.0 - random()
+                last = last + (1.0 - last) * -float(_EXPM1(float(_LOG(v)) / (k - j)))
+                j += 1
+                if not (last <= thr and j < k):
+                    break
+            self._l_j, self._l_last = j, last
         if j > 0 and last > thr:
-            return self._slot_start + self._lean_frac_to_offset(last)
+            if self._any_knots:
+                return self._slot_start + self._lean_frac_to_offset(last)
+            return self._slot_start + last * self.slot_hours
         return math.inf
 
     # The engine draws a cover with ``actions.integers(0, k)`` (one element per push). For k
@@ -1685,11 +1744,11 @@ class Population:
         self._llp = t
         half_life, increment, base_hazard, hazard_coef, glance = self._l_consts
         f = self._lf                                     # _lean_fatigue_at, inlined
-        fat = (0.0 if f == 0.0 else f * float(np.exp2(-(t - self._lft) / half_life))) \
+        fat = (0.0 if f == 0.0 else f * float(_EXP2(-(t - self._lft) / half_life))) \
             + increment
         self._lf, self._lft = fat, t
         rng = self._rng["responses"]
-        if rng.random() < -float(np.expm1(-(base_hazard + hazard_coef * fat))):
+        if rng.random() < -float(_EXPM1(-(base_hazard + hazard_coef * fat))):
             self._l_optout = (pid, t)
             self._lout = True
             return
@@ -1721,41 +1780,42 @@ class Population:
         # np.einsum's own kernel without its Python wrapper: the same numbers as the engine's
         match = float(_c_einsum("ij,ij->i", self._taste, self._feature_rows[cover])[0])
         aff = float(self._topic_aff[0, topic])
-        fat = self._lean_fatigue_at(t)
-        om = self.params.open
+        b_taste, b_quality, b_topic, b_fatigue, tau = self._l_open_consts
+        f = self._lf                                     # _lean_fatigue_at, inlined
+        fat = 0.0 if f == 0.0 else f * float(_EXP2(-(t - self._lft) / self._l_consts[0]))
         # _open_base: intercept + beta_activity * relative activity, the first terms of the sum
-        x = (self._l_open_base[how] + om.beta_taste * match
-             + om.beta_quality * (self._quality_list[cover] - 0.5) + om.beta_topic * aff
-             - om.beta_fatigue * fat)
-        p = self._lean_sigmoid(x)
+        x = (self._l_open_base[how] + b_taste * match
+             + b_quality * (self._quality_list[cover] - 0.5) + b_topic * aff
+             - b_fatigue * fat)
+        e = float(_EXP(-abs(x)))                         # _lean_sigmoid, inlined
+        p = 1.0 / (1.0 + e) if x >= 0 else e / (1.0 + e)
         if delay:        # seen at once the staleness factor is exp(-0) = 1: the same number
-            p = p * float(np.exp(-delay / om.stale_tau_h))
+            p = p * float(_EXP(-delay / tau))
         return p, match, aff, fat
 
     def _lean_try_open(self, pid: int, cover: int, topic: int, t: float, delay: float) -> None:
         """:meth:`_try_open` for the one user."""
-        p = self.params
         rng = self._rng["responses"]
         prob, match, aff, fat = self._lean_open_probability(cover, topic, t, delay)
         if not rng.random() < prob:
             return
+        (dwell_coef, eng_coef, like_icpt, share_icpt, comment_icpt, survey_rate, sat_rel,
+         sat_dwell, sat_fatigue, cutpoints) = self._l_response_consts
         rel = match + aff
-        dwell = float(np.exp(self._l_dwell_mu + p.dwell.relevance_coef * rel
-                             + self._l_dwell_sigma * rng.standard_normal()))
-        em = p.engagement
-        r = em.relevance_coef * rel
-        p_like, p_share, p_comment = (self._lean_sigmoid(em.like_intercept + r),
-                                      self._lean_sigmoid(em.share_intercept + r),
-                                      self._lean_sigmoid(em.comment_intercept + r))
-        like, share, comment = (rng.random() < p_like, rng.random() < p_share,
-                                rng.random() < p_comment)
-        sm = p.satisfaction
+        dwell = float(_EXP(self._l_dwell_mu + dwell_coef * rel
+                           + self._l_dwell_sigma * rng.standard_normal()))
+        r = eng_coef * rel
+        sigmoid = self._lean_sigmoid
+        p_like, p_share, p_comment = (sigmoid(like_icpt + r), sigmoid(share_icpt + r),
+                                      sigmoid(comment_icpt + r))
+        random = rng.random
+        like, share, comment = random() < p_like, random() < p_share, random() < p_comment
         sat = 0
-        if rng.random() < sm.survey_rate:
-            eta = (sm.relevance_coef * rel + sm.dwell_coef * float(np.log(dwell / 60.0))
-                   - sm.fatigue_coef * fat)
+        if random() < survey_rate:
+            eta = (sat_rel * rel + sat_dwell * float(np.log(dwell / 60.0))
+                   - sat_fatigue * fat)
             latent = eta + rng.logistic()
-            sat = 1 + sum(1 for cut in sm.cutpoints if cut < latent)
+            sat = 1 + sum(1 for cut in cutpoints if cut < latent)
         self._l_open = (pid, cover, topic, t, delay, dwell, like, share, comment, sat)
         if t > self._llo:
             self._llo = t
@@ -1888,16 +1948,18 @@ class Population:
         """:meth:`advance` for a one-user population: ``(summary, sessions)``, the summary
         as in :meth:`step_user` (``cover`` -1) over the ``n_slots`` slots and the organic
         sessions of each slot as a list of ints."""
-        if self.n_users != 1:
-            raise ValueError(f"advance_user() is for a one-user population; this one has "
-                             f"{self.n_users} users (use advance()).")
-        if isinstance(n_slots, bool) or not isinstance(n_slots, (int, np.integer)) \
-                or n_slots < 1:
-            raise ValueError(f"`n_slots` must be an integer >= 1, got {n_slots!r}.")
+        if type(n_slots) is not int or n_slots < 1 or self.n_users != 1:
+            if self.n_users != 1:
+                raise ValueError(f"advance_user() is for a one-user population; this one has "
+                                 f"{self.n_users} users (use advance()).")
+            if isinstance(n_slots, bool) or not isinstance(n_slots, (int, np.integer)) \
+                    or n_slots < 1:
+                raise ValueError(f"`n_slots` must be an integer >= 1, got {n_slots!r}.")
+            n_slots = int(n_slots)
         if not self._lean:
             out, sessions = self.advance(n_slots)
             return _user_summary(out), sessions[:, 0].tolist()
-        counts = self._lean_advance(int(n_slots))
+        counts = self._lean_advance(n_slots)
         opens, total = self._l_slot[5], self._l_slot[7]
         if opens:               # at most one: only the push waiting in the tray can be opened
             _, _, _, _, _, dwell, like, share, comment, sat = opens[0]
@@ -1957,28 +2019,38 @@ class Population:
             out += more
         return out
 
+    def _lean_times(self, last: int) -> list[float]:
+        """Start times (hours) of slots ``0 .. last`` at least: each the previous one plus
+        the slot length, the floats the slot-by-slot clock reaches. Kept across resets and
+        extended a week of slots at a time."""
+        times = self._l_times
+        if len(times) <= last:
+            more = max(last + 1 - len(times), self._slots_per_week)
+            times += islice(accumulate(repeat(self.slot_hours, more), initial=times[-1]), 1,
+                            None)
+        return times
+
     def _lean_advance(self, n_slots: int) -> list[int]:
         """:meth:`advance` for the one user; returns the sessions of each slot and leaves the
         span's events in ``_l_slot``.
 
         Without pushes, a slot can only bring organic sessions and, when a push waits in the
         tray, its open at the user's first session (then the tray is empty: at most one open
-        per span). So the span is run in bulk: the slot times (the same additions as slot by
-        slot), the session counts, and the window records of the slots with sessions; the
-        open (if any) at its slot, after the day's drift of the days before it. Expired
-        window records are dropped before the open's dwell is added and at the end, which
-        subtracts the same records in the same order, relative to the additions, as slot by
-        slot."""
+        per span). So the span is run in bulk: the slot times (from :meth:`_lean_times`), the
+        session counts, and the window records of the slots with sessions; the open (if any)
+        at its slot, after the day's drift of the days before it. Expired window records are
+        dropped before the open's dwell is added and at the end, which subtracts the same
+        records in the same order, relative to the additions, as slot by slot."""
         if not self._clock_started:
             self._lean_begin_slot()
         n = n_slots
         sn = self._slot_number
-        starts = list(accumulate(repeat(self.slot_hours, n), initial=self._lean_now))
-        counts = [self._l_count] + self._lean_take_sessions(sn + 1, n)
+        times = self._lean_times(sn + n)
+        counts = [self._l_count]
+        counts += self._lean_take_sessions(sn + 1, n)
         next_count = counts.pop()
-        spd = 1440 // self.slot_minutes
-        days = iter(range((sn // spd + 1) * spd, sn + n + 1, spd))   # slot numbers of drifts
-        day = next(days, None)
+        spd = self._spd
+        day = (sn // spd + 1) * spd                    # slot number of the next drift
         self._l_push = self._l_optout = self._l_open = None
         self._l_blocked = self._l_collapsed = -1
         win24 = self._win24
@@ -1986,17 +2058,17 @@ class Population:
         done = 0                                       # slots with their records appended
         if self._lpid >= 0:
             # the push in the tray is seen at the first session of the span
-            i = next((k for k, c in enumerate(counts) if c), None)
-            if i is not None:
-                while day is not None and day <= sn + i:
+            count = next(filter(None, counts), 0)
+            if count:
+                i = counts.index(count)                # the first slot with sessions
+                while day <= sn + i:
                     self._lean_drift()
-                    day = next(days, None)
-                now, count = starts[i], counts[i]
-                win24.extend([(s, 0, 0, 0.0, c)
-                              for s, c in zip(starts[:i], counts[:i], strict=True) if c])
+                    day += spd
+                now = times[sn + i]
                 done = i + 1
                 # the slot's state as _lean_step has it, for the session-time draws
-                self._lean_now, self._slot_number, self._slot_start = starts[i + 1], sn + i, now
+                self._lean_now, self._slot_number = times[sn + i + 1], sn + i
+                self._slot_start = now
                 self._l_count, self._l_j, self._l_last = count, 0, 0.0
                 rec = (now, 0, 0, 0.0, count)
                 t_seen = self._lean_first_session_after(self._lpt)
@@ -2015,21 +2087,23 @@ class Population:
                         self._win7.append(rec)
                 win24.append(rec)
                 assert self._lpid < 0       # a session after the push: always seen
-        win24.extend([(s, 0, 0, 0.0, c)
-                      for s, c in zip(starts[done:n], counts[done:], strict=True) if c])
-        while day is not None:
+        for k in range(done, n):
+            if counts[k]:
+                win24.append((times[sn + k], 0, 0, 0.0, counts[k]))
+        last = sn + n
+        while day <= last:
             self._lean_drift()
-            day = next(days, None)
-        end = starts[n]
+            day += spd
+        end = times[last]
         self._lean_now = self._slot_start = end
-        self._slot_number = sn + n
+        self._slot_number = last
         self._l_count, self._l_j, self._l_last = next_count, 0, 0.0
         total = sum(counts)
         if total:
             self._ls24 += total
         self._lean_expire(end)
         self._l_open = None
-        self._l_slot = (starts[0], end, None, -1, -1, opens, None, total)
+        self._l_slot = (times[sn], end, None, -1, -1, opens, None, total)
         self._last_outcome = None
         return counts
 

@@ -376,3 +376,83 @@ def test_user_draws_are_numpys_choice_and_gamma():
         assert a.random() == b.random()
     with pytest.raises(ValueError, match="shape"):
         R.activity_multiplier(np.array([0.0]), np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("days", [0, 1, 15, 16, 17, 40])
+def test_lean_drift_leaves_the_drift_stream_as_drawing_by_day(bank, days):
+    """The lean drift takes its draws a block of days at a time; handing over to the engine
+    (or pickling) leaves the ``drift`` stream where one draw a day would have, and the taste
+    and topic affinity are the engine's."""
+    p = default_params()
+    pop = Population(p, 1, bank=bank, seed=6)
+    engine = Population(p, 1, bank=bank, seed=6)
+    engine._leave_lean()
+    if days:
+        pop.advance_user(24 * days)
+        engine.advance(24 * days)
+    clone = pickle.loads(pickle.dumps(pop))
+    size = p.n_features + len(p.topics)
+    ref = np.random.default_rng(np.random.SeedSequence(6).spawn(8)[4])    # "drift"
+    for _ in range(days):
+        ref.standard_normal(size)
+    for q in (pop, clone):
+        q._leave_lean()
+        assert q._rng["drift"].bit_generator.state == ref.bit_generator.state
+        for key in ("taste", "topic_affinity"):
+            assert np.array_equal(q.hidden_state()[key], engine.hidden_state()[key]), key
+    # the next days drift alike on both
+    pop.advance(48)
+    engine.advance(48)
+    assert np.array_equal(pop.hidden_state()["taste"], engine.hidden_state()["taste"])
+
+
+def test_lean_slot_times_are_the_clock_sums(bank):
+    """The lean path's slot start times (a table grown a week at a time) are the floats the
+    slot-by-slot clock reaches, also past the table's first growth and across resets."""
+    for slot in (60, 5, 7 * 1440 // 7):
+        pop = Population(default_params(), 1, bank=bank, seed=1, slot_minutes=slot)
+        t = 0.0
+        for k in range(3 * pop._slots_per_week + 3):
+            assert pop._lean_times(k)[k] == t, (slot, k)
+            t += slot / 60.0
+        pop.reset(2)
+        pop.advance_user(np.int64(2 * pop._slots_per_week + 1))     # numpy integers too
+        assert pop.now == pop._l_times[2 * pop._slots_per_week + 1]
+    with pytest.raises(ValueError, match="n_slots"):
+        pop.advance_user(True)
+    with pytest.raises(ValueError, match="one-user"):
+        Population(default_params(), 2, bank=bank, seed=0).advance_user(3)
+
+
+def test_cover_style_step_is_the_push_slot_plus_the_quiet_span(bank):
+    """A CoverStyle-v0 step reports the sums of step_user and advance_user over its slots (a
+    Tally of the two), on a population driven alongside with the same seed."""
+    import gymnasium as gym
+
+    import covercast  # noqa: F401
+    from covercast.envs.base import Tally, responses
+
+    for params in (PARAMS["default"], PARAMS["tray"]):
+        env = gym.make("covercast/CoverStyle-v0", params=params, push_hours=(7, 12, 20))
+        env.reset(seed=9)
+        u = env.unwrapped
+        twin = Population(params, 1, bank=u.bank, seed=0)
+        twin.reset(int(np.random.default_rng(np.random.SeedSequence(9)).integers(0, 2**63 - 1)))
+        twin.advance_user(7)
+        rng = np.random.default_rng(3)
+        seen_open = 0
+        for _ in range(60):
+            style = int(rng.integers(0, 5))
+            _, _, te, tr, info = env.step(style)
+            tally = Tally()
+            first = twin.step_user(style)
+            tally.add(first)
+            if not first[9] and info["slots"] > 1:
+                tally.add(twin.advance_user(info["slots"] - 1)[0])
+            want = responses(tally.summary(first[11]), style)
+            got = {k: v for k, v in info.items() if k != "slots"}
+            assert got == want and all(type(got[k]) is type(want[k]) for k in want)
+            seen_open += info["opened"]
+            if te or tr:
+                break
+        assert seen_open > 0
