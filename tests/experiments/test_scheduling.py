@@ -94,7 +94,7 @@ def test_fast_run_writes_every_output(fast_run):
     learners = pd.read_csv(out / "learners.csv")
     g = learners[learners["learner"] == "gru-ppo"]
     np.testing.assert_allclose(g["max_pushes_per_day"], g["static_pushes_per_day"])
-    np.testing.assert_allclose(g["min_pushes_per_day"], 0.75 * g["static_pushes_per_day"])
+    np.testing.assert_allclose(g["min_pushes_per_day"], 0.5 * g["static_pushes_per_day"])
     assert (g["constraints"] == "static").all() and (g["lambda_max_pushes"] >= 0).all()
     assert "GRU-PPO's constraints" in text
     curves = pd.read_csv(out / "curves.csv")
