@@ -45,6 +45,11 @@ def train(agent: str, env_id: str, steps: int, seed: int, out: str | Path, *,
                                 total_steps=int(steps))
         tr.train()
         return out
+    constrained = [k for k in ("max_pushes_per_day", "min_pushes_per_day",
+                               "max_opt_outs_per_day") if config.get(k) is not None]
+    if constrained and agent != "gru-ppo":
+        raise ValueError(f"{', '.join(constrained)}: constrained training is GRU-PPO's "
+                         f"(PPO-Lagrangian); {agent} trains on the reward alone.")
     pop = PopulationParams.load(params) if params else None
     cfg = GRUPPOConfig(env_id=env_id, total_steps=int(steps), seed=int(seed),
                        num_envs=int(num_envs), horizon_days=float(horizon_days), **config)
@@ -104,9 +109,12 @@ def evaluate_saved(spec: str, env_id: str, episodes: int, seed: int, out: str | 
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    limits = {k: getattr(args, k) for k in ("max_pushes_per_day", "min_pushes_per_day",
+                                            "max_opt_outs_per_day")
+              if getattr(args, k) is not None}
     out = train(args.agent, args.env, args.steps, args.seed, args.out, num_envs=args.num_envs,
                 horizon_days=args.horizon_days, params=args.params, resume=args.resume,
-                progress=not args.quiet)
+                progress=not args.quiet, **limits)
     print(f"run: {out}")
     return 0
 
@@ -132,6 +140,13 @@ def add_subcommands(subparsers: Any) -> None:
     sp.add_argument("--num-envs", type=int, default=64, help="parallel users")
     sp.add_argument("--horizon-days", type=float, default=7.0, help="days per training episode")
     sp.add_argument("--params", help="population JSON (default: the default population)")
+    sp.add_argument("--max-pushes-per-day", type=float, default=None,
+                    help="gru-ppo: hold delivered pushes per user-day at or below this "
+                         "(PPO-Lagrangian constraint)")
+    sp.add_argument("--min-pushes-per-day", type=float, default=None,
+                    help="gru-ppo: hold delivered pushes per user-day at or above this")
+    sp.add_argument("--max-opt-outs-per-day", type=float, default=None,
+                    help="gru-ppo: hold opt-outs per user-day at or below this")
     sp.add_argument("--resume", action="store_true", help="continue OUT/checkpoint (gru-ppo)")
     sp.add_argument("--out", required=True, help="run folder, e.g. runs/NAME")
     sp.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -232,9 +233,15 @@ def test_cli_train_resume_and_evaluate(tmp_path, capsys):
     run = tmp_path / "run"
     args = parser.parse_args(["train", "--agent", "gru-ppo", "--env", "covercast/PushTiming-v0",
                               "--steps", "96", "--num-envs", "4", "--horizon-days", "1",
-                              "--out", str(run), "--quiet"])
+                              "--max-pushes-per-day", "1.5", "--out", str(run), "--quiet"])
     assert args.func(args) == 0
     assert (run / "checkpoint" / "model.safetensors").is_file()
+    cfg = json.loads((run / "checkpoint" / "config.json").read_text())
+    assert cfg["max_pushes_per_day"] == 1.5 and cfg["max_opt_outs_per_day"] is None
+    with pytest.raises(ValueError, match="constrained training is GRU-PPO's"):
+        args = parser.parse_args(["train", "--agent", "ppo", "--max-opt-outs-per-day", "0.01",
+                                  "--out", str(tmp_path / "sb3"), "--quiet"])
+        args.func(args)
     args = parser.parse_args(["train", "--env", "covercast/PushTiming-v0", "--steps", "192",
                               "--resume", "--out", str(run), "--quiet"])
     assert args.func(args) == 0
