@@ -92,6 +92,13 @@ class HiddenStateOracle(Agent):
         :class:`~covercast.envs.rewards.OpenDwellReward`, else its defaults (0.1 and 5).
     timing_style : int, optional
         The style pushes get in the ``timing`` layout (default: read from the environment).
+    knows_taste : bool
+        True (default): read each user's own taste and topic affinity. False: use the mean
+        taste and topic affinity of the user's segment instead -- a weaker reference that
+        still knows the segment, the fatigue and the activity, but not what this user likes
+        (named ``"oracle (no taste)"``). It separates what the hidden taste is worth from
+        what knowing *when* is worth: a deployable policy only learns a user's taste from
+        the few pushes they open.
     """
 
     default_name = "oracle (hidden state)"
@@ -101,7 +108,13 @@ class HiddenStateOracle(Agent):
                  seen_horizon_h: int = 24, min_open_prob: float = 0.0,
                  max_fatigue: float = math.inf, w_dwell: float | None = None,
                  w_optout: float | None = None, timing_style: int | None = None,
-                 seed: SeedLike = None, name: str | None = None) -> None:
+                 knows_taste: bool = True, seed: SeedLike = None,
+                 name: str | None = None) -> None:
+        if not isinstance(knows_taste, (bool, np.bool_)):
+            raise ValueError(f"`knows_taste` must be a bool, got {knows_taste!r}.")
+        self.knows_taste = bool(knows_taste)
+        if name is None and not self.knows_taste:
+            name = "oracle (no taste)"
         super().__init__(mode, n_styles, seed=seed, name=name)
         if isinstance(lookahead_h, bool) or not isinstance(lookahead_h, (int, np.integer)) \
                 or not 0 <= lookahead_h <= 23:
@@ -139,7 +152,7 @@ class HiddenStateOracle(Agent):
             "seen_horizon_h": self.seen_horizon_h, "min_open_prob": self.min_open_prob,
             "max_fatigue": None if math.isinf(self.max_fatigue) else self.max_fatigue,
             "w_dwell": self.w_dwell, "w_optout": self.w_optout,
-            "timing_style": self.timing_style}
+            "timing_style": self.timing_style, "knows_taste": self.knows_taste}
 
     # ------------------------------------------------------------------ wiring
     def attach(self, env: Any) -> None:
@@ -190,6 +203,8 @@ class HiddenStateOracle(Agent):
             "intercept": np.array([s.open_intercept for s in params.segments]),
             "dwell_mu": np.array([s.dwell_mu for s in params.segments]),
             "dwell_sigma": np.array([s.dwell_sigma for s in params.segments]),
+            "taste_mean": np.array([s.taste_mean for s in params.segments], dtype=np.float64),
+            "topic_mean": np.array([s.topic_mean for s in params.segments], dtype=np.float64),
         }
         self._table_cache = (params, tables)
         return tables
@@ -253,8 +268,11 @@ class HiddenStateOracle(Agent):
         for lo in range(0, n, chunk):
             sl = slice(lo, min(n, lo + chunk))
             seg = hs["segment"][sl]
-            user = {"fatigue": hs["fatigue"][sl], "taste": hs["taste"][sl],
-                    "aff": hs["topic_affinity"][sl],
+            if self.knows_taste:
+                taste, aff = hs["taste"][sl], hs["topic_affinity"][sl]
+            else:                       # the segment's mean in place of the user's own
+                taste, aff = tab["taste_mean"][seg], tab["topic_mean"][seg]
+            user = {"fatigue": hs["fatigue"][sl], "taste": taste, "aff": aff,
                     "rate": seg_rate[seg] * hs["activity_multiplier"][sl, None],
                     "relact": seg_relact[seg], "intercept": tab["intercept"][seg],
                     "dwell_mu": tab["dwell_mu"][seg], "dwell_sigma": tab["dwell_sigma"][seg]}

@@ -187,3 +187,30 @@ def test_argument_errors():
         HiddenStateOracle(min_open_prob=2.0)
     with pytest.raises(ValueError, match="timing_style"):
         HiddenStateOracle(mode="timing", timing_style=7)
+
+
+def test_without_taste_it_uses_the_segment_mean_taste():
+    params = copy.deepcopy(default_params())
+    noir = params.styles.index("noir")
+    n_attr = params.n_features - len(params.styles)
+    for seg in params.segments:   # on average noir, but users differ a lot from one another
+        seg.taste_mean[:] = [0.0] * len(seg.taste_mean)
+        seg.taste_mean[n_attr + noir] = 1.0
+        seg.taste_sd = 3.0
+    env = make_vec(60, horizon_days=1, params=params)
+    env.reset(seed=0)
+    full = HiddenStateOracle(env=env)
+    blind = HiddenStateOracle(env=env, knows_taste=False)
+    assert blind.name == "oracle (no taste)" and blind.config()["knows_taste"] is False
+    assert full.config()["knows_taste"] is True
+    seg = env.unwrapped.population.hidden_state()["segment"]
+    s_full, s_blind = full.push_values(60)["style"], blind.push_values(60)["style"]
+    assert len(set(s_full.tolist())) >= 3          # each user's own best style
+    assert np.all(s_blind == noir)                  # the segments' best, for everyone
+    assert len(set(seg.tolist())) >= 2
+    # knowing the user's taste is worth something: its chosen style is at least as good
+    v = full.push_values(60)["value_now"]
+    assert np.all(v[np.arange(60), s_full] >= v[np.arange(60), s_blind] - 1e-12)
+    with pytest.raises(ValueError, match="knows_taste"):
+        HiddenStateOracle(knows_taste="no")
+    env.close()
