@@ -92,7 +92,8 @@ from covercast.envs.observation import OBS_DIM
 from covercast.simulators.params import PopulationParams, atomic_write_text
 
 __all__ = ["GRUPPOConfig", "GRUPolicy", "RunningMeanStd", "GRUPPOTrainer", "GRUPPOAgent",
-           "make_train_env", "previous_actions", "CSV_COLUMNS"]
+           "make_train_env", "previous_actions", "CSV_COLUMNS", "CONSTRAINT_FIELDS",
+           "LAGRANGE_SCALES"]
 
 #: Columns of ``progress.csv`` (one row per iteration).
 CSV_COLUMNS: tuple[str, ...] = (
@@ -100,6 +101,9 @@ CSV_COLUMNS: tuple[str, ...] = (
     "opens", "ctr", "opt_out_rate", "policy_loss", "value_loss", "entropy", "approx_kl",
     "clipfrac", "explained_variance", "learning_rate", "sps", "pushes_per_day",
     "opt_outs_per_day", "lambda_max_pushes", "lambda_min_pushes", "lambda_opt_outs")
+
+#: The ``GRUPPOConfig`` fields of constrained training (PPO-Lagrangian).
+CONSTRAINT_FIELDS = ("max_pushes_per_day", "min_pushes_per_day", "max_opt_outs_per_day")
 
 #: Reward scale of one unit of each constrained cost: the Lagrange multipliers move by
 #: ``lagrange_lr * scale * relative violation`` per iteration (a push is worth about a tenth
@@ -269,7 +273,7 @@ class GRUPPOConfig:
         if self.target_kl is not None and not (isinstance(self.target_kl, (int, float))
                                                and self.target_kl > 0):
             raise ValueError(f"`target_kl` must be None or > 0, got {self.target_kl!r}.")
-        for name in ("max_pushes_per_day", "min_pushes_per_day", "max_opt_outs_per_day"):
+        for name in CONSTRAINT_FIELDS:
             v = getattr(self, name)
             if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))
                                   or not math.isfinite(v) or v <= 0):
@@ -279,7 +283,7 @@ class GRUPPOConfig:
             raise ValueError(f"`min_pushes_per_day` ({self.min_pushes_per_day!r}) must not exceed "
                              f"`max_pushes_per_day` ({self.max_pushes_per_day!r}).")
         if self.env_id == "covercast/CoverStyle-v0":
-            for name in ("max_pushes_per_day", "min_pushes_per_day", "max_opt_outs_per_day"):
+            for name in CONSTRAINT_FIELDS:
                 if getattr(self, name) is not None:
                     raise ValueError(f"`{name}` constrains when to push (it acts on the pushes); "
                                      "in covercast/CoverStyle-v0 the push times are given.")

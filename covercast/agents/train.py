@@ -32,7 +32,7 @@ def train(agent: str, env_id: str, steps: int, seed: int, out: str | Path, *,
     ``params`` is a population JSON (None: the default population); ``config`` overrides
     :class:`~covercast.agents.gru_ppo.GRUPPOConfig` fields.
     """
-    from covercast.agents.gru_ppo import GRUPPOConfig, GRUPPOTrainer
+    from covercast.agents.gru_ppo import CONSTRAINT_FIELDS, GRUPPOConfig, GRUPPOTrainer
     from covercast.simulators.params import PopulationParams
 
     if agent not in TRAIN_AGENTS:
@@ -45,8 +45,7 @@ def train(agent: str, env_id: str, steps: int, seed: int, out: str | Path, *,
                                 total_steps=int(steps))
         tr.train()
         return out
-    constrained = [k for k in ("max_pushes_per_day", "min_pushes_per_day",
-                               "max_opt_outs_per_day") if config.get(k) is not None]
+    constrained = [k for k in CONSTRAINT_FIELDS if config.get(k) is not None]
     if constrained and agent != "gru-ppo":
         raise ValueError(f"{', '.join(constrained)}: constrained training is GRU-PPO's "
                          f"(PPO-Lagrangian); {agent} trains on the reward alone.")
@@ -109,9 +108,9 @@ def evaluate_saved(spec: str, env_id: str, episodes: int, seed: int, out: str | 
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    limits = {k: getattr(args, k) for k in ("max_pushes_per_day", "min_pushes_per_day",
-                                            "max_opt_outs_per_day")
-              if getattr(args, k) is not None}
+    from covercast.agents.gru_ppo import CONSTRAINT_FIELDS
+
+    limits = {k: getattr(args, k) for k in CONSTRAINT_FIELDS if getattr(args, k) is not None}
     out = train(args.agent, args.env, args.steps, args.seed, args.out, num_envs=args.num_envs,
                 horizon_days=args.horizon_days, params=args.params, resume=args.resume,
                 progress=not args.quiet, **limits)
