@@ -203,7 +203,12 @@ class GRUPPOConfig:
     step itself did not move the policy (measured, seed 1, 1.5 M steps: the multiplier rose to
     37 while pushes rose from 2.2 to 3.4 a day and the opt-out rate stayed twice the limit).
     The environment's own opt-out penalty (``w_optout``) stays on the opt-out step, where the
-    policy can learn which pushes are risky."""
+    policy can learn which pushes are risky. Known limit: when the limit is barely reachable
+    (with a push floor, for instance) the multiplier keeps growing; in a 12 M-step run (seed
+    0, pushes in [1, 2] a day, limit 0.0042) it reached 67, the policy's push rate and CTR
+    drifted and the return fell from 3.17 (the same settings at 6 M steps) to 1.82 on the
+    demo's 300 users. The scheduling benchmark's 6 M-step runs were not affected (final
+    multipliers 22-48)."""
     lagrange_lr: float = 0.05
     """Step of the Lagrange multipliers per iteration: ``lambda += lagrange_lr * scale *
     (rate - limit) / limit`` (clipped at 0), with ``scale`` from :data:`LAGRANGE_SCALES` (0.1
