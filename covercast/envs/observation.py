@@ -87,7 +87,7 @@ class ObservationBuilder:
         self.elapsed_h = np.zeros(self.n_users, dtype=np.float64)
         """Hours each user has been observed (users replaced in a population start at 0)."""
         self._out = np.zeros((self.n_users, OBS_DIM), dtype=np.float32)
-    # observed share of sessions per hour of day, kept up to date row by row (a row is
+        # observed share of sessions per hour of day, kept up to date row by row (a row is
         # recomputed when its user has sessions); `_share_stale` forces a full recomputation
         self._share = np.full((self.n_users, 24), 1.0 / 24.0)
         self._share_stale = False
@@ -114,11 +114,15 @@ class ObservationBuilder:
         ``hour`` is the hour of day at the start of the slot that just ended.
         """
         if session_user.size:
-            self.profile_counts[session_user, hour] += session_count
-            self.total_sessions[session_user] += session_count
+            counts = self.profile_counts
+            col = counts[:, hour]                     # a view: one column is updated
+            col[session_user] += session_count
+            tot = self.total_sessions
+            tot[session_user] += session_count
             if not self._share_stale:
-                self._share[session_user] = (self.profile_counts[session_user]
-                                             / self.total_sessions[session_user, None])
+                rows = counts.take(session_user, axis=0)
+                rows /= tot.take(session_user)[:, None]
+                self._share[session_user] = rows
         self.elapsed_h += slot_hours
 
     def build(self, obs: dict[str, np.ndarray], out: np.ndarray | None = None) -> np.ndarray:

@@ -319,9 +319,10 @@ class PopulationVectorEnv(VectorEnv):
         ou = out.open_user
         sat = out.open_satisfaction
         surveyed = sat > 0
-        n_surv = count(ou[surveyed])
+        ou_surv = ou[surveyed]
+        n_surv = count(ou_surv)
         with np.errstate(invalid="ignore", divide="ignore"):
-            satisfaction = np.bincount(ou[surveyed], weights=sat[surveyed].astype(np.float64),
+            satisfaction = np.bincount(ou_surv, weights=sat[surveyed].astype(np.float64),
                                        minlength=n) / n_surv
         opted = np.zeros(n, dtype=bool)
         opted[out.opt_out_user] = True

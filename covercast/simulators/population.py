@@ -532,6 +532,8 @@ class Population:
         self._act_counts = _I64
         self._act_j = _I64
         self._act_last = _F64
+        self._act_mask_of: np.ndarray | None = None     # the _act_users of _act_mask
+        self._act_mask = np.zeros(0, dtype=bool)
         self._drawn: list[tuple[np.ndarray, np.ndarray]] = []
         self._reset_slot_accumulators()
 
@@ -953,6 +955,16 @@ class Population:
         self._last_outcome = out
         return out
 
+    def _active_mask(self) -> np.ndarray:
+        """Dense ``(n_users,)`` mask of the slot's active users (:attr:`_act_users`), built
+        once per active set (looking users up in it beats a binary search of each)."""
+        act = self._act_users
+        if self._act_mask_of is not act:
+            mask = np.zeros(self.n_users, dtype=bool)
+            mask[act] = True
+            self._act_mask, self._act_mask_of = mask, act
+        return self._act_mask
+
     def _first_session_after(self, users: np.ndarray, after: np.ndarray) -> np.ndarray:
         """Time of each user's first organic session of the current slot strictly after
         ``after`` (``inf`` where none). Draws session times lazily as order statistics.
@@ -964,13 +976,11 @@ class Population:
         act = self._act_users
         if act.size == 0 or users.size == 0:
             return out
-        pos = np.searchsorted(act, users)
-        np.minimum(pos, act.size - 1, out=pos)
-        ok = act[pos] == users
+        ok = self._active_mask()[users]
         if not ok.any():
             return out
-        p = pos[ok]
         u = users[ok]
+        p = np.searchsorted(act, u)            # only the active users: fewer to look up
         offset = after[ok] - self._slot_start
         thr = np.where(offset < 0, -1.0, self._offset_to_frac(u, np.maximum(offset, 0.0)))
         k = self._act_counts[p]
@@ -1194,7 +1204,7 @@ class Population:
                 s = np.array([names.index(x) for x in s.tolist()], dtype=np.int64)
             elif not np.issubdtype(s.dtype, np.integer):
                 raise ValueError(f"`style` must hold style indices or names, got dtype {s.dtype}.")
-            s = s.astype(np.int64)
+            s = s.astype(np.int64, copy=False)     # only read
             ns = len(self._style_counts)
             if n and (s.min() < 0 or s.max() >= ns):
                 raise ValueError(f"`style` indices must lie in [0, {ns - 1}] "
@@ -1202,7 +1212,7 @@ class Population:
             c = self._style_table[s, rng.integers(0, self._style_counts[s])]
         else:
             c = rng.integers(0, n_cov, size=n)
-        c = np.array(c, dtype=np.int64)          # copies: the caller may reuse its arrays
+        c = np.asarray(c, dtype=np.int64)        # each branch made a new array already
         if topic is None:
             tp = self._cover_topic[c]
         else:
@@ -2243,30 +2253,28 @@ class Population:
             sw = self._slot_of_week(self._slot_number)
             lam = self._slot_rate[self._segment[u], sw] * self._multiplier[u]
             counts = self._rng["sessions"].poisson(lam)
-            # rebuild the slot's active users (sorted) through dense per-user arrays
-            n = self.n_users
-            cnt = np.zeros(n, dtype=np.int64)
-            j = np.zeros(n, dtype=np.int64)
-            last = np.zeros(n)
-            act = self._act_users
-            cnt[act] = self._act_counts
-            j[act] = self._act_j
-            last[act] = self._act_last
-            cnt[u] = counts
-            j[u] = 0
-            last[u] = 0.0
-            act = np.flatnonzero(cnt)
-            self._act_users = act
-            self._act_counts = cnt[act]
-            self._act_j = j[act]
-            self._act_last = last[act]
+            # the slot's active users (sorted): the old ones not replaced, then the new ones
+            # with sessions, in user order
+            replaced = np.zeros(self.n_users, dtype=bool)
+            replaced[u] = True
+            keep = ~replaced[self._act_users]
+            fresh = counts > 0
+            n_fresh = int(fresh.sum())
+            act = np.concatenate((self._act_users[keep], u[fresh]))
+            order = np.argsort(act, kind="stable")
+            self._act_users = act[order]
+            self._act_counts = np.concatenate((self._act_counts[keep], counts[fresh]))[order]
+            self._act_j = np.concatenate((self._act_j[keep],
+                                          np.zeros(n_fresh, dtype=np.int64)))[order]
+            self._act_last = np.concatenate((self._act_last[keep], np.zeros(n_fresh)))[order]
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickle support: everything but the SimPy engine, which is rebuilt on load."""
         self._lean_sync()
         state = self.__dict__.copy()
-        for key in ("_env", "_slot_done", "_new_day"):
+        for key in ("_env", "_slot_done", "_new_day", "_act_mask"):
             state.pop(key, None)
+        state["_act_mask_of"] = None                    # rebuilt when needed
         state["_pickled_now"] = self.now
         return state
 
