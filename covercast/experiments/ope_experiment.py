@@ -304,6 +304,17 @@ def _plt() -> Any:
     return plt
 
 
+def _error_axes(ax, title: str) -> None:
+    """Log-log axes of mean relative error against logged decisions (the experiment's plots)."""
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_title(title, fontsize=9)
+    ax.set_xlabel("logged decisions", fontsize=8)
+    ax.set_ylabel("mean relative error", fontsize=8)
+    ax.grid(True, which="both", alpha=0.3)
+
+
+
 def _figure_estimators(summary: pd.DataFrame, path: Path) -> None:
     """One panel per estimator: mean relative error vs size, one line per pair."""
     plt = _plt()
@@ -317,12 +328,7 @@ def _figure_estimators(summary: pd.DataFrame, path: Path) -> None:
         for (lp, ep), g in sub.groupby(["logging", "evaluation"]):
             g = g.sort_values("size")
             ax.plot(g["size"], g["rel_error"], marker="o", label=f"{ep} | {lp}")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_title(f"{name} ({kind.replace('_', '-')})", fontsize=9)
-        ax.set_xlabel("logged decisions", fontsize=8)
-        ax.set_ylabel("mean relative error", fontsize=8)
-        ax.grid(True, which="both", alpha=0.3)
+        _error_axes(ax, f"{name} ({kind.replace('_', '-')})")
     for ax in axes.ravel()[len(names):]:
         ax.axis("off")
     handles, labels = axes.ravel()[0].get_legend_handles_labels()
@@ -616,12 +622,7 @@ def run_fqe_diagnosis(out: str | os.PathLike, config: OPEExperimentConfig | None
         sub = summ[(summ["logging"] == lp) & (summ["evaluation"] == ep)]
         for label, g in sub.groupby("variant", sort=False):
             ax.plot(g["size"], g["rel_error"], marker="o", label=label)
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_title(f"FQE: {ep} from {lp}", fontsize=9)
-        ax.set_xlabel("logged decisions", fontsize=8)
-        ax.set_ylabel("mean relative error", fontsize=8)
-        ax.grid(True, which="both", alpha=0.3)
+        _error_axes(ax, f"FQE: {ep} from {lp}")
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
     atomic_write(out / "fqe_diagnosis.png", lambda p: fig.savefig(p, dpi=100, format="png"))
