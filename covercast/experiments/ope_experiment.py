@@ -314,7 +314,6 @@ def _error_axes(ax, title: str) -> None:
     ax.grid(True, which="both", alpha=0.3)
 
 
-
 def _figure_estimators(summary: pd.DataFrame, path: Path) -> None:
     """One panel per estimator: mean relative error vs size, one line per pair."""
     plt = _plt()
