@@ -16,12 +16,12 @@ $(PY):
 # torch is installed explicitly first, so nothing else pulls a multi-GB CUDA build.
 $(VENV)/.installed-demo: setup.cfg pyproject.toml Makefile | $(PY)
 	$(PIP) install "$(TORCH_SPEC)"
-	$(PIP) install -e ".[obd,rl]"
+	$(PIP) install -e ".[obd,rl,fast]"
 	touch $@
 
 $(VENV)/.installed-test: setup.cfg pyproject.toml Makefile | $(PY)
 	$(PIP) install "$(TORCH_SPEC)"
-	$(PIP) install -e ".[obd,gen,rl,ray,test]"
+	$(PIP) install -e ".[obd,gen,rl,ray,test,fast]"
 	touch $@
 
 venv: $(VENV)/.installed-test

@@ -17,7 +17,7 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.error import ResetNeeded
 
-from covercast.envs.observation import OBS_DIM, UserObservation, observation_bounds
+from covercast.envs.observation import OBS_DIM, UserObservation, clock_features, observation_bounds
 from covercast.envs.rewards import RewardFn, make_reward_fn
 from covercast.simulators.params import PopulationParams, default_params
 from covercast.simulators.population import Population
@@ -175,6 +175,12 @@ class UserEnv(gym.Env[np.ndarray, np.int64]):
         self._done = False
         self._last_info: dict[str, Any] | None = None
         self._last_reward = 0.0
+        # the compiled path (Population._k_env_step): the observation's state while it runs,
+        # the observation it writes and the clock features by clock key (float32)
+        self._k_ok = self._pop._k_ok          # numba loaded and the population suits it
+        self._kb: np.ndarray | None = None
+        self._kobs = np.zeros(OBS_DIM, dtype=np.float32)
+        self._kclock: np.ndarray | None = None
 
     # ------------------------------------------------------------------ gymnasium API
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -188,17 +194,20 @@ class UserEnv(gym.Env[np.ndarray, np.int64]):
             raise ValueError(f"`options` is not used by {self.env_id}; got {options!r}.")
         self._pop.reset(int(self.np_random.integers(0, 2**63 - 1)))
         self._builder.reset()
+        self._kb = None
         self._slot = 0
         self._n_actions = int(self.action_space.n)
         self._started = True
         self._done = False
         self._last_info = None
         self._last_reward = 0.0
-        self._after_reset()
-        return self._observe(), {}
+        obs = self._after_reset()
+        return (self._observe() if obs is None else obs), {}
 
-    def _after_reset(self) -> None:
-        """Hook: advance the clock to the first decision (CoverStyle)."""
+    def _after_reset(self) -> np.ndarray | None:
+        """Hook: advance the clock to the first decision (CoverStyle); may return the
+        observation after it."""
+        return None
 
     def _check_step(self, action: Any) -> int:
         """Validate the call order and the action; return the action as an int."""
@@ -234,29 +243,100 @@ class UserEnv(gym.Env[np.ndarray, np.int64]):
     def _advance(self, style: int) -> tuple:
         """Push with ``style`` (``-1``: no push) at the start of the coming slot and run the
         slot (:meth:`Population.step_user`); record its sessions; return its summary."""
+        if self._kb is not None:
+            self._k_leave()
         hour = (self._minute0 + self._slot * self.slot_minutes) // 60 % 24
         s = self._pop.step_user(style)
         self._slot += 1
         self._builder.record(hour, s[10], self.slot_hours)
         return s
 
+    def _advance_span(self, style: int, n_slots: int) -> tuple[tuple, tuple | None]:
+        """:meth:`_advance` then, unless the user opted out in that slot,
+        :meth:`_advance_quiet` over ``n_slots`` slots (0: none), in one call of
+        :meth:`Population.step_user_span`; returns the two summaries (the second ``None`` when
+        the span did not run)."""
+        if self._kb is not None:
+            self._k_leave()
+        hour = (self._minute0 + self._slot * self.slot_minutes) // 60 % 24
+        s, q, sessions = self._pop.step_user_span(style, n_slots)
+        self._slot += 1
+        self._builder.record(hour, s[10], self.slot_hours)
+        if q is not None:
+            self._builder.record_slots(self._minute0 + self._slot * self.slot_minutes,
+                                       self.slot_minutes, sessions, self.slot_hours)
+            self._slot += n_slots
+        return s, q
+
     def _advance_quiet(self, n_slots: int) -> tuple:
         """Run ``n_slots`` slots without pushes in one go (:meth:`Population.advance_user`),
         recording each slot's sessions; return the span's summary."""
+        if self._kb is not None:
+            self._k_leave()
         s, sessions = self._pop.advance_user(n_slots)
         self._builder.record_slots(self._minute0 + self._slot * self.slot_minutes,
                                    self.slot_minutes, sessions, self.slot_hours)
         self._slot += n_slots
         return s
 
+    def _k_step(self, style: int, n_slots: int) -> list[float] | None:
+        """The compiled path (numba, :mod:`covercast.simulators._kernel`): a push of
+        ``style`` at the coming slot (``-3``: no such slot) then, unless the user opts out in
+        it, ``n_slots`` quiet slots, the sessions recorded and the next observation built into
+        ``self._kobs``, in one call (:meth:`Population._k_env_step`). Returns the call's
+        report (status, clock key, then the summary of all the slots as :class:`Tally` sums
+        them), or ``None`` when the compiled path is not available (nothing happened)."""
+        b = self._kb
+        if b is None:
+            if not (self._k_ok and self._pop._lean):
+                return None
+            b = self._kb = self._builder.to_array(self._minute0, self.slot_minutes)
+            if self._kclock is None:
+                self._kclock = np.full((7 * 1440, 5), np.nan, dtype=np.float32)
+        o = self._pop._k_env_step(style, n_slots, b, self._kobs, self._kclock)
+        if o is None:
+            self._k_leave()
+            return None
+        if o[1] >= 0:                 # clock features not in the table yet: as build()
+            minutes, weekday = divmod(int(o[1]), 7)
+            hour, minute = divmod(minutes, 60)
+            clock = clock_features(hour + minute / 60.0, float(weekday)).astype(np.float32)
+            self._kclock[int(o[1])] = clock
+            self._kobs[:5] = clock
+        self._slot += int(o[0]) if style == -3 else 1 + int(o[0])
+        return o
+
+    def _k_finish(self, o: list[float], style: int
+                  ) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        """:meth:`_finish` for :meth:`_k_step`'s report: the same responses (as
+        :func:`responses` makes them), reward and observation."""
+        surveys = int(o[9])
+        info = {"pushed": int(o[2]), "blocked": int(o[3]), "opened": int(o[4]),
+                "dwell_s": o[5], "likes": int(o[6]), "shares": int(o[7]),
+                "comments": int(o[8]), "surveys": surveys, "opted_out": o[11] != 0.0,
+                "sessions": int(o[12]), "style": style, "cover": int(o[13])}
+        if surveys:
+            info["satisfaction"] = o[10] / surveys
+        return self._finish(None, style, info, self._kobs.copy())
+
+    def _k_leave(self) -> None:
+        """Take the observation's state back from the compiled path."""
+        self._builder.from_array(self._kb)
+        self._kb = None
+
     def _observe(self) -> np.ndarray:
+        if self._kb is not None:
+            self._k_leave()
         return self._builder.build(self._pop.observe_user(0))
 
-    def _finish(self, summary: tuple, style: int
+    def _finish(self, summary: tuple | None, style: int, info: dict[str, Any] | None = None,
+                obs: np.ndarray | None = None
                 ) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         """The step's return from its summary (responses in ``info``, the reward from them,
-        the next observation)."""
-        info = responses(summary, style)
+        the next observation), or from the responses ``info`` and observation ``obs`` made
+        already (the compiled path's)."""
+        if info is None:
+            info = responses(summary, style)
         reward = self.reward_fn(info)
         if type(reward) is not float:
             try:
@@ -270,7 +350,7 @@ class UserEnv(gym.Env[np.ndarray, np.int64]):
         self._done = terminated
         self._last_info = info
         self._last_reward = reward
-        return self._observe(), reward, terminated, False, info
+        return self._observe() if obs is None else obs, reward, terminated, False, info
 
     # ------------------------------------------------------------------ extras
     @property

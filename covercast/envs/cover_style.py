@@ -124,22 +124,32 @@ class CoverStyleEnv(UserEnv):
         return "the style of the push: " + ", ".join(
             f"{k} = {s}" for k, s in enumerate(self.style_names))
 
-    def _after_reset(self) -> None:
+    def _after_reset(self) -> np.ndarray | None:
         """Run the slots before the first push time (no pushes, nothing rewarded)."""
         slot = self._slot0
         if not self._push_slot[slot]:
+            if self._k_ok and self._k_step(-3, self._wait[slot]) is not None:   # compiled
+                return self._kobs.copy()
             self._advance_quiet(self._wait[slot])
+        return None
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         a = self._check_step(action)
         slots = self._gap[(self._slot0 + self._slot) % self._spd]
-        s = self._advance(a)
-        if s[9]:                           # opted out: the episode ends at this slot
+        if self._k_ok:                             # compiled (numba)
+            o = self._k_step(a, slots - 1)
+            if o is not None:
+                out = self._k_finish(o, a)
+                out[4]["slots"] = 1 if o[11] else slots
+                return out
+        # the push's slot then the quiet span up to the next push time, unless the user opts
+        # out in the push's slot (the episode ends there)
+        s, q = self._advance_span(a, slots - 1)
+        if s[9]:
             slots = 1
-        elif slots > 1:
-            # the push's slot plus the quiet span (no push, no block, no opt-out in it): the
-            # sums of a Tally of the two, as it adds them
-            q = self._advance_quiet(slots - 1)
+        elif q is not None:
+            # the sums of a Tally of the two (no push, block or opt-out in the span), as it
+            # adds them
             s = (s[0], s[1], s[2] + q[2], s[3] + q[3], s[4] + q[4], s[5] + q[5], s[6] + q[6],
                  s[7] + q[7], s[8] + q[8], q[9], s[10] + q[10], s[11])
         obs, reward, terminated, truncated, info = self._finish(s, a)

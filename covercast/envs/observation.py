@@ -40,6 +40,8 @@ from operator import add
 
 import numpy as np
 
+from covercast.simulators import _kernel as K
+
 LOG_HOURS_CAP = float(np.log1p(720.0))
 """Cap of the log-hours features: 30 days (also the value when there was never a push/open)."""
 
@@ -201,6 +203,29 @@ class UserObservation:
                 self._share = None
         # one addition per slot, in order: the same sum as slot by slot
         self.elapsed_h = reduce(add, repeat(slot_hours, len(sessions)), self.elapsed_h)
+
+    def to_array(self, minute0: int, slot_minutes: int) -> np.ndarray:
+        """The history as the compiled path's observation state (float64, the layout of
+        ``covercast.simulators._kernel``'s ``B_*``), slots counted from minute of day
+        ``minute0``; :meth:`from_array` takes it back."""
+        b = np.zeros(K.B_SIZE)
+        b[K.B_COUNTS:K.B_COUNTS + 24] = self.profile_counts
+        b[K.B_TOTAL], b[K.B_ELAPSED] = self.total_sessions, self.elapsed_h
+        b[K.B_STALE] = 1.0 if self._share is None else 0.0
+        b[K.B_MINUTE0], b[K.B_SLOT_MIN], b[K.B_CAP] = minute0, slot_minutes, LOG_HOURS_CAP
+        if self._share is not None:
+            b[K.B_SHARE:K.B_SHARE + 24] = self._share
+        return b
+
+    def from_array(self, b: np.ndarray) -> None:
+        """Take the history back from :meth:`to_array`'s array (updated by the kernel)."""
+        self.profile_counts = b[K.B_COUNTS:K.B_COUNTS + 24].tolist()
+        self.total_sessions, self.elapsed_h = float(b[K.B_TOTAL]), float(b[K.B_ELAPSED])
+        if b[K.B_STALE]:
+            self._share = None
+        else:
+            self._share = b[K.B_SHARE:K.B_SHARE + 24].tolist()
+            self._share_bytes = _PACK_PROFILE(*self._share)
 
     def _log_hours(self, h: float) -> float:
         """``min(log1p(h), LOG_HOURS_CAP)`` (numpy's log1p, as :meth:`ObservationBuilder.

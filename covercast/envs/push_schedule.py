@@ -122,4 +122,8 @@ class PushScheduleEnv(UserEnv):
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         a = self._check_step(action)
         style = a - 1
+        if self._k_ok:                             # compiled (numba)
+            o = self._k_step(style, 0)
+            if o is not None:
+                return self._k_finish(o, style)
         return self._finish(self._advance(style), style)

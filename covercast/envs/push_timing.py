@@ -105,4 +105,8 @@ class PushTimingEnv(UserEnv):
         if a:
             style = self._style if self._style >= 0 else int(
                 self.np_random.integers(self.n_styles))
+        if self._k_ok:                             # compiled (numba)
+            o = self._k_step(style, 0)
+            if o is not None:
+                return self._k_finish(o, style)
         return self._finish(self._advance(style), style)

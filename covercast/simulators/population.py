@@ -26,6 +26,9 @@ outcomes, tens of times faster -- until something needs the engine (:meth:`sched
 :meth:`replace_users`, reading :attr:`Population.env`); :meth:`Population.step_user` and
 :meth:`Population.advance_user` step it and report the user's responses as Python numbers
 without building a :class:`SlotOutcome` (:attr:`Population.last_outcome` builds it on demand).
+With numba installed (the ``fast`` extra) those one-user calls run the lean path compiled
+(:mod:`covercast.simulators._kernel`), again with bit-identical outcomes; without it, or with
+``COVERCAST_NO_NUMBA=1``, the Python lean path runs.
 
 Only where it is needed are organic session *times* drawn: for users with a push waiting in the
 tray (the time they see it), and for the event log when ``record_events=True``. The first session
@@ -72,6 +75,7 @@ try:    # what np.einsum calls (optimize=False) after its Python-level argument 
 except ImportError:  # pragma: no cover - numpy moved it
     _c_einsum = np.einsum
 
+from covercast.simulators import _kernel as K
 from covercast.simulators import response as R
 from covercast.simulators.logs import COLUMNS, EVENTS
 from covercast.simulators.params import HOURS_PER_WEEK, PopulationParams
@@ -120,6 +124,10 @@ _I64 = np.empty(0, dtype=np.int64)
 _I64.flags.writeable = False
 _F64 = np.empty(0, dtype=np.float64)
 _F64.flags.writeable = False
+# no observation state for the compiled path (writable: the kernel's argument types)
+_K_NO_B = np.zeros(0)
+_K_NO_OBS = np.zeros(0, dtype=np.float32)
+_K_NO_CLOCK = np.zeros((0, 5), dtype=np.float32)
 _USER0 = np.zeros(1, dtype=np.int64)
 _USER0.flags.writeable = False
 _ONE_F64 = np.ones(1, dtype=np.float64)
@@ -320,16 +328,31 @@ class _Streams(dict):
     a fresh SeedSequence, each generator made on first use: the same numbers as spawning them
     all at once, without the cost of seeding streams an episode never draws from."""
 
-    def __init__(self, ss: np.random.SeedSequence, made: dict | None = None) -> None:
+    def __init__(self, ss: np.random.SeedSequence, made: dict | None = None,
+                 pool: dict | None = None) -> None:
         super().__init__(made or {})
         self._seed = (ss.entropy, tuple(ss.spawn_key), ss.pool_size, ss.n_children_spawned)
+        # With numba, a stream is seeded by the kernel's copy of SeedSequence (checked against
+        # numpy's when it loads) in a generator of `pool`, the population's generators of the
+        # previous episodes, reused: the same states at a fraction of the cost.
+        self._pool = pool if pool is not None and type(ss.entropy) is int else None
 
     def __missing__(self, name: str) -> np.random.Generator:
         if name not in _STREAMS:
             raise KeyError(name)
         entropy, key, pool, first = self._seed
-        child = np.random.SeedSequence(entropy, spawn_key=key + (first + _STREAMS.index(name),),
-                                       pool_size=pool)
+        key = key + (first + _STREAMS.index(name),)
+        if self._pool is not None:
+            impl = K.load()
+            if impl is not None:
+                g = self._pool.get(name)
+                if g is None:
+                    g = self._pool[name] = np.random.Generator(np.random.PCG64(0))
+                K.seed_generator(g, impl.seed_state(K.assembled_entropy(entropy, key, pool),
+                                                    pool))
+                self[name] = g
+                return g
+        child = np.random.SeedSequence(entropy, spawn_key=key, pool_size=pool)
         g = self[name] = np.random.default_rng(child)
         return g
 
@@ -359,6 +382,19 @@ class _WindowRecord:
     open_dwell: np.ndarray
     session_users: np.ndarray
     session_counts: np.ndarray
+
+
+class _KState:
+    """The state of a one-user population while the compiled kernel runs it
+    (:meth:`Population._k_in`); the array layouts are :mod:`covercast.simulators._kernel`'s."""
+
+    __slots__ = ("F", "C", "I", "M", "W", "SB", "NZ", "TT", "FE", "O", "run", "sess", "noise",
+                 "slot", "sess_slot", "rngs")
+
+    def __init__(self) -> None:
+        self.sess: list[tuple[int, int, dict, np.ndarray]] = []  # start, end, state, lam
+        self.noise: list[tuple[int, int, dict]] = []              # start, end, state
+        self.slot = False                # the kernel holds the last slot's events
 
 
 def _cat(parts: list[np.ndarray], empty: np.ndarray) -> np.ndarray:
@@ -477,6 +513,9 @@ class Population:
                            + params.open.beta_activity * self._rel_act_table).tolist()
         self._build_slot_tables()
         self._l_times = [0.0]          # slot start times of the lean path (_lean_times)
+        self._kc: tuple | None = None  # the compiled path's constants (_k_consts)
+        self._gen_pool: dict[str, np.random.Generator] = {}   # reused by _Streams
+        self._k_ok = self._k_possible()   # whether the compiled path can run when lean
         self._week_rates: dict[tuple[int, int], np.ndarray] = {}   # _single_user_sessions
 
         self._init_state(seed)
@@ -497,7 +536,8 @@ class Population:
             self._rng = dict(zip(_STREAMS, (np.random.default_rng(s)
                                             for s in ss.spawn(len(_STREAMS))), strict=True))
         else:
-            self._rng = _Streams(ss)
+            # (the single-user environments' populations seed their streams with numba)
+            self._rng = _Streams(ss, pool=self._gen_pool if self.n_users == 1 else None)
 
         # ------------------------------------------------------------ users
         seg, mult, taste, topic = self._draw_users(self._rng["users"], self.n_users)
@@ -560,6 +600,7 @@ class Population:
         self._l_j = 0              # session times drawn so far in the slot
         self._l_last = 0.0         # the last drawn one, as a fraction of the slot's intensity
         self._env: simpy.Environment | None = None
+        self._k: _KState | None = None     # the compiled path's state (_k_in), when it runs
         if self._lean:
             self._lean_init()
         else:
@@ -800,17 +841,9 @@ class Population:
         daily draws leave it when the engine takes over."""
         x = self._l_tt
         if x is None:
-            d = self.params.drift
-            if d.sd_per_day == 0 and d.reversion_per_day == 0:
+            x = self._lean_drift_init()
+            if x is None:
                 return
-            seg, n_f = self._lseg, self._taste.shape[1]
-            x = self._l_tt = np.concatenate((self._taste[0], self._topic_aff[0]))
-            self._l_tt_mean = np.concatenate((self._seg_taste_mean[seg],
-                                              self._seg_topic_mean[seg]))
-            self._l_tt_tmp = np.empty_like(x)
-            self._l_pull = 1.0 - (1.0 - d.reversion_per_day) ** 1.0
-            self._l_sd = d.sd_per_day * np.sqrt(1.0) if d.sd_per_day > 0 else None
-            self._l_split = n_f
         # x + pull * (mean - x), then + sd * z: the same roundings as the engine's new arrays
         tmp = self._l_tt_tmp
         np.subtract(self._l_tt_mean, x, out=tmp)
@@ -826,6 +859,22 @@ class Population:
             x += noise[k]
             self._l_noise_pos = k + 1
         self._taste, self._topic_aff = x[None, :self._l_split], x[None, self._l_split:]
+
+    def _lean_drift_init(self) -> np.ndarray | None:
+        """The lean drift's vector (taste then topic affinity) and constants, made on first
+        use; ``None`` when the population does not drift."""
+        d = self.params.drift
+        if d.sd_per_day == 0 and d.reversion_per_day == 0:
+            return None
+        seg, n_f = self._lseg, self._taste.shape[1]
+        x = self._l_tt = np.concatenate((self._taste[0], self._topic_aff[0]))
+        self._l_tt_mean = np.concatenate((self._seg_taste_mean[seg],
+                                          self._seg_topic_mean[seg]))
+        self._l_tt_tmp = np.empty_like(x)
+        self._l_pull = 1.0 - (1.0 - d.reversion_per_day) ** 1.0
+        self._l_sd = d.sd_per_day * np.sqrt(1.0) if d.sd_per_day > 0 else None
+        self._l_split = n_f
+        return x
 
     def _lean_sync_drift(self) -> None:
         """Leave the ``drift`` stream where one draw a day would have: rewound to where the
@@ -1386,6 +1435,8 @@ class Population:
         SlotOutcome
             Everything that happened in the slot.
         """
+        if self._k is not None:
+            self._k_out()
         if self._lean:
             lean_style = self._lean_style(push, style, cover, topic, propensity)
             if lean_style is not None:
@@ -1457,6 +1508,8 @@ class Population:
         """Hand the lean state to the SimPy engine (from now on this population uses it)."""
         if not self._lean:
             return
+        if self._k is not None:
+            self._k_out()
         self._lean_outcome_now()
         self._lean_sync()
         self._lean_sync_actions()
@@ -1531,6 +1584,8 @@ class Population:
         hand-over to the engine)."""
         if not self._lean:
             return
+        if self._k is not None:
+            self._k_out()
         self._fatigue[0], self._fatigue_t[0], self._opted_out[0] = self._lf, self._lft, self._lout
         self._pend_id[0], self._pend_time[0] = self._lpid, self._lpt
         self._pend_cover[0], self._pend_topic[0] = self._lpc, self._lptp
@@ -1832,6 +1887,8 @@ class Population:
 
     def _lean_outcome_now(self) -> None:
         """Build the :class:`SlotOutcome` of the last lean slot (or span), if not done yet."""
+        if self._k is not None:
+            self._k_out()
         if self._l_slot is not None:
             self._last_outcome = self._lean_outcome(*self._l_slot)
             self._l_slot = None
@@ -1907,6 +1964,333 @@ class Population:
                 if self._lo7 == 0:
                     self._ld7 = 0.0
 
+    # ============================================================================ compiled
+    # With numba installed (the `fast` extra), the single-user environments' calls --
+    # step_user, advance_user (up to a day of slots) and step_user_span -- run the lean path
+    # compiled (covercast.simulators._kernel): the same draws and operations, bit-identical
+    # outcomes (tests/envs/test_kernel.py). Its state lives in arrays while it runs (_k_in);
+    # anything else that reads the lean state moves it back first (_k_out).
+
+    def _k_possible(self) -> bool:
+        """Whether the compiled path can run this population while it is lean: one user,
+        slots within an hour's rate (no knots), and numba loads."""
+        return self.n_users == 1 and not self._any_knots and K.load() is not None
+
+    def _k_consts(self) -> tuple:
+        """The population's constants for the kernel (``C``, ``I``, features), made once."""
+        if self._kc is None:
+            p = self.params
+            om, em, sm = p.open, p.engagement, p.satisfaction
+            cut = np.asarray(sm.cutpoints, dtype=np.float64)
+            C = np.zeros(K.C_CUT + cut.size + self._quality.size)
+            C[:K.C_CUT - 2] = (
+                self.slot_hours, self._week0_h, self._spd, p.fatigue.half_life_h,
+                p.fatigue.increment, p.opt_out.base_hazard, p.opt_out.fatigue_coef,
+                p.open.glance_hours, om.beta_taste, om.beta_quality, om.beta_topic,
+                om.beta_fatigue, om.stale_tau_h, p.dwell.relevance_coef, em.relevance_coef,
+                em.like_intercept, em.share_intercept, em.comment_intercept, sm.survey_rate,
+                sm.relevance_coef, sm.dwell_coef, sm.fatigue_coef, 0.0, 0.0, 0.0,
+                self._features.shape[1], cut.size, self._quality.size,
+                8 * self._spd + 4, 0)
+            C[K.C_CUT:K.C_CUT + cut.size] = cut
+            C[K.C_CUT + cut.size:] = self._quality
+            n_style, maxk = self._style_table.shape
+            tables = np.concatenate(([n_style, maxk], self._style_table.ravel(),
+                                     self._style_counts, self._cover_topic)).astype(np.int64)
+            self._kc = (C, tables, np.ascontiguousarray(self._features, dtype=np.float64), {})
+        return self._kc
+
+    def _k_in(self) -> _KState:
+        """Move the lean state into the kernel's arrays."""
+        impl = K.load()
+        self._lean_sync_actions()               # the kernel draws covers from the stream itself
+        k = _KState()
+        k.run = impl.run
+        C, k.I, k.FE, _ = self._k_consts()
+        C = k.C = C.copy()
+        C[K.C_LANES] = impl.lanes()
+        tt = self._l_tt if self._l_tt is not None else self._lean_drift_init()
+        if tt is not None:
+            C[K.C_HAS_DRIFT], C[K.C_PULL] = 1.0, self._l_pull
+            C[K.C_HAS_NOISE] = 1.0 if self._l_sd is not None else 0.0
+            self._taste, self._topic_aff = tt[None, :self._l_split], tt[None, self._l_split:]
+        else:
+            tt = np.concatenate((self._taste[0], self._topic_aff[0]))
+        k.TT = tt
+        seg = self._lseg
+        # the segment's part of F, made once per segment
+        templates = self._kc[3]
+        F = templates.get(seg)
+        if F is None:
+            F = templates[seg] = np.zeros(K.F_TTM + tt.size)
+            F[K.F_DWELL_MU], F[K.F_DWELL_SIGMA] = self._l_dwell_mu, self._l_dwell_sigma
+            F[K.F_SEEN:K.F_SEEN + HOURS_PER_WEEK] = math.nan
+            F[K.F_OPEN_BASE:K.F_OPEN_BASE + HOURS_PER_WEEK] = self._l_open_base
+            F[K.F_ACT:K.F_ACT + HOURS_PER_WEEK] = self._seg_act[seg]
+            F[K.F_TTM:] = np.concatenate((self._seg_taste_mean[seg],
+                                          self._seg_topic_mean[seg]))
+        F = k.F = F.copy()
+        F[:K.F_H24] = (self._lf, self._lft, self._lout, self._lpid, self._lpt, self._lpc,
+                       self._lptp, self._llp, self._llo, self._lp24, self._lp7, self._lo24,
+                       self._lo7, self._ls24, self._ld24, self._ld7, self._lean_now,
+                       self._slot_start, self._slot_number, self._l_count, self._l_j,
+                       self._l_last, self._next_push_id, self._clock_started,
+                       self._sess_buf_pos, len(self._sess_buf), self._l_noise_pos,
+                       0 if self._l_noise is None else len(self._l_noise))
+        F[K.F_LMULT] = self._lmult
+        if self._l_seen.count(None) != HOURS_PER_WEEK:
+            F[K.F_SEEN:K.F_SEEN + HOURS_PER_WEEK] = [math.nan if v is None else v
+                                                      for v in self._l_seen]
+        # the window records, tagged so that a record in both windows stays one record
+        W = k.W = np.empty((2, int(C[K.C_CAP]), 6))
+        if self._win24 or self._win7:
+            ids: dict[int, int] = {}
+            for w, win in enumerate((self._win24, self._win7)):
+                for i, r in enumerate(win):
+                    W[w, i, :5] = r
+                    W[w, i, 5] = ids.setdefault(id(r), len(ids))
+            F[K.F_N24], F[K.F_N7], F[K.F_RID] = len(self._win24), len(self._win7), len(ids)
+        k.SB = np.array(self._sess_buf, dtype=np.int64)
+        if self._sess_buf:
+            state, lam = self._sess_buf_from
+            k.sess.append((0, len(self._sess_buf), state, lam))
+        # the slot number the next session count is for
+        k.sess_slot = self._slot_number + 1 if self._clock_started else self._slot_number
+        k.sess_slot -= self._sess_buf_pos
+        if self._l_noise is not None:
+            k.NZ = self._l_noise.copy()
+            k.noise.append((0, len(k.NZ), self._l_noise_from))
+        else:
+            k.NZ = np.zeros((0, tt.size))
+        k.M = K.math_addresses()
+        k.rngs = (self._rng["session_times"], self._rng["responses"], self._rng["actions"])
+        st = K.bitgen_addresses(k.rngs[0])
+        rs = K.bitgen_addresses(k.rngs[1])
+        ac = K.bitgen_addresses(k.rngs[2])
+        k.M[K.M_ST_STATE:] = (st[0], st[3], rs[0], rs[3], rs[1], ac[0], ac[2])
+        k.O = np.zeros(K.O_SESS + self._spd + 1)
+        self._l_slot = None
+        self._k = k
+        self._k_refill(self._spd + 1)
+        return k
+
+    #: Slots of session counts the compiled path draws at a time (whole weeks, at least one).
+    _K_SESSION_SLOTS = 504
+
+    def _k_refill(self, n_slots: int) -> None:
+        """Draw the session counts and drift noise the next ``n_slots`` slots may need, the
+        lean path's blocks (weeks of slots, :data:`_DRIFT_BLOCK` days) ahead of time: the
+        same numbers, since nothing else draws from those streams meanwhile. Several weeks
+        of counts are drawn in one call (``poisson`` over an array draws its elements in
+        turn); the stream's state between two of them is found again only if needed
+        (:meth:`_k_sess_state`)."""
+        k = self._k
+        F = k.F
+        pos, slen = int(F[K.F_SPOS]), int(F[K.F_SLEN])
+        spw = self._slots_per_week
+        weeks = max(1, self._K_SESSION_SLOTS // spw)
+        while slen - pos < n_slots + 1:
+            sw = self._slot_of_week(k.sess_slot + slen)
+            seg = self._lseg
+            rates = self._week_rates.get((seg, sw))      # as _single_user_sessions
+            if rates is None:
+                if len(self._week_rates) >= 64:
+                    self._week_rates.clear()
+                spw = self._slots_per_week
+                rates = self._slot_rate[seg, (sw + np.arange(spw)) % spw]
+                self._week_rates[seg, sw] = rates
+            lam = rates * self._multiplier[0]
+            rng = self._rng["sessions"]
+            state = rng.bit_generator.state
+            counts = rng.poisson(np.tile(lam, weeks) if weeks > 1 else lam)
+            # keep the week the next count is in and the ones after it
+            first = next((i for i, s in enumerate(k.sess) if s[1] > pos), len(k.sess))
+            if first < len(k.sess):
+                self._k_sess_state(k, first)
+            keep = k.sess[first:]
+            drop = keep[0][0] if keep else slen
+            k.SB = np.concatenate((k.SB[drop:], counts))
+            k.sess = [(a - drop, b - drop, st, lm) for a, b, st, lm in keep]
+            at = slen - drop
+            for w in range(weeks):
+                k.sess.append((at + w * spw, at + (w + 1) * spw, state if w == 0 else None,
+                               lam))
+            k.sess_slot += drop
+            pos, slen = pos - drop, at + counts.size
+        F[K.F_SPOS], F[K.F_SLEN] = pos, slen
+        if k.C[K.C_HAS_NOISE]:
+            pos, nlen = int(F[K.F_NPOS]), int(F[K.F_NLEN])
+            while nlen - pos < n_slots // self._spd + 1:
+                rng = self._rng["drift"]
+                state = rng.bit_generator.state
+                noise = self._l_sd * rng.standard_normal((_DRIFT_BLOCK, k.TT.size))
+                keep = [s for s in k.noise if s[1] > pos]
+                drop = keep[0][0] if keep else nlen
+                k.NZ = np.concatenate((k.NZ[drop:], noise))
+                k.noise = [(a - drop, b - drop, st) for a, b, st in keep]
+                k.noise.append((nlen - drop, nlen - drop + len(noise), state))
+                pos, nlen = pos - drop, nlen - drop + len(noise)
+            F[K.F_NPOS], F[K.F_NLEN] = pos, nlen
+
+    def _k_sess_state(self, k: _KState, i: int) -> dict:
+        """The ``sessions`` stream's state before the compiled path's week ``i`` of counts
+        was drawn: the next week of a multi-week draw gets it by drawing the week before it
+        again from that week's state."""
+        a, b, state, lam = k.sess[i]
+        if state is None:
+            before = self._k_sess_state(k, i - 1)
+            rng = self._rng["sessions"]
+            now = rng.bit_generator.state
+            rng.bit_generator.state = before
+            rng.poisson(k.sess[i - 1][3])
+            state = rng.bit_generator.state
+            rng.bit_generator.state = now
+            k.sess[i] = (a, b, state, lam)
+        return state
+
+    def _k_call(self, code: int, n_quiet: int) -> tuple[tuple, tuple | None, list[int]]:
+        """Run the kernel: a slot with push ``code`` (-3: none) then ``n_quiet`` quiet slots
+        unless the user opted out; returns (the slot's summary, the span's or None, the span's
+        session counts)."""
+        k = self._k
+        if k is None:
+            k = self._k_in()
+        if k.run(k.F, k.C, k.I, k.M, k.W, k.SB, k.NZ, k.TT, k.FE, k.O, _K_NO_B, _K_NO_OBS, _K_NO_CLOCK,
+                 code, n_quiet) < 0:
+            self._k_refill((0 if code == -3 else 1) + n_quiet)
+            k.run(k.F, k.C, k.I, k.M, k.W, k.SB, k.NZ, k.TT, k.FE, k.O, _K_NO_B, _K_NO_OBS, _K_NO_CLOCK,
+                  code, n_quiet)
+        o = k.O.tolist()
+        k.slot = True
+        self._lean_now = o[K.O_OBS]
+        self._last_outcome = None
+        n = int(o[K.O_STATUS])
+        s = o[K.O_PUSH:K.O_SPAN]
+        first = (int(s[0]), int(s[1]), int(s[2]), s[3], int(s[4]), int(s[5]), int(s[6]),
+                 int(s[7]), s[8], s[9] != 0.0, int(s[10]), int(s[11])) if code != -3 else None
+        if not n:
+            return first, None, []
+        s = o[K.O_SPAN:K.O_LAST]
+        span = (0, 0, int(s[2]), s[3], int(s[4]), int(s[5]), int(s[6]), int(s[7]), s[8],
+                False, int(s[10]), -1)
+        return first, span, [int(c) for c in o[K.O_SESS:K.O_SESS + n]]
+
+    def _k_out(self) -> None:
+        """Move the kernel's state back to the lean path's attributes."""
+        k = self._k
+        self._k = None
+        f = k.F.tolist()
+        (self._lf, self._lft, lout, lpid, self._lpt, lpc, lptp, self._llp, self._llo, p24, p7,
+         o24, o7, s24, self._ld24, self._ld7, self._lean_now, self._slot_start, sn, count, j,
+         self._l_last, next_pid, started, spos, slen, npos, nlen) = f[:K.F_H24]
+        self._lout, self._lpid, self._lpc, self._lptp = lout != 0.0, int(lpid), int(lpc), \
+            int(lptp)
+        self._lp24, self._lp7, self._lo24, self._lo7, self._ls24 = (int(p24), int(p7),
+                                                                     int(o24), int(o7),
+                                                                     int(s24))
+        self._slot_number, self._l_count, self._l_j = int(sn), int(count), int(j)
+        self._next_push_id, self._clock_started = int(next_pid), started != 0.0
+        self._l_seen = [None if v != v else v
+                        for v in f[K.F_SEEN:K.F_SEEN + HOURS_PER_WEEK]]
+        # the windows: one tuple per record, shared by the two windows
+        cap = k.W.shape[1]
+        made: dict[float, tuple] = {}
+        wins = []
+        for w, (h, n) in enumerate(((f[K.F_H24], f[K.F_N24]), (f[K.F_H7], f[K.F_N7]))):
+            rows = k.W[w, (int(h) + np.arange(int(n))) % cap].tolist()
+            win: deque = deque()
+            for start, pushes, opens, dwell, sessions, rid in rows:
+                r = made.get(rid)
+                if r is None:
+                    r = made[rid] = (start, int(pushes), int(opens), dwell, int(sessions))
+                win.append(r)
+            wins.append(win)
+        self._win24, self._win7 = wins
+        # the session counts: the week the next count is in, the stream after that week
+        spos, slen = int(spos), int(slen)
+        if k.sess:
+            i = next((i for i, s in enumerate(k.sess) if spos < s[1]), len(k.sess) - 1)
+            a, b, _, lam = k.sess[i]
+            self._sess_buf = k.SB[a:b].tolist()
+            self._sess_buf_pos = spos - a
+            self._sess_buf_from = (self._k_sess_state(k, i), lam)
+            if i + 1 < len(k.sess):
+                self._rng["sessions"].bit_generator.state = self._k_sess_state(k, i + 1)
+        else:
+            self._sess_buf, self._sess_buf_pos = [], 0
+        if k.noise:
+            npos = int(npos)
+            i = next((i for i, s in enumerate(k.noise) if npos < s[1]), len(k.noise) - 1)
+            a, b, state = k.noise[i]
+            self._l_noise = k.NZ[a:b]
+            self._l_noise_pos = npos - a
+            self._l_noise_from = state
+            if i + 1 < len(k.noise):
+                self._rng["drift"].bit_generator.state = k.noise[i + 1][2]
+        if k.slot:
+            self._l_slot = self._k_slot(k.O[K.O_LAST:K.O_OBS].tolist())
+            self._last_outcome = None
+
+    @staticmethod
+    def _k_slot(ev: list[float]) -> tuple:
+        """The kernel's record of the last slot (or span) as :meth:`_lean_step` leaves it."""
+        push = (int(ev[3]), int(ev[4]), int(ev[5])) if ev[2] else None
+        opens: tuple = ()
+        if ev[8]:
+            opens = ((int(ev[9]), int(ev[10]), int(ev[11]), ev[12], ev[13], ev[14],
+                      ev[15] != 0.0, ev[16] != 0.0, ev[17] != 0.0, int(ev[18])),)
+        optout = (int(ev[20]), ev[21]) if ev[19] else None
+        return (ev[0], ev[1], push, int(ev[6]), int(ev[7]), opens, optout, int(ev[25]))
+
+    def _k_env_step(self, style: int, n_slots: int, B: np.ndarray, OBS: np.ndarray,
+                    CK: np.ndarray) -> list[float] | None:
+        """The single-user environments' compiled step: :meth:`step_user_span` that also
+        records the slots' sessions in the observation's state ``B`` and writes the observation
+        to ``OBS`` (see :func:`covercast.simulators._kernel_impl.run`); returns
+        ``O[:O_PUSH]`` (status, clock key, the summed summary) as floats, or ``None`` when the
+        compiled path cannot run this population (then nothing happened)."""
+        k = self._k
+        if k is None:
+            if not (self._lean and n_slots <= self._spd and self._k_ok):
+                return None
+            k = self._k_in()
+        elif n_slots > self._spd:
+            return None
+        if k.run(k.F, k.C, k.I, k.M, k.W, k.SB, k.NZ, k.TT, k.FE, k.O, B, OBS, CK, style,
+                 n_slots) < 0:
+            self._k_refill(1 + n_slots)
+            k.run(k.F, k.C, k.I, k.M, k.W, k.SB, k.NZ, k.TT, k.FE, k.O, B, OBS, CK, style,
+                  n_slots)
+        k.slot = True
+        self._last_outcome = None
+        report = k.O
+        self._lean_now = float(report[K.O_OBS])
+        return report[:K.O_PUSH].tolist()
+
+    def step_user_span(self, style: int, n_slots: int) -> tuple[tuple, tuple | None, list[int]]:
+        """:meth:`step_user` with ``style``, then, unless the user opted out in that slot,
+        :meth:`advance_user` over ``n_slots`` slots (``0``: none), in one call.
+
+        Returns ``(summary, span_summary, sessions)``: the push slot's summary, the span's
+        (``None`` when it did not run) and the span's session count per slot.
+        """
+        if type(n_slots) is not int or n_slots < 0:
+            if isinstance(n_slots, bool) or not isinstance(n_slots, (int, np.integer)) \
+                    or n_slots < 0:
+                raise ValueError(f"`n_slots` must be an integer >= 0, got {n_slots!r}.")
+            n_slots = int(n_slots)
+        if type(style) is not int or not -1 <= style < len(self._style_len) \
+                or self.n_users != 1:
+            self._check_step_user(style)
+            style = int(style)
+        if self._lean and n_slots <= self._spd and (self._k is not None or self._k_ok):
+            return self._k_call(style, n_slots)
+        s = self.step_user(style)
+        if s[9] or not n_slots:
+            return s, None, []
+        q, sessions = self.advance_user(n_slots)
+        return s, q, sessions
+
     # ============================================================================ one user
     def step_user(self, style: int = -1) -> tuple:
         """:meth:`step` for a one-user population, summed up as Python numbers.
@@ -1934,6 +2318,8 @@ class Population:
         if not self._lean:
             out = self.step(push=_USER0, style=int(style)) if style >= 0 else self.step()
             return _user_summary(out)
+        if self._k is not None or self._k_ok:
+            return self._k_call(style, 0)[0]
         self._lean_step(style)
         _, _, push, blocked, _, opens, optout, count = self._l_slot
         if opens:
@@ -1969,6 +2355,11 @@ class Population:
         if not self._lean:
             out, sessions = self.advance(n_slots)
             return _user_summary(out), sessions[:, 0].tolist()
+        if n_slots <= self._spd and (self._k is not None or self._k_ok):
+            _, summary, counts = self._k_call(-3, n_slots)
+            return summary, counts
+        if self._k is not None:
+            self._k_out()
         counts = self._lean_advance(n_slots)
         opens, total = self._l_slot[5], self._l_slot[7]
         if opens:               # at most one: only the push waiting in the tray can be opened
@@ -2002,6 +2393,8 @@ class Population:
                 or n_slots < 1:
             raise ValueError(f"`n_slots` must be an integer >= 1, got {n_slots!r}.")
         n_slots = int(n_slots)
+        if self._k is not None:
+            self._k_out()
         if self._lean:
             counts = self._lean_advance(n_slots)
             return self.last_outcome, np.array(counts, dtype=np.int64).reshape(n_slots, 1)
@@ -2272,7 +2665,7 @@ class Population:
         """Pickle support: everything but the SimPy engine, which is rebuilt on load."""
         self._lean_sync()
         state = self.__dict__.copy()
-        for key in ("_env", "_slot_done", "_new_day", "_act_mask"):
+        for key in ("_env", "_slot_done", "_new_day", "_act_mask", "_kc", "_gen_pool"):
             state.pop(key, None)
         state["_act_mask_of"] = None                    # rebuilt when needed
         state["_pickled_now"] = self.now
@@ -2282,6 +2675,10 @@ class Population:
         now = state.pop("_pickled_now")
         self.__dict__.update(state)
         self._env = None
+        self._k = None                          # (always None when pickled: _lean_sync)
+        self._kc = None
+        self._gen_pool = {}
+        self._k_ok = self._k_possible()         # numba may differ where it is loaded
         if not self._lean:
             self._start_engine(now, resume=self._clock_started)
 
@@ -2338,6 +2735,12 @@ class Population:
         """
         now = self._lean_now if self._lean else float(self._env.now)
         minute_of_week = round((self._week0_h + now) * 60) % (HOURS_PER_WEEK * 60)
+        if self._k is not None:
+            _, llp, llo, p24, p7, o24, o7, d24, d7, s24, out = \
+                self._k.O[K.O_OBS:K.O_OBS + 11].tolist()
+            return ((minute_of_week // 60) % 24, minute_of_week % 60, minute_of_week // 1440,
+                    now - llp, now - llo, int(p24), int(p7), int(o24), int(o7), d24, d7,
+                    int(s24), out != 0.0)
         if self._lean:
             return ((minute_of_week // 60) % 24, minute_of_week % 60, minute_of_week // 1440,
                     now - self._llp, now - self._llo, self._lp24, self._lp7, self._lo24,
