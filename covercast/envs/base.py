@@ -66,6 +66,21 @@ def check_slot_minutes(slot_minutes: Any) -> int:
     return int(slot_minutes)
 
 
+#: Longest observed history an environment accepts (a year).
+MAX_HISTORY_DAYS = 365.0
+
+
+def check_history_days(history_days: Any) -> float:
+    """``history_days`` must be a number in [0, 365]; returns it as a float."""
+    if isinstance(history_days, bool) or not isinstance(
+            history_days, (int, float, np.integer, np.floating)) \
+            or not math.isfinite(history_days) or not 0 <= history_days <= MAX_HISTORY_DAYS:
+        raise ValueError(f"`history_days` must be a number in [0, {MAX_HISTORY_DAYS:g}] (days of "
+                         f"organic sessions the platform has seen before the episode), got "
+                         f"{history_days!r}.")
+    return float(history_days)
+
+
 class Tally:
     """The responses of one user summed over one or more slots: the summaries that
     :meth:`Population.step_user` / :meth:`Population.advance_user` report (see
@@ -138,6 +153,13 @@ class UserEnv(gym.Env[np.ndarray, np.int64]):
         Weights of the default reward :class:`~covercast.envs.rewards.OpenDwellReward`.
     start : str
         Wall-clock time (UTC) of hour 0 of every episode, on the slot grid.
+    history_days : float
+        Days of the user's organic sessions the platform has already seen when the episode
+        starts (0 to 365; default 0: a new user, nothing seen). With ``d > 0`` the observed
+        activity profile and sessions per day start from ``d`` days of sessions before hour 0
+        (:meth:`~covercast.simulators.population.Population.draw_history`: Poisson at the
+        user's rates then, no pushes, drawn from ``np_random``): an existing user. The 24 h /
+        7 d windows still count from hour 0.
     render_mode : {None, "ansi"}
         ``"ansi"``: :meth:`render` returns a one-line text summary of the last step.
     """
@@ -149,8 +171,10 @@ class UserEnv(gym.Env[np.ndarray, np.int64]):
     def __init__(self, params: PopulationParams | str | os.PathLike | None = None,
                  bank: Any = None, slot_minutes: int = 60, reward_fn: RewardFn | None = None,
                  w_dwell: float | None = None, w_optout: float | None = None,
-                 start: str = DEFAULT_START, render_mode: str | None = None) -> None:
+                 start: str = DEFAULT_START, history_days: float = 0.0,
+                 render_mode: str | None = None) -> None:
         self.params = resolve_params(params)
+        self.history_days = check_history_days(history_days)
         self.bank = resolve_bank(bank, self.params)
         self.slot_minutes = check_slot_minutes(slot_minutes)
         self.slot_hours = self.slot_minutes / 60.0
@@ -195,6 +219,10 @@ class UserEnv(gym.Env[np.ndarray, np.int64]):
         self._pop.reset(int(self.np_random.integers(0, 2**63 - 1)))
         self._builder.reset()
         self._kb = None
+        if self.history_days:
+            self._builder.add_history(self._pop.draw_history(self.history_days,
+                                                             self.np_random)[0],
+                                      float(round(24.0 * self.history_days)))
         self._slot = 0
         self._n_actions = int(self.action_space.n)
         self._started = True

@@ -62,7 +62,7 @@ class CoverStyleEnv(UserEnv):
     ```python
     gym.make("covercast/CoverStyle-v0", push_hours=(8, 20), params=None, bank=None,
              slot_minutes=60, reward_fn=None, w_dwell=None, w_optout=None,
-             start="2026-01-05T00:00:00Z", render_mode=None)
+             start="2026-01-05T00:00:00Z", history_days=0, render_mode=None)
     ```
 
     * ``push_hours``: distinct hours of day (UTC) of the pushes, in ``[0, 24)``; fractional
@@ -80,10 +80,11 @@ class CoverStyleEnv(UserEnv):
                  params: PopulationParams | str | os.PathLike | None = None, bank: Any = None,
                  slot_minutes: int = 60, reward_fn: RewardFn | None = None,
                  w_dwell: float | None = None, w_optout: float | None = None,
-                 start: str = DEFAULT_START, render_mode: str | None = None) -> None:
+                 start: str = DEFAULT_START, history_days: float = 0.0,
+                 render_mode: str | None = None) -> None:
         super().__init__(params=params, bank=bank, slot_minutes=slot_minutes,
                          reward_fn=reward_fn, w_dwell=w_dwell, w_optout=w_optout, start=start,
-                         render_mode=render_mode)
+                         history_days=history_days, render_mode=render_mode)
         self.push_hours = self._parse_push_hours(push_hours)
         spd = 1440 // self.slot_minutes
         self._push_slot = [False] * spd

@@ -127,6 +127,31 @@ class ObservationBuilder:
                 self._share[session_user] = rows
         self.elapsed_h += slot_hours
 
+    def add_history(self, users: np.ndarray, counts: np.ndarray, hours: float) -> None:
+        """Add sessions seen before the episode: ``counts`` ``(len(users), 24)`` by hour of
+        day over ``hours`` hours (:meth:`Population.draw_history`) to rows ``users``."""
+        users = np.asarray(users)
+        counts = np.asarray(counts, dtype=np.float64)
+        self.profile_counts[users] += counts
+        self.total_sessions[users] += counts.sum(axis=1)
+        self.elapsed_h[users] += hours
+        tot = self.total_sessions[users]
+        seen = tot > 0
+        if seen.any() and not self._share_stale:
+            self._share[users[seen]] = self.profile_counts[users[seen]] / tot[seen, None]
+
+    def rows(self, users: np.ndarray, hour: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Features of rows ``users`` that come from the profile alone: the shares by hour of
+        day ``(len(users), 24)``, the share at ``hour`` and sessions per day."""
+        users = np.asarray(users)
+        tot = self.total_sessions[users]
+        share = np.full((users.size, 24), 1.0 / 24.0)
+        np.divide(self.profile_counts[users], tot[:, None], out=share, where=(tot > 0)[:, None])
+        el = self.elapsed_h[users]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            per_day = np.where(el > 0, tot * 24.0 / np.where(el > 0, el, 1.0), 0.0)
+        return share, share[:, hour], per_day
+
     def build(self, obs: dict[str, np.ndarray], out: np.ndarray | None = None) -> np.ndarray:
         """The ``(n_users, OBS_DIM)`` observation matrix (a reused buffer unless ``out``)."""
         o = self._out if out is None else out
@@ -190,6 +215,17 @@ class UserObservation:
             self.total_sessions += sessions
             self._share = None
         self.elapsed_h += slot_hours
+
+    def add_history(self, counts: np.ndarray, hours: float) -> None:
+        """Add sessions seen before the episode: ``counts`` by hour of day (24 values) over
+        ``hours`` hours (row 0 of :meth:`Population.draw_history`)."""
+        profile = self.profile_counts
+        for h, c in enumerate(np.asarray(counts, dtype=np.float64).tolist()):
+            if c:
+                profile[h] += c
+                self.total_sessions += c
+                self._share = None
+        self.elapsed_h += hours
 
     def record_slots(self, minute0: int, slot_minutes: int, sessions: list[int],
                      slot_hours: float) -> None:

@@ -82,7 +82,7 @@ class PushScheduleEnv(UserEnv):
     import gymnasium as gym, covercast
     env = gym.make("covercast/PushSchedule-v0", params=None, bank=None, slot_minutes=60,
                    reward_fn=None, w_dwell=None, w_optout=None, start="2026-01-05T00:00:00Z",
-                   render_mode=None)
+                   history_days=0, render_mode=None)
     env = covercast.envs.make("covercast/PushSchedule-v0", horizon_days=7, slot_minutes=5)
     ```
 
@@ -94,6 +94,12 @@ class PushScheduleEnv(UserEnv):
     * ``reward_fn``: ``reward_fn(responses) -> float`` replacing the default reward;
       ``w_dwell`` / ``w_optout``: the default reward's weights (not with ``reward_fn``).
     * ``start``: wall-clock time (UTC) of the start of every episode, on the slot grid.
+    * ``history_days``: days of the user's organic sessions the platform has already seen at
+      hour 0 (default 0: a new user). With ``d > 0`` the observed activity profile and
+      sessions per day start from ``d`` days of sessions before the episode (Poisson at the
+      user's rates, no pushes; drawn from ``np_random``), i.e. an existing user; the 24 h /
+      7 d windows still count from hour 0. A platform knows when its existing users open the
+      app: this is the setting where timing can be learned from the first push on.
     * ``render_mode``: ``"ansi"`` for a one-line text summary of the last step.
 
     Each :meth:`reset` draws a new user (segment, activity, taste, ...) from the population,
@@ -109,10 +115,11 @@ class PushScheduleEnv(UserEnv):
     def __init__(self, params: PopulationParams | str | os.PathLike | None = None,
                  bank: Any = None, slot_minutes: int = 60, reward_fn: RewardFn | None = None,
                  w_dwell: float | None = None, w_optout: float | None = None,
-                 start: str = DEFAULT_START, render_mode: str | None = None) -> None:
+                 start: str = DEFAULT_START, history_days: float = 0.0,
+                 render_mode: str | None = None) -> None:
         super().__init__(params=params, bank=bank, slot_minutes=slot_minutes,
                          reward_fn=reward_fn, w_dwell=w_dwell, w_optout=w_optout, start=start,
-                         render_mode=render_mode)
+                         history_days=history_days, render_mode=render_mode)
         self.action_space = spaces.Discrete(1 + self.n_styles)
 
     def _action_meaning(self) -> str:

@@ -54,7 +54,7 @@ class PushTimingEnv(UserEnv):
     ```python
     gym.make("covercast/PushTiming-v0", style=0, params=None, bank=None, slot_minutes=60,
              reward_fn=None, w_dwell=None, w_optout=None, start="2026-01-05T00:00:00Z",
-             render_mode=None)
+             history_days=0, render_mode=None)
     ```
 
     * ``style``: the style of every push: an index in ``[0, n_styles)``, a style name, or
@@ -72,10 +72,11 @@ class PushTimingEnv(UserEnv):
                  params: PopulationParams | str | os.PathLike | None = None, bank: Any = None,
                  slot_minutes: int = 60, reward_fn: RewardFn | None = None,
                  w_dwell: float | None = None, w_optout: float | None = None,
-                 start: str = DEFAULT_START, render_mode: str | None = None) -> None:
+                 start: str = DEFAULT_START, history_days: float = 0.0,
+                 render_mode: str | None = None) -> None:
         super().__init__(params=params, bank=bank, slot_minutes=slot_minutes,
                          reward_fn=reward_fn, w_dwell=w_dwell, w_optout=w_optout, start=start,
-                         render_mode=render_mode)
+                         history_days=history_days, render_mode=render_mode)
         self.style = style
         self._style = self._parse_style(style)
         self.action_space = spaces.Discrete(2)

@@ -11,7 +11,13 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from covercast.envs.base import DEFAULT_START, check_slot_minutes, resolve_bank, resolve_params
+from covercast.envs.base import (
+    DEFAULT_START,
+    check_history_days,
+    check_slot_minutes,
+    resolve_bank,
+    resolve_params,
+)
 from covercast.envs.observation import (
     LOG_HOURS_CAP,
     OBS_DIM,
@@ -96,7 +102,8 @@ class PopulationVectorEnv(VectorEnv):
     ```python
     PopulationVectorEnv(num_envs, params=None, bank=None, slot_minutes=60, horizon_days=None,
                         max_episode_steps=None, daily_budget=None, reward_fn=None,
-                        w_dwell=None, w_optout=None, start="2026-01-05T00:00:00Z", copy=True)
+                        w_dwell=None, w_optout=None, start="2026-01-05T00:00:00Z",
+                        history_days=0, copy=True)
     gym.make_vec("covercast/PushSchedule-v0", num_envs=N,
                  vectorization_mode="vector_entry_point")
     covercast.envs.make_vec(N, horizon_days=7, slot_minutes=5)
@@ -106,6 +113,9 @@ class PopulationVectorEnv(VectorEnv):
     * ``horizon_days`` or ``max_episode_steps``: a user's episode length (default 14 days);
       ``gym.make_vec`` passes the registered ``max_episode_steps`` (336), so with another slot
       length pass ``max_episode_steps`` too, or use :func:`covercast.envs.make_vec`.
+    * ``history_days``: days of each user's organic sessions seen before their episode
+      (also for the users that replace finished ones), as in
+      :class:`~covercast.envs.push_schedule.PushScheduleEnv`.
     * ``daily_budget``: pushes per calendar day across the population (``None``: unlimited).
     * ``copy``: return a new observation array each step (``False``: a buffer reused by the
       next step).
@@ -123,7 +133,7 @@ class PopulationVectorEnv(VectorEnv):
                  max_episode_steps: int | None = None, daily_budget: int | None = None,
                  reward_fn: RewardFn | None = None, w_dwell: float | None = None,
                  w_optout: float | None = None, start: str = DEFAULT_START,
-                 copy: bool = True) -> None:
+                 history_days: float = 0.0, copy: bool = True) -> None:
         if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) \
                 or num_envs < 1:
             raise ValueError(f"`num_envs` (the number of users) must be an integer >= 1, got "
@@ -140,6 +150,7 @@ class PopulationVectorEnv(VectorEnv):
                              f"(pushes per day across the population), got {daily_budget!r}.")
         self.daily_budget = None if daily_budget is None else int(daily_budget)
         self.reward_fn = make_reward_fn(reward_fn, w_dwell, w_optout)
+        self.history_days = check_history_days(history_days)
         self.copy = bool(copy)
         n = self.num_envs
         self._pop = Population(self.params, n, bank=self.bank, seed=0, start=start,
@@ -220,6 +231,8 @@ class PopulationVectorEnv(VectorEnv):
             raise ValueError(f"`options` is not used by PopulationVectorEnv; got {options!r}.")
         self._pop.reset(int(self.np_random.integers(0, 2**63 - 1)))
         self._builder.reset()
+        if self.history_days:
+            self._add_history(np.arange(self.num_envs))
         self._steps[:] = 0
         self._budget_day = 0
         self._budget_used = 0
@@ -265,6 +278,8 @@ class PopulationVectorEnv(VectorEnv):
             info["_final_info"] = done
             pop.replace_users(idx)
             self._builder.reset_users(idx)
+            if self.history_days:
+                self._add_history(idx)
             self._steps[idx] = 0
             self._fresh_rows(obs, idx)
         return obs, rewards, terminated, truncated, info
@@ -368,15 +383,27 @@ class PopulationVectorEnv(VectorEnv):
         obs = self._builder.build(self._pop.observe(copy=False), out=self._obs_buf)
         return obs.copy() if self.copy else obs
 
-    @staticmethod
-    def _fresh_rows(obs: np.ndarray, idx: np.ndarray) -> None:
-        """Rows ``idx`` become the first observation of a user without history (the clock
-        features 0-4 are everybody's): exactly what :meth:`ObservationBuilder.build` gives."""
+    def _add_history(self, users: np.ndarray) -> None:
+        """The sessions seen of ``users`` before their episode (``history_days``)."""
+        self._builder.add_history(users, self._pop.draw_history(self.history_days,
+                                                                self.np_random, users),
+                                  float(round(24.0 * self.history_days)))
+
+    def _fresh_rows(self, obs: np.ndarray, idx: np.ndarray) -> None:
+        """Rows ``idx`` become the first observation of a new user (the clock features 0-4
+        are everybody's): exactly what :meth:`ObservationBuilder.build` gives."""
         rows = obs[idx]
         rows[:, OBS_INDEX["log_h_since_push"]] = LOG_HOURS_CAP
         rows[:, OBS_INDEX["log_h_since_open"]] = LOG_HOURS_CAP
         rows[:, OBS_INDEX["pushes_24h"]:OBS_INDEX["sessions_24h"] + 1] = 0.0
-        rows[:, PROFILE_SLICE] = 1.0 / 24.0
-        rows[:, OBS_INDEX["profile_now"]] = 1.0 / 24.0
-        rows[:, OBS_INDEX["sessions_per_day"]] = 0.0
+        if self.history_days:
+            hour = int(math.floor(self._day0_h + self._pop.now + 1e-9)) % 24
+            share, now, per_day = self._builder.rows(idx, hour)
+            rows[:, PROFILE_SLICE] = share
+            rows[:, OBS_INDEX["profile_now"]] = now
+            rows[:, OBS_INDEX["sessions_per_day"]] = per_day
+        else:
+            rows[:, PROFILE_SLICE] = 1.0 / 24.0
+            rows[:, OBS_INDEX["profile_now"]] = 1.0 / 24.0
+            rows[:, OBS_INDEX["sessions_per_day"]] = 0.0
         obs[idx] = rows

@@ -117,6 +117,7 @@ import numpy as np
 import pandas as pd
 
 from covercast._io import atomic_write_csv, atomic_write_text
+from covercast.envs.base import check_history_days
 from covercast.simulators.params import PopulationParams, default_params
 
 __all__ = ["POLICIES", "LEARNERS", "POPULATIONS", "METRICS", "SchedulingConfig",
@@ -165,6 +166,14 @@ class SchedulingConfig:
     in a measured run)."""
     train_horizon_days: float = 7.0
     """Episode length of the training env, in days."""
+    history_days: float = 14.0
+    """Days of each user's organic sessions the platform has seen when the user's episode
+    starts (the environments' ``history_days``), in training and evaluation alike: 14
+    (default), existing users of an app, as in the seeds' experiments, whose active hours the
+    platform knows from their past sessions; 0, new users seen for the first time. The oracle
+    reads the user's true rates either way; with 0 a deployable policy spends the first days
+    learning what the oracle knows from the start (measured in session 3's run: most of the
+    gap to the oracle was in the first three days)."""
     gru_constraints: str = "static"
     """``"static"``: GRU-PPO trains under constraints set from the static scheduler measured
     on the training population (:func:`static_rates`; PPO-Lagrangian, see
@@ -208,6 +217,7 @@ class SchedulingConfig:
         if not (0 < self.min_push_fraction <= self.max_push_fraction):
             raise ValueError(f"Need 0 < `min_push_fraction` <= `max_push_fraction`, got "
                              f"{self.min_push_fraction!r} and {self.max_push_fraction!r}.")
+        check_history_days(self.history_days)
         for name in ("horizon_days", "train_horizon_days", "fit_days", "max_push_fraction",
                      "opt_out_fraction"):
             v = getattr(self, name)
@@ -337,11 +347,17 @@ def _gru_config(config: SchedulingConfig, seed: int, **constraints: float) -> An
     return GRUPPOConfig(env_id="covercast/PopulationVector-v0", num_envs=config.num_envs,
                         horizon_days=config.train_horizon_days, total_steps=config.gru_steps,
                         num_minibatches=min(4, config.num_envs), tensorboard=False, seed=seed,
-                        torch_threads=1, **constraints)
+                        torch_threads=1, env_kwargs=_history_kwargs(config.history_days),
+                        **constraints)
+
+
+def _history_kwargs(history_days: float) -> dict[str, Any]:
+    """The environments' ``history_days`` argument, left out when 0 (their default)."""
+    return {"history_days": float(history_days)} if history_days else {}
 
 
 def static_rates(params: PopulationParams | None, *, users: int, horizon_days: float,
-                 seed: int) -> dict[str, float]:
+                 seed: int, history_days: float = 0.0) -> dict[str, float]:
     """The static scheduler's pushes and opt-outs per user-day on a population.
 
     Runs :class:`~covercast.agents.StaticScheduler` (the benchmark's control) on ``users``
@@ -352,7 +368,7 @@ def static_rates(params: PopulationParams | None, *, users: int, horizon_days: f
     from covercast.experiments.evaluate import evaluate_vector
 
     agent = make_baselines(seed, ["static"])["static"]
-    kw: dict[str, Any] = {"horizon_days": horizon_days}
+    kw: dict[str, Any] = {"horizon_days": horizon_days, **_history_kwargs(history_days)}
     if params is not None:
         kw["params"] = params
     df = evaluate_vector(agent, users, seed, env_kwargs=kw)
@@ -369,7 +385,8 @@ def gru_constraints(config: SchedulingConfig, params: PopulationParams | None, s
     if config.gru_constraints == "none":
         return {}, {"mode": "none"}
     rates = static_rates(params, users=config.constraint_users,
-                         horizon_days=config.train_horizon_days, seed=seed)
+                         horizon_days=config.train_horizon_days, seed=seed,
+                         history_days=config.history_days)
     fields = {"min_pushes_per_day": config.min_push_fraction * rates["pushes_per_day"],
               "max_pushes_per_day": config.max_push_fraction * rates["pushes_per_day"]}
     if rates["opt_outs_per_day"] > 0:
@@ -452,7 +469,8 @@ def _evaluate(agents: dict[str, Any], params: PopulationParams, config: Scheduli
 
     frames = [evaluate_agents({label: agent}, "covercast/PushSchedule-v0", config.eval_users,
                               eval_seed, env_kwargs={"horizon_days": config.horizon_days,
-                                                     "params": params},
+                                                     "params": params,
+                                                     **_history_kwargs(config.history_days)},
                               learning="continual")
               for label, agent in agents.items()]
     return pd.concat(frames, ignore_index=True)
@@ -847,6 +865,15 @@ def _figures(out: Path) -> list[str]:
     return names
 
 
+def _history_words(days: float) -> str:
+    if not days:
+        return ("new users (`history_days` 0: the platform has seen none of a user's sessions "
+                "when the episode starts)")
+    return (f"existing users (`history_days` {days:g}: the platform has seen {days:g} days of "
+            f"each user's organic sessions when the episode starts, in training and "
+            f"evaluation)")
+
+
 def write_report(out: str | os.PathLike) -> Path:
     """Write ``report.md`` and ``target.md`` (and the figures) from the saved results."""
     out = Path(out)
@@ -859,7 +886,8 @@ def write_report(out: str | os.PathLike) -> Path:
     lines = ["# Scheduling benchmark\n",
              f"{config['seeds']} seeds x {config['eval_users']} users x "
              f"{config['horizon_days']:g}-day episodes per policy and population on "
-             f"`covercast/PushSchedule-v0`. Configuration: `config.json`; module docstring of "
+             f"`covercast/PushSchedule-v0`, "
+             f"{_history_words(config.get('history_days', 0.0))}. Configuration: `config.json`; module docstring of "
              f"`covercast.experiments.scheduling` for the design. Values: mean over seeds ± "
              f"half-width of the 95 % t-interval (per-seed means over users; CTR pooled per "
              f"seed). p: Welch t-test against the static scheduler over seed means, "
@@ -974,7 +1002,7 @@ def cmd_experiment_scheduling(args: Any) -> int:
                           "sb3_budget": args.sb3_budget}
     for name in ("seeds", "eval_users", "horizon_days", "gru_steps", "num_envs", "fit_users",
                  "gru_constraints", "min_push_fraction", "max_push_fraction",
-                 "opt_out_fraction"):
+                 "opt_out_fraction", "history_days"):
         v = getattr(args, name)
         if v is not None:
             kw[name] = v
@@ -1037,6 +1065,9 @@ def add_experiment(experiments: Any) -> None:
     e.add_argument("--opt-out-fraction", type=float, default=None,
                    help="opt-out limit, x the static scheduler's opt-outs per user-day "
                         "(default 0.8)")
+    e.add_argument("--history-days", type=float, default=None,
+                   help="days of each user's organic sessions seen before the episode "
+                        "(default 14: existing users; 0: new users)")
     e.add_argument("--workers", type=int, default=2, help="cells at once (default 2)")
     e.add_argument("--backend", choices=["auto", "ray", "process", "sequential"],
                    default="auto", help="auto: Ray when installed, else processes")

@@ -2774,6 +2774,38 @@ class Population:
             "pending_push": self._pend_id.copy(),
         }
 
+    def draw_history(self, days: float, rng: np.random.Generator,
+                     users: Any = None) -> np.ndarray:
+        """Organic sessions of each user in each hour of day over the ``days`` before now.
+
+        What a platform has already logged about existing users when an experiment starts:
+        counts ``(n, 24)`` (float64; ``n`` = the number of ``users``, default all) of app
+        sessions in the ``round(24 * days)`` whole hours before the current one, by hour of day.
+        Each hour of week ``h`` that falls in that span adds a Poisson count at the user's
+        rate now (segment activity at ``h`` times the activity multiplier); no pushes happen
+        in that span. The draws come from ``rng`` (e.g. an environment's ``np_random``), so
+        the population's own streams, and everything it simulates, are unchanged.
+
+        Raises ``ValueError`` for a negative or non-finite ``days``.
+        """
+        if isinstance(days, bool) or not isinstance(days, (int, float, np.integer,
+                                                            np.floating)) \
+                or not math.isfinite(days) or days < 0:
+            raise ValueError(f"`days` must be a finite number >= 0, got {days!r}.")
+        idx = np.arange(self.n_users) if users is None else self._as_user_index(users, "users")
+        n_hours = int(round(24.0 * float(days)))
+        if n_hours == 0 or idx.size == 0:
+            return np.zeros((idx.size, 24))
+        self._lean_sync()
+        how_now = int(self._hour_of_week(self.now))
+        how = (how_now - np.arange(1, n_hours + 1)) % HOURS_PER_WEEK
+        # times each hour of week occurs in the span, mapped to its hour of day
+        occurs = np.bincount(how, minlength=HOURS_PER_WEEK).astype(np.float64)
+        to_day = np.zeros((HOURS_PER_WEEK, 24))
+        to_day[np.arange(HOURS_PER_WEEK), np.arange(HOURS_PER_WEEK) % 24] = occurs
+        mean = (self._seg_act[self._segment[idx]] @ to_day) * self._multiplier[idx, None]
+        return rng.poisson(mean).astype(np.float64)
+
     # ============================================================================ the log
     def _timestamps(self, hours: np.ndarray) -> pd.DatetimeIndex:
         ns = self._start.value + np.round(np.asarray(hours, dtype=np.float64) * 3.6e12

@@ -105,6 +105,8 @@ def env_digest(env_id: str, episodes: int, **kw) -> str:
     ("covercast/PushTiming-v0", {"style": 3, "params": PARAMS["pull_only"]}),
     ("covercast/PushSchedule-v0", {}),
     ("covercast/PushSchedule-v0", {"slot_minutes": 15, "params": PARAMS["no_drift"]}),
+    ("covercast/PushSchedule-v0", {"history_days": 14}),
+    ("covercast/CoverStyle-v0", {"history_days": 3.5, "slot_minutes": 15}),
 ])
 def test_envs_compiled_equal_python(kernel, env_id, kw):
     episodes = 3 if kw.get("slot_minutes") == 15 else 6
