@@ -134,16 +134,24 @@ def ufunc_loop(ufunc: np.ufunc) -> tuple[int, int]:
     the ``PyUFuncObject`` (numpy's C layout: after the object header, ``int nin, nout, nargs,
     identity``, then ``functions``, ``data``, ``int ntypes``, ``reserved``, ``name``,
     ``types``). Raises LookupError when the layout is not the expected one."""
+    if int(np.__version__.split(".")[0]) not in (1, 2) or ctypes.sizeof(ctypes.c_void_p) != 8:
+        raise LookupError(f"the ufunc layout of numpy {np.__version__} on this platform is "
+                          "not known")
     base = id(ufunc)
     head = object.__basicsize__
+    nin = ctypes.c_int.from_address(base + head).value
+    nout = ctypes.c_int.from_address(base + head + 4).value
     nargs = ctypes.c_int.from_address(base + head + 8).value
+    ntypes = ctypes.c_int.from_address(base + head + 32).value
+    # the plain ints first: no pointer is followed unless they are what a unary ufunc holds
+    if (nin, nout, nargs) != (ufunc.nin, ufunc.nout, 2) or ntypes != ufunc.ntypes \
+            or not 0 < ntypes < 256:
+        raise LookupError(f"unexpected layout of numpy's ufunc {ufunc.__name__}")
     functions = ctypes.c_void_p.from_address(base + head + 16).value
     data = ctypes.c_void_p.from_address(base + head + 24).value
-    ntypes = ctypes.c_int.from_address(base + head + 32).value
     name = ctypes.c_char_p.from_address(base + head + 40).value
     types = ctypes.c_void_p.from_address(base + head + 48).value
-    if name != ufunc.__name__.encode() or nargs != 2 or not functions or not types \
-            or not 0 < ntypes < 256:
+    if name != ufunc.__name__.encode() or not functions or not types:
         raise LookupError(f"unexpected layout of numpy's ufunc {ufunc.__name__}")
     codes = ctypes.string_at(types, ntypes * nargs)
     d = np.dtype(np.float64).num
