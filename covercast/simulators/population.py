@@ -923,6 +923,18 @@ class Population:
         self._act_j = np.zeros(act.size, dtype=np.int64)
         self._act_last = np.zeros(act.size)
 
+    def _segment_week_rates(self, seg: int, sw: int) -> np.ndarray:
+        """Session rates per slot of segment ``seg`` for the week of slots starting at slot of
+        week ``sw`` (cached: a one-user population asks for the same weeks again and again)."""
+        rates = self._week_rates.get((seg, sw))
+        if rates is None:
+            if len(self._week_rates) >= 64:
+                self._week_rates.clear()
+            spw = self._slots_per_week
+            rates = self._slot_rate[seg, (sw + np.arange(spw)) % spw]
+            self._week_rates[seg, sw] = rates
+        return rates
+
     def _single_user_sessions(self, sw: int) -> int:
         """Organic sessions of the only user in slot-of-week ``sw``, drawn a week of slots at a
         time: ``poisson`` over an array draws each element in turn from the stream, so this
@@ -930,15 +942,7 @@ class Population:
         left unused matter in one place only, see :meth:`_drop_session_buffer`)."""
         if self._sess_buf_pos >= len(self._sess_buf):
             # slots are opened one after the other, so buffer entry i is slot-of-week sw + i
-            seg = int(self._segment[0])
-            rates = self._week_rates.get((seg, sw))      # the segment's week from slot sw
-            if rates is None:
-                if len(self._week_rates) >= 64:
-                    self._week_rates.clear()
-                spw = self._slots_per_week
-                rates = self._slot_rate[seg, (sw + np.arange(spw)) % spw]
-                self._week_rates[seg, sw] = rates
-            lam = rates * self._multiplier[0]
+            lam = self._segment_week_rates(int(self._segment[0]), sw) * self._multiplier[0]
             rng = self._rng["sessions"]
             self._sess_buf_from = (rng.bit_generator.state, lam)
             self._sess_buf = rng.poisson(lam).tolist()
@@ -2091,15 +2095,7 @@ class Population:
         weeks = max(1, self._K_SESSION_SLOTS // spw)
         while slen - pos < n_slots + 1:
             sw = self._slot_of_week(k.sess_slot + slen)
-            seg = self._lseg
-            rates = self._week_rates.get((seg, sw))      # as _single_user_sessions
-            if rates is None:
-                if len(self._week_rates) >= 64:
-                    self._week_rates.clear()
-                spw = self._slots_per_week
-                rates = self._slot_rate[seg, (sw + np.arange(spw)) % spw]
-                self._week_rates[seg, sw] = rates
-            lam = rates * self._multiplier[0]
+            lam = self._segment_week_rates(self._lseg, sw) * self._multiplier[0]
             rng = self._rng["sessions"]
             state = rng.bit_generator.state
             counts = rng.poisson(np.tile(lam, weeks) if weeks > 1 else lam)
