@@ -39,6 +39,16 @@ Evaluation populations (the ``population`` column of the results):
 evaluation (``learning="continual"``: the bandit keeps learning across users as a deployed
 bandit would).
 
+**Existing users.** Every environment of the benchmark (training, evaluation, the static
+scheduler's rates) starts each user with ``history_days`` (default 14) days of their organic
+sessions already seen (the environments' ``history_days``): the users of a push experiment are
+an app's existing users, whose active hours the platform knows, as in the seeds' experiments.
+With ``history_days=0`` (new users) a deployable policy spends the first days of each user
+finding out what the hidden-state oracle knows from the start: in session 3's cold-start run
+(``runs/scheduling6m``), on the demo's 300 users, the oracle's reward per user in days 1-3 was
+1.25 against GRU-PPO's 0.57, more than half of the whole 14-day gap (4.09 vs 2.91). The
+baselines that do not read observations (static, random, the oracle) are unaffected.
+
 **Statistics.** The replication unit is the seed (its own training run and its own users): each
 metric is averaged over a seed's users (CTR pooled: opens / pushes of all its users), and the
 summary gives the mean over seeds with a Student-t 95 % interval, and Welch's t-test of each
@@ -194,6 +204,12 @@ class SchedulingConfig:
     sb3_budget: str = "wall"
     """``"wall"``: SB3 learners get GRU-PPO's wall-clock time of the same cell (capped at
     ``gru_steps`` steps); ``"steps"``: ``gru_steps`` steps."""
+    deterministic_learners: bool = True
+    """Evaluate the learners (GRU-PPO, SB3 PPO, RecurrentPPO) greedily, with their most likely
+    action at each step, as SB3's ``evaluate_policy`` does by default (``False``: sample from
+    the policy as in training). The baselines act as they always do (the bandit keeps
+    sampling). Measured on the demo's 300 users (six GRU-PPO runs, 14 days of seen history):
+    greedy return 3.56 on average against 3.41 sampled, with fewer opt-outs."""
     fit_users: int = 2000
     """Users of the simulated log the fitted population is fitted to."""
     fit_days: float = 14.0
@@ -231,6 +247,9 @@ class SchedulingConfig:
         if bad:
             raise ValueError(f"`fitted_learners` must be a subset of {list(LEARNERS)}, got "
                              f"{self.fitted_learners!r}.")
+        if not isinstance(self.deterministic_learners, (bool, np.bool_)):
+            raise ValueError(f"`deterministic_learners` must be a bool, got "
+                             f"{self.deterministic_learners!r}.")
         if self.sb3_budget not in ("wall", "steps"):
             raise ValueError(f"`sb3_budget` must be 'wall' or 'steps', got {self.sb3_budget!r}.")
 
@@ -471,7 +490,8 @@ def _evaluate(agents: dict[str, Any], params: PopulationParams, config: Scheduli
                               eval_seed, env_kwargs={"horizon_days": config.horizon_days,
                                                      "params": params,
                                                      **_history_kwargs(config.history_days)},
-                              learning="continual")
+                              learning="continual",
+                              deterministic=config.deterministic_learners and label in LEARNERS)
               for label, agent in agents.items()]
     return pd.concat(frames, ignore_index=True)
 
@@ -883,11 +903,14 @@ def write_report(out: str | os.PathLike) -> Path:
     learners = pd.read_csv(out / "learners.csv")
     target = target_check(out)
     figs = _figures(out)
+    acts = ("greedily (their most likely action)" if config.get("deterministic_learners")
+            else "by sampling from their policies")
     lines = ["# Scheduling benchmark\n",
              f"{config['seeds']} seeds x {config['eval_users']} users x "
              f"{config['horizon_days']:g}-day episodes per policy and population on "
              f"`covercast/PushSchedule-v0`, "
-             f"{_history_words(config.get('history_days', 0.0))}. Configuration: `config.json`; module docstring of "
+             f"{_history_words(config.get('history_days', 0.0))}; the learners act "
+             f"{acts} in evaluation. Configuration: `config.json`; module docstring of "
              f"`covercast.experiments.scheduling` for the design. Values: mean over seeds ± "
              f"half-width of the 95 % t-interval (per-seed means over users; CTR pooled per "
              f"seed). p: Welch t-test against the static scheduler over seed means, "
@@ -999,7 +1022,8 @@ def cmd_experiment_scheduling(args: Any) -> int:
     """``covercast experiment scheduling``."""
     make = SchedulingConfig.fast_config if args.fast else SchedulingConfig
     kw: dict[str, Any] = {"seed": args.seed, "workers": args.workers,
-                          "sb3_budget": args.sb3_budget}
+                          "sb3_budget": args.sb3_budget,
+                          "deterministic_learners": not args.stochastic_learners}
     for name in ("seeds", "eval_users", "horizon_days", "gru_steps", "num_envs", "fit_users",
                  "gru_constraints", "min_push_fraction", "max_push_fraction",
                  "opt_out_fraction", "history_days"):
@@ -1048,6 +1072,9 @@ def add_experiment(experiments: Any) -> None:
                    help="users of the log the fitted population comes from (default 2000)")
     e.add_argument("--sb3-budget", choices=["wall", "steps"], default="wall",
                    help="SB3 references get GRU-PPO's wall-clock time (default) or its steps")
+    e.add_argument("--stochastic-learners", action="store_true",
+                   help="evaluate the learners by sampling their actions (default: greedily, "
+                        "their most likely action)")
     e.add_argument("--policies", nargs="+", choices=list(POLICIES), default=None,
                    help="policies to run (default: all; static is always included)")
     e.add_argument("--fitted-learners", nargs="*", choices=list(LEARNERS), default=None,
