@@ -265,7 +265,7 @@ def _table2_episodes(from_run: Path | None, agent: Agent, users: int, horizon_da
 
 # ================================================================================== A/B
 def _ab_group(agent: Agent, users: int, seed: Any, period_steps: int, progress: bool,
-              history_days: float = 0.0) -> Any:
+              history_days: float = 0.0, deterministic: bool = False) -> Any:
     """Per-user, per-period engagement counts of one group (2 periods of ``period_steps``)."""
     import pandas as pd
 
@@ -287,7 +287,7 @@ def _ab_group(agent: Agent, users: int, seed: Any, period_steps: int, progress: 
     if history_days:
         kw["history_days"] = history_days
     ep = evaluate(agent, "covercast/PushSchedule-v0", users, seed, env_kwargs=kw,
-                  progress=progress, on_step=record)
+                  progress=progress, on_step=record, deterministic=deterministic)
     rows = []
     for u in range(users):
         for period, name in enumerate(("pre", "post")):
@@ -435,12 +435,14 @@ def run_seeds(out_dir: str | os.PathLike = "reports", *, from_run: str | os.Path
     if run is not None and not (run / "episodes.csv").exists():
         raise FileNotFoundError(f"{run} has no episodes.csv; give a finished `covercast "
                                 "experiment scheduling` folder.")
-    # the A/B's users are those the policy was trained for: existing users with the run's
-    # seen history (its `history_days`), new users when trained here (as the demo does)
-    history_days = 0.0
+    # the A/B follows the run: its users (existing users with its `history_days` of seen
+    # sessions) and how its learners act (greedily with its `deterministic_learners`); new
+    # users and sampled actions when GRU-PPO is trained here (as the demo does)
+    history_days, greedy = 0.0, False
     if run is not None and (run / "config.json").exists():
-        history_days = float(json.loads((run / "config.json").read_text())
-                             .get("history_days", 0.0))
+        run_config = json.loads((run / "config.json").read_text())
+        history_days = float(run_config.get("history_days", 0.0))
+        greedy = bool(run_config.get("deterministic_learners", False))
     period_days = 14
     if fast:
         users, horizon_days, ab_users = min(users, 8), min(horizon_days, 2.0), min(ab_users, 6)
@@ -450,8 +452,8 @@ def run_seeds(out_dir: str | os.PathLike = "reports", *, from_run: str | os.Path
     d.mkdir(parents=True, exist_ok=True)
     config = {"from_run": None if run is None else str(run), "users": users,
               "horizon_days": horizon_days, "ab_users": ab_users, "ppo_steps": ppo_steps,
-              "period_days": period_days, "history_days": history_days, "seed": seed,
-              "fast": fast}
+              "period_days": period_days, "history_days": history_days,
+              "deterministic": greedy, "seed": seed, "fast": fast}
     atomic_write_text(d / "config.json", json.dumps(config, indent=2) + "\n")
     t0 = time.perf_counter()
     ss = np.random.SeedSequence(seed)
@@ -468,7 +470,7 @@ def run_seeds(out_dir: str | os.PathLike = "reports", *, from_run: str | os.Path
     for grp, a, s in (("control", _static(s_ctrl), s_ctrl),
                       ("experimental", SwitchAgent(_static(s_exp), agent, steps,
                                                    name="static->gru-ppo"), s_exp)):
-        g = _ab_group(a, ab_users, s, steps, progress, history_days)
+        g = _ab_group(a, ab_users, s, steps, progress, history_days, greedy)
         g.insert(0, "group", grp)
         frames.append(g)
     ab = pd.concat(frames, ignore_index=True)

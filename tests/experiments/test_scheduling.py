@@ -60,7 +60,9 @@ def test_shifted_population_changes_what_the_docstring_says():
 @pytest.mark.parametrize("field,value", [("seeds", 0), ("eval_users", 1), ("sb3_budget", "x"),
                                          ("policies", ["nope"]), ("horizon_days", 0),
                                          ("gru_constraints", "lagrange"),
-                                         ("min_push_fraction", 0), ("opt_out_fraction", -1)])
+                                         ("min_push_fraction", 0), ("opt_out_fraction", -1),
+                                         ("history_days", -1), ("history_days", 400),
+                                         ("deterministic_learners", "yes")])
 def test_config_rejects_bad_values(field, value):
     with pytest.raises(ValueError, match=field):
         SchedulingConfig(**{field: value}).validate()
@@ -73,6 +75,8 @@ def test_fast_run_writes_every_output(fast_run):
                  "target.md", "ctr_return_by_policy.png", "learning_curves.png", "run.json",
                  "populations/fitted.json", "populations/shifted.json"):
         assert (out / name).exists(), name
+    text = report.read_text()
+    assert "existing users (`history_days` 14" in text and "act greedily" in text
     summary = pd.read_csv(out / "summary.csv")
     pols = set(summary.loc[summary["population"] == "default", "policy"])
     assert pols == set(POLICIES)
@@ -173,3 +177,24 @@ def test_cli_registers_the_experiments(capsys):
         text = capsys.readouterr().out
         for w in words:
             assert w in text
+
+
+def test_learners_are_evaluated_greedily_and_baselines_as_they_are(monkeypatch):
+    import covercast.experiments.evaluate as ev
+    from covercast.experiments import scheduling as sch
+
+    seen = {}
+
+    def fake(agents, env_id, episodes, seed, *, env_kwargs, learning, deterministic):
+        (label,) = agents
+        seen[label] = (deterministic, env_kwargs.get("history_days"))
+        return pd.DataFrame({"agent": [label]})
+
+    monkeypatch.setattr(ev, "evaluate_agents", fake)
+    agents = {"static": None, "bandit": None, "gru-ppo": None, "ppo": None}
+    sch._evaluate(agents, default_params(), SchedulingConfig(), 0)
+    assert seen == {"static": (False, 14.0), "bandit": (False, 14.0), "gru-ppo": (True, 14.0),
+                    "ppo": (True, 14.0)}
+    sch._evaluate(agents, default_params(),
+                  SchedulingConfig(deterministic_learners=False, history_days=0), 0)
+    assert seen == {k: (False, None) for k in agents}
