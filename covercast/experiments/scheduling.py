@@ -96,19 +96,24 @@ rate is not above (means over seeds); its return is within 10 % of the oracle's;
 took <= 15 minutes (mean over the default-population cells).
 
 Expected time of the default (5 seeds, 6 M GRU-PPO steps, 200 users x 14 days per policy and
-population) on 2 CPU cores: 50 minutes measured (2,994 s, Ray, with a third training job on the
-same cores for part of it). A default cell trained GRU-PPO in about 4 minutes (245 s on
-average), then SB3 PPO for as long (it reached its 6 M steps in 169 s), then RecurrentPPO for
-GRU-PPO's time (about 360,000 steps), and evaluated 8 policies on 2 populations; a fitted cell
-trains GRU-PPO once. On cores shared with other heavy jobs the run is several times longer.
+population) on 2 CPU cores: 43-50 minutes measured (2,600 s and 2,994 s, Ray). A default cell
+trains GRU-PPO in about 4 minutes (218 s on average), then SB3 PPO for as long (it reached its
+6 M steps in 169 s), then RecurrentPPO for GRU-PPO's time (about 400,000 steps), and evaluates 8
+policies on 2 populations; a fitted cell trains GRU-PPO once. On cores shared with other heavy
+jobs the run is several times longer.
 
-**Result of that run** (``runs/scheduling6m``, default population, mean over 5 seeds +- 95 %
-CI): GRU-PPO return 3.02 +- 0.39 against the static scheduler's 1.30 +- 0.35 and the oracle's
-4.15 +- 0.51 (ratio 0.73); CTR 11.8 % against 5.1 % (+132 %, Welch p = 1.2e-5 over seed
-means), opens per user 2.48 vs 1.38, dwell 7.8 vs 2.5 min, opt-outs 4.9 % vs 6.6 %, 1.58 pushes
-a day vs 2.0. Every target holds except the oracle's 10 %: GRU-PPO's CTR equals the oracle's
-(11.5 %), and the oracle's extra return comes with more pushes (2.27 a day) and more opt-outs
-(9.5 %) than the static scheduler's 6.6 %, the level GRU-PPO is held to.
+**Result of the default run** (``runs/scheduling_h14``: 14 days of seen history, greedy
+learners; 2,600 s on the 2 cores; default population, mean over 5 seeds +- 95 % CI): GRU-PPO
+return 3.37 +- 0.21 against the static scheduler's 1.30 +- 0.35 and the oracle's 4.15 +- 0.51
+(ratio 0.81; per seed 0.71-0.90); CTR 15.7 % against 5.1 % (+209 %, Welch p = 3.4e-9 over seed
+means), opens per user 2.73 vs 1.38, dwell 8.9 vs 2.5 min, opt-outs 5.1 % vs 6.6 %, 1.30 pushes a
+day vs 2.0, 218 s of training. Every target holds except the oracle's 10 %. GRU-PPO's CTR is
+above the oracle's (11.5 %); the oracle's extra return comes from volume -- 2.27 pushes a day at
+9.5 % opt-outs, more than the static scheduler's 6.6 %, the level GRU-PPO is held to -- and
+from the first day, when users are fresh and the oracle reads their fatigue and rates: on the
+demo's users (seed 3's policy) the oracle earns 0.54 per user on day 1 against GRU-PPO's 0.33,
+and 2.84 against 2.51 over days 4-14. The session-3 run with new users and sampled actions
+(``runs/scheduling6m``, otherwise the same) gave 3.02 +- 0.39 against the oracle's 4.15 (0.73).
 """
 
 from __future__ import annotations
@@ -209,7 +214,10 @@ class SchedulingConfig:
     action at each step, as SB3's ``evaluate_policy`` does by default (``False``: sample from
     the policy as in training). The baselines act as they always do (the bandit keeps
     sampling). Measured on the demo's 300 users (six GRU-PPO runs, 14 days of seen history):
-    greedy return 3.56 on average against 3.41 sampled, with fewer opt-outs."""
+    greedy return 3.56 on average against 3.41 sampled, with fewer opt-outs. A barely trained
+    policy whose push probability stays below one half in every slot never pushes when greedy:
+    RecurrentPPO under the equal wall-clock budget (about 360,000 steps) returns exactly 0 so
+    (``--stochastic-learners`` shows what its sampled pushes give)."""
     fit_users: int = 2000
     """Users of the simulated log the fitted population is fitted to."""
     fit_days: float = 14.0
