@@ -310,6 +310,22 @@ class PopulationParams:
                      self.satisfaction, self.drift):
             part.validate()
 
+    #: The model parts :meth:`with_parts` can change.
+    PARTS = ("open", "fatigue", "dwell", "engagement", "opt_out", "satisfaction", "drift")
+
+    def with_parts(self, **parts: dict[str, Any]) -> PopulationParams:
+        """A validated copy with fields of its model parts replaced, e.g.
+        ``params.with_parts(opt_out={"base_hazard": 0.01}, drift={"sd_per_day": 0.0})``.
+
+        Raises ``ValueError`` naming an unknown part, or the first bad value.
+        """
+        changes = {}
+        for part, values in parts.items():
+            if part not in self.PARTS:
+                raise ValueError(f"Unknown part {part!r}; the parts are {list(self.PARTS)}.")
+            changes[part] = dataclasses.replace(getattr(self, part), **values)
+        return dataclasses.replace(self, **changes)
+
     # ------------------------------------------------------------------ arrays
     def activity_matrix(self) -> np.ndarray:
         """Segment x hour-of-week session rates, shape ``(n_segments, 168)``."""

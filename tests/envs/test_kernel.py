@@ -8,7 +8,6 @@ engine), and compares observations, rewards, infos, outcomes and hidden states b
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import os
 import pickle
@@ -56,10 +55,7 @@ class _Off:
 
 
 def variant(**parts):
-    p = default_params()
-    for part, values in parts.items():
-        p = dataclasses.replace(p, **{part: dataclasses.replace(getattr(p, part), **values)})
-    return p
+    return default_params().with_parts(**parts)
 
 
 PARAMS = {

@@ -27,10 +27,7 @@ def bank():
 
 
 def variant(**parts):
-    p = default_params()
-    for part, values in parts.items():
-        p = dataclasses.replace(p, **{part: dataclasses.replace(getattr(p, part), **values)})
-    return p
+    return default_params().with_parts(**parts)
 
 
 PARAMS = {

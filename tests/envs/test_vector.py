@@ -19,8 +19,7 @@ from covercast.testing import check_env
 
 
 def params_with(**opt_out):
-    p = default_params()
-    return dataclasses.replace(p, opt_out=dataclasses.replace(p.opt_out, **opt_out))
+    return default_params().with_parts(opt_out=opt_out)
 
 
 def test_make_vec_builds_the_population_env():

@@ -92,3 +92,14 @@ def test_segment_constructor_validates_through_params():
     with pytest.raises(ValueError, match="activity_shape"):
         PopulationParams(segments=[Segment(**{**seg.__dict__, "weight": 1.0,
                                               "activity_shape": 0.0})])
+
+
+def test_with_parts_replaces_fields_and_validates():
+    from covercast.simulators.params import default_params
+
+    p = default_params()
+    q = p.with_parts(opt_out={"base_hazard": 0.01}, drift={"sd_per_day": 0.0})
+    assert q.opt_out.base_hazard == 0.01 and q.drift.sd_per_day == 0.0
+    assert q.fatigue == p.fatigue and p == default_params()
+    with pytest.raises(ValueError, match="Unknown part 'segments'"):
+        p.with_parts(segments={})
