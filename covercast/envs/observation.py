@@ -147,10 +147,7 @@ class ObservationBuilder:
         tot = self.total_sessions[users]
         share = np.full((users.size, 24), 1.0 / 24.0)
         np.divide(self.profile_counts[users], tot[:, None], out=share, where=(tot > 0)[:, None])
-        el = self.elapsed_h[users]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            per_day = np.where(el > 0, tot * 24.0 / np.where(el > 0, el, 1.0), 0.0)
-        return share, share[:, hour], per_day
+        return share, share[:, hour], _sessions_per_day(tot, self.elapsed_h[users])
 
     def build(self, obs: dict[str, np.ndarray], out: np.ndarray | None = None) -> np.ndarray:
         """The ``(n_users, OBS_DIM)`` observation matrix (a reused buffer unless ``out``)."""
@@ -177,10 +174,15 @@ class ObservationBuilder:
             self._share_stale = False
         o[:, PROFILE_SLICE] = share
         o[:, 14] = share[:, int(obs["hour"][0])]
-        el = self.elapsed_h
-        with np.errstate(invalid="ignore", divide="ignore"):
-            o[:, 15] = np.where(el > 0, tot * 24.0 / np.where(el > 0, el, 1.0), 0.0)
+        o[:, 15] = _sessions_per_day(tot, self.elapsed_h)
         return o
+
+
+def _sessions_per_day(total: np.ndarray, elapsed_h: np.ndarray) -> np.ndarray:
+    """Observed organic sessions per day (0 for users not observed yet)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(elapsed_h > 0, total * 24.0 / np.where(elapsed_h > 0, elapsed_h, 1.0),
+                        0.0)
 
 
 class UserObservation:
