@@ -92,8 +92,8 @@ from covercast.envs.observation import OBS_DIM
 from covercast.simulators.params import PopulationParams, atomic_write_text
 
 __all__ = ["GRUPPOConfig", "GRUPolicy", "RunningMeanStd", "GRUPPOTrainer", "GRUPPOAgent",
-           "make_train_env", "previous_actions", "CSV_COLUMNS", "CONSTRAINT_FIELDS",
-           "LAGRANGE_SCALES"]
+           "make_train_env", "previous_actions", "CSV_COLUMNS", "EVAL_COLUMNS",
+           "CONSTRAINT_FIELDS", "LAGRANGE_SCALES"]
 
 #: Columns of ``progress.csv`` (one row per iteration).
 CSV_COLUMNS: tuple[str, ...] = (
@@ -101,6 +101,11 @@ CSV_COLUMNS: tuple[str, ...] = (
     "opens", "ctr", "opt_out_rate", "policy_loss", "value_loss", "entropy", "approx_kl",
     "clipfrac", "explained_variance", "learning_rate", "sps", "pushes_per_day",
     "opt_outs_per_day", "lambda_max_pushes", "lambda_min_pushes", "lambda_opt_outs")
+
+#: Columns of ``eval.csv`` (one row per validation, ``GRUPPOConfig.eval_every``).
+EVAL_COLUMNS: tuple[str, ...] = (
+    "iteration", "global_step", "return", "ctr", "opens", "dwell_min", "pushes_per_day",
+    "opt_outs_per_day", "opt_out_rate", "feasible")
 
 #: The ``GRUPPOConfig`` fields of constrained training (PPO-Lagrangian).
 CONSTRAINT_FIELDS = ("max_pushes_per_day", "min_pushes_per_day", "max_opt_outs_per_day")
@@ -239,6 +244,21 @@ class GRUPPOConfig:
     """Save a checkpoint every this many iterations (0: only at the end)."""
     tensorboard: bool = True
     """Also log to TensorBoard (skipped with a note when tensorboard is not installed)."""
+    eval_every: int = 0
+    """Validate the policy every this many iterations and after the last one (0: never), and
+    keep the best policy seen, as SB3's ``EvalCallback`` keeps its best model: the policy
+    runs (greedily with ``eval_deterministic``) on ``eval_users`` users of the *training*
+    population whom training never meets (a seed of their own; the same users every time, so
+    two evaluations differ by the policy only) for ``eval_horizon_days``. The best policy is
+    :meth:`GRUPPOTrainer.agent` with ``which="best"`` (and :meth:`GRUPPOAgent.load`'s); the
+    evaluations are :attr:`GRUPPOTrainer.evals` and ``eval.csv``. See :meth:`GRUPPOTrainer.
+    validate` for the score."""
+    eval_users: int = 512
+    """Validation users (population vector env: one batch; single-user envs: episodes)."""
+    eval_horizon_days: float | None = None
+    """Days of a validation episode (None: ``horizon_days``)."""
+    eval_deterministic: bool = True
+    """Validate with the policy's most likely actions (False: sampled)."""
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first bad field."""
@@ -250,7 +270,7 @@ class GRUPPOConfig:
                              f"{self.env_id!r}.")
         ints = {"num_envs": 1, "total_steps": 1, "num_minibatches": 1, "update_epochs": 1,
                 "embed_size": 1, "hidden_size": 1, "torch_threads": 1, "checkpoint_every": 0,
-                "slot_minutes": 1, "seed": 0}
+                "slot_minutes": 1, "seed": 0, "eval_every": 0, "eval_users": 1}
         for name, lo in ints.items():
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
@@ -275,6 +295,13 @@ class GRUPPOConfig:
                 rng = "in [0, 1]" if name in ("gamma", "gae_lambda") else (
                     ">= 0" if allow_eq else "> 0")
                 raise ValueError(f"`{name}` must be a finite number {rng}, got {v!r}.")
+        ed = self.eval_horizon_days
+        if ed is not None and (isinstance(ed, bool) or not isinstance(ed, (int, float))
+                               or not math.isfinite(ed) or ed <= 0):
+            raise ValueError(f"`eval_horizon_days` must be None or a number > 0, got {ed!r}.")
+        if not isinstance(self.eval_deterministic, (bool, np.bool_)):
+            raise ValueError(f"`eval_deterministic` must be a bool, got "
+                             f"{self.eval_deterministic!r}.")
         if self.target_kl is not None and not (isinstance(self.target_kl, (int, float))
                                                and self.target_kl > 0):
             raise ValueError(f"`target_kl` must be None or > 0, got {self.target_kl!r}.")
@@ -685,7 +712,9 @@ class GRUPPOTrainer:
         self.batch_size = self.num_steps * config.num_envs
         self.num_iterations = max(1, math.ceil(config.total_steps / self.batch_size))
         root = np.random.SeedSequence(config.seed)
-        init_ss, sample_ss, mb_ss = root.spawn(3)
+        init_ss, sample_ss, mb_ss, val_ss = root.spawn(4)
+        #: Seed of the validation users and of the validated agents (``eval_every``).
+        self.validation_seed = int(val_ss.generate_state(1)[0])
         torch.manual_seed(int(init_ss.generate_state(1)[0]))
         self.policy = GRUPolicy(OBS_DIM, self.n_actions, config.embed_size, config.hidden_size,
                                 prev_action_input=config.prev_action_input)
@@ -701,6 +730,11 @@ class GRUPPOTrainer:
         self.history: list[dict[str, float]] = []
         #: Lagrange multipliers of the constraints set in the config (0 while unconstrained).
         self.lagrange = {k: 0.0 for k in LAGRANGE_SCALES}
+        #: Validation results (``eval_every``), one dict per evaluation.
+        self.evals: list[dict[str, float]] = []
+        #: The validation row of the best policy so far (None: none validated yet).
+        self.best: dict[str, float] | None = None
+        self._best_tensors: dict[str, torch.Tensor] | None = None
 
     # ------------------------------------------------------------------ training
     def env_seed(self, iteration: int) -> int:
@@ -721,6 +755,7 @@ class GRUPPOTrainer:
         from tqdm.auto import tqdm
 
         writer = self._writer()
+        cfg = self.config
         rows = []
         bar = tqdm(total=todo * self.batch_size, disable=not self.progress, unit="step",
                    desc=f"gru-ppo {self.config.env_id.split('/')[-1]}")
@@ -736,10 +771,16 @@ class GRUPPOTrainer:
                 rows.append(row)
                 self.history.append(row)
                 self._log(row, writer)
+                if cfg.eval_every and (self.iteration % cfg.eval_every == 0
+                                       or self.iteration == self.num_iterations):
+                    self.validate(writer)
                 bar.update(self.batch_size)
-                bar.set_postfix(ret=f"{row['episode_return']:.3f}", ctr=f"{row['ctr']:.4f}")
-                if self.out is not None and self.config.checkpoint_every and \
-                        self.iteration % self.config.checkpoint_every == 0:
+                post = {"ret": f"{row['episode_return']:.3f}", "ctr": f"{row['ctr']:.4f}"}
+                if self.best is not None:
+                    post["best"] = f"{self.best['return']:.3f}@{int(self.best['iteration'])}"
+                bar.set_postfix(post)
+                if self.out is not None and cfg.checkpoint_every and \
+                        self.iteration % cfg.checkpoint_every == 0:
                     self.save(self.out / "checkpoint")
                 if callback is not None and callback(row) is False:
                     break
@@ -750,6 +791,76 @@ class GRUPPOTrainer:
         if self.out is not None:
             self.save(self.out / "checkpoint")
         return rows
+
+    def validate(self, writer: Any = None) -> dict[str, float]:
+        """Run the current policy on the validation users (see ``GRUPPOConfig.eval_every``);
+        record the result in :attr:`evals` (and ``eval.csv``) and keep the policy when it is
+        the best so far.
+
+        The row holds the validation users' mean ``return``, ``ctr`` (opens per delivered
+        push), ``opens`` and ``dwell_min`` per user, ``pushes_per_day`` and
+        ``opt_outs_per_day`` per simulated user-day (the rates the constraints are set in),
+        ``opt_out_rate`` (share of the users who opted out) and ``feasible``: whether those
+        rates keep the config's constraints (always 1 without constraints). The best policy is
+        the feasible one with the highest mean return; while none is feasible, the one with
+        the highest return. The validation users are the same every time, so the ranking
+        compares policies, not user draws.
+        """
+        from covercast.experiments.evaluate import evaluate, evaluate_vector
+
+        cfg = self.config
+        kw: dict[str, Any] = dict(cfg.env_kwargs)
+        if self.params is not None:
+            kw["params"] = self.params
+        kw["horizon_days"] = cfg.eval_horizon_days or cfg.horizon_days
+        if cfg.env_id != "covercast/CoverStyle-v0":
+            kw["slot_minutes"] = cfg.slot_minutes
+        agent = self.agent(seed=self.validation_seed)
+        if cfg.env_id == _VECTOR_ID:
+            df = evaluate_vector(agent, cfg.eval_users, self.validation_seed, env_kwargs=kw,
+                                 deterministic=cfg.eval_deterministic)
+        else:
+            df = evaluate(agent, cfg.env_id, cfg.eval_users, self.validation_seed,
+                          env_kwargs=kw, deterministic=cfg.eval_deterministic)
+        days = float(df["days"].sum())
+        pushes = float(df["pushes"].sum())
+        row = {"iteration": float(self.iteration), "global_step": float(self.global_step),
+               "return": float(df["return"].mean()),
+               "ctr": float(df["opens"].sum()) / pushes if pushes else float("nan"),
+               "opens": float(df["opens"].mean()), "dwell_min": float(df["dwell_min"].mean()),
+               "pushes_per_day": pushes / days if days else float("nan"),
+               "opt_outs_per_day": float(df["opted_out"].sum()) / days if days else float("nan"),
+               "opt_out_rate": float(df["opted_out"].mean())}
+        lo, hi, opt = cfg.min_pushes_per_day, cfg.max_pushes_per_day, cfg.max_opt_outs_per_day
+        row["feasible"] = float((lo is None or row["pushes_per_day"] >= lo)
+                                and (hi is None or row["pushes_per_day"] <= hi)
+                                and (opt is None or row["opt_outs_per_day"] <= opt))
+        self.evals.append(row)
+        if self.best is None or (row["feasible"], row["return"]) > (self.best["feasible"],
+                                                                     self.best["return"]):
+            self.best = dict(row)
+            self._best_tensors = self._policy_tensors()
+        if self.out is not None:
+            self.out.mkdir(parents=True, exist_ok=True)
+            path = self.out / "eval.csv"
+            new = not path.exists()
+            with open(path, "a", newline="") as f:
+                w = csv.DictWriter(f, fieldnames=list(EVAL_COLUMNS))
+                if new:
+                    w.writeheader()
+                w.writerow({k: row[k] for k in EVAL_COLUMNS})
+        if writer is not None:
+            for k in EVAL_COLUMNS[2:]:
+                if math.isfinite(row[k]):
+                    writer.add_scalar(f"eval/{k}", row[k], int(row["global_step"]))
+        return row
+
+    def _policy_tensors(self) -> dict[str, torch.Tensor]:
+        """Copies of the policy's weights (``policy.*``) and observation statistics."""
+        t = {f"policy.{k}": v.detach().clone().contiguous()
+             for k, v in self.policy.state_dict().items()}
+        t.update(self.obs_rms.state())
+        return t
 
     def _lr(self) -> float:
         if not self.config.anneal_lr:
@@ -1004,9 +1115,9 @@ class GRUPPOTrainer:
 
         d = Path(path)
         d.mkdir(parents=True, exist_ok=True)
-        tensors = {f"policy.{k}": v.detach().clone().contiguous()
-                   for k, v in self.policy.state_dict().items()}
-        tensors.update(self.obs_rms.state())
+        tensors = self._policy_tensors()
+        if self._best_tensors is not None:
+            tensors.update({f"best.{k}": v for k, v in self._best_tensors.items()})
         tensors["torch_gen_state"] = self.torch_gen.get_state().clone()
         tmp = d / "model.safetensors.tmp"
         save_file(tensors, str(tmp))
@@ -1022,7 +1133,8 @@ class GRUPPOTrainer:
         state = {"iteration": self.iteration, "global_step": self.global_step,
                  "np_rng": self.np_rng.bit_generator.state, "n_actions": self.n_actions,
                  "mode": self.layout_mode, "n_styles": self.n_styles,
-                 "history": self.history, "lagrange": self.lagrange}
+                 "history": self.history, "lagrange": self.lagrange, "evals": self.evals,
+                 "best": self.best}
         atomic_write_text(d / "state.json", json.dumps(state, indent=2))
         return d
 
@@ -1056,18 +1168,32 @@ class GRUPPOTrainer:
         trainer.np_rng.bit_generator.state = state["np_rng"]
         trainer.history = list(state.get("history", []))
         trainer.lagrange.update({k: float(v) for k, v in state.get("lagrange", {}).items()})
+        trainer.evals = list(state.get("evals", []))
+        trainer.best = state.get("best")
+        best = {k[len("best."):]: v for k, v in tensors.items() if k.startswith("best.")}
+        trainer._best_tensors = best or None
         return trainer
 
-    def agent(self, *, seed: SeedLike = None, name: str = "gru-ppo") -> GRUPPOAgent:
-        """The trained policy as a covercast :class:`~covercast.agents.base.Agent`."""
-        rms = RunningMeanStd(OBS_DIM)
-        rms.load(self.obs_rms.state())
-        policy = GRUPolicy(OBS_DIM, self.n_actions, self.config.embed_size,
-                           self.config.hidden_size,
-                           prev_action_input=self.config.prev_action_input)
-        policy.load_state_dict(self.policy.state_dict())
-        return GRUPPOAgent(policy, rms if self.config.normalize_obs else None,
-                           mode=self.layout_mode, n_styles=self.n_styles, seed=seed, name=name)
+    def agent(self, *, seed: SeedLike = None, name: str = "gru-ppo",
+              which: str = "final") -> GRUPPOAgent:
+        """The trained policy as a covercast :class:`~covercast.agents.base.Agent`:
+        ``which="final"`` the current weights, ``"best"`` the best validated policy
+        (``GRUPPOConfig.eval_every``)."""
+        _check_which(which)
+        if which == "final":
+            tensors = self._policy_tensors()
+        elif self._best_tensors is None:
+            raise ValueError("No validated policy yet: set `eval_every` in the config (and "
+                             "train) to keep the best one, or ask for which='final'.")
+        else:
+            tensors = self._best_tensors
+        return GRUPPOAgent._from_tensors(tensors, self.config, self.n_actions, self.layout_mode,
+                                         self.n_styles, seed=seed, name=name)
+
+
+def _check_which(which: Any) -> None:
+    if which not in ("final", "best"):
+        raise ValueError(f"`which` must be 'final' or 'best', got {which!r}.")
 
 
 def _default_params() -> PopulationParams:
@@ -1109,18 +1235,33 @@ class GRUPPOAgent(PolicyAgent):
 
     @classmethod
     def load(cls, path: str | os.PathLike, *, seed: SeedLike = None,
-             name: str = "gru-ppo") -> GRUPPOAgent:
+             name: str = "gru-ppo", which: str = "final") -> GRUPPOAgent:
         """The policy of a checkpoint folder (:meth:`GRUPPOTrainer.save`), without building
-        the training environment."""
+        the training environment: ``which="final"`` the weights at the checkpoint, ``"best"``
+        the best validated policy (``GRUPPOConfig.eval_every``)."""
         from safetensors.torch import load_file
 
+        _check_which(which)
         d = Path(path)
         if not (d / "model.safetensors").is_file():
             raise FileNotFoundError(f"No GRU-PPO checkpoint in {d} (model.safetensors missing).")
         cfg = GRUPPOConfig.from_checkpoint_dict(json.loads((d / "config.json").read_text()))
         state = json.loads((d / "state.json").read_text())
         tensors = load_file(str(d / "model.safetensors"))
-        policy = GRUPolicy(OBS_DIM, int(state["n_actions"]), cfg.embed_size, cfg.hidden_size,
+        if which == "best":
+            tensors = {k[len("best."):]: v for k, v in tensors.items() if k.startswith("best.")}
+            if not tensors:
+                raise ValueError(f"The checkpoint in {d} holds no validated policy (it was "
+                                 "trained without `eval_every`); load which='final'.")
+        return cls._from_tensors(tensors, cfg, int(state["n_actions"]), state["mode"],
+                                 int(state["n_styles"]), seed=seed, name=name)
+
+    @classmethod
+    def _from_tensors(cls, tensors: Mapping[str, torch.Tensor], cfg: GRUPPOConfig,
+                      n_actions: int, mode: str, n_styles: int, *, seed: SeedLike,
+                      name: str) -> GRUPPOAgent:
+        """An agent from ``policy.*`` weights and observation statistics."""
+        policy = GRUPolicy(OBS_DIM, n_actions, cfg.embed_size, cfg.hidden_size,
                            prev_action_input=cfg.prev_action_input)
         policy.load_state_dict({k[len("policy."):]: v for k, v in tensors.items()
                                 if k.startswith("policy.")})
@@ -1128,8 +1269,7 @@ class GRUPPOAgent(PolicyAgent):
         if cfg.normalize_obs:
             rms = RunningMeanStd(OBS_DIM)
             rms.load(tensors)
-        return cls(policy, rms, mode=state["mode"], n_styles=int(state["n_styles"]), seed=seed,
-                   name=name)
+        return cls(policy, rms, mode=mode, n_styles=n_styles, seed=seed, name=name)
 
     def config(self) -> dict[str, Any]:
         return {**super().config(), "hidden_size": self.policy.hidden_size,

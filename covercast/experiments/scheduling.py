@@ -181,6 +181,19 @@ class SchedulingConfig:
     in a measured run)."""
     train_horizon_days: float = 7.0
     """Episode length of the training env, in days."""
+    gru_eval_every: int = 10
+    """GRU-PPO keeps its best validated policy (``GRUPPOConfig.eval_every``): every this many
+    iterations it runs, as the evaluation will (greedily with ``deterministic_learners``, for
+    ``horizon_days``, with ``history_days``), on ``gru_eval_users`` users of the *training*
+    population drawn from a seed of the training run, never the evaluation users or
+    populations; the policy with the best validation return that keeps the training
+    constraints is the one evaluated. 0: the policy at the end of training. Measured on two
+    training seeds (12 M steps, 1,000 test users; see the module docstring): the policy's
+    return on new users moves between 3.0 and 3.9 from one validation to the next after the
+    first 2 M steps, and the best validated one returned 3.74 / 3.72 against 3.54 / 3.44 for
+    the final one at 6 M steps."""
+    gru_eval_users: int = 512
+    """Validation users of GRU-PPO's best-policy selection."""
     history_days: float = 14.0
     """Days of each user's organic sessions the platform has seen when the user's episode
     starts (the environments' ``history_days``), in training and evaluation alike: 14
@@ -231,7 +244,8 @@ class SchedulingConfig:
         """Raise ``ValueError`` naming the first bad field."""
         for name, lo in (("seeds", 1), ("eval_users", 2), ("gru_steps", 1), ("num_envs", 2),
                          ("fit_users", 10), ("workers", 1), ("seed", 0),
-                         ("constraint_users", 10)):
+                         ("constraint_users", 10), ("gru_eval_every", 0),
+                         ("gru_eval_users", 1)):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
                 raise ValueError(f"`{name}` must be an integer >= {lo}, got {v!r}.")
@@ -375,7 +389,9 @@ def _gru_config(config: SchedulingConfig, seed: int, **constraints: float) -> An
                         horizon_days=config.train_horizon_days, total_steps=config.gru_steps,
                         num_minibatches=min(4, config.num_envs), tensorboard=False, seed=seed,
                         torch_threads=1, env_kwargs=_history_kwargs(config.history_days),
-                        **constraints)
+                        eval_every=config.gru_eval_every, eval_users=config.gru_eval_users,
+                        eval_horizon_days=config.horizon_days,
+                        eval_deterministic=config.deterministic_learners, **constraints)
 
 
 def _history_kwargs(history_days: float) -> dict[str, Any]:
@@ -430,12 +446,15 @@ def _train_gru(config: SchedulingConfig, params: PopulationParams | None, seed: 
     curve: list[dict[str, Any]] = []
 
     def record(row: dict[str, float]) -> bool:
+        ev = trainer.evals[-1] if trainer.evals else None
         curve.append({"global_step": int(row["global_step"]),
                       "seconds": time.perf_counter() - t0,
                       "episode_return": row.get("episode_return", math.nan),
                       "ctr": row.get("ctr", math.nan),
                       "opt_out_rate": row.get("opt_out_rate", math.nan),
-                      "pushes_per_day": row.get("pushes_per_day", math.nan)})
+                      "pushes_per_day": row.get("pushes_per_day", math.nan),
+                      "validation_return": ev["return"] if ev is not None and
+                      ev["iteration"] == row["iteration"] else math.nan})
         return True
 
     trainer = GRUPPOTrainer(_gru_config(config, seed, **constraints), params=params, out=out,
@@ -444,7 +463,14 @@ def _train_gru(config: SchedulingConfig, params: PopulationParams | None, seed: 
     seconds = time.perf_counter() - t0
     facts = {"steps": int(trainer.global_step), "seconds": seconds,
              "constraints": constraint_facts, "multipliers": dict(trainer.lagrange)}
-    return trainer.agent(seed=seed, name="gru-ppo"), curve, facts
+    best = trainer.best
+    if best is not None:
+        facts.update({"selected_step": int(best["global_step"]),
+                      "selected_validation_return": best["return"],
+                      "selected_feasible": bool(best["feasible"]),
+                      "final_validation_return": trainer.evals[-1]["return"]})
+    which = "final" if best is None else "best"
+    return trainer.agent(seed=seed, name="gru-ppo", which=which), curve, facts
 
 
 def _train_sb3(algo: str, config: SchedulingConfig, params: PopulationParams | None, seed: int,
@@ -560,7 +586,8 @@ def run_cell(task: dict[str, Any]) -> dict[str, Any]:
     atomic_write_csv(episodes, d / "episodes.csv")
     curve_df = (pd.concat(curves, ignore_index=True) if curves else
                 pd.DataFrame(columns=["learner", "global_step", "seconds", "episode_return",
-                                      "ctr", "opt_out_rate", "pushes_per_day"]))
+                                      "ctr", "opt_out_rate", "pushes_per_day",
+                                      "validation_return"]))
     curve_df.insert(1, "train_population", train_pop)
     curve_df.insert(2, "seed_index", int(task["index"]))
     atomic_write_csv(curve_df, d / "curves.csv")
@@ -850,6 +877,7 @@ def _figures(out: Path) -> list[str]:
 
     summary = pd.read_csv(out / "summary.csv")
     curves = pd.read_csv(out / "curves.csv")
+    config = json.loads((out / "config.json").read_text())
     pops = [p for p in POPULATIONS if p in set(summary["population"])]
     names = []
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.2))
@@ -881,9 +909,16 @@ def _figures(out: Path) -> list[str]:
                 for j, (_, gs) in enumerate(g.groupby("seed_index")):
                     ax.plot(gs[xcol], gs["episode_return"], color=f"C{k}", alpha=0.7, lw=1,
                             label=f"{learner} (trained on {tp})" if j == 0 else None)
-        axes[0].set(xlabel="env-steps", ylabel="mean return of training episodes",
-                    title="Learning curves (one line per seed)")
-        axes[1].set(xlabel="seconds", ylabel="mean return of training episodes",
+                    if "validation_return" in gs and gs["validation_return"].notna().any():
+                        v = gs[gs["validation_return"].notna()]
+                        ax.plot(v[xcol], v["validation_return"], ls="none", marker=".", ms=3,
+                                color=f"C{k}", alpha=0.7, label=(
+                                    f"{learner} (trained on {tp}): validation, greedy, "
+                                    f"{int(config.get('horizon_days', 0))}-day users"
+                                    if j == 0 and xcol == "global_step" else None))
+        axes[0].set(xlabel="env-steps", ylabel="mean return per user",
+                    title="Learning curves (lines: training episodes; dots: validation)")
+        axes[1].set(xlabel="seconds", ylabel="mean return per user",
                     title="Against wall-clock time")
         axes[0].legend(fontsize=8)
         fig.tight_layout()
@@ -939,12 +974,31 @@ def write_report(out: str | os.PathLike) -> Path:
     lines += ["## Training budgets (means over seeds)\n", _md(lt), "",
               f"SB3 budget: `{config['sb3_budget']}` ({budget}).\n"]
     lines += _constraints_md(learners, config)
+    lines += _selection_md(learners, config)
     lines += [
               "## Issue 5 target (point 6)\n", _target_md(target), ""]
     lines += [f"![{f}]({f})\n" for f in figs]
     atomic_write_text(out / "target.md", "# Issue 5 target\n\n" + _target_md(target) + "\n")
     atomic_write_text(out / "report.md", "\n".join(lines))
     return out / "report.md"
+
+
+def _selection_md(learners: pd.DataFrame, config: dict[str, Any]) -> list[str]:
+    """The report's section on GRU-PPO's best-policy selection (empty without it)."""
+    g = learners[learners["learner"] == "gru-ppo"]
+    if g.empty or "selected_step" not in g.columns or g["selected_step"].isna().all():
+        return []
+    t = g[["train_population", "index", "steps", "selected_step",
+           "selected_validation_return", "final_validation_return", "selected_feasible"]]
+    t = t.rename(columns={"index": "seed_index"})
+    return ["## GRU-PPO's policy selection\n",
+            f"Every {config.get('gru_eval_every')} iterations GRU-PPO ran on "
+            f"{config.get('gru_eval_users')} validation users of its training population "
+            "(their own seed; never the evaluation users or populations), as the evaluation "
+            "runs it; the evaluated policy is the best validated one that kept the training "
+            "constraints (SB3's `EvalCallback` keeps its best model the same way). "
+            "Validation returns are the dots of the learning curves.\n",
+            _md(t.sort_values(["train_population", "seed_index"])), ""]
 
 
 def _constraints_md(learners: pd.DataFrame, config: dict[str, Any]) -> list[str]:

@@ -15,6 +15,7 @@ pytest.importorskip("safetensors")
 
 from covercast.agents.gru_ppo import (  # noqa: E402
     CSV_COLUMNS,
+    EVAL_COLUMNS,
     GRUPolicy,
     GRUPPOAgent,
     GRUPPOConfig,
@@ -546,3 +547,102 @@ def test_resume_keeps_the_multipliers(tmp_path):
     assert resumed.lagrange == full.lagrange
     for pf, pr in zip(full.policy.parameters(), resumed.policy.parameters(), strict=True):
         torch.testing.assert_close(pf, pr, rtol=1e-6, atol=1e-7)
+
+
+# ------------------------------------------------------------------ validation, best policy
+def _weights(policy) -> list:
+    return [p.detach().clone() for p in policy.parameters()]
+
+
+def test_validation_keeps_the_best_policy_and_leaves_training_unchanged(tmp_path):
+    cfg = tiny(total_steps=4 * 24 * 3, eval_every=1, eval_users=32, eval_horizon_days=3.0,
+               eval_deterministic=False, learning_rate=0.02,
+               initial_push_prob=0.3)
+    seen = {}
+    tr = GRUPPOTrainer(cfg, out=tmp_path / "run", progress=False)
+    tr.train(callback=lambda row: seen.setdefault(int(row["iteration"]), _weights(tr.policy)))
+    plain = GRUPPOTrainer(dataclasses.replace(cfg, eval_every=0), progress=False)
+    plain.train()
+    # validating draws from no stream of the run: the same weights as without it
+    for a, b in zip(tr.policy.parameters(), plain.policy.parameters(), strict=True):
+        assert torch.equal(a, b)
+    assert plain.evals == [] and plain.best is None
+    assert [int(e["iteration"]) for e in tr.evals] == [1, 2, 3]
+    assert len({e["return"] for e in tr.evals}) > 1          # the policies differ
+    best = max(tr.evals, key=lambda e: (e["feasible"], e["return"]))
+    assert tr.best == best
+    agent = tr.agent(which="best")
+    for a, b in zip(agent.policy.parameters(), seen[int(best["iteration"])], strict=True):
+        assert torch.equal(a, b)
+    # re-validating the best policy gives its row again (same users, same seed)
+    with open(tmp_path / "run" / "eval.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == list(EVAL_COLUMNS) and len(rows) == 3
+    assert float(rows[-1]["return"]) == pytest.approx(tr.evals[-1]["return"])
+    # the checkpoint holds the best policy as well as the final one
+    loaded = GRUPPOAgent.load(tmp_path / "run" / "checkpoint", which="best")
+    for a, b in zip(loaded.policy.parameters(), agent.policy.parameters(), strict=True):
+        assert torch.equal(a, b)
+    final = GRUPPOAgent.load(tmp_path / "run" / "checkpoint")
+    for a, b in zip(final.policy.parameters(), tr.policy.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_validation_ranks_feasible_policies_first():
+    cfg = tiny(eval_every=1, eval_users=32, eval_horizon_days=3.0,
+               eval_deterministic=False, learning_rate=0.02, initial_push_prob=0.3,
+               max_pushes_per_day=1e-6)
+    tr = GRUPPOTrainer(cfg, progress=False)
+    tr.train()
+    # every policy that pushes breaks the limit: the best is the highest return among them
+    assert all(e["feasible"] == 0.0 for e in tr.evals if e["pushes_per_day"] > 0)
+    assert tr.best["return"] == max(e["return"] for e in tr.evals)
+    # a feasible policy outranks any infeasible one, whatever their returns
+    tr.best = {**tr.best, "feasible": 0.0, "return": -1e9}
+    tr.config = dataclasses.replace(tr.config, max_pushes_per_day=None)
+    row = tr.validate()
+    assert row["feasible"] == 1.0 and tr.best == row
+    tr.best = {**row, "return": row["return"] + 1.0}
+    assert tr.validate() is not None and tr.best["return"] == row["return"] + 1.0
+
+
+def test_resume_keeps_the_validations_and_the_best_policy(tmp_path):
+    cfg = tiny(total_steps=4 * 24 * 3, eval_every=1, eval_users=32, eval_horizon_days=3.0,
+               eval_deterministic=False, learning_rate=0.02,
+               initial_push_prob=0.3)
+    full = GRUPPOTrainer(cfg, progress=False)
+    full.train()
+    part = GRUPPOTrainer(cfg, out=tmp_path / "run", progress=False)
+    part.train(iterations=2)
+    resumed = GRUPPOTrainer.load(tmp_path / "run" / "checkpoint", progress=False)
+    assert resumed.evals == part.evals and resumed.best == part.best
+    resumed.train()
+    assert [e["return"] for e in resumed.evals] == [e["return"] for e in full.evals]
+    assert resumed.best["iteration"] == full.best["iteration"]
+    for a, b in zip(resumed.agent(which="best").policy.parameters(),
+                    full.agent(which="best").policy.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("env_id", ["covercast/PushTiming-v0", "covercast/CoverStyle-v0"])
+def test_validation_runs_on_single_user_envs(env_id):
+    tr = GRUPPOTrainer(tiny(env_id, total_steps=4 * 24, eval_every=1, eval_users=2),
+                       progress=False)
+    tr.train()
+    assert len(tr.evals) == tr.num_iterations and all(np.isfinite(e["return"]) for e in tr.evals)
+    assert tr.agent(which="best").mode == tr.agent().mode
+
+
+def test_best_policy_errors_name_the_fix(tmp_path):
+    tr = GRUPPOTrainer(tiny(total_steps=4 * 24), out=tmp_path / "run", progress=False)
+    tr.train()
+    with pytest.raises(ValueError, match="eval_every"):
+        tr.agent(which="best")
+    with pytest.raises(ValueError, match="eval_every"):
+        GRUPPOAgent.load(tmp_path / "run" / "checkpoint", which="best")
+    with pytest.raises(ValueError, match="`which`"):
+        tr.agent(which="last")
+    for bad in ({"eval_every": -1}, {"eval_users": 0}, {"eval_horizon_days": 0.0},
+                {"eval_horizon_days": float("nan")}, {"eval_deterministic": "yes"}):
+        with pytest.raises(ValueError, match=f"`{next(iter(bad))}`"):
+            tiny(**bad).validate()

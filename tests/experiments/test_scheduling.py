@@ -62,7 +62,8 @@ def test_shifted_population_changes_what_the_docstring_says():
                                          ("gru_constraints", "lagrange"),
                                          ("min_push_fraction", 0), ("opt_out_fraction", -1),
                                          ("history_days", -1), ("history_days", 400),
-                                         ("deterministic_learners", "yes")])
+                                         ("deterministic_learners", "yes"),
+                                         ("gru_eval_every", -1), ("gru_eval_users", 0)])
 def test_config_rejects_bad_values(field, value):
     with pytest.raises(ValueError, match=field):
         SchedulingConfig(**{field: value}).validate()
@@ -101,10 +102,18 @@ def test_fast_run_writes_every_output(fast_run):
     np.testing.assert_allclose(g["min_pushes_per_day"], 0.5 * g["static_pushes_per_day"])
     assert (g["constraints"] == "static").all() and (g["lambda_max_pushes"] >= 0).all()
     assert "GRU-PPO's constraints" in text
+    # the evaluated GRU-PPO policy is the best validated one (here: the only validation, at
+    # the end of the 8 iterations of the fast config)
+    assert (g["selected_step"] == g["steps"]).all()
+    assert np.isfinite(g["selected_validation_return"]).all()
+    assert "GRU-PPO's policy selection" in text
     curves = pd.read_csv(out / "curves.csv")
     assert set(curves["learner"]) == {"gru-ppo", "ppo", "recurrent-ppo"}
     assert (curves.groupby(["learner", "train_population", "seed_index"])["global_step"]
             .apply(lambda s: s.is_monotonic_increasing)).all()
+    v = curves[curves["validation_return"].notna()]
+    assert set(v["learner"]) == {"gru-ppo"}
+    assert (v.groupby(["train_population", "seed_index"]).size() == 1).all()
 
 
 def test_static_rates_and_the_constraints_set_from_them():
