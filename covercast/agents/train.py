@@ -3,8 +3,10 @@
 ``covercast train --agent gru-ppo --env covercast/PushSchedule-v0 --steps N --seed S --out
 runs/NAME`` trains GRU-PPO (or ``ppo`` / ``recurrent-ppo``, the stable-baselines3 references)
 with a progress bar; ``--resume`` continues a GRU-PPO run from ``runs/NAME/checkpoint``.
+``--eval-every K`` validates a GRU-PPO run every K iterations and keeps its best policy.
 ``covercast evaluate --agent runs/NAME --env ... --episodes E`` evaluates a saved agent (or a
-baseline by name: random, static, heuristic) and writes ``episodes.csv`` beside ``config.json``.
+baseline by name: random, static, heuristic; ``--best``: a GRU-PPO run's best validated policy)
+and writes ``episodes.csv`` beside ``config.json``.
 """
 
 from __future__ import annotations
@@ -49,6 +51,9 @@ def train(agent: str, env_id: str, steps: int, seed: int, out: str | Path, *,
     if constrained and agent != "gru-ppo":
         raise ValueError(f"{', '.join(constrained)}: constrained training is GRU-PPO's "
                          f"(PPO-Lagrangian); {agent} trains on the reward alone.")
+    if config.get("eval_every") and agent != "gru-ppo":
+        raise ValueError(f"eval_every: keeping the best validated policy is GRU-PPO's; "
+                         f"{agent} keeps its final policy.")
     pop = PopulationParams.load(params) if params else None
     cfg = GRUPPOConfig(env_id=env_id, total_steps=int(steps), seed=int(seed),
                        num_envs=int(num_envs), horizon_days=float(horizon_days), **config)
@@ -60,18 +65,22 @@ def train(agent: str, env_id: str, steps: int, seed: int, out: str | Path, *,
     return out
 
 
-def load_agent(spec: str, env_id: str, seed: int = 0) -> Any:
-    """An agent from a run folder (GRU-PPO checkpoint or SB3 model) or a baseline name."""
+def load_agent(spec: str, env_id: str, seed: int = 0, *, which: str = "final") -> Any:
+    """An agent from a run folder (GRU-PPO checkpoint or SB3 model) or a baseline name;
+    ``which="best"``: a GRU-PPO run's best validated policy (``eval_every``)."""
+    if which not in ("final", "best"):
+        raise ValueError(f"`which` must be 'final' or 'best', got {which!r}.")
     from covercast.agents import ActivityHeuristic, RandomAgent, StaticScheduler
     from covercast.agents.base import ActionLayout
 
     path = Path(spec)
     if (path / "checkpoint" / "model.safetensors").is_file():
-        from covercast.agents.gru_ppo import GRUPPOAgent
-        return GRUPPOAgent.load(path / "checkpoint", seed=seed)
+        path = path / "checkpoint"
     if (path / "model.safetensors").is_file():
         from covercast.agents.gru_ppo import GRUPPOAgent
-        return GRUPPOAgent.load(path, seed=seed)
+        return GRUPPOAgent.load(path, seed=seed, which=which)
+    if which == "best":
+        raise ValueError(f"`--best` needs a GRU-PPO run folder; {spec!r} is not one.")
     if (path / "agent.json").is_file():
         from covercast.agents.sb3 import SB3Agent
         return SB3Agent.load(path, seed=seed)
@@ -89,11 +98,11 @@ def load_agent(spec: str, env_id: str, seed: int = 0) -> Any:
 
 def evaluate_saved(spec: str, env_id: str, episodes: int, seed: int, out: str | Path, *,
                    horizon_days: float = 14.0, deterministic: bool = False,
-                   progress: bool = True) -> Path:
+                   progress: bool = True, which: str = "final") -> Path:
     """Evaluate an agent (see :func:`load_agent`) and write ``episodes.csv`` + ``config.json``."""
     from covercast.experiments.evaluate import evaluate
 
-    agent = load_agent(spec, env_id, seed)
+    agent = load_agent(spec, env_id, seed, which=which)
     df = evaluate(agent, env_id, episodes=episodes, seed=seed, progress=progress,
                   deterministic=deterministic, env_kwargs={"horizon_days": horizon_days})
     out = Path(out)
@@ -101,7 +110,8 @@ def evaluate_saved(spec: str, env_id: str, episodes: int, seed: int, out: str | 
     atomic_write_csv(df, out / "episodes.csv")
     atomic_write_text(out / "config.json", json.dumps(
         {"agent": spec, "env": env_id, "episodes": episodes, "seed": seed,
-         "horizon_days": horizon_days, "deterministic": deterministic}, indent=2))
+         "horizon_days": horizon_days, "deterministic": deterministic, "policy": which},
+        indent=2))
     print(df[["return", "pushes", "opens", "ctr", "dwell_min", "opted_out"]].mean()
           .to_string())
     return out
@@ -111,6 +121,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from covercast.agents.gru_ppo import CONSTRAINT_FIELDS
 
     limits = {k: getattr(args, k) for k in CONSTRAINT_FIELDS if getattr(args, k) is not None}
+    if args.eval_every:
+        limits.update(eval_every=args.eval_every, eval_users=args.eval_users)
     out = train(args.agent, args.env, args.steps, args.seed, args.out, num_envs=args.num_envs,
                 horizon_days=args.horizon_days, params=args.params, resume=args.resume,
                 progress=not args.quiet, **limits)
@@ -121,7 +133,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     out = evaluate_saved(args.agent, args.env, args.episodes, args.seed, args.out,
                          horizon_days=args.horizon_days, deterministic=args.deterministic,
-                         progress=not args.quiet)
+                         progress=not args.quiet, which="best" if args.best else "final")
     print(f"results: {out}")
     return 0
 
@@ -146,6 +158,12 @@ def add_subcommands(subparsers: Any) -> None:
                     help="gru-ppo: hold delivered pushes per user-day at or above this")
     sp.add_argument("--max-opt-outs-per-day", type=float, default=None,
                     help="gru-ppo: hold opt-outs per user-day at or below this")
+    sp.add_argument("--eval-every", type=int, default=0, metavar="K",
+                    help="gru-ppo: validate every K iterations on users of the training "
+                         "population it never trains on, keep the best policy (eval.csv; "
+                         "`covercast evaluate --best`)")
+    sp.add_argument("--eval-users", type=int, default=512,
+                    help="gru-ppo: validation users (with --eval-every)")
     sp.add_argument("--resume", action="store_true", help="continue OUT/checkpoint (gru-ppo)")
     sp.add_argument("--out", required=True, help="run folder, e.g. runs/NAME")
     sp.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -160,5 +178,8 @@ def add_subcommands(subparsers: Any) -> None:
     sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--horizon-days", type=float, default=14.0)
     sp.add_argument("--deterministic", action="store_true")
+    sp.add_argument("--best", action="store_true",
+                    help="a GRU-PPO run's best validated policy (trained with --eval-every) "
+                         "instead of its final one")
     sp.add_argument("--out", required=True)
     sp.add_argument("--quiet", action="store_true", help="no progress bars")

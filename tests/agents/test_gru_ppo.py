@@ -646,3 +646,30 @@ def test_best_policy_errors_name_the_fix(tmp_path):
                 {"eval_horizon_days": float("nan")}, {"eval_deterministic": "yes"}):
         with pytest.raises(ValueError, match=f"`{next(iter(bad))}`"):
             tiny(**bad).validate()
+
+
+def test_cli_train_with_validation_and_evaluate_the_best(tmp_path):
+    import argparse
+
+    from covercast.agents.train import add_subcommands, load_agent
+
+    parser = argparse.ArgumentParser()
+    add_subcommands(parser.add_subparsers(dest="command", required=True))
+    run = tmp_path / "run"
+    args = parser.parse_args(["train", "--env", "covercast/PushTiming-v0", "--steps", "192",
+                              "--num-envs", "4", "--horizon-days", "1", "--eval-every", "1",
+                              "--eval-users", "3", "--out", str(run), "--quiet"])
+    assert args.func(args) == 0
+    with open(run / "eval.csv") as f:
+        assert len(list(csv.DictReader(f))) == 2
+    args = parser.parse_args(["evaluate", "--agent", str(run), "--env",
+                              "covercast/PushTiming-v0", "--episodes", "2", "--horizon-days",
+                              "1", "--best", "--out", str(tmp_path / "ev"), "--quiet"])
+    assert args.func(args) == 0
+    assert json.loads((tmp_path / "ev" / "config.json").read_text())["policy"] == "best"
+    with pytest.raises(ValueError, match="GRU-PPO run folder"):
+        load_agent("static", "covercast/PushTiming-v0", which="best")
+    with pytest.raises(ValueError, match="keeps its final policy"):
+        args = parser.parse_args(["train", "--agent", "ppo", "--eval-every", "2",
+                                  "--out", str(tmp_path / "sb3"), "--quiet"])
+        args.func(args)
