@@ -1102,7 +1102,8 @@ def cmd_experiment_scheduling(args: Any) -> int:
                           "deterministic_learners": not args.stochastic_learners}
     for name in ("seeds", "eval_users", "horizon_days", "gru_steps", "num_envs", "fit_users",
                  "gru_constraints", "min_push_fraction", "max_push_fraction",
-                 "opt_out_fraction", "history_days"):
+                 "opt_out_fraction", "history_days", "train_horizon_days", "gru_eval_every",
+                 "gru_eval_users"):
         v = getattr(args, name)
         if v is not None:
             kw[name] = v
@@ -1141,7 +1142,15 @@ def add_experiment(experiments: Any) -> None:
     e.add_argument("--horizon-days", type=float, default=None,
                    help="days per evaluation episode (default 14)")
     e.add_argument("--gru-steps", type=int, default=None,
-                   help="GRU-PPO training env-steps (default 1,500,000)")
+                   help="GRU-PPO training env-steps (default 6,000,000)")
+    e.add_argument("--train-horizon-days", type=float, default=None,
+                   help="days per training episode of the learners (default 14)")
+    e.add_argument("--gru-eval-every", type=int, default=None,
+                   help="GRU-PPO: validate every this many iterations on users of the training "
+                        "population and evaluate the best validated policy (default 10; 0: the "
+                        "final policy)")
+    e.add_argument("--gru-eval-users", type=int, default=None,
+                   help="GRU-PPO's validation users (default 2048)")
     e.add_argument("--num-envs", type=int, default=None,
                    help="users per training rollout (default 64)")
     e.add_argument("--fit-users", type=int, default=None,
@@ -1167,7 +1176,7 @@ def add_experiment(experiments: Any) -> None:
                         "(default 1.0)")
     e.add_argument("--opt-out-fraction", type=float, default=None,
                    help="opt-out limit, x the static scheduler's opt-outs per user-day "
-                        "(default 0.8)")
+                        "(default 0.9)")
     e.add_argument("--history-days", type=float, default=None,
                    help="days of each user's organic sessions seen before the episode "
                         "(default 14: existing users; 0: new users)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -207,3 +208,28 @@ def test_learners_are_evaluated_greedily_and_baselines_as_they_are(monkeypatch):
     sch._evaluate(agents, default_params(),
                   SchedulingConfig(deterministic_learners=False, history_days=0), 0)
     assert seen == {k: (False, None) for k in agents}
+
+
+def test_cli_flags_reach_the_config(monkeypatch, tmp_path):
+    from covercast.experiments import scheduling as sch
+
+    seen = {}
+
+    def fake_run(out, config, **kw):
+        seen["config"] = config
+        (Path(out)).mkdir(parents=True, exist_ok=True)
+        (Path(out) / "target.json").write_text(json.dumps({"all_pass": True, "checks": {}}))
+        return Path(out) / "report.md"
+
+    monkeypatch.setattr(sch, "run_scheduling", fake_run)
+    assert main(["experiment", "scheduling", "--out", str(tmp_path / "r"), "--quiet",
+                 "--gru-eval-every", "0", "--gru-eval-users", "64", "--train-horizon-days",
+                 "7", "--opt-out-fraction", "0.8"]) == 0
+    c = seen["config"]
+    assert (c.gru_eval_every, c.gru_eval_users, c.train_horizon_days, c.opt_out_fraction) == \
+        (0, 64, 7.0, 0.8)
+    assert main(["experiment", "scheduling", "--out", str(tmp_path / "d"), "--quiet"]) == 0
+    d = SchedulingConfig()
+    c = seen["config"]
+    assert (c.gru_eval_every, c.gru_eval_users, c.train_horizon_days, c.opt_out_fraction) == \
+        (d.gru_eval_every, d.gru_eval_users, d.train_horizon_days, d.opt_out_fraction)
