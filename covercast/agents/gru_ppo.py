@@ -40,6 +40,15 @@ Design
   it is not.
 * **Observations** are normalised by running mean and variance (saved with the checkpoint);
   counts in the covercast observation are unbounded.
+* **Best-policy selection** (``eval_every``, off by default). PPO's policy keeps moving after
+  it has learned: on the scheduling benchmark's population its return on new users swings by
+  +-0.4 from one 200 k-step stretch to the next long after the learning curve is flat. Every
+  ``eval_every`` iterations the trainer runs the current policy (greedily by default) on a
+  fixed set of validation users of the training population, drawn from a seed the training
+  rollouts never use, and keeps the best one that keeps the constraints (``eval.csv``;
+  :meth:`GRUPPOTrainer.agent` / :meth:`GRUPPOAgent.load` with ``which="best"``), as SB3's
+  ``EvalCallback`` keeps its best model. The validation draws from no stream of the training
+  run, so the trained weights are the same with or without it.
 
 Why ``torch.nn.GRU`` and not torchrl (measured)
 -----------------------------------------------

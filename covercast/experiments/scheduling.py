@@ -57,18 +57,29 @@ population (:func:`covercast.experiments.stats.compare`). User-level paired test
 users, paired on seed and user) are in ``paired_vs_static.csv``.
 
 **Training budgets.** GRU-PPO: ``gru_steps`` env-steps (default 6 M) on the population vector
-env (64 users, 7-day episodes, gamma 0.999, one torch thread), **constrained** by default
-(``gru_constraints="static"``, PPO-Lagrangian): before training, the static scheduler is run on
-``constraint_users`` users of the training population and GRU-PPO is held to between
-``min_push_fraction`` (0.5) and ``max_push_fraction`` (1.0) times its pushes per user-day and to
-at most ``opt_out_fraction`` (0.8) times its opt-outs per user-day. Why: unconstrained, the
-push rate the policy settles on varied from 0.5 to 5.4 pushes a day between training seeds
-(1.5-3 M steps), and longer training drifted towards over-pushing (3 M steps: 3 of 5 runs at
-2.9-5.4 pushes a day and 13-33 % opt-outs); the benchmark asks for more opens without more
-opt-outs than the static scheduler. The opt-out limit is tightened to 0.8 because it holds only
-on average over 7-day training rollouts while the evaluation runs 14 days. Measured on the
-demo's 300 paired 14-day users (seeds 0 / 1, 6 M steps): return 3.17 / 2.48 against the static
-scheduler's 1.22, CTR 11.3 / 11.6 % against 5.2 %, opt-outs 7.3 / 7.3 % against 8.3 %.
+env (64 users, ``train_horizon_days`` = 14-day episodes like the evaluation's, gamma 0.999, one
+torch thread), **constrained** by default (``gru_constraints="static"``, PPO-Lagrangian): before
+training, the static scheduler is run on ``constraint_users`` users of the training population
+and GRU-PPO is held to between ``min_push_fraction`` (0.5) and ``max_push_fraction`` (1.0) times
+its pushes per user-day and to at most ``opt_out_fraction`` (0.9) times its opt-outs per
+user-day. Why: unconstrained, the push rate the policy settles on varied from 0.5 to 5.4 pushes
+a day between training seeds (1.5-3 M steps), and longer training drifted towards over-pushing
+(3 M steps: 3 of 5 runs at 2.9-5.4 pushes a day and 13-33 % opt-outs); the benchmark asks for
+more opens without more opt-outs than the static scheduler, and the limit below 1 leaves a
+margin for the difference between training rollouts and the evaluation's users.
+
+**The evaluated GRU-PPO policy is its best validated one** (``gru_eval_every`` = 10 iterations,
+``gru_eval_users`` = 2,048; ``GRUPPOConfig.eval_every``): validation users come from the
+*training* population with a seed of the training run, never the evaluation's users or the
+held-out population, and are run as the evaluation runs the learners (greedily, 14 days, the
+same seen history). Measured in pilots (default population, 1,000 test users, the oracle 4.34
+on them): the policy's test return kept moving by up to +-0.4 between snapshots 200 k steps
+apart long after the training curve was flat. On four training seeds with the settings above
+the final policies at 6 M steps returned 3.82 / 3.23 / 3.63 / 3.66 (mean 3.59, 0.83 of the
+oracle) and the best validated ones 3.71 / 3.96 / 3.63 / 3.64 (mean 3.73, 0.86), at 4.5-6.4 %
+opt-outs against the static scheduler's 7.2 %. Validating a policy costs about 3 s (28 times
+in a run).
+
 SB3 PPO (MLP on 4 stacked
 observations) and sb3-contrib RecurrentPPO (LSTM) train on the same env and seed with the same
 PPO settings and an **equal wall-clock budget** (``sb3_budget="wall"``: the seconds GRU-PPO took
