@@ -849,19 +849,7 @@ class GRUPPOTrainer:
                                                                      self.best["return"]):
             self.best = dict(row)
             self._best_tensors = self._policy_tensors()
-        if self.out is not None:
-            self.out.mkdir(parents=True, exist_ok=True)
-            path = self.out / "eval.csv"
-            new = not path.exists()
-            with open(path, "a", newline="") as f:
-                w = csv.DictWriter(f, fieldnames=list(EVAL_COLUMNS))
-                if new:
-                    w.writeheader()
-                w.writerow({k: row[k] for k in EVAL_COLUMNS})
-        if writer is not None:
-            for k in EVAL_COLUMNS[2:]:
-                if math.isfinite(row[k]):
-                    writer.add_scalar(f"eval/{k}", row[k], int(row["global_step"]))
+        self._log(row, writer, "eval.csv", EVAL_COLUMNS, "eval")
         return row
 
     def _policy_tensors(self) -> dict[str, torch.Tensor]:
@@ -1098,22 +1086,25 @@ class GRUPPOTrainer:
             return None
         return SummaryWriter(str(self.out / "tb"))
 
-    def _log(self, row: dict[str, float], writer: Any) -> None:
+    def _log(self, row: dict[str, float], writer: Any, name: str = "progress.csv",
+             columns: tuple[str, ...] = CSV_COLUMNS, tag: str = "train") -> None:
+        """Append ``row`` to the run folder's CSV ``name`` and, with a writer, its columns
+        after ``iteration`` and ``global_step`` to TensorBoard under ``tag/``."""
         if self.out is None:
             return
         self.out.mkdir(parents=True, exist_ok=True)
-        path = self.out / "progress.csv"
+        path = self.out / name
         new = not path.exists()
         with open(path, "a", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(CSV_COLUMNS))
+            w = csv.DictWriter(f, fieldnames=list(columns))
             if new:
                 w.writeheader()
-            w.writerow({k: row.get(k, float("nan")) for k in CSV_COLUMNS})
+            w.writerow({k: row.get(k, float("nan")) for k in columns})
         if writer is not None:
-            for k in CSV_COLUMNS[2:]:
+            for k in columns[2:]:
                 v = row.get(k)
                 if v is not None and math.isfinite(v):
-                    writer.add_scalar(f"train/{k}", v, int(row["global_step"]))
+                    writer.add_scalar(f"{tag}/{k}", v, int(row["global_step"]))
 
     # ------------------------------------------------------------------ checkpoints
     def save(self, path: str | os.PathLike) -> Path:

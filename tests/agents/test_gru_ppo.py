@@ -224,13 +224,19 @@ def test_learns_the_one_active_hour_task():
     assert got["pushes"].mean() <= 2.2          # two active hours in two days
 
 
-def test_cli_train_resume_and_evaluate(tmp_path, capsys):
+def cli_parser():
+    """``covercast train`` / ``evaluate`` on a parser of their own."""
     import argparse
 
     from covercast.agents.train import add_subcommands
 
     parser = argparse.ArgumentParser()
     add_subcommands(parser.add_subparsers(dest="command", required=True))
+    return parser
+
+
+def test_cli_train_resume_and_evaluate(tmp_path, capsys):
+    parser = cli_parser()
     run = tmp_path / "run"
     args = parser.parse_args(["train", "--agent", "gru-ppo", "--env", "covercast/PushTiming-v0",
                               "--steps", "96", "--num-envs", "4", "--horizon-days", "1",
@@ -649,12 +655,9 @@ def test_best_policy_errors_name_the_fix(tmp_path):
 
 
 def test_cli_train_with_validation_and_evaluate_the_best(tmp_path):
-    import argparse
+    from covercast.agents.train import load_agent
 
-    from covercast.agents.train import add_subcommands, load_agent
-
-    parser = argparse.ArgumentParser()
-    add_subcommands(parser.add_subparsers(dest="command", required=True))
+    parser = cli_parser()
     run = tmp_path / "run"
     args = parser.parse_args(["train", "--env", "covercast/PushTiming-v0", "--steps", "192",
                               "--num-envs", "4", "--horizon-days", "1", "--eval-every", "1",
