@@ -145,8 +145,9 @@ def _static(seed: int) -> Agent:
 
 def _gru_agent(from_run: Path | None, out: Path, *, steps: int, seed: int, fast: bool,
                progress: bool) -> tuple[Agent, dict[str, Any]]:
-    """A GRU-PPO agent: the first default-population checkpoint of a scheduling run, or one
-    trained here with :func:`covercast.experiments.demo.train_gru_ppo`."""
+    """A GRU-PPO agent: the policy the scheduling run evaluated from its first
+    default-population checkpoint (its best validated one when the run validated, else the
+    final one), or one trained here with :func:`covercast.experiments.demo.train_gru_ppo`."""
     if from_run is not None:
         from covercast.agents.gru_ppo import GRUPPOAgent
 
@@ -155,8 +156,11 @@ def _gru_agent(from_run: Path | None, out: Path, *, steps: int, seed: int, fast:
             raise FileNotFoundError(f"No GRU-PPO checkpoint under {from_run / 'cells'}; give "
                                     "a `covercast experiment scheduling` output folder.")
         state = json.loads((ckpt[0] / "state.json").read_text())
-        return (GRUPPOAgent.load(ckpt[0], seed=seed, name="gru-ppo"),
-                {"source": str(ckpt[0]), "steps": int(state["global_step"])})
+        best = state.get("best")
+        which = "final" if best is None else "best"
+        steps_used = int(state["global_step"]) if best is None else int(best["global_step"])
+        return (GRUPPOAgent.load(ckpt[0], seed=seed, name="gru-ppo", which=which),
+                {"source": str(ckpt[0]), "policy": which, "steps": steps_used})
     from covercast.experiments.demo import train_gru_ppo
 
     ckpt = out / "gru_ppo" / "checkpoint"

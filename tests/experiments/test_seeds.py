@@ -102,3 +102,27 @@ def test_run_seeds_rejects_bad_input(tmp_path):
         run_seeds(tmp_path, ab_users=1, fast=True, progress=False)
     with pytest.raises(FileNotFoundError, match="episodes.csv"):
         run_seeds(tmp_path, from_run=tmp_path / "nothing", fast=True, progress=False)
+
+
+def test_from_run_uses_the_policy_the_run_evaluated(tmp_path):
+    torch = pytest.importorskip("torch")
+    from covercast.agents.gru_ppo import GRUPPOConfig, GRUPPOTrainer
+    from covercast.experiments.seeds import _gru_agent
+
+    cfg = GRUPPOConfig(env_id="covercast/PopulationVector-v0", num_envs=4, horizon_days=1,
+                       total_steps=4 * 24 * 3, num_minibatches=2, embed_size=8, hidden_size=8,
+                       tensorboard=False, eval_every=1, eval_users=8, eval_horizon_days=2.0,
+                       eval_deterministic=False, initial_push_prob=0.3, learning_rate=0.02)
+    for validated in (True, False):
+        run = tmp_path / f"run{int(validated)}"
+        c = cfg if validated else GRUPPOConfig(**{**cfg.to_dict(), "eval_every": 0})
+        tr = GRUPPOTrainer(c, out=run / "cells" / "seed0_default" / "gru_ppo", progress=False)
+        tr.train()
+        agent, facts = _gru_agent(run, tmp_path / "out", steps=1, seed=0, fast=True,
+                                  progress=False)
+        which = "best" if validated else "final"
+        assert facts["policy"] == which
+        assert facts["steps"] == (int(tr.best["global_step"]) if validated else tr.global_step)
+        for a, b in zip(agent.policy.parameters(), tr.agent(which=which).policy.parameters(),
+                        strict=True):
+            assert torch.equal(a, b)
