@@ -260,8 +260,8 @@ class GRUPPOConfig:
     population whom training never meets (a seed of their own; the same users every time, so
     two evaluations differ by the policy only) for ``eval_horizon_days``. The best policy is
     :meth:`GRUPPOTrainer.agent` with ``which="best"`` (and :meth:`GRUPPOAgent.load`'s); the
-    evaluations are :attr:`GRUPPOTrainer.evals` and ``eval.csv``. See :meth:`GRUPPOTrainer.
-    validate` for the score."""
+    evaluations are :attr:`GRUPPOTrainer.evals` and ``eval.csv``. The score:
+    :meth:`GRUPPOTrainer.validate`."""
     eval_users: int = 512
     """Validation users (population vector env: one batch; single-user envs: episodes)."""
     eval_horizon_days: float | None = None
