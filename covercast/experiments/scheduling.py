@@ -948,8 +948,8 @@ def _figures(out: Path) -> list[str]:
                             label=f"{learner} (trained on {tp})" if j == 0 else None)
                     if "validation_return" in gs and gs["validation_return"].notna().any():
                         v = gs[gs["validation_return"].notna()]
-                        ax.plot(v[xcol], v["validation_return"], ls="none", marker=".", ms=3,
-                                color=f"C{k}", alpha=0.7, label=(
+                        ax.plot(v[xcol], v["validation_return"], ls="none", marker="o", ms=3.5,
+                                color=f"C{k}", mec="k", mew=0.4, zorder=3, label=(
                                     f"{learner} (trained on {tp}): validation, greedy, "
                                     f"{int(config.get('horizon_days', 0))}-day users"
                                     if j == 0 and xcol == "global_step" else None))
