@@ -636,20 +636,29 @@ def make_train_env(config: GRUPPOConfig, params: PopulationParams | None = None)
 
     from covercast.envs.registration import make, make_vec
 
-    kw = dict(config.env_kwargs)
-    if params is not None:
-        kw["params"] = params
+    kw = env_kwargs(config, params, config.horizon_days)
     if config.env_id == _VECTOR_ID:
-        return make_vec(config.num_envs, horizon_days=config.horizon_days,
-                        slot_minutes=config.slot_minutes, **kw)
-    if config.env_id != "covercast/CoverStyle-v0":
-        kw["slot_minutes"] = config.slot_minutes
+        return make_vec(config.num_envs, **kw)
 
     def thunk() -> gym.Env:
-        return make(config.env_id, horizon_days=config.horizon_days, **kw)
+        return make(config.env_id, **kw)
 
     return gym.vector.SyncVectorEnv([thunk] * config.num_envs,
                                     autoreset_mode=AutoresetMode.SAME_STEP)
+
+
+def env_kwargs(config: GRUPPOConfig, params: PopulationParams | None,
+               horizon_days: float) -> dict[str, Any]:
+    """The keyword arguments of the run's environment (training or validation): the config's
+    ``env_kwargs``, ``params`` when given, ``horizon_days`` and, except for CoverStyle, whose
+    decisions are the given push times, ``slot_minutes``."""
+    kw: dict[str, Any] = dict(config.env_kwargs)
+    if params is not None:
+        kw["params"] = params
+    kw["horizon_days"] = horizon_days
+    if config.env_id != "covercast/CoverStyle-v0":
+        kw["slot_minutes"] = config.slot_minutes
+    return kw
 
 
 def _episode_len(env: Any) -> int:
@@ -818,12 +827,7 @@ class GRUPPOTrainer:
         from covercast.experiments.evaluate import evaluate, evaluate_vector
 
         cfg = self.config
-        kw: dict[str, Any] = dict(cfg.env_kwargs)
-        if self.params is not None:
-            kw["params"] = self.params
-        kw["horizon_days"] = cfg.eval_horizon_days or cfg.horizon_days
-        if cfg.env_id != "covercast/CoverStyle-v0":
-            kw["slot_minutes"] = cfg.slot_minutes
+        kw = env_kwargs(cfg, self.params, cfg.eval_horizon_days or cfg.horizon_days)
         agent = self.agent(seed=self.validation_seed)
         if cfg.env_id == _VECTOR_ID:
             df = evaluate_vector(agent, cfg.eval_users, self.validation_seed, env_kwargs=kw,
