@@ -10,6 +10,7 @@ agent                     what it does
 ========================  ================================================================
 :class:`RandomAgent`      push with a fixed probability, random style (the floor)
 :class:`StaticScheduler`  fixed hours, fixed style: the source paper's control group
+:class:`TunedStaticScheduler`  fixed hours and style tuned on training users: the strong control
 :class:`ActivityHeuristic`  the user's most active observed hours, capped per day, min gap
 :class:`ThompsonStyleAgent`  Beta-Bernoulli Thompson sampling of the style on opens
 :class:`LinUCBStyleAgent`   LinUCB of the style on a small observed context
@@ -38,6 +39,7 @@ from covercast.agents.baselines import (
     StaticScheduler,
 )
 from covercast.agents.oracle import HiddenStateOracle
+from covercast.agents.tuned import TunedStaticScheduler, TuneResult, tune_static_schedule
 
 __all__ = [
     "MODES",
@@ -45,6 +47,9 @@ __all__ = [
     "Agent",
     "RandomAgent",
     "StaticScheduler",
+    "TunedStaticScheduler",
+    "TuneResult",
+    "tune_static_schedule",
     "ActivityHeuristic",
     "HeuristicState",
     "DEFAULT_PUSH_HOURS",
