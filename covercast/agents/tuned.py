@@ -59,12 +59,13 @@ slots of an hour or less):
   of the selection (picking the best of hundreds of noisy candidates, or of the
   ``n_final`` finalists, inflates the score they were picked on).
 
-Measured when this was written, on two (shared) CPU cores, default settings (500 users per candidate, 14-day
-episodes), on the default population: two pushes a day, coordinate search -- 328 candidates,
-1.9 x 10^5 user-episodes, 16 s; joint search -- 1,380 candidates, 7.1 x 10^5 user-episodes,
-73 s. One push a day 8 s, three a day 32 s (local search). On 20,000 fresh users per schedule
-the coordinate search's choice scored as well as the joint search's (one and two pushes a
-day: the same style, hours within noise of each other).
+Measured when this was written, on two (shared) CPU cores with the default settings (500
+users per candidate, 14-day episodes) on the default population: two pushes a day, coordinate
+search -- 328 candidates, 1.9 x 10^5 user-episodes, 16-20 s; joint search -- 1,380
+candidates, 7.1 x 10^5 user-episodes, 73 s. One push a day 8 s, three a day 32-38 s (local
+search). On 20,000 fresh users per schedule the coordinate search's choice scored as well as
+the joint search's (one and two pushes a day: the same style, hours within noise of each
+other).
 """
 
 from __future__ import annotations
@@ -607,7 +608,7 @@ def tune_static_schedule(params: PopulationParams | str | os.PathLike | None = N
             cands, params, n_users=users, seed=_child(root, n_eval[0]),
             horizon_days=horizon_days, history_days=history_days, env_kwargs=kw,
             max_users_per_run=max_users_per_run, progress=progress,
-            desc=f"tuning: {stage} (round {rnd})")
+            desc=f"tuning: {stage}" + (f" (round {rnd})" if rnd else ""))
         n_eval[0] += 1
         df.insert(0, "round", rnd)
         df.insert(0, "stage", stage)
