@@ -575,7 +575,8 @@ def tune_static_schedule(params: PopulationParams | str | os.PathLike | None = N
     allowed = reachable_hours(kw.get("slot_minutes", 60), kw.get("start"))
     if k > len(allowed):
         raise ValueError(f"`pushes_per_day` = {k} is more than the {len(allowed)} hours the "
-                         f"{kw.get('slot_minutes', 60)}-minute slot grid reaches ({list(allowed)}).")
+                         f"{kw.get('slot_minutes', 60)}-minute slot grid reaches "
+                         f"({list(allowed)}).")
     n_users = _check_int(n_users, "n_users", 2)
     final_users = 4 * n_users if final_users is None else _check_int(final_users,
                                                                      "final_users", 2)
