@@ -35,7 +35,7 @@ def train(agent: str, env_id: str, steps: int, seed: int, out: str | Path, *,
     :class:`~covercast.agents.gru_ppo.GRUPPOConfig` fields.
     """
     from covercast.agents.gru_ppo import CONSTRAINT_FIELDS, GRUPPOConfig, GRUPPOTrainer
-    from covercast.simulators.params import PopulationParams
+    from covercast.simulators.suite import load_population
 
     if agent not in TRAIN_AGENTS:
         raise ValueError(f"`agent` must be one of {list(TRAIN_AGENTS)}, got {agent!r}.")
@@ -54,7 +54,7 @@ def train(agent: str, env_id: str, steps: int, seed: int, out: str | Path, *,
     if config.get("eval_every") and agent != "gru-ppo":
         raise ValueError(f"eval_every: keeping the best validated policy is GRU-PPO's; "
                          f"{agent} keeps its final policy.")
-    pop = PopulationParams.load(params) if params else None
+    pop = load_population(params) if params else None
     cfg = GRUPPOConfig(env_id=env_id, total_steps=int(steps), seed=int(seed),
                        num_envs=int(num_envs), horizon_days=float(horizon_days), **config)
     if agent == "gru-ppo":
@@ -150,7 +150,8 @@ def add_subcommands(subparsers: Any) -> None:
     sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--num-envs", type=int, default=64, help="parallel users")
     sp.add_argument("--horizon-days", type=float, default=7.0, help="days per training episode")
-    sp.add_argument("--params", help="population JSON (default: the default population)")
+    sp.add_argument("--params", help="a suite population name (`covercast populations list`) "
+                    "or a population JSON (default: the default population, calibrated-v1)")
     sp.add_argument("--max-pushes-per-day", type=float, default=None,
                     help="gru-ppo: hold delivered pushes per user-day at or below this "
                          "(PPO-Lagrangian constraint)")

@@ -29,17 +29,26 @@ __all__ = ["UserEnv", "resolve_params", "resolve_bank", "check_slot_minutes", "D
 DEFAULT_START = "2026-01-05T00:00:00Z"
 
 
-def resolve_params(params: PopulationParams | str | os.PathLike | None) -> PopulationParams:
-    """``None`` -> the default population; a path -> :meth:`PopulationParams.load`."""
-    if params is None:
+def resolve_params(params: PopulationParams | str | os.PathLike | None,
+                   population: str | os.PathLike | None = None) -> PopulationParams:
+    """The environment's population from its ``params`` / ``population`` arguments.
+
+    ``population`` is a suite name (``"calibrated-v1"``, ``"high-fatigue-v1"``, the alias
+    ``"default"``, ...; :mod:`covercast.simulators.suite`) or a JSON path; ``params`` a
+    :class:`PopulationParams`, a suite name or a JSON path. Give at most one; neither: the
+    default population (``calibrated-v1``).
+    """
+    from covercast.simulators.suite import load_population
+
+    if population is not None and params is not None:
+        raise ValueError("Pass the population as `params` or as `population`, not both.")
+    spec = population if population is not None else params
+    if spec is None:
         return default_params()
-    if isinstance(params, PopulationParams):
-        params.validate()
-        return params
-    if isinstance(params, (str, os.PathLike)):
-        return PopulationParams.load(params)
-    raise ValueError(f"`params` must be a PopulationParams, a path to its JSON or None (the "
-                     f"default population), got {type(params).__name__}.")
+    if isinstance(spec, (PopulationParams, str, os.PathLike)):
+        return load_population(spec)
+    raise ValueError(f"`params` must be a PopulationParams, a suite population name, a path to "
+                     f"its JSON or None (the default population), got {type(spec).__name__}.")
 
 
 def resolve_bank(bank: Any, params: PopulationParams) -> Any:
@@ -141,8 +150,11 @@ class UserEnv(gym.Env[np.ndarray, np.int64]):
 
     Parameters
     ----------
-    params : PopulationParams, path or None
+    params : PopulationParams, suite name, path or None
         The user model; ``None``: :func:`~covercast.simulators.params.default_params`.
+    population : str or path, optional
+        The user model by suite name (e.g. ``"high-fatigue-v1"``; see
+        :mod:`covercast.simulators.suite`) or JSON path; exclusive with ``params``.
     bank : CoverBank, path or None
         The covers; ``None``: :func:`~covercast.generators.procedural.default_bank`.
     slot_minutes : int
@@ -172,8 +184,9 @@ class UserEnv(gym.Env[np.ndarray, np.int64]):
                  bank: Any = None, slot_minutes: int = 60, reward_fn: RewardFn | None = None,
                  w_dwell: float | None = None, w_optout: float | None = None,
                  start: str = DEFAULT_START, history_days: float = 0.0,
-                 render_mode: str | None = None) -> None:
-        self.params = resolve_params(params)
+                 render_mode: str | None = None, population: str | os.PathLike | None = None
+                 ) -> None:
+        self.params = resolve_params(params, population)
         self.history_days = check_history_days(history_days)
         self.bank = resolve_bank(bank, self.params)
         self.slot_minutes = check_slot_minutes(slot_minutes)

@@ -255,7 +255,8 @@ class CoverGenerationEnv(gym.Env[np.ndarray, np.ndarray]):
     * ``checkpoint``: the generator's ``save_pretrained`` folder (``None``: committed).
     * ``encoder``: the cover encoder (object or folder; ``None``: committed) that labels
       generated covers with style probabilities and quality (learned generators only).
-    * ``params``: the population (``PopulationParams``, a JSON path or ``None``: default).
+    * ``params``: the population (``PopulationParams``, a JSON path or ``None``: default);
+      or ``population``: a suite name such as ``"high-fatigue-v1"`` (exclusive with ``params``).
     * ``cohort_size``: users per campaign (1 to 10,000).
     * ``grid``: quantisation of the mixture (weights are multiples of ``1 / grid``; 1 to 64;
       ``C(grid + K - 1, K - 1)`` distinct covers, 70 for ``grid = 4`` and 5 styles).
@@ -289,8 +290,9 @@ class CoverGenerationEnv(gym.Env[np.ndarray, np.ndarray]):
                  w_aesthetic: float | None = None, w_relevance: float | None = None,
                  cache_size: int = 512, latent_seed: int = 0,
                  sample_kwargs: Mapping[str, Any] | None = None, device: str = "cpu",
-                 start: str = DEFAULT_START, render_mode: str | None = None) -> None:
-        self.params = resolve_params(params)
+                 start: str = DEFAULT_START, render_mode: str | None = None,
+                 population: str | os.PathLike | None = None) -> None:
+        self.params = resolve_params(params, population)
         self.cohort_size = self._int(cohort_size, "cohort_size", 1, 10_000)
         self.grid = self._int(grid, "grid", 1, 64)
         self.response_hours = self._int(response_hours, "response_hours", 1, 168)

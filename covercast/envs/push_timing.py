@@ -73,10 +73,12 @@ class PushTimingEnv(UserEnv):
                  slot_minutes: int = 60, reward_fn: RewardFn | None = None,
                  w_dwell: float | None = None, w_optout: float | None = None,
                  start: str = DEFAULT_START, history_days: float = 0.0,
-                 render_mode: str | None = None) -> None:
+                 render_mode: str | None = None, population: str | os.PathLike | None = None
+                 ) -> None:
         super().__init__(params=params, bank=bank, slot_minutes=slot_minutes,
                          reward_fn=reward_fn, w_dwell=w_dwell, w_optout=w_optout, start=start,
-                         history_days=history_days, render_mode=render_mode)
+                         history_days=history_days, render_mode=render_mode,
+                         population=population)
         self.style = style
         self._style = self._parse_style(style)
         self.action_space = spaces.Discrete(2)

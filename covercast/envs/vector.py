@@ -103,13 +103,15 @@ class PopulationVectorEnv(VectorEnv):
     PopulationVectorEnv(num_envs, params=None, bank=None, slot_minutes=60, horizon_days=None,
                         max_episode_steps=None, daily_budget=None, reward_fn=None,
                         w_dwell=None, w_optout=None, start="2026-01-05T00:00:00Z",
-                        history_days=0, copy=True)
+                        history_days=0, copy=True, population=None)
     gym.make_vec("covercast/PushSchedule-v0", num_envs=N,
                  vectorization_mode="vector_entry_point")
     covercast.envs.make_vec(N, horizon_days=7, slot_minutes=5)
     ```
 
     * ``num_envs``: number of users N.
+    * ``params`` or ``population``: the user model (a suite name such as
+      ``"high-fatigue-v1"``, a JSON path, a ``PopulationParams``; default ``calibrated-v1``).
     * ``horizon_days`` or ``max_episode_steps``: a user's episode length (default 14 days);
       ``gym.make_vec`` passes the registered ``max_episode_steps`` (336), so with another slot
       length pass ``max_episode_steps`` too, or use :func:`covercast.envs.make_vec`.
@@ -133,13 +135,14 @@ class PopulationVectorEnv(VectorEnv):
                  max_episode_steps: int | None = None, daily_budget: int | None = None,
                  reward_fn: RewardFn | None = None, w_dwell: float | None = None,
                  w_optout: float | None = None, start: str = DEFAULT_START,
-                 history_days: float = 0.0, copy: bool = True) -> None:
+                 history_days: float = 0.0, copy: bool = True,
+                 population: str | os.PathLike | None = None) -> None:
         if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) \
                 or num_envs < 1:
             raise ValueError(f"`num_envs` (the number of users) must be an integer >= 1, got "
                              f"{num_envs!r}.")
         self.num_envs = int(num_envs)
-        self.params = resolve_params(params)
+        self.params = resolve_params(params, population)
         self.bank = resolve_bank(bank, self.params)
         self.slot_minutes = check_slot_minutes(slot_minutes)
         self.slot_hours = self.slot_minutes / 60.0

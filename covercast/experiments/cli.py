@@ -4,6 +4,7 @@ Subcommands (``covercast COMMAND --help`` for each)::
 
     covercast demo                       the main job: simulate, fit, calibrate, report
     covercast params --out params.json   write the documented default population
+    covercast populations list|show|stats|build   the population suite and its data cards
     covercast simulate-log --params params.json --days 7 --users 1000 --out log.parquet
     covercast fit LOG --out params.json  fit a population to an interaction log
     covercast calibrate --source obd --out reports/calibration
@@ -44,9 +45,45 @@ def _policy(name: str, n_styles: int, push_prob: float, hours: Sequence[int], st
 
 
 def _load_params(spec: str):
-    from covercast.simulators.params import PopulationParams, default_params
+    from covercast.simulators.suite import load_population
 
-    return default_params() if spec == "default" else PopulationParams.load(spec)
+    return load_population(spec)
+
+
+def cmd_populations(args: argparse.Namespace) -> int:
+    from covercast.simulators import suite
+
+    if args.action == "list":
+        print(f"{'name':<20} {'split':<7} purpose")
+        for name, spec in suite.SUITE.items():
+            print(f"{name:<20} {spec.split:<7} {spec.purpose}")
+        print(f"aliases: {', '.join(f'{a} -> {n}' for a, n in suite.ALIASES.items())}")
+        return 0
+    if args.action == "build":
+        names = [suite.resolve_name(n) for n in args.names] or None
+        for path in suite.build_suite(args.out, names, progress=not args.quiet):
+            print(f"wrote {path}")
+        return 0
+    if not args.names:
+        raise ValueError(f"`covercast populations {args.action}` needs population names (see "
+                         "`covercast populations list`).")
+    for name in args.names:
+        name = suite.resolve_name(name)
+        card = suite.load_card(name)
+        print(f"# {name} ({card['split']})\n\n{card['purpose']}\n\nsource: {card['source']}\n")
+        measured = None
+        if args.action == "stats":
+            from covercast.simulators.landscape import population_statistics
+
+            measured = population_statistics(suite.load_population(name), n_users=args.users,
+                                             seed=args.seed)
+        print(suite.card_table(name, measured))
+        if measured is not None:
+            print(f"\n(measured now: {args.users} users, seed {args.seed}; the card: "
+                  f"{card['measured_with']['n_users']} users, seed "
+                  f"{card['measured_with']['seed']})")
+        print()
+    return 0
 
 
 def cmd_params(args: argparse.Namespace) -> int:
@@ -180,9 +217,22 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("params", cmd_params, "write the default population parameters as JSON")
     sp.add_argument("--out", required=True)
 
+    sp = add("populations", cmd_populations, "the population suite: list it, show or "
+             "re-measure a data card's statistics beside the published figures, rebuild it")
+    sp.add_argument("action", choices=["list", "show", "stats", "build"],
+                    help="list: names, splits, purposes; show: the data card; stats: measure "
+                         "the card's statistics now; build: rebuild the JSON and cards")
+    sp.add_argument("names", nargs="*", help="suite names or aliases (build: default all)")
+    sp.add_argument("--users", type=int, default=2000,
+                    help="stats: users simulated (default 2000)")
+    sp.add_argument("--seed", type=int, default=1, help="stats: seed (default 1; cards use 0)")
+    sp.add_argument("--out", default=None,
+                    help="build: output folder (default: the package's data/populations)")
+
     sp = add("simulate-log", cmd_simulate_log, "simulate an interaction log")
     sp.add_argument("--params", default="default",
-                    help="params JSON, or 'default' for the documented default population")
+                    help="a suite population name (see `covercast populations list`; "
+                         "default: 'default', i.e. calibrated-v1) or a params JSON")
     sp.add_argument("--days", type=int, default=7)
     sp.add_argument("--users", type=int, default=1000)
     sp.add_argument("--seed", type=int, default=0)
