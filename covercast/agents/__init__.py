@@ -14,7 +14,10 @@ agent                     what it does
 :class:`ActivityHeuristic`  the user's most active observed hours, capped per day, min gap
 :class:`ThompsonStyleAgent`  Beta-Bernoulli Thompson sampling of the style on opens
 :class:`LinUCBStyleAgent`   LinUCB of the style on a small observed context
-:class:`HiddenStateOracle`  reads the hidden state: an upper reference, not deployable
+:class:`LookaheadOracle`   reads the hidden state; a one-step-lookahead heuristic, not
+                          deployable (``HiddenStateOracle``: its old name, the same class)
+:class:`PlanningOracle`    reads the hidden state; plans each user's episode by dynamic
+                          programming: the benchmark's upper reference, not deployable
 ========================  ================================================================
 
 None of them imports torch. The learners (GRU-PPO, the stable-baselines3 adapters) need torch
@@ -38,7 +41,8 @@ from covercast.agents.baselines import (
     RandomAgent,
     StaticScheduler,
 )
-from covercast.agents.oracle import HiddenStateOracle
+from covercast.agents.oracle import HiddenStateOracle, LookaheadOracle
+from covercast.agents.planning import PlanningOracle
 from covercast.agents.tuned import TunedStaticScheduler, TuneResult, tune_static_schedule
 
 __all__ = [
@@ -58,7 +62,9 @@ __all__ = [
     "LinUCBStyleAgent",
     "LINUCB_CONTEXT_NAMES",
     "linucb_context",
+    "LookaheadOracle",
     "HiddenStateOracle",
+    "PlanningOracle",
 ]
 
 _LAZY = {

@@ -1,13 +1,18 @@
-"""An oracle that reads the simulator's hidden state: an upper reference, not a policy.
+"""Oracles that read the simulator's hidden state: upper references, not policies.
 
-:class:`HiddenStateOracle` looks inside the simulated population -- each user's current
-fatigue, taste, topic affinities, activity multiplier and segment -- which no platform can see.
-It is **not deployable**; it exists to show how much a policy that knew the user could gain,
-i.e. to put an upper reference beside the deployable agents in result tables (its name says so:
-``"oracle (hidden state)"``).
+Two oracles look inside the simulated population -- each user's current fatigue, taste, topic
+affinities, activity multiplier, segment and the push waiting in the tray -- which no platform
+can see. Neither is **deployable**; they put upper references beside the deployable agents in
+result tables (their names say so):
 
-It scores a push with the user model's own formulas (:mod:`covercast.simulators.response`),
-nothing re-derived:
+* :class:`LookaheadOracle` (here; ``HiddenStateOracle`` is its old name, kept as an alias): a
+  **heuristic** with a one-step lookahead and a hand-tuned horizon (``"lookahead oracle
+  (heuristic, hidden state)"``). Learned policies can beat it, so it is not an upper bound.
+* :class:`~covercast.agents.planning.PlanningOracle`: finite-horizon dynamic programming over
+  each user's fatigue, the benchmark's upper reference.
+
+Both score a push with :class:`PushValueModel`, i.e. with the user model's own formulas
+(:mod:`covercast.simulators.response`), nothing re-derived:
 
 * the push is seen at once with :func:`~covercast.simulators.response.seen_now_probability`,
   else at the user's first organic session in each of the next ``seen_horizon_h`` hours
@@ -26,12 +31,13 @@ nothing re-derived:
   ``p_out`` from :func:`~covercast.simulators.response.opt_out_probability` and the mean of the
   log-normal dwell (:func:`~covercast.simulators.response.dwell_log_mean`).
 
-**Decision.** The style is the one with the highest expected reward now (the best for this
-user's taste). The oracle pushes when (1) pushing now has a higher expected reward than pushing
-at any of the next ``lookahead_h`` hours instead (computed with the fatigue decayed by then:
-pushes go where the user is most active and fatigue has worn off), (2) that reward is positive
-and the expected open probability of the best style is at least ``min_open_prob``, and (3) the
-current fatigue is at most ``max_fatigue``.
+**The lookahead oracle's decision.** The style is the one with the highest expected reward now
+(the best for this user's taste). It pushes when (1) pushing now has a higher expected reward
+than pushing at any of the next ``lookahead_h`` hours instead (computed with the fatigue decayed
+by then: pushes go where the user is most active and fatigue has worn off), (2) that reward is
+positive and the expected open probability of the best style is at least ``min_open_prob``, and
+(3) the current fatigue is at most ``max_fatigue``. It ignores what a push costs later (the
+fatigue it leaves, the opt-out that ends all later rewards) beyond that one comparison.
 
 Approximations (documented, deliberate): the tray's delay is counted at the middle of each
 hour, a later push replacing an unseen one is ignored, and hourly rates are read at the hour of
@@ -50,17 +56,232 @@ from covercast.generators.attributes import DEFAULT_STYLES
 from covercast.simulators import response as R
 from covercast.simulators.params import HOURS_PER_WEEK
 
-__all__ = ["HiddenStateOracle"]
+__all__ = ["PushValueModel", "LookaheadOracle", "HiddenStateOracle"]
 
 _MAX_CHUNK_ELEMENTS = 2_000_000     # bounds the working memory for large populations
 
 
-class HiddenStateOracle(Agent):
-    """Upper reference: pushes at the best moment with the best style, *reading hidden state*.
+class PushValueModel:
+    """The expected reward of a push from the hidden state: the formulas both oracles share.
+
+    Built once per population parameters, cover bank and reward weights; every method is
+    vectorised over users (rows). A push is scored in three steps: :meth:`user_terms` (what
+    does not depend on time or fatigue: each cover's open logit without the activity and
+    fatigue terms, each cover's reward per open), :meth:`seen_terms` (when the push is seen:
+    at once, or at the first organic session of each later hour, with the staleness factor)
+    and :meth:`logit_shift` (the activity and fatigue terms of the open logit at the time it is
+    seen); :meth:`cover_values` combines them exactly, cover by cover, and
+    :meth:`mixture_table` tabulates the cover-averaged reward per open as a function of the
+    logit shift (what the planning oracle interpolates).
+
+    Parameters
+    ----------
+    params : PopulationParams
+        The user model.
+    bank : CoverBank
+        The covers pushes are drawn from.
+    w_dwell, w_optout : float
+        Reward per dwell minute and per opt-out.
+    seen_horizon_h : int
+        Hours over which a push waiting in the tray is followed.
+    """
+
+    def __init__(self, params: Any, bank: Any, *, w_dwell: float, w_optout: float,
+                 seen_horizon_h: int) -> None:
+        self.params = params
+        self.bank = bank
+        self.w_dwell = float(w_dwell)
+        self.w_optout = float(w_optout)
+        self.seen_horizon_h = int(seen_horizon_h)
+        act = params.activity_matrix()
+        self.act = act                                                  # (S_seg, 168)
+        self.mean_rate = act.mean(axis=1)
+        self.relact = R.relative_activity_feature(act, self.mean_rate[:, None])
+        self.intercept = np.array([s.open_intercept for s in params.segments])
+        self.dwell_mu = np.array([s.dwell_mu for s in params.segments])
+        self.dwell_sigma = np.array([s.dwell_sigma for s in params.segments])
+        self.taste_mean = np.array([s.taste_mean for s in params.segments], dtype=np.float64)
+        self.topic_mean = np.array([s.topic_mean for s in params.segments], dtype=np.float64)
+        self.feats = np.asarray(bank.features, dtype=np.float64)       # (C, F)
+        self.quality = np.asarray(bank.quality, dtype=np.float64)
+        self.topic = np.asarray(bank.topic, dtype=np.int64)
+        self.cover_style = np.asarray(bank.style, dtype=np.int64)
+        n_cov, n_sty = self.feats.shape[0], len(params.styles)
+        per_style = np.zeros((n_cov, n_sty))
+        per_style[np.arange(n_cov), self.cover_style] = 1.0
+        self.per_style = per_style / np.maximum(per_style.sum(axis=0, keepdims=True), 1.0)
+
+    @property
+    def n_covers(self) -> int:
+        return self.feats.shape[0]
+
+    # ------------------------------------------------------------------ pieces
+    def user_terms(self, hs: dict[str, np.ndarray], rows: Any = slice(None), *,
+                   hours: np.ndarray | None = None, knows_taste: bool = True,
+                   sel: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """What a push's value needs of users ``rows`` of the hidden state ``hs``.
+
+        Parameters
+        ----------
+        hs : dict
+            :meth:`~covercast.simulators.population.Population.hidden_state`.
+        rows : index, optional
+            The users (default: all).
+        hours : (H,) int array, optional
+            Hours of week whose rates are wanted (default: the whole week, 0-167).
+        knows_taste : bool
+            False: the segment's mean taste and topic affinity in place of the user's own.
+        sel : (C',) int array, optional
+            The covers (default: all of the bank's).
+
+        Returns
+        -------
+        dict
+            ``base`` ``(n, C')``: each cover's open logit without the activity and fatigue
+            terms (:func:`~covercast.simulators.response.open_logit` with both 0); ``gain``
+            ``(n, C')``: the expected reward of an open, ``1 + w_dwell * mean dwell minutes``;
+            ``rate`` ``(n, H)``: organic sessions per hour at ``hours``; ``relact``
+            ``(n, H)``: the relative-activity feature there; ``fatigue`` ``(n,)``: now.
+        """
+        om = self.params.open
+        seg = hs["segment"][rows]
+        if knows_taste:
+            taste, aff = hs["taste"][rows], hs["topic_affinity"][rows]
+        else:                       # the segment's mean in place of the user's own
+            taste, aff = self.taste_mean[seg], self.topic_mean[seg]
+        sel = np.arange(self.n_covers) if sel is None else np.asarray(sel, dtype=np.int64)
+        feats = self.feats[sel]
+        nr, c = taste.shape[0], feats.shape[0]
+        taste_b = np.broadcast_to(taste[:, None, :], (nr, c, taste.shape[1]))
+        feats_b = np.broadcast_to(feats[None, :, :], (nr, c, feats.shape[1]))
+        match = R.taste_match(taste_b, feats_b)
+        cover_aff = aff[:, self.topic[sel]]
+        base = R.open_logit(self.intercept[seg][:, None], 0.0, match,
+                            self.quality[sel][None, :], cover_aff, 0.0, om)
+        rel = R.relevance(taste_b, feats_b, cover_aff)
+        mean_dwell_min = np.exp(R.dwell_log_mean(self.dwell_mu[seg][:, None], rel,
+                                                 self.params.dwell)
+                                + 0.5 * self.dwell_sigma[seg][:, None] ** 2) / 60.0
+        hours = np.arange(HOURS_PER_WEEK) if hours is None else np.asarray(hours)
+        return {"base": base, "gain": 1.0 + self.w_dwell * mean_dwell_min,
+                "rate": self.act[seg][:, hours] * hs["activity_multiplier"][rows, None],
+                "relact": self.relact[seg][:, hours], "fatigue": hs["fatigue"][rows]}
+
+    def seen_terms(self, rate: np.ndarray, relact: np.ndarray, j_idx: np.ndarray, *,
+                   limit: np.ndarray | int | None = None, seen_now: bool = True,
+                   age_h: np.ndarray | float = 0.0, n_hours: int | None = None,
+                   stale: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """When a push delivered at column ``j_idx[j]`` of ``rate`` is seen.
+
+        Parameters
+        ----------
+        rate, relact : (n, H) arrays
+            Hourly session rates and relative-activity features (:meth:`user_terms`), column
+            ``h`` being the ``h``-th hour from some origin; ``H`` must cover
+            ``max(j_idx) + seen_horizon_h``.
+        j_idx : (J,) int array
+            The push hours (columns).
+        limit : int or array broadcastable to (n, J), optional
+            Only the first ``limit`` hours of the tray count (those before the episode ends);
+            default: all ``seen_horizon_h``.
+        seen_now : bool
+            False for a push already waiting in the tray (it cannot be seen "at once" again).
+        age_h : float or (n,) array
+            Hours the push has waited already (added to its delay: staleness).
+        n_hours : int, optional
+            Follow the tray over this many hours (default ``seen_horizon_h``).
+        stale : bool
+            False: leave the staleness factor out of ``weight`` (the probabilities alone).
+
+        Returns
+        -------
+        (weight, relact_seen, delay)
+            ``weight`` ``(n, J, 1 + K)``: probability of being seen at once (index 0) or at the
+            first session of hour ``k`` (index ``1 + k``), times the staleness factor of that
+            delay (``K = n_hours``); ``relact_seen`` ``(n, J, 1 + K)``: the relative-activity feature then;
+            ``delay`` ``(1 + K,)``: hours after the push (the middle of each hour).
+        """
+        om = self.params.open
+        K = self.seen_horizon_h if n_hours is None else int(n_hours)
+        win = j_idx[:, None] + np.arange(K)[None, :]                   # (J, K)
+        r_win = rate[:, win]                                           # (n, J, K)
+        if seen_now:
+            now = R.seen_now_probability(rate[:, j_idx], om.glance_hours)   # (n, J)
+        else:
+            now = np.zeros(r_win.shape[:2])
+        none_before = np.exp(-(np.cumsum(r_win, axis=2) - r_win))
+        first_in_k = none_before * R.seen_now_probability(r_win, 1.0)
+        weight = np.concatenate([now[:, :, None], (1.0 - now)[:, :, None] * first_in_k],
+                                axis=2)
+        delay = np.concatenate([[0.0], np.arange(K) + 0.5])           # (1 + K,)
+        if stale:
+            age = np.asarray(age_h, dtype=np.float64)
+            weight = weight * R.staleness_factor(
+                delay + (age[:, None, None] if age.ndim else age), om.stale_tau_h)
+        if limit is not None:
+            lim = np.broadcast_to(np.asarray(limit), weight.shape[:2])
+            weight = np.where(np.arange(1 + K) <= lim[:, :, None], weight, 0.0)
+        relact_seen = np.concatenate([relact[:, j_idx][:, :, None], relact[:, win]], axis=2)
+        return weight, relact_seen, delay
+
+    def logit_shift(self, relact_seen: np.ndarray, fatigue_seen: np.ndarray) -> np.ndarray:
+        """The open logit's activity and fatigue terms
+        (:func:`~covercast.simulators.response.open_logit` with everything else 0)."""
+        return R.open_logit(0.0, relact_seen, 0.0, 0.5, 0.0, fatigue_seen, self.params.open)
+
+    def push_reward(self, open_gain: np.ndarray, p_out: np.ndarray) -> np.ndarray:
+        """``(1 - p_out) * open_gain - w_optout * p_out``: the expected reward of a push whose
+        expected reward given delivery without opt-out is ``open_gain``."""
+        return (1.0 - p_out) * open_gain - self.w_optout * p_out
+
+    # ------------------------------------------------------------------ combined
+    def cover_values(self, user: dict[str, np.ndarray], sel: np.ndarray, j_idx: np.ndarray,
+                     fatigue: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Expected reward and open probability ``(n, J, len(sel))`` of pushing cover
+        ``sel[c]`` at column ``j_idx[j]`` of ``user["rate"]``, with no push before, exactly.
+
+        ``user`` is :meth:`user_terms` (all covers); ``fatigue`` ``(n,)`` is the fatigue at
+        column 0 (default ``user["fatigue"]``).
+        """
+        fm = self.params.fatigue
+        f0 = user["fatigue"] if fatigue is None else fatigue
+        weight, relact_seen, delay = self.seen_terms(user["rate"], user["relact"], j_idx)
+        f_push = R.add_push_fatigue(f0[:, None], 0.0, j_idx[None, :].astype(np.float64),
+                                    fm)                               # (n, J)
+        f_seen = R.fatigue_at(f_push[:, :, None], 0.0, delay[None, None, :], fm.half_life_h)
+        p_out = R.opt_out_probability(f_push, self.params.opt_out)   # (n, J)
+        shift = self.logit_shift(relact_seen, f_seen)                 # (n, J, M)
+        prob = R.sigmoid(user["base"][:, None, sel, None] + shift[:, :, None, :])
+        p_cover = np.einsum("njcm,njm->njc", prob, weight)            # (n, J, C)
+        value = self.push_reward(p_cover * user["gain"][:, None, sel], p_out[:, :, None])
+        return value, (1.0 - p_out)[:, :, None] * p_cover
+
+    def mixture_table(self, user: dict[str, np.ndarray], cover_w: np.ndarray,
+                      x_grid: np.ndarray) -> np.ndarray:
+        """``G[i, s, x] = sum_c cover_w[s, c] * sigmoid(base[i, c] + x) * gain[i, c]``: the
+        expected reward per seen push of cover mixture ``s`` at logit shift ``x``
+        (``(n, S', X)``; ``cover_w`` ``(S', C)``, rows summing to 1)."""
+        base, gain = user["base"], user["gain"]
+        n, c = base.shape
+        out = np.empty((n, cover_w.shape[0], x_grid.size))
+        chunk = max(1, _MAX_CHUNK_ELEMENTS // max(1, c * x_grid.size))
+        for lo in range(0, n, chunk):
+            sl = slice(lo, min(n, lo + chunk))
+            p = R.sigmoid(base[sl, :, None] + x_grid[None, None, :])   # (nr, C, X)
+            out[sl] = np.einsum("ncx,nc,sc->nsx", p, gain[sl], cover_w)
+        return out
+
+
+class LookaheadOracle(Agent):
+    """A heuristic that *reads hidden state*: pushes at the hour that beats the next few, with
+    the best style.
 
     Not a deployable policy (see the module docstring): it reads the population's hidden
     fatigue, taste, topic affinity, activity and segment through the environment it is
-    attached to.
+    attached to. It is a heuristic, not an upper bound: its one-step lookahead ignores what a
+    push costs later, and learned policies can beat it; the benchmark's upper reference is
+    :class:`~covercast.agents.planning.PlanningOracle`. ``HiddenStateOracle`` is the same
+    class under its old name.
 
     Parameters
     ----------
@@ -101,7 +322,7 @@ class HiddenStateOracle(Agent):
         the few pushes they open.
     """
 
-    default_name = "oracle (hidden state)"
+    default_name = "lookahead oracle (heuristic, hidden state)"
 
     def __init__(self, mode: str = "schedule", n_styles: int = len(DEFAULT_STYLES), *,
                  env: Any = None, population: Any = None, lookahead_h: int = 12,
@@ -121,12 +342,8 @@ class HiddenStateOracle(Agent):
             raise ValueError(f"`lookahead_h` must be an integer in [0, 23], got {lookahead_h!r}: "
                              "a day or more ahead always holds the same hour with less fatigue, "
                              "so the oracle would keep waiting.")
-        if isinstance(seen_horizon_h, bool) or not isinstance(seen_horizon_h, (int, np.integer)) \
-                or not 1 <= seen_horizon_h <= HOURS_PER_WEEK:
-            raise ValueError(f"`seen_horizon_h` must be an integer in [1, {HOURS_PER_WEEK}], got "
-                             f"{seen_horizon_h!r}.")
         self.lookahead_h = int(lookahead_h)
-        self.seen_horizon_h = int(seen_horizon_h)
+        self.seen_horizon_h = check_seen_horizon(seen_horizon_h)
         self.min_open_prob = check_positive(min_open_prob, "min_open_prob", allow_zero=True)
         if self.min_open_prob > 1:
             raise ValueError(f"`min_open_prob` must be in [0, 1], got {min_open_prob!r}.")
@@ -142,7 +359,7 @@ class HiddenStateOracle(Agent):
         self._env = None
         self._population = population
         self._env_style_mix: np.ndarray | None = None
-        self._table_cache: tuple[Any, dict[str, np.ndarray]] | None = None
+        self._model_cache: tuple[tuple, PushValueModel] | None = None
         if env is not None:
             self.attach(env)
 
@@ -157,28 +374,8 @@ class HiddenStateOracle(Agent):
     # ------------------------------------------------------------------ wiring
     def attach(self, env: Any) -> None:
         """Read the population of ``env`` from now on (and its reward weights / push style)."""
-        base = getattr(env, "unwrapped", env)
-        if not hasattr(base, "population"):
-            raise ValueError(f"{type(base).__name__} has no `population`; the oracle needs a "
-                             "covercast environment (or pass `population=`).")
-        self._env = base
-        reward = getattr(base, "reward_fn", None)
-        if self._w_given[0] is None and hasattr(reward, "w_dwell"):
-            self.w_dwell = float(reward.w_dwell)
-        if self._w_given[1] is None and hasattr(reward, "w_optout"):
-            self.w_optout = float(reward.w_optout)
-        self._env_style_mix = None
-        if self.mode == "timing" and self.timing_style is None and hasattr(base, "style"):
-            st = base.style
-            names = list(getattr(base, "style_names", ()))
-            mix = np.zeros(self.n_styles)
-            if isinstance(st, str) and st == "random":
-                mix[:] = 1.0 / self.n_styles
-            elif isinstance(st, str) and st in names:
-                mix[names.index(st)] = 1.0
-            else:
-                mix[check_style(st, self.n_styles, "env.style")] = 1.0
-            self._env_style_mix = mix
+        self._env = attach_base(self, env)
+        self._env_style_mix = env_style_mix(self, self._env)
 
     def population(self) -> Any:
         """The population read now (the attached environment's current one)."""
@@ -190,25 +387,20 @@ class HiddenStateOracle(Agent):
                              "covercast.experiments.evaluate.")
         return self._env.population
 
-    # ------------------------------------------------------------------ values
-    def _tables(self, params: Any) -> dict[str, np.ndarray]:
-        """Per-segment arrays of ``params`` (cached while the population keeps its params)."""
-        cache = self._table_cache
-        if cache is not None and cache[0] is params:
-            return cache[1]
-        act = params.activity_matrix()
-        tables = {
-            "act": act,
-            "mean_rate": act.mean(axis=1),
-            "intercept": np.array([s.open_intercept for s in params.segments]),
-            "dwell_mu": np.array([s.dwell_mu for s in params.segments]),
-            "dwell_sigma": np.array([s.dwell_sigma for s in params.segments]),
-            "taste_mean": np.array([s.taste_mean for s in params.segments], dtype=np.float64),
-            "topic_mean": np.array([s.topic_mean for s in params.segments], dtype=np.float64),
-        }
-        self._table_cache = (params, tables)
-        return tables
+    def value_model(self, pop: Any = None) -> PushValueModel:
+        """The :class:`PushValueModel` of the population read now (cached while the population
+        keeps its parameters, bank and the oracle its weights)."""
+        pop = self.population() if pop is None else pop
+        key = (id(pop.params), id(pop.bank), self.w_dwell, self.w_optout, self.seen_horizon_h)
+        cache = self._model_cache
+        if cache is None or cache[0] != key or cache[1].params is not pop.params \
+                or cache[1].bank is not pop.bank:
+            model = PushValueModel(pop.params, pop.bank, w_dwell=self.w_dwell,
+                                   w_optout=self.w_optout, seen_horizon_h=self.seen_horizon_h)
+            self._model_cache = cache = (key, model)
+        return cache[1]
 
+    # ------------------------------------------------------------------ values
     def push_values(self, n_rows: int | None = None) -> dict[str, np.ndarray]:
         """Expected reward of pushing now, and of pushing the chosen style later instead.
 
@@ -240,24 +432,15 @@ class HiddenStateOracle(Agent):
                 raise ValueError("In the 'timing' layout the oracle needs the style pushes get: "
                                  "attach it to a PushTiming-v0 env or pass `timing_style`.")
         hs = pop.hidden_state()
-        tab = self._tables(params)
-        bank = pop.bank
-        feats = np.asarray(bank.features, dtype=np.float64)            # (C, F)
-        n_cov = feats.shape[0]
-        cover_style = np.asarray(bank.style, dtype=np.int64)
-        per_style = np.zeros((n_cov, self.n_styles))
-        per_style[np.arange(n_cov), cover_style] = 1.0
-        per_style /= np.maximum(per_style.sum(axis=0, keepdims=True), 1.0)   # cover mean
-        covers = {"feats": feats, "quality": np.asarray(bank.quality, dtype=np.float64),
-                  "topic": np.asarray(bank.topic, dtype=np.int64)}
+        model = self.value_model(pop)
+        per_style = model.per_style
+        n_cov = model.n_covers
 
         ts = pop.timestamp
         how0 = int(ts.day_of_week) * 24 + int(ts.hour)
         L = self.lookahead_h if self.layout.decides_timing else 0
         n_h = L + self.seen_horizon_h
         hours = (how0 + np.arange(n_h)) % HOURS_PER_WEEK
-        seg_rate = tab["act"][:, hours]                                # (S_seg, n_h)
-        seg_relact = R.relative_activity_feature(seg_rate, tab["mean_rate"][:, None])
 
         m_count = self.seen_horizon_h + 1
         chunk = max(1, _MAX_CHUNK_ELEMENTS // (max(L, 1) * n_cov * m_count))
@@ -267,17 +450,9 @@ class HiddenStateOracle(Agent):
                "value": np.empty(n), "p_open": np.empty(n), "fatigue": hs["fatigue"]}
         for lo in range(0, n, chunk):
             sl = slice(lo, min(n, lo + chunk))
-            seg = hs["segment"][sl]
-            if self.knows_taste:
-                taste, aff = hs["taste"][sl], hs["topic_affinity"][sl]
-            else:                       # the segment's mean in place of the user's own
-                taste, aff = tab["taste_mean"][seg], tab["topic_mean"][seg]
-            user = {"fatigue": hs["fatigue"][sl], "taste": taste, "aff": aff,
-                    "rate": seg_rate[seg] * hs["activity_multiplier"][sl, None],
-                    "relact": seg_relact[seg], "intercept": tab["intercept"][seg],
-                    "dwell_mu": tab["dwell_mu"][seg], "dwell_sigma": tab["dwell_sigma"][seg]}
+            user = model.user_terms(hs, sl, hours=hours, knows_taste=self.knows_taste)
             all_c = np.arange(n_cov)
-            v0, p0 = self._cover_values(user, covers, all_c, np.zeros(1, np.int64), params)
+            v0, p0 = model.cover_values(user, all_c, np.zeros(1, np.int64))
             v_now = v0[:, 0] @ per_style                               # (nr, S)
             p_now = p0[:, 0] @ per_style
             if mix is None:
@@ -297,54 +472,10 @@ class HiddenStateOracle(Agent):
                         style == s_)
                     sel = np.flatnonzero(w[rows].any(axis=0))          # covers that matter
                     sub = {k: v[rows] for k, v in user.items()}
-                    vl, _ = self._cover_values(sub, covers, sel, np.arange(1, L + 1), params)
+                    vl, _ = model.cover_values(sub, sel, np.arange(1, L + 1))
                     later[rows] = np.einsum("njc,nc->nj", vl, w[rows][:, sel])
                 out["value_later"][sl] = later
         return out
-
-    def _cover_values(self, user: dict[str, np.ndarray], covers: dict[str, np.ndarray],
-                      sel: np.ndarray, j_idx: np.ndarray, params: Any
-                      ) -> tuple[np.ndarray, np.ndarray]:
-        """Expected reward and open probability ``(nr, len(j_idx), len(sel))`` of pushing
-        cover ``sel[c]`` at ``j_idx[j]`` hours from now, with no push before."""
-        om, fm = params.open, params.fatigue
-        taste, aff, rate, relact = user["taste"], user["aff"], user["rate"], user["relact"]
-        feats = covers["feats"][sel]
-        nr, c = taste.shape[0], feats.shape[0]
-        K = self.seen_horizon_h
-        # ---- cover terms, (nr, C)
-        taste_b = np.broadcast_to(taste[:, None, :], (nr, c, taste.shape[1]))
-        feats_b = np.broadcast_to(feats[None, :, :], (nr, c, feats.shape[1]))
-        match = R.taste_match(taste_b, feats_b)
-        cover_aff = aff[:, covers["topic"][sel]]
-        rel = R.relevance(taste_b, feats_b, cover_aff)
-        mean_dwell_min = np.exp(R.dwell_log_mean(user["dwell_mu"][:, None], rel, params.dwell)
-                                + 0.5 * user["dwell_sigma"][:, None] ** 2) / 60.0
-        # ---- when the push is seen: at once, or at the first session of hour k: (nr, J, 1 + K)
-        win = j_idx[:, None] + np.arange(K)[None, :]                   # (J, K)
-        r_win = rate[:, win]                                           # (nr, J, K)
-        seen_now = R.seen_now_probability(rate[:, j_idx], om.glance_hours)   # (nr, J)
-        none_before = np.exp(-(np.cumsum(r_win, axis=2) - r_win))
-        first_in_k = none_before * R.seen_now_probability(r_win, 1.0)
-        weight = np.concatenate([seen_now[:, :, None],
-                                 (1.0 - seen_now)[:, :, None] * first_in_k], axis=2)
-        delay = np.concatenate([[0.0], np.arange(K) + 0.5])           # (1 + K,)
-        relact_seen = np.concatenate([relact[:, j_idx][:, :, None], relact[:, win]], axis=2)
-        f_push = R.add_push_fatigue(user["fatigue"][:, None], 0.0,
-                                    j_idx[None, :].astype(np.float64), fm)    # (nr, J)
-        f_seen = R.fatigue_at(f_push[:, :, None], 0.0, delay[None, None, :], fm.half_life_h)
-        p_out = R.opt_out_probability(f_push, params.opt_out)         # (nr, J)
-        # ---- open probability per (row, j, cover, seen-time), weighted over seen-times
-        prob = R.open_probability(user["intercept"][:, None, None, None],
-                                  relact_seen[:, :, None, :], match[:, None, :, None],
-                                  covers["quality"][sel][None, None, :, None],
-                                  cover_aff[:, None, :, None], f_seen[:, :, None, :],
-                                  delay[None, None, None, :], om)
-        p_cover = np.einsum("njcm,njm->njc", prob, weight)            # (nr, J, C)
-        keep = (1.0 - p_out)[:, :, None]
-        value = (keep * p_cover * (1.0 + self.w_dwell * mean_dwell_min[:, None, :])
-                 - self.w_optout * p_out[:, :, None])
-        return value, keep * p_cover
 
     # ------------------------------------------------------------------ decisions
     def _plan(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -364,3 +495,49 @@ class HiddenStateOracle(Agent):
         probs = np.zeros((x.shape[0], self.n_styles))
         probs[np.arange(x.shape[0]), style] = 1.0
         return push.astype(np.float64), probs
+
+
+#: The lookahead oracle's name before the planning oracle existed (the same class).
+HiddenStateOracle = LookaheadOracle
+
+
+# ---------------------------------------------------------------------- helpers of both oracles
+def check_seen_horizon(seen_horizon_h: Any) -> int:
+    """``seen_horizon_h`` must be an integer in [1, 168]; returns it as an int."""
+    if isinstance(seen_horizon_h, bool) or not isinstance(seen_horizon_h, (int, np.integer)) \
+            or not 1 <= seen_horizon_h <= HOURS_PER_WEEK:
+        raise ValueError(f"`seen_horizon_h` must be an integer in [1, {HOURS_PER_WEEK}], got "
+                         f"{seen_horizon_h!r}.")
+    return int(seen_horizon_h)
+
+
+def attach_base(agent: Any, env: Any) -> Any:
+    """The unwrapped covercast env of ``env`` (with a ``population``); sets ``agent.w_dwell``
+    and ``agent.w_optout`` from its reward unless given (``agent._w_given``)."""
+    base = getattr(env, "unwrapped", env)
+    if not hasattr(base, "population"):
+        raise ValueError(f"{type(base).__name__} has no `population`; the oracle needs a "
+                         "covercast environment (or pass `population=`).")
+    reward = getattr(base, "reward_fn", None)
+    if agent._w_given[0] is None and hasattr(reward, "w_dwell"):
+        agent.w_dwell = float(reward.w_dwell)
+    if agent._w_given[1] is None and hasattr(reward, "w_optout"):
+        agent.w_optout = float(reward.w_optout)
+    return base
+
+
+def env_style_mix(agent: Any, base: Any) -> np.ndarray | None:
+    """In the ``timing`` layout, the style distribution of the env's pushes (``None`` when the
+    agent's ``timing_style`` is given, or in the other layouts)."""
+    if not (agent.mode == "timing" and agent.timing_style is None and hasattr(base, "style")):
+        return None
+    st = base.style
+    names = list(getattr(base, "style_names", ()))
+    mix = np.zeros(agent.n_styles)
+    if isinstance(st, str) and st == "random":
+        mix[:] = 1.0 / agent.n_styles
+    elif isinstance(st, str) and st in names:
+        mix[names.index(st)] = 1.0
+    else:
+        mix[check_style(st, agent.n_styles, "env.style")] = 1.0
+    return mix
