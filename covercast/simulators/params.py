@@ -126,20 +126,25 @@ class OpenModel:
     """Coefficients of the push-open logit and the seen-now / staleness model."""
 
     beta_activity: float = 0.5
-    """Weight of log relative activity (rate at this hour / the user's mean rate)."""
+    """Weight of log relative activity (rate at this hour / the user's mean rate). The default
+    population (``calibrated-v1``) uses 0, the real OBD sample's slope
+    (:func:`covercast.simulators.calibrate.obd_activity_slope`); 0.5 is ``peaked-v0``'s."""
     beta_taste: float = 0.4
-    """Weight of the taste . cover-features match (0.4: the best style for a segment lifts its
-    open rate by a few tens of percent over a fixed style, not several-fold)."""
+    """Weight of the taste . cover-features match. The fitter keeps it at this value as the
+    unit of taste (``calibrated-v1`` uses 0.12: an average user's best style lifts their open
+    probability by about a quarter over their worst-but-one; ``peaked-v0``: 0.4, about
+    2.3x)."""
     beta_quality: float = 1.0
     """Weight of cover quality (in [0, 1], centred at 0.5)."""
     beta_topic: float = 1.0
     """Weight of the user's affinity for the push's topic."""
     beta_fatigue: float = 0.3
-    """Open-logit decrease per unit of fatigue."""
+    """Open-logit decrease per unit of fatigue (``calibrated-v1``: 0.15)."""
     glance_hours: float = 1.0
     """A push is seen at once with probability ``1 - exp(-rate(t) * glance_hours)``."""
     stale_tau_h: float = 8.0
-    """A push seen ``d`` hours late has its open probability multiplied by ``exp(-d / tau)``."""
+    """A push seen ``d`` hours late has its open probability multiplied by ``exp(-d / tau)``
+    (``calibrated-v1``: 16)."""
 
     def validate(self) -> None:
         for f in dataclasses.fields(self):
@@ -201,6 +206,7 @@ class OptOutModel:
 
     base_hazard: float = 0.0005
     fatigue_coef: float = 0.0008
+    """``calibrated-v1``: 0.0003."""
 
     def validate(self) -> None:
         _check(_finite(self.base_hazard) and self.base_hazard >= 0, "opt_out.base_hazard",
@@ -499,7 +505,7 @@ def peaked_params() -> PopulationParams:
     """
     return _three_segment_params(
         name=PEAKED_POPULATION, taste_scale=1.0, taste_sd=None, intercept_shift=0.0,
-        open_model=OpenModel(), opt_out=OptOutModel(),
+        open_model=OpenModel(), opt_out=OptOutModel(),   # the dataclass defaults are its
         source=("covercast default population v1 (now peaked-v0): open rates tuned to the "
                 "few-percent push open rates reported by Leanplum 2016 (3.5 % Android / 1.8 % "
                 "iOS), Braze 2016 (6.1 % / 2.0 % direct opens) and Accengage 2017 (8.4 % "
