@@ -23,7 +23,7 @@ from covercast.agents.gru_ppo import (  # noqa: E402
     previous_actions,
 )
 from covercast.envs.observation import OBS_DIM  # noqa: E402
-from covercast.simulators.params import default_params  # noqa: E402
+from covercast.simulators.params import default_params, peaked_params  # noqa: E402
 
 ENVS = ["covercast/PopulationVector-v0", "covercast/PushTiming-v0", "covercast/CoverStyle-v0",
         "covercast/PushSchedule-v0"]
@@ -40,8 +40,10 @@ def tiny(env_id: str = "covercast/PopulationVector-v0", **kw) -> GRUPPOConfig:
 def one_hour_params(hour: int = 12):
     """Users are active only at ``hour`` every day: a push then is seen and opened at once, a
     push at any other hour is seen late (nearly worthless: stale_tau 0.5 h) but adds fatigue
-    (which lowers the next open) and opt-out risk. Optimal: push at ``hour`` only."""
-    p = default_params()
+    (which lowers the next open) and opt-out risk. Optimal: push at ``hour`` only. Built on
+    ``peaked-v0`` (its relative-activity term, beta_activity 0.5, is part of the task this
+    test was tuned on)."""
+    p = peaked_params()
     act = [0.0] * 168
     for d in range(7):
         act[d * 24 + hour] = 6.0
@@ -342,8 +344,10 @@ def test_rollout_log_probs_and_values_match_the_update_unroll(prev_action_input)
     """The rollout's stored log-probabilities and values are those the update recomputes from
     the stored (normalised) observations, starts and previous actions: the first PPO ratio
     is 1."""
+    # peaked-v0: its opt-out hazard makes a 2-day rollout of 6 users restart some of them
     tr = GRUPPOTrainer(tiny(num_envs=6, horizon_days=2, initial_push_prob=0.3,
-                            prev_action_input=prev_action_input), progress=False)
+                            prev_action_input=prev_action_input), params=peaked_params(),
+                       progress=False)
     batch, _ = tr._rollout()
     assert batch["starts"][0].eq(1).all() and batch["starts"][1:].sum() > 0  # opt-outs
     assert ("prev_actions" in batch) is prev_action_input
