@@ -15,7 +15,7 @@ from covercast.envs.cover_generation import (
     action_to_weights,
     quantise_weights,
 )
-from covercast.simulators.params import default_params, peaked_params
+from covercast.simulators.params import peaked_params
 
 ENV_ID = "covercast/CoverGeneration-v0"
 
