@@ -660,8 +660,10 @@ def _tasks(out: Path, config: SchedulingConfig, pops: dict[str, PopulationParams
 
 
 def _run_tasks(tasks: list[dict[str, Any]], backend: str, workers: int, address: str | None,
-               progress: bool) -> str:
-    """Run the cells not yet done; return the backend used."""
+               progress: bool, run: Callable[[dict[str, Any]], Any] | None = None) -> str:
+    """Run the cells not yet done with ``run`` (default :func:`run_cell`); return the backend
+    used."""
+    run = run_cell if run is None else run
     from tqdm.auto import tqdm
 
     todo = [t for t in tasks if not (Path(t["dir"]) / "cell.json").exists()]
@@ -684,7 +686,7 @@ def _run_tasks(tasks: list[dict[str, Any]], backend: str, workers: int, address:
             return backend
         if backend == "sequential" or (backend == "process" and workers == 1):
             for t in todo:
-                run_cell({**t, "progress": progress})
+                run({**t, "progress": progress})
                 bar.update(1)
         elif backend == "process":
             import multiprocessing as mp
@@ -692,7 +694,7 @@ def _run_tasks(tasks: list[dict[str, Any]], backend: str, workers: int, address:
 
             with ProcessPoolExecutor(max_workers=workers,
                                      mp_context=mp.get_context("spawn")) as ex:
-                futs = [ex.submit(run_cell, {**t, "progress": False}) for t in todo]
+                futs = [ex.submit(run, {**t, "progress": False}) for t in todo]
                 for f in as_completed(futs):
                     f.result()
                     bar.update(1)
@@ -706,7 +708,7 @@ def _run_tasks(tasks: list[dict[str, Any]], backend: str, workers: int, address:
                 else:
                     ray.init(num_cpus=workers, **kw)
             try:
-                remote = ray.remote(num_cpus=1)(run_cell)
+                remote = ray.remote(num_cpus=1)(run)
                 pending = [remote.remote({**t, "progress": False}) for t in todo]
                 while pending:
                     ready, pending = ray.wait(pending, num_returns=1)
@@ -1120,7 +1122,9 @@ def run_scheduling(out_dir: str | os.PathLike = "runs/scheduling",
 
 # ================================================================================== CLI
 def cmd_experiment_scheduling(args: Any) -> int:
-    """``covercast experiment scheduling``."""
+    """``covercast experiment scheduling`` (``--suite``: the population-suite benchmark)."""
+    if args.suite:
+        return _cmd_suite(args)
     make = SchedulingConfig.fast_config if args.fast else SchedulingConfig
     kw: dict[str, Any] = {"seed": args.seed, "workers": args.workers,
                           "sb3_budget": args.sb3_budget,
@@ -1144,6 +1148,42 @@ def cmd_experiment_scheduling(args: Any) -> int:
     print(f"issue 5 target: {'pass' if target['all_pass'] else 'FAIL'} "
           f"({', '.join(k for k, v in target['checks'].items() if not v['pass']) or 'all met'}"
           f"{' failed' if not target['all_pass'] else ''})")
+    return 0
+
+
+def _cmd_suite(args: Any) -> int:
+    from covercast.experiments.suite_benchmark import SuiteConfig, run_suite
+
+    ignored = [f"--{n.replace('_', '-')}" for n in (
+        "eval_users", "train_horizon_days", "gru_eval_every", "gru_eval_users", "num_envs",
+        "fit_users", "gru_constraints", "min_push_fraction", "max_push_fraction",
+        "opt_out_fraction", "fitted_learners") if getattr(args, n) is not None]
+    if ignored or args.policies:
+        raise ValueError(f"{', '.join(ignored + (['--policies'] if args.policies else []))} "
+                         "do not apply with --suite; its settings are --seeds, --horizon-days, "
+                         "--history-days, --gru-steps, --suite-users, --suite-populations, "
+                         "--no-sensitivity, --workers, --seed.")
+    kw: dict[str, Any] = {"seed": args.seed, "workers": args.workers,
+                          "sensitivity": not args.no_sensitivity}
+    for name in ("seeds", "horizon_days", "history_days", "gru_steps"):
+        v = getattr(args, name)
+        if v is not None:
+            kw[name] = v
+    if args.suite_users is not None:
+        kw["eval_users"] = args.suite_users
+    if args.suite_populations:
+        kw["eval_populations"] = list(args.suite_populations)
+    config = (SuiteConfig.fast_config if args.fast else SuiteConfig)(**kw)
+    out = args.out if args.out != "runs/scheduling" else "runs/scheduling_suite"
+    report = run_suite(out, config, backend=args.backend, address=args.address,
+                       progress=not args.quiet)
+    target = json.loads((Path(out) / "target.json").read_text())
+    print(f"report: {report}")
+    lift = target["checks"]["opens_lift_in_band"]
+    print(f"best deployable policy: {lift['best_deployable']}, opens per user-day "
+          f"{100 * lift['lift']:+.1f} % over the tuned control (band +5 % ... +40 %: "
+          f"{'pass' if lift['pass'] else 'FAIL'}); planning oracle at least every policy's "
+          f"return: {'pass' if target['checks']['upper_reference']['pass'] else 'FAIL'}")
     return 0
 
 
@@ -1212,3 +1252,16 @@ def add_experiment(experiments: Any) -> None:
     e.add_argument("--seed", type=int, default=0, help="master seed")
     e.add_argument("--fast", action="store_true", help="tiny budgets, for smoke tests")
     e.add_argument("--quiet", action="store_true", help="no progress bars")
+    e.add_argument("--suite", action="store_true",
+                   help="the population-suite benchmark (covercast.experiments.suite_benchmark): "
+                        "learners trained and the control tuned on calibrated-v1, every policy "
+                        "on the training and held-out test populations, the tuned control, the "
+                        "planning oracle, the Pareto figure and the sensitivity table; writes "
+                        "benchmark.md (default --out runs/scheduling_suite)")
+    e.add_argument("--suite-users", type=int, default=None,
+                   help="--suite: users per seed, policy and population (default 1000)")
+    e.add_argument("--suite-populations", nargs="+", default=None,
+                   help="--suite: populations to evaluate on (default: the 3 training and 4 "
+                        "test populations of the suite)")
+    e.add_argument("--no-sensitivity", action="store_true",
+                   help="--suite: skip the sensitivity table")

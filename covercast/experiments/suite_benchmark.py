@@ -1,0 +1,687 @@
+"""``covercast experiment scheduling --suite``: the scheduling benchmark on the population suite.
+
+The protocol (fixed before any run; see :mod:`covercast.simulators.suite` for the populations):
+
+* **Train and tune on the training population only.** The learners (GRU-PPO) train on
+  ``train_population`` (default ``calibrated-v1``, the default population), and the tuned
+  control's hours and style are chosen by grid search on *its* simulated users
+  (:func:`covercast.agents.tuned.tune_static_schedule`, a seed branch of its own). No policy is
+  trained or tuned on any other population.
+* **Evaluate on every population**: the training split (new users of the training
+  populations) and the **held-out test split** (``high-fatigue-v1``, ``irregular-v1``,
+  ``fitted-v1``, ``obd-timing-v1``), which no training or tuning saw. Every policy of a seed
+  meets the same ``eval_users`` users of a population (the population vector environment reset
+  with the same seed: common random numbers), ``horizon_days`` days each, with
+  ``history_days`` of their organic sessions already seen (existing users).
+* **Policies**: the seed paper's untuned control (``static``: 08:00 and 20:00, the first
+  style), the **tuned control** (``static-tuned``: the benchmark's control, at two pushes a
+  day), the activity heuristic (two a day), Thompson sampling of the style, GRU-PPO (held to
+  the untuned control's volume band by its Lagrangian constraints, evaluated greedily, its best
+  validated policy), and two hidden-state references that are not deployable: the
+  ``lookahead-oracle`` (a heuristic) and the ``planning-oracle`` (dynamic programming over each
+  user's state: the upper reference, checked against every policy).
+* **Metrics per user per day** (over the ``horizon_days`` window, so an opted-out user counts
+  zero after leaving): opens, dwell minutes, sessions (organic + pushed), pushes, and the
+  share of users who opted out; return per user; CTR shown, never ranked alone.
+* **Matched volume.** Lifts are read against the tuned control at the same pushes per day;
+  the **Pareto figure** draws the tuned control's whole frontier (tuned at 1-4 pushes a day,
+  ``pareto_volumes``) in opens per user-day against pushes per user-day, with every policy as
+  a point.
+* **Statistics**: the seed is the replication unit (mean over seeds, Student-t 95 % CI);
+  Welch tests against the tuned control over seed means (Holm within a metric); user-level
+  paired tests (same users) in ``paired_vs_control.csv``.
+* **Sensitivity**: the parameters no published figure pins (``sensitivity_params``) are moved
+  by -50 % and +50 % (``beta_activity`` to the ends of the OBD slope's 95 % interval, as it
+  is 0) on the training population, every policy (GRU-PPO as trained, not retrained) is
+  evaluated there on one seed, and the report says whether the ranking by return flips.
+
+Results go to ``out``: ``cells/*/`` (resumable), ``episodes.csv``, ``seed_means.csv``,
+``summary.csv``, ``vs_control.csv``, ``paired_vs_control.csv``, ``pareto.csv``,
+``sensitivity.csv``, ``upper_bound.csv``, ``benchmark.md`` and the figures.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from covercast._io import atomic_write_csv, atomic_write_text
+
+__all__ = ["SUITE_POLICIES", "DEPLOYABLE", "SuiteConfig", "run_suite", "aggregate_suite",
+           "write_suite_report", "OPENS_LIFT_BAND"]
+
+#: Policies of the suite benchmark, in table order.
+SUITE_POLICIES: tuple[str, ...] = ("static", "static-tuned", "heuristic", "bandit", "gru-ppo",
+                                   "lookahead-oracle", "planning-oracle")
+#: Policies a platform could deploy (no hidden state), other than the controls.
+DEPLOYABLE: tuple[str, ...] = ("heuristic", "bandit", "gru-ppo")
+#: What the labels mean in the report.
+POLICY_LABELS = {
+    "static": "static (seed paper's control, 08:00/20:00, first style, untuned)",
+    "static-tuned": "static, tuned (the control: hours and style by grid search on training "
+                    "users, 2 pushes a day)",
+    "heuristic": "activity heuristic (2 a day at the user's most active seen hours)",
+    "bandit": "Thompson sampling of the style (static hours)",
+    "gru-ppo": "GRU-PPO (trained on the training population, greedy, best validated)",
+    "lookahead-oracle": "lookahead oracle (hidden state; a heuristic, not deployable)",
+    "planning-oracle": "planning oracle (hidden state, dynamic programming; the upper "
+                       "reference, not deployable)",
+}
+#: The target band of the best deployable policy's lift in opens per user-day over the tuned
+#: control on the default population (published whole-system and send-time results).
+OPENS_LIFT_BAND = (0.05, 0.40)
+#: Per-user-day metrics and the others, as summarised.
+METRICS: tuple[str, ...] = ("return", "opens_per_day", "dwell_min_per_day", "sessions_per_day",
+                            "pushes_per_day", "opted_out", "ctr")
+
+#: Parameter -> (path in PopulationParams.with_parts, values) of the sensitivity table; None:
+#: -50 % and +50 % of the training population's value.
+SENSITIVITY: dict[str, tuple[str, str, tuple[float, float] | None]] = {
+    "beta_fatigue": ("open", "beta_fatigue", None),
+    "opt_out.fatigue_coef": ("opt_out", "fatigue_coef", None),
+    "stale_tau_h": ("open", "stale_tau_h", None),
+    "beta_taste": ("open", "beta_taste", None),
+    "fatigue.half_life_h": ("fatigue", "half_life_h", None),
+    "beta_activity": ("open", "beta_activity", (-0.25, 0.25)),
+}
+
+
+@dataclass
+class SuiteConfig:
+    """Settings of a suite benchmark run (saved as ``config.json``)."""
+
+    seeds: int = 5
+    """Replications: each trains its own learners, tunes its own control, meets its own users."""
+    seed: int = 0
+    """Master seed; replication ``i`` uses ``SeedSequence([seed, i])``."""
+    train_population: str = "calibrated-v1"
+    """Where the learners train and the control is tuned."""
+    eval_populations: list[str] = field(default_factory=lambda: [
+        "calibrated-v1", "flat-activity-v1", "weak-taste-v1", "high-fatigue-v1",
+        "irregular-v1", "fitted-v1", "obd-timing-v1"])
+    """Populations every policy is evaluated on (suite names)."""
+    policies: list[str] = field(default_factory=lambda: list(SUITE_POLICIES))
+    eval_users: int = 1000
+    """Users per seed, policy and population (population vector env, one episode each)."""
+    horizon_days: float = 14.0
+    history_days: float = 14.0
+    pushes_per_day: int = 2
+    """The tuned control's volume (the untuned control's)."""
+    pareto_volumes: list[int] = field(default_factory=lambda: [1, 2, 3, 4])
+    """Volumes the tuned control is also tuned at, for the Pareto frontier."""
+    tune_users: int = 500
+    """Users per candidate schedule in the control's grid search."""
+    gru_steps: int = 6_000_000
+    """GRU-PPO training env-steps (the scheduling benchmark's; about 4-5 minutes a run)."""
+    sensitivity: bool = True
+    """Run the sensitivity table (one seed, ``sensitivity_users`` users per cell)."""
+    sensitivity_users: int = 500
+    workers: int = 2
+    fast: bool = False
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the first bad field."""
+        from covercast.simulators.suite import resolve_name
+
+        for name, lo in (("seeds", 1), ("eval_users", 2), ("gru_steps", 1), ("tune_users", 2),
+                         ("pushes_per_day", 1), ("workers", 1), ("seed", 0),
+                         ("sensitivity_users", 2)):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
+                raise ValueError(f"`{name}` must be an integer >= {lo}, got {v!r}.")
+        resolve_name(self.train_population)
+        for p in self.eval_populations:
+            resolve_name(p)
+        bad = [p for p in self.policies if p not in SUITE_POLICIES]
+        if bad or "static-tuned" not in self.policies:
+            raise ValueError(f"`policies` must be a subset of {list(SUITE_POLICIES)} that "
+                             f"includes the control 'static-tuned', got {self.policies!r}.")
+        if not self.pareto_volumes or any(not isinstance(v, int) or not 1 <= v <= 24
+                                          for v in self.pareto_volumes):
+            raise ValueError(f"`pareto_volumes` must be pushes per day in 1-24, got "
+                             f"{self.pareto_volumes!r}.")
+
+    @classmethod
+    def fast_config(cls, **overrides: Any) -> SuiteConfig:
+        """Tiny sizes for smoke tests: 2 seeds, 12 users x 2 days, two populations."""
+        kw: dict[str, Any] = dict(seeds=2, eval_users=12, horizon_days=2.0, history_days=2.0,
+                                  gru_steps=1536, tune_users=4, pareto_volumes=[1, 2],
+                                  eval_populations=["calibrated-v1", "high-fatigue-v1"],
+                                  sensitivity_users=8, fast=True)
+        kw.update(overrides)
+        return cls(**kw)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _scheduling_config(config: SuiteConfig) -> Any:
+    """The scheduling benchmark's config the GRU-PPO training helpers read."""
+    from covercast.experiments.scheduling import SchedulingConfig
+
+    kw: dict[str, Any] = dict(seeds=config.seeds, seed=config.seed,
+                              horizon_days=config.horizon_days,
+                              history_days=config.history_days, gru_steps=config.gru_steps)
+    if config.fast:
+        return SchedulingConfig.fast_config(**kw, train_horizon_days=min(1.0,
+                                                                          config.horizon_days))
+    return SchedulingConfig(**kw)
+
+
+def _seeds(config: SuiteConfig, i: int) -> dict[str, int]:
+    """Independent seeds of replication ``i``: training, tuning, evaluation, agents."""
+    train, tune, ev, agents = np.random.SeedSequence([config.seed, i]).generate_state(4)
+    return {"train": int(train) % 2**31, "tune": int(tune), "eval": int(ev),
+            "agents": int(agents)}
+
+
+def _env_kwargs(config: SuiteConfig, population: str) -> dict[str, Any]:
+    kw: dict[str, Any] = {"horizon_days": config.horizon_days, "population": population}
+    if config.history_days:
+        kw["history_days"] = float(config.history_days)
+    return kw
+
+
+def _tune(config: SuiteConfig, volume: int, seed: int) -> Any:
+    from covercast.agents.tuned import TunedStaticScheduler
+
+    return TunedStaticScheduler.tune(
+        config.train_population, volume, n_users=config.tune_users, seed=seed,
+        horizon_days=config.horizon_days, history_days=config.history_days,
+        name="static-tuned" if volume == config.pushes_per_day else f"static-tuned-{volume}")
+
+
+def _baselines(config: SuiteConfig, seeds: dict[str, int], control: Any) -> dict[str, Any]:
+    """Fresh non-learning policies (their state must not leak between populations)."""
+    from covercast.agents import ActivityHeuristic, StaticScheduler, ThompsonStyleAgent
+    from covercast.agents.oracle import LookaheadOracle
+    from covercast.agents.planning import PlanningOracle
+    from covercast.agents.tuned import TunedStaticScheduler
+
+    s = [int(x) for x in np.random.SeedSequence([seeds["agents"], 7]).generate_state(6)]
+    make = {
+        "static": lambda: StaticScheduler(hours=(8, 20), style=0, seed=s[0], name="static"),
+        "static-tuned": lambda: TunedStaticScheduler.from_dict(control.to_dict()),
+        "heuristic": lambda: ActivityHeuristic(pushes_per_day=config.pushes_per_day, seed=s[1],
+                                               name="heuristic"),
+        "bandit": lambda: ThompsonStyleAgent(seed=s[2], name="bandit"),
+        "lookahead-oracle": lambda: LookaheadOracle(seed=s[3], name="lookahead-oracle"),
+        "planning-oracle": lambda: PlanningOracle(seed=s[4], name="planning-oracle"),
+    }
+    return {k: make[k]() for k in config.policies if k in make}
+
+
+def _per_user_day(df: pd.DataFrame, horizon_days: float) -> pd.DataFrame:
+    """Per-user-day columns over the experiment window (zero after an opt-out)."""
+    df = df.copy()
+    df["opens_per_day"] = df["opens"] / horizon_days
+    df["dwell_min_per_day"] = df["dwell_min"] / horizon_days
+    df["sessions_per_day"] = (df["sessions"] + df["opens"]) / horizon_days
+    df["pushes_per_day"] = df["pushes"] / horizon_days
+    return df
+
+
+def _evaluate(agent: Any, config: SuiteConfig, population: str, users: int, seed: int,
+              label: str) -> pd.DataFrame:
+    from covercast.experiments.evaluate import evaluate_vector
+
+    df = evaluate_vector(agent, users, seed, env_kwargs=_env_kwargs(config, population),
+                         deterministic=label == "gru-ppo", name=label)
+    df = _per_user_day(df, config.horizon_days).rename(columns={"agent": "policy"})
+    df.insert(0, "population", population)
+    return df
+
+
+def run_suite_cell(task: dict[str, Any]) -> dict[str, Any]:
+    """One replication: tune the control (every Pareto volume), train GRU-PPO, evaluate every
+    policy on every population; writes ``episodes.csv``, ``pareto.csv``, ``curves.csv``,
+    ``control.json`` and ``cell.json`` in ``task["dir"]``."""
+    import torch
+
+    torch.set_num_threads(1)
+    config = SuiteConfig(**task["config"])
+    i = int(task["index"])
+    d = Path(task["dir"])
+    d.mkdir(parents=True, exist_ok=True)
+    seeds = _seeds(config, i)
+    t0 = time.perf_counter()
+    controls = {v: _tune(config, v, seeds["tune"] + v) for v in
+                sorted(set(config.pareto_volumes) | {config.pushes_per_day})}
+    control = controls[config.pushes_per_day]
+    t_tune = time.perf_counter() - t0
+    facts: dict[str, Any] = {"control": control.to_dict(), "tune_seconds": t_tune}
+    learned: dict[str, Any] = {}
+    curve = pd.DataFrame()
+    if "gru-ppo" in config.policies:
+        from covercast.experiments.scheduling import _train_gru
+        from covercast.simulators.suite import load_population
+
+        sc = _scheduling_config(config)
+        agent, rows, f = _train_gru(sc, load_population(config.train_population),
+                                    seeds["train"], d / "gru_ppo", False)
+        learned["gru-ppo"] = agent
+        facts["gru-ppo"] = f
+        curve = pd.DataFrame(rows)
+    frames, pareto = [], []
+    for pop in config.eval_populations:
+        agents = _baselines(config, seeds, control)
+        agents.update(learned)
+        for label in [p for p in SUITE_POLICIES if p in agents]:
+            df = _evaluate(agents[label], config, pop, config.eval_users, seeds["eval"], label)
+            frames.append(df)
+        for v, ctl in controls.items():
+            df = _evaluate(ctl, config, pop, config.eval_users, seeds["eval"], ctl.name)
+            pareto.append({"population": pop, "volume": v, "hours": list(ctl.hours),
+                           "style": int(ctl.style), **{m: float(df[m].mean()) for m in (
+                               "opens_per_day", "pushes_per_day", "dwell_min_per_day",
+                               "return", "opted_out")}})
+    episodes = pd.concat(frames, ignore_index=True)
+    episodes.insert(1, "seed_index", i)
+    atomic_write_csv(episodes, d / "episodes.csv")
+    pdf = pd.DataFrame(pareto)
+    pdf.insert(0, "seed_index", i)
+    atomic_write_csv(pdf, d / "pareto.csv")
+    if not curve.empty:
+        curve.insert(0, "seed_index", i)
+    atomic_write_csv(curve, d / "curves.csv")
+    if config.sensitivity and i == 0:
+        sens = _sensitivity(config, seeds, control, learned)
+        atomic_write_csv(sens, d / "sensitivity.csv")
+    info = {"index": i, "seeds": seeds, "facts": facts, "seconds": time.perf_counter() - t0}
+    atomic_write_text(d / "cell.json", json.dumps(info, indent=2, default=float) + "\n")
+    return info
+
+
+def _sensitivity(config: SuiteConfig, seeds: dict[str, int], control: Any,
+                 learned: dict[str, Any]) -> pd.DataFrame:
+    """Every policy on the training population with one parameter at -50 % / +50 %."""
+    from covercast.simulators.suite import load_population
+
+    base = load_population(config.train_population)
+    cases: list[tuple[str, str, float, float, Any]] = [("none", "unchanged", math.nan,
+                                                         math.nan, base)]
+    for param, (part, fld, values) in SENSITIVITY.items():
+        v0 = float(getattr(getattr(base, part), fld))
+        for k, v in enumerate(values if values is not None else (0.5 * v0, 1.5 * v0)):
+            p = base.with_parts(**{part: {fld: v}})
+            change = (("-50 %", "+50 %") if values is None else ("CI low", "CI high"))[k]
+            cases.append((param, change, v, v0,
+                          dataclasses.replace(p, name=f"{base.name}:{param}={v:g}")))
+    rows = []
+    from covercast.experiments.evaluate import evaluate_vector
+
+    for param, change, v, v0, p in cases:
+        agents = _baselines(config, seeds, control)
+        agents.update(learned)
+        for label in [q for q in SUITE_POLICIES if q in agents]:
+            kw = _env_kwargs(config, config.train_population)
+            kw.pop("population")
+            kw["params"] = p
+            df = evaluate_vector(agents[label], config.sensitivity_users, seeds["eval"],
+                                 env_kwargs=kw, deterministic=label == "gru-ppo", name=label)
+            df = _per_user_day(df, config.horizon_days)
+            rows.append({"parameter": param, "change": change, "value": v, "base_value": v0,
+                         "policy": label, "return": float(df["return"].mean()),
+                         "return_se": float(df["return"].std(ddof=1) / np.sqrt(len(df))),
+                         "opens_per_day": float(df["opens_per_day"].mean()),
+                         "opted_out": float(df["opted_out"].mean())})
+    return pd.DataFrame(rows)
+
+
+def run_suite(out_dir: str | os.PathLike = "runs/scheduling_suite",
+              config: SuiteConfig | None = None, *, backend: str = "auto",
+              address: str | None = None, progress: bool = True) -> Path:
+    """Run (or resume) the suite benchmark and write its report; returns ``benchmark.md``."""
+    from covercast.experiments.scheduling import _run_tasks
+
+    config = config or SuiteConfig()
+    config.validate()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg_path = out / "config.json"
+    if cfg_path.exists():
+        old = json.loads(cfg_path.read_text())
+        if old != config.to_dict():
+            raise ValueError(f"{cfg_path} holds another configuration; resume with the same "
+                             "settings or use another --out.")
+    else:
+        atomic_write_text(cfg_path, json.dumps(config.to_dict(), indent=2) + "\n")
+    tasks = [{"config": config.to_dict(), "index": i, "dir": str(out / "cells" / f"seed{i}")}
+             for i in range(config.seeds)]
+    _run_tasks(tasks, backend, config.workers, address, progress, run=run_suite_cell)
+    aggregate_suite(out)
+    return write_suite_report(out)
+
+
+# ================================================================================== results
+def _seed_means(episodes: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for (pop, pol, s), g in episodes.groupby(["population", "policy", "seed_index"],
+                                              sort=False):
+        row = {"population": pop, "policy": pol, "seed_index": s, "users": len(g)}
+        for m in METRICS:
+            if m == "ctr":
+                row[m] = g["opens"].sum() / g["pushes"].sum() if g["pushes"].sum() else math.nan
+            else:
+                row[m] = float(g[m].astype(float).mean())
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def aggregate_suite(out: str | os.PathLike) -> dict[str, Path]:
+    """Collect the cells into the result CSVs (see the module docstring)."""
+    from covercast.experiments.stats import compare, summarize
+
+    out = Path(out)
+    cells = sorted(p for p in (out / "cells").glob("*") if (p / "cell.json").exists())
+    if not cells:
+        raise FileNotFoundError(f"No finished cells in {out / 'cells'}; run the benchmark first.")
+    episodes = pd.concat([pd.read_csv(p / "episodes.csv") for p in cells], ignore_index=True)
+    pareto = pd.concat([pd.read_csv(p / "pareto.csv") for p in cells], ignore_index=True)
+    curve_frames = [pd.read_csv(p / "curves.csv") for p in cells
+                    if (p / "curves.csv").stat().st_size > 1]
+    sens = [pd.read_csv(p / "sensitivity.csv") for p in cells if (p / "sensitivity.csv").exists()]
+    means = _seed_means(episodes)
+    summaries, comps, paired = [], [], []
+    for pop, g in means.groupby("population", sort=False):
+        s = summarize(g, by="policy", metrics=list(METRICS))
+        s.insert(0, "population", pop)
+        summaries.append(s)
+        if g["seed_index"].nunique() >= 2:
+            c = compare(g, baseline="static-tuned", by="policy", metrics=list(METRICS))
+            c.insert(0, "population", pop)
+            comps.append(c)
+        e = episodes[episodes["population"] == pop].copy()
+        e["pair"] = e["seed_index"].astype(np.int64) * 1_000_000 + e["episode"]
+        c = compare(e, baseline="static-tuned", by="policy",
+                    metrics=[m for m in METRICS if m != "ctr"], paired=True, pair_on="pair")
+        c.insert(0, "population", pop)
+        paired.append(c)
+    summary = pd.concat(summaries, ignore_index=True)
+    paths = {k: out / f"{k}.csv" for k in ("episodes", "seed_means", "summary", "vs_control",
+                                           "paired_vs_control", "pareto", "curves",
+                                           "sensitivity", "upper_bound")}
+    atomic_write_csv(episodes, paths["episodes"])
+    atomic_write_csv(means, paths["seed_means"])
+    atomic_write_csv(summary, paths["summary"])
+    atomic_write_csv(pd.concat(comps, ignore_index=True) if comps else
+                     pd.DataFrame(columns=["population", "agent", "metric"]), paths["vs_control"])
+    atomic_write_csv(pd.concat(paired, ignore_index=True), paths["paired_vs_control"])
+    atomic_write_csv(pareto, paths["pareto"])
+    atomic_write_csv(pd.concat(curve_frames, ignore_index=True) if curve_frames
+                     else pd.DataFrame(), paths["curves"])
+    atomic_write_csv(pd.concat(sens, ignore_index=True) if sens else pd.DataFrame(),
+                     paths["sensitivity"])
+    atomic_write_csv(upper_bound_check(summary), paths["upper_bound"])
+    return paths
+
+
+def _mean(summary: pd.DataFrame, pop: str, pol: str, m: str) -> float:
+    r = summary[(summary["population"] == pop) & (summary["policy"] == pol)
+                & (summary["metric"] == m)]
+    return math.nan if r.empty else float(r["mean"].iloc[0])
+
+
+def upper_bound_check(summary: pd.DataFrame) -> pd.DataFrame:
+    """Per population: the planning oracle's mean return against every other policy's."""
+    rows = []
+    for pop in pd.unique(summary["population"]):
+        ref = _mean(summary, pop, "planning-oracle", "return")
+        for pol in pd.unique(summary["policy"]):
+            if pol == "planning-oracle":
+                continue
+            v = _mean(summary, pop, pol, "return")
+            rows.append({"population": pop, "policy": pol, "return": v,
+                         "planning_oracle_return": ref, "ratio": v / ref if ref else math.nan,
+                         "oracle_at_least_as_good": bool(ref >= v)})
+    return pd.DataFrame(rows)
+
+
+def _fmt(summary: pd.DataFrame, pop: str, pol: str, m: str, f: float = 1.0,
+         unit: str = "") -> str:
+    r = summary[(summary["population"] == pop) & (summary["policy"] == pol)
+                & (summary["metric"] == m)]
+    if r.empty or not np.isfinite(r["mean"].iloc[0]):
+        return "n/a"
+    r = r.iloc[0]
+    if not np.isfinite(r["ci_high"]):
+        return f"{f * r['mean']:.3g}{unit}"
+    return f"{f * r['mean']:.3g}{unit} ± {f * (r['ci_high'] - r['mean']):.2g}"
+
+
+def _table(summary: pd.DataFrame, comp: pd.DataFrame, pop: str) -> str:
+    cols = [("return", "return", 1.0, ""), ("opens_per_day", "opens/user/day", 1.0, ""),
+            ("dwell_min_per_day", "dwell min/user/day", 1.0, ""),
+            ("sessions_per_day", "sessions/user/day", 1.0, ""),
+            ("pushes_per_day", "pushes/user/day", 1.0, ""),
+            ("opted_out", "opted out", 100.0, " %"), ("ctr", "CTR (not ranked)", 100.0, " %")]
+    head = "| policy | " + " | ".join(c[1] for c in cols) + \
+        " | opens vs control | p (Holm) |"
+    lines = [head, "|" + "---|" * (len(cols) + 3)]
+    pols = [p for p in SUITE_POLICIES if p in set(summary.loc[summary["population"] == pop,
+                                                                "policy"])]
+    for pol in pols:
+        cells = [_fmt(summary, pop, pol, m, f, u) for m, _, f, u in cols]
+        c = comp[(comp["population"] == pop) & (comp["agent"] == pol)
+                 & (comp["metric"] == "opens_per_day")] if not comp.empty else comp
+        lift = f"{100 * c['lift'].iloc[0]:+.1f} %" if len(c) else ""
+        p = f"{c['p_holm'].iloc[0]:.2g}" if len(c) else ""
+        lines.append(f"| {pol} | " + " | ".join(cells) + f" | {lift} | {p} |")
+    return "\n".join(lines)
+
+
+def target_check_suite(out: Path, summary: pd.DataFrame, config: dict[str, Any]
+                       ) -> dict[str, Any]:
+    """The issue's targets from the saved results (``target.json``)."""
+    train = config["train_population"]
+    ctl = _mean(summary, train, "static-tuned", "opens_per_day")
+    ctl_push = _mean(summary, train, "static-tuned", "pushes_per_day")
+    lifts = {}
+    for pol in DEPLOYABLE:
+        v = _mean(summary, train, pol, "opens_per_day")
+        push = _mean(summary, train, pol, "pushes_per_day")
+        if np.isfinite(v):
+            lifts[pol] = {"opens_per_day": v, "pushes_per_day": push,
+                          "lift": v / ctl - 1 if ctl else math.nan,
+                          "matched_volume": bool(push <= 1.05 * ctl_push)}
+    matched = {k: v for k, v in lifts.items() if v["matched_volume"]}
+    best = max(matched, key=lambda k: matched[k]["lift"]) if matched else None
+    ub = upper_bound_check(summary)
+    checks = {
+        "opens_lift_in_band": {
+            "control_opens_per_day": ctl, "control_pushes_per_day": ctl_push,
+            "policies": lifts, "best_deployable": best,
+            "lift": matched[best]["lift"] if best else math.nan, "band": list(OPENS_LIFT_BAND),
+            "pass": bool(best is not None and OPENS_LIFT_BAND[0] <= matched[best]["lift"]
+                         <= OPENS_LIFT_BAND[1])},
+        "upper_reference": {
+            "violations": ub.loc[~ub["oracle_at_least_as_good"],
+                                 ["population", "policy", "return",
+                                  "planning_oracle_return"]].to_dict("records"),
+            "pass": bool(ub["oracle_at_least_as_good"].all())},
+    }
+    res = {"checks": checks, "all_pass": all(c["pass"] for c in checks.values())}
+    atomic_write_text(out / "target.json", json.dumps(res, indent=2, default=float) + "\n")
+    return res
+
+
+def _ranking(g: pd.DataFrame) -> list[str]:
+    """Policies other than the hidden-state references, best return first."""
+    dep = g[~g["policy"].str.contains("oracle")].sort_values("return", ascending=False)
+    return list(dep["policy"])
+
+
+def _sensitivity_md(sens: pd.DataFrame) -> list[str]:
+    """The ranking under each change beside the unchanged population's (same users, seed 0).
+
+    A pair of policies counts as *flipped* only when their order reverses and the returns
+    differ by more than two standard errors in both the unchanged and the changed case
+    (policies within noise of each other are ties, not flips).
+    """
+    if sens.empty:
+        return ["(not run)"]
+    ref_g = sens[sens["parameter"] == "none"]
+    ref = _ranking(ref_g)
+    r0 = ref_g.set_index("policy")
+
+    def clear(g: pd.DataFrame, a: str, b: str) -> bool:
+        x = g.loc[a, "return"] - g.loc[b, "return"]
+        return abs(x) > 2 * math.hypot(g.loc[a, "return_se"], g.loc[b, "return_se"])
+
+    lines = ["| parameter | change | value | ranking by return (best first) | clear flips |",
+             "|---|---|---|---|---|"]
+    for (param, change), g in sens.groupby(["parameter", "change"], sort=False):
+        order = _ranking(g)
+        gi = g.set_index("policy")
+        flips = [f"{a} / {b}" for i, a in enumerate(ref) for b in ref[i + 1:]
+                 if a in order and b in order and order.index(a) > order.index(b)
+                 and clear(r0, a, b) and clear(gi, a, b)]
+        rank = " > ".join(f"{p} ({gi.loc[p, 'return']:.2f})" for p in order)
+        value = "" if param == "none" else f"{g['value'].iloc[0]:.3g}"
+        lines.append(f"| {param} | {change} | {value} | {rank} | "
+                     f"{', '.join(flips) if flips else 'none'} |")
+    return lines
+
+
+def _figures(out: Path, config: dict[str, Any]) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    summary = pd.read_csv(out / "summary.csv")
+    pareto = pd.read_csv(out / "pareto.csv")
+    pops = list(pd.unique(summary["population"]))
+    n = len(pops)
+    cols = min(4, n)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.6 * rows), squeeze=False)
+    for ax, pop in zip(axes.flat, pops, strict=False):
+        fr = pareto[pareto["population"] == pop].groupby("volume")[
+            ["pushes_per_day", "opens_per_day"]].mean()
+        ax.plot(fr["pushes_per_day"], fr["opens_per_day"], "-o", color="0.4", ms=4,
+                label="tuned static, 1-4/day")
+        for k, pol in enumerate([p for p in SUITE_POLICIES if p != "static-tuned"]):
+            x = _mean(summary, pop, pol, "pushes_per_day")
+            y = _mean(summary, pop, pol, "opens_per_day")
+            if np.isfinite(x):
+                ax.plot([x], [y], marker="o*sDP^v"[k % 8], ls="none", color=f"C{k}", ms=7,
+                        label=pol)
+        ax.set_title(pop, fontsize=9)
+        ax.set_xlabel("pushes per user-day")
+        ax.set_ylabel("opens per user-day")
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=7)
+    fig.suptitle("Opens vs push volume (mean over seeds): the tuned control's frontier and "
+                 "every policy", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(out / "pareto.png", dpi=110)
+    plt.close(fig)
+    names = ["pareto.png"]
+    fig, ax = plt.subplots(figsize=(max(8, 1.2 * n + 4), 4))
+    pols = [p for p in SUITE_POLICIES if p in set(summary["policy"])]
+    width = 0.8 / len(pols)
+    for k, pol in enumerate(pols):
+        ys, errs = [], []
+        for pop in pops:
+            r = summary[(summary["population"] == pop) & (summary["policy"] == pol)
+                        & (summary["metric"] == "opens_per_day")]
+            ys.append(float(r["mean"].iloc[0]) if len(r) else np.nan)
+            errs.append(float(r["ci_high"].iloc[0] - r["mean"].iloc[0]) if len(r) else 0.0)
+        ax.bar(np.arange(n) + (k - (len(pols) - 1) / 2) * width, ys, width,
+               yerr=np.nan_to_num(errs), capsize=1.5, label=pol, color=f"C{k}")
+    ax.set_xticks(np.arange(n), [p + ("\n(held out)" if p not in
+                                      _train_names() else "") for p in pops], fontsize=8)
+    ax.set_ylabel("opens per user-day")
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(out / "opens_by_population.png", dpi=110)
+    plt.close(fig)
+    names.append("opens_by_population.png")
+    return names
+
+
+def _train_names() -> list[str]:
+    from covercast.simulators.suite import population_names
+
+    return population_names("train")
+
+
+def write_suite_report(out: str | os.PathLike) -> Path:
+    """``benchmark.md`` (and ``target.json``, the figures) from the saved results."""
+    from covercast.simulators.suite import SUITE
+
+    out = Path(out)
+    config = json.loads((out / "config.json").read_text())
+    summary = pd.read_csv(out / "summary.csv")
+    comp = pd.read_csv(out / "vs_control.csv")
+    sens_path = out / "sensitivity.csv"
+    sens = pd.read_csv(sens_path) if sens_path.stat().st_size > 1 else pd.DataFrame()
+    target = target_check_suite(out, summary, config)
+    figs = _figures(out, config)
+    cells = [json.loads(p.read_text()) for p in sorted((out / "cells").glob("*/cell.json"))]
+    train = config["train_population"]
+    lines = ["# Scheduling benchmark on the population suite\n",
+             f"{config['seeds']} seeds (master seed {config['seed']}) x "
+             f"{config['eval_users']} users x {config['horizon_days']:g}-day episodes per "
+             f"policy and population (population vector env, the same users for every policy "
+             f"of a seed), existing users with {config['history_days']:g} days of seen "
+             f"sessions. Learners train and the control is tuned on **{train}** only; the "
+             f"populations marked *held out* were seen by no training or tuning. Values: mean "
+             f"over seeds ± half-width of the 95 % t-interval. Per user-day figures are over "
+             f"the whole window (an opted-out user adds zero after leaving). Lifts and p "
+             f"against the **tuned control** (`static-tuned`, Welch over seed means, Holm "
+             f"within the metric; user-level paired tests in `paired_vs_control.csv`). "
+             f"Produced by `covercast experiment scheduling --suite` "
+             f"(`covercast.experiments.suite_benchmark`).\n",
+             "## Policies\n"]
+    lines += [f"- `{k}`: {v}" for k, v in POLICY_LABELS.items() if k in config["policies"]]
+    ctl = [c["facts"]["control"] for c in cells]
+    lines += ["", "Tuned control per seed (grid search on "
+              f"{config['tune_users']} training users per candidate): " + "; ".join(
+                  f"seed {c['index']}: {c['facts']['control']['hours']} style "
+                  f"{c['facts']['control']['style']}" for c in cells) + "." if ctl else ""]
+    lines.append("\n## Targets\n")
+    t = target["checks"]
+    ol = t["opens_lift_in_band"]
+    lines.append(f"- Best deployable policy at matched volume on {train}: "
+                 f"**{ol['best_deployable']}**, opens per user-day "
+                 f"{100 * ol['lift']:+.1f} % over the tuned control (band "
+                 f"+{100 * OPENS_LIFT_BAND[0]:.0f} % ... +{100 * OPENS_LIFT_BAND[1]:.0f} %): "
+                 f"{'pass' if ol['pass'] else 'FAIL'}. Every deployable policy: " + ", ".join(
+                     f"{k} {100 * v['lift']:+.1f} % at {v['pushes_per_day']:.2f} pushes/day"
+                     f"{'' if v['matched_volume'] else ' (more volume than the control)'}"
+                     for k, v in ol["policies"].items()) + ".")
+    ub = t["upper_reference"]
+    lines.append(f"- The planning oracle's return is at least every policy's on every "
+                 f"population: {'pass' if ub['pass'] else 'FAIL'}" + (
+                     "" if ub["pass"] else " -- violations: " + "; ".join(
+                         f"{v['population']} {v['policy']} {v['return']:.3f} > "
+                         f"{v['planning_oracle_return']:.3f}" for v in ub["violations"])) + ".")
+    for pop in pd.unique(summary["population"]):
+        split = SUITE[pop].split if pop in SUITE else "?"
+        held = " (held out)" if split == "test" else (" (training population)" if pop == train
+                                                     else f" ({split} split)")
+        lines += [f"\n## {pop}{held}\n", _table(summary, comp, pop)]
+    lines += ["\n## Sensitivity (ranking of the deployable policies and controls by return)\n",
+              f"Seed 0, {config['sensitivity_users']} users, {train} with one parameter "
+              "moved at a time (GRU-PPO as trained on the unchanged population; the "
+              "hidden-state references left out of the ranking). A clear flip: two policies "
+              "change order while more than 2 SE apart in both cases.\n"]
+    lines += _sensitivity_md(sens)
+    lines += ["\n## Figures\n"] + [f"![{f}]({f})" for f in figs]
+    secs = [c["seconds"] for c in cells]
+    lines.append(f"\nCells: {len(cells)}, {np.mean(secs):.0f} s each on average.")
+    path = out / "benchmark.md"
+    atomic_write_text(path, "\n".join(lines) + "\n")
+    return path

@@ -1,0 +1,83 @@
+"""The population-suite scheduling benchmark: a tiny run writes every output, resumes, and
+refuses bad settings."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from covercast.experiments.suite_benchmark import (
+    SUITE_POLICIES,
+    SuiteConfig,
+    run_suite,
+    upper_bound_check,
+)
+
+
+@pytest.fixture(scope="module")
+def fast_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("suite")
+    report = run_suite(out, SuiteConfig.fast_config(), backend="sequential", progress=False)
+    return out, report
+
+
+def test_fast_run_writes_every_output(fast_run):
+    out, report = fast_run
+    text = report.read_text()
+    for f in ("episodes.csv", "summary.csv", "vs_control.csv", "paired_vs_control.csv",
+              "pareto.csv", "sensitivity.csv", "upper_bound.csv", "target.json", "pareto.png",
+              "opens_by_population.png"):
+        assert (out / f).exists(), f
+    ep = pd.read_csv(out / "episodes.csv")
+    assert set(ep["policy"]) == set(SUITE_POLICIES)
+    assert set(ep["population"]) == {"calibrated-v1", "high-fatigue-v1"}
+    # every policy of a seed met the same users: one row per (population, policy, seed, user)
+    assert ep.groupby(["population", "policy", "seed_index"]).size().eq(12).all()
+    assert "high-fatigue-v1 (held out)" in text and "tuned control" in text
+    target = json.loads((out / "target.json").read_text())
+    assert set(target["checks"]) == {"opens_lift_in_band", "upper_reference"}
+    sens = pd.read_csv(out / "sensitivity.csv")
+    assert "none" in set(sens["parameter"]) and len(sens["parameter"].unique()) == 7
+    pareto = pd.read_csv(out / "pareto.csv")
+    assert set(pareto["volume"]) == {1, 2}
+
+
+def test_rerun_resumes_and_refuses_another_config(fast_run):
+    out, _ = fast_run
+    before = (out / "cells" / "seed0" / "cell.json").stat().st_mtime_ns
+    run_suite(out, SuiteConfig.fast_config(), backend="sequential", progress=False)
+    assert (out / "cells" / "seed0" / "cell.json").stat().st_mtime_ns == before
+    with pytest.raises(ValueError, match="another configuration"):
+        run_suite(out, SuiteConfig.fast_config(eval_users=13), backend="sequential",
+                  progress=False)
+
+
+def test_upper_bound_check_flags_a_policy_above_the_reference():
+    rows = []
+    for pol, v in (("planning-oracle", 1.0), ("gru-ppo", 1.2), ("static-tuned", 0.5)):
+        rows.append({"population": "p", "policy": pol, "metric": "return", "mean": v})
+    ub = upper_bound_check(pd.DataFrame(rows)).set_index("policy")
+    assert not ub.loc["gru-ppo", "oracle_at_least_as_good"]
+    assert ub.loc["static-tuned", "oracle_at_least_as_good"]
+
+
+@pytest.mark.parametrize("kw, match", [
+    ({"policies": ["static", "gru-ppo"]}, "static-tuned"),
+    ({"eval_populations": ["nope"]}, "Unknown population"),
+    ({"pareto_volumes": [0]}, "pareto_volumes"),
+    ({"seeds": 0}, "seeds"),
+])
+def test_bad_settings_fail_clearly(kw, match):
+    with pytest.raises(ValueError, match=match):
+        SuiteConfig(**kw).validate()
+
+
+def test_cli_refuses_flags_of_the_other_benchmark(tmp_path, capsys):
+    from covercast.experiments.cli import main
+
+    rc = main(["experiment", "scheduling", "--suite", "--fast", "--eval-users", "5",
+               "--out", str(tmp_path / "x")])
+    assert rc == 2
+    assert "--eval-users" in capsys.readouterr().err
