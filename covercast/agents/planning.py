@@ -68,6 +68,7 @@ with the default grid).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from typing import Any
@@ -102,6 +103,11 @@ def default_fatigue_grid(increment: float, top: float) -> np.ndarray:
         g.append(g[-1] * 1.35)
     g = [x for x in g if x < top - 1e-9] + [top]
     return np.asarray(g, dtype=np.float64)
+
+
+def _day(t: Any) -> Any:
+    """The population's day (its drift steps so far) at time ``t`` (hours)."""
+    return np.floor(np.asarray(t, dtype=np.float64) / 24.0 + _TOL_H).astype(np.int64)
 
 
 def _lerp_index(grid: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -158,15 +164,17 @@ class _Table:
         self.size = x_grid.size
 
     def lookup(self, tab: np.ndarray, x: np.ndarray) -> np.ndarray:
-        """``tab[u]`` ``(n, X)`` at ``x[u, ...]`` (any trailing shape)."""
-        n = tab.shape[0]
-        pos = np.clip((x - self.x0) / self.step, 0.0, self.size - 1 - 1e-9)
+        """Tables ``tab`` ``(*lead, X)`` at ``x`` ``(*lead, ...)``: ``tab[u]`` at ``x[u]``."""
+        lead = tab.shape[:-1]
+        m = int(np.prod(lead))
+        xr = x.reshape((m,) + x.shape[len(lead):])
+        pos = np.clip((xr - self.x0) / self.step, 0.0, self.size - 1 - 1e-9)
         i = pos.astype(np.int64)
         fr = pos - i
-        i += (np.arange(n) * self.size).reshape((n,) + (1,) * (x.ndim - 1))
+        i += (np.arange(m) * self.size).reshape((m,) + (1,) * (xr.ndim - 1))
         flat = tab.reshape(-1)
         lo = flat[i]
-        return lo + (flat[i + 1] - lo) * fr
+        return (lo + (flat[i + 1] - lo) * fr).reshape(x.shape)
 
 
 class PlanningOracle(Agent):
@@ -308,6 +316,10 @@ class PlanningOracle(Agent):
         raise ValueError(f"The planning oracle needs slots that divide an hour or last whole "
                          f"hours; this environment's slots last {minutes} minutes.")
 
+    def _sub_hour(self) -> bool:
+        """Whether slots are shorter than an hour (decisions on whole hours only)."""
+        return self._slot_hours() < 1.0 - _TOL_H
+
     def _max_steps(self) -> int | None:
         """``max_episode_steps`` of the attached environment (None if it has none)."""
         m = getattr(self._env, "max_episode_steps", None)      # the population vector env
@@ -387,6 +399,7 @@ class PlanningOracle(Agent):
         X = x_grid.size
         return {
             "pop": pop, "n": n, "dt": dt, "d1": d1, "grid": grid, "A": A,
+            "drift": dataclasses.replace(p.drift, sd_per_day=0.0),
             "x_grid": x_grid, "table": _Table(x_grid), "cover_w": cover_w,
             "p_out": R.opt_out_probability(f_push, p.opt_out),
             "wait_st": _stencil(grid, grid * d1), "push_st": _stencil(grid, f_push * d1),
@@ -396,7 +409,8 @@ class PlanningOracle(Agent):
             "t0": np.full(n, np.nan), "H": np.zeros(n, dtype=np.int64),
             "start": np.full(n, np.nan), "planned_at": np.full(n, np.nan),
             "mult": np.full(n, np.nan), "seg": np.full(n, -1, dtype=np.int64),
-            "G_all": np.zeros((n, cover_w.shape[0], X)), "Gp": np.zeros((n, X)),
+            "G_all": np.zeros((n, cover_w.shape[0], X)), "tables_day": np.full(n, -1),
+            "s_bar": np.zeros(n, dtype=np.int64),
             "rate": np.zeros((n, HOURS_PER_WEEK)), "relact": np.zeros((n, HOURS_PER_WEEK)),
             "plans": {}, "next_id": 0,
         }
@@ -405,7 +419,8 @@ class PlanningOracle(Agent):
     def _hour_rewards(self, P: dict[str, Any], model: PushValueModel, Gp: np.ndarray,
                       rate: np.ndarray, relact: np.ndarray, limit: np.ndarray
                       ) -> dict[str, np.ndarray]:
-        """What the backward step needs for hours ``j = 0 .. L-1`` (columns of ``rate``):
+        """What the backward step needs for hours ``j = 0 .. L-1`` (columns of ``rate``; the
+        tables ``Gp`` ``(n, L, X)`` of each hour):
         ``push`` ``(n, L, F)`` the push's reward (within its hour with the tray, else over
         ``seen_horizon_h`` hours, not past ``limit`` hours), and with the tray ``seen``
         ``(n, L)`` (a new push is seen within its hour), ``ps`` ``(n, L)`` (a waiting push is
@@ -434,22 +449,24 @@ class PlanningOracle(Agent):
             out["wait"] = ps[:, :, None] * table.lookup(Gp, xw)
         return out
 
-    def _backward(self, P: dict[str, Any], model: PushValueModel, rows: np.ndarray,
-                  how0: int, t_end: int, h_a: int, h_b: int, V: np.ndarray,
-                  keep_all: bool) -> np.ndarray:
-        """Backward induction from hour ``h_b`` (values ``V`` ``(n, A, F)``) to ``h_a``, hours
-        counted from the plan's start (hour of week ``how0``), the episode ending at hour
-        ``t_end``. Returns ``V[h_a]``, or with ``keep_all`` every ``V[h_a .. h_b]``."""
+    def _backward(self, P: dict[str, Any], model: PushValueModel, plan: dict[str, Any],
+                  sl: slice, h_a: int, h_b: int, V: np.ndarray, keep_all: bool
+                  ) -> np.ndarray:
+        """Backward induction for users ``sl`` of ``plan`` from its hour ``h_b`` (values
+        ``V`` ``(n, A, F)``) to ``h_a``. Returns ``V[h_a]``, or with ``keep_all`` every
+        ``V[h_a .. h_b]``."""
         L = h_b - h_a
         K = 1 if self.tray else self.seen_horizon_h
-        cols = (how0 + h_a + np.arange(L + K + 1)) % HOURS_PER_WEEK
-        rw = self._hour_rewards(P, model, P["Gp"][rows], P["rate"][rows][:, cols],
-                                P["relact"][rows][:, cols], t_end - (h_a + np.arange(L)))
+        cols = (plan["how0"] + h_a + np.arange(L + K + 1)) % HOURS_PER_WEEK
+        Gp = plan["Gp_days"][sl][:, plan["day_of_hour"][h_a:h_b]]        # (n, L, X)
+        rw = self._hour_rewards(P, model, Gp, plan["rate"][sl][:, cols],
+                                plan["relact"][sl][:, cols],
+                                plan["H"] - (h_a + np.arange(L)))
         st_w, st_p = P["wait_st"], P["push_st"]
         keep = 1.0 - P["p_out"]
         stale_a = P["stale_a"][None, :, None]
         A, dt = P["A"], P["dt"]
-        out = np.empty((rows.size, L + 1) + V.shape[1:], dtype=np.float32) if keep_all \
+        out = np.empty((V.shape[0], L + 1) + V.shape[1:], dtype=np.float32) if keep_all \
             else None
         if keep_all:
             out[:, L] = V
@@ -481,38 +498,75 @@ class PlanningOracle(Agent):
         b = max(1, _USER_BLOCK_ELEMENTS // per)
         return [slice(lo, min(n, lo + b)) for lo in range(0, n, b)]
 
+    def _tables(self, P: dict[str, Any], model: PushValueModel, hs: dict[str, np.ndarray],
+                rows: np.ndarray) -> np.ndarray:
+        """``(n, S', X)``: the cover-averaged reward per seen push of each choice, users
+        ``rows`` with their taste now."""
+        return model.mixture_table(model.user_terms(hs, rows), P["cover_w"], P["x_grid"])
+
+    def _expected_tables(self, P: dict[str, Any], model: PushValueModel,
+                         hs: dict[str, np.ndarray], rows: np.ndarray, s_bar: np.ndarray,
+                         n_days: int) -> np.ndarray:
+        """``(n, n_days, X)``: the table of choice ``s_bar`` after ``k`` more days of drift,
+        with the expected taste and topic affinity then (the daily Ornstein-Uhlenbeck step
+        without its noise: a ``1 - (1 - reversion) ** k`` pull towards the segment's mean)."""
+        seg = hs["segment"][rows]
+        cover_w = P["cover_w"]
+        out = np.empty((rows.size, n_days, P["x_grid"].size))
+        for k in range(n_days):
+            hk = {"segment": seg, "fatigue": hs["fatigue"][rows],
+                  "activity_multiplier": hs["activity_multiplier"][rows],
+                  "taste": R.drift_step(hs["taste"][rows], model.taste_mean[seg], P["drift"],
+                                        None, days=float(k)),
+                  "topic_affinity": R.drift_step(hs["topic_affinity"][rows],
+                                                 model.topic_mean[seg], P["drift"], None,
+                                                 days=float(k))}
+            for q in np.unique(s_bar):
+                grp = np.flatnonzero(s_bar == q)
+                sel = np.flatnonzero(cover_w[q] > 0)             # only the choice's covers
+                user = model.user_terms(hk, grp, hours=np.zeros(1, np.int64), sel=sel)
+                out[grp, k] = model.mixture_table(user, cover_w[q, sel][None, :],
+                                                  P["x_grid"])[:, 0]
+        return out
+
     def _make_plan(self, P: dict[str, Any], model: PushValueModel, hs: dict[str, np.ndarray],
                    rows: np.ndarray, t0: float, how0: int, H: int) -> None:
         """Plan users ``rows`` from hour ``t0`` (hour of week ``how0``) for ``H`` hours."""
         tic = time.perf_counter()
         fm = model.params.fatigue
+        now = float(P["pop"].now)
         user = model.user_terms(hs, rows)
         G_all = model.mixture_table(user, P["cover_w"], P["x_grid"])         # (n, S', X)
         x_typ = model.logit_shift(np.zeros(1), np.full(1, fm.increment))
-        typ = P["table"].lookup(G_all.reshape(-1, G_all.shape[2]),
-                                np.broadcast_to(x_typ, (G_all.shape[0] * G_all.shape[1],)))
-        s_bar = np.argmax(typ.reshape(G_all.shape[:2]), axis=1)
-        P["G_all"][rows] = G_all
-        P["Gp"][rows] = G_all[np.arange(rows.size), s_bar]
+        typ = P["table"].lookup(G_all, np.broadcast_to(x_typ, G_all.shape[:2]))
+        s_bar = np.argmax(typ, axis=1)
+        P["G_all"][rows], P["s_bar"][rows] = G_all, s_bar
+        P["tables_day"][rows] = _day(now)
         P["rate"][rows], P["relact"][rows] = user["rate"], user["relact"]
+        # the drift steps before each planned hour (the population drifts at each day's start)
+        day_of_hour = _day(t0 + np.arange(max(H, 1))) - _day(now)
         n_ck = max(1, -(-H // _BLOCK_H))
         A, F = P["A"], P["grid"].size
-        ck = np.zeros((rows.size, n_ck, A, F), dtype=np.float32)
+        plan = {"rows": rows, "how0": how0, "H": H, "block": -1, "values": None,
+                "live": rows.size, "rate": user["rate"], "relact": user["relact"],
+                "day_of_hour": day_of_hour,
+                "Gp_days": self._expected_tables(P, model, hs, rows, s_bar,
+                                                 int(day_of_hour[-1]) + 1),
+                "ck": np.zeros((rows.size, n_ck, A, F), dtype=np.float32)}
         for sl in self._user_blocks(P, rows.size):
             V = np.zeros((sl.stop - sl.start, A, F))
             for b in range(n_ck - 1, -1, -1):
                 h_a, h_b = b * _BLOCK_H, min((b + 1) * _BLOCK_H, H)
-                V = self._backward(P, model, rows[sl], how0, H, h_a, h_b, V, False)
-                ck[sl, b] = V
+                V = self._backward(P, model, plan, sl, h_a, h_b, V, False)
+                plan["ck"][sl, b] = V
         pid = P["next_id"]
         P["next_id"] += 1
         old = P["plan"][rows]
-        P["plans"][pid] = {"rows": rows, "how0": how0, "H": H, "ck": ck, "block": -1,
-                           "values": None, "live": rows.size}
+        P["plans"][pid] = plan
         for o in np.unique(old[old >= 0]):
-            plan = P["plans"][o]
-            plan["live"] -= int((old == o).sum())
-            if plan["live"] <= 0:
+            gone = P["plans"][o]
+            gone["live"] -= int((old == o).sum())
+            if gone["live"] <= 0:
                 del P["plans"][o]
         P["plan"][rows], P["pos"][rows] = pid, np.arange(rows.size)
         P["t0"][rows], P["H"][rows] = t0, H
@@ -536,8 +590,7 @@ class PlanningOracle(Agent):
             for sl in self._user_blocks(P, rows.size):
                 V = ck[sl, b + 1].astype(np.float64) if b + 1 < ck.shape[1] \
                     else np.zeros((sl.stop - sl.start,) + ck.shape[2:])
-                vals[sl] = self._backward(P, model, rows[sl], plan["how0"], H, h_a, h_b, V,
-                                          True)
+                vals[sl] = self._backward(P, model, plan, sl, h_a, h_b, V, True)
             plan["block"], plan["values"] = b, vals
             self.plan_seconds += time.perf_counter() - tic
         return plan["values"][:, h - b * _BLOCK_H]
@@ -573,7 +626,8 @@ class PlanningOracle(Agent):
         need &= ~hs["opted_out"]
         if need.any():
             ts = pop.timestamp
-            wait_min = (60 - ts.minute) % 60 if ts.minute else 0     # to the next whole hour
+            # slots under an hour: decisions on the next whole hour
+            wait_min = (60 - ts.minute) % 60 if self._sub_hour() else 0
             t0 = now + wait_min / 60.0
             how0 = (int(ts.day_of_week) * 24 + (ts.hour * 60 + ts.minute + wait_min) // 60) \
                 % HOURS_PER_WEEK
@@ -619,7 +673,7 @@ class PlanningOracle(Agent):
                "style": np.zeros(n, dtype=np.int64), "q_push": np.full(n, -np.inf),
                "q_wait": np.zeros(n), "pending": np.zeros(n),
                "decide": np.zeros(n, dtype=bool), "push": np.zeros(n, dtype=bool)}
-        if ts.minute != 0:
+        if self._sub_hour() and ts.minute != 0:
             return out
         h = np.rint(now - P["t0"])
         ok = (np.isfinite(h) & (h >= 0) & (h < P["H"]) & ~hs["opted_out"]
@@ -653,22 +707,23 @@ class PlanningOracle(Agent):
         w, ra, delay = model.seen_terms(rate, relact, j0, limit=left)
         x = model.logit_shift(ra[:, 0], R.fatigue_at(f_push[:, None], 0.0, delay[None, :],
                                                      fm.half_life_h))     # (m, M)
+        stale = rows[P["tables_day"][rows] != _day(now)]      # the taste drifted: new tables
+        if stale.size:
+            P["G_all"][stale] = self._tables(P, model, hs, stale)
+            P["tables_day"][stale] = _day(now)
         G_all = P["G_all"][rows]
         S2 = G_all.shape[1]
-        g = table.lookup(G_all.reshape(m * S2, -1), np.repeat(x, S2, axis=0)).reshape(
-            m, S2, -1)
+        g = table.lookup(G_all, np.broadcast_to(x[:, None, :], (m, S2, x.shape[1])))
         value = model.push_reward(np.einsum("nsm,nm->ns", g, w[:, 0]), p_out[:, None])
         style = np.argmax(value, axis=1)
         out["value_now"][rows] = value
         if self.mode == "schedule":
             out["style"][rows] = style
-        Gp = P["Gp"][rows]
+        Gp = G_all[np.arange(m), P["s_bar"][rows]]
         wait_next = _lerp_rows(Vn[:, 0], grid, f * P["d1"])
         pend_id = hs["pending_push"][rows]
         if not self.tray:
-            x_p = model.logit_shift(ra[:, 0], R.fatigue_at(
-                f_push[:, None], 0.0, delay[None, :], fm.half_life_h))
-            r_plan = model.push_reward((table.lookup(Gp, x_p) * w[:, 0]).sum(axis=1), p_out)
+            r_plan = model.push_reward((table.lookup(Gp, x) * w[:, 0]).sum(axis=1), p_out)
             q_push = r_plan + keep * _lerp_rows(Vn[:, 0], grid, f_push * P["d1"])
             q_wait = wait_next
         else:

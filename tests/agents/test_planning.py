@@ -278,3 +278,26 @@ def test_timing_layout_and_sub_hour_slots():
     pushed_at = rows[rows[:, 1] > 0, 0]
     assert pushed_at.size > 0 and np.allclose(pushed_at % 1.0, 0.0)
     env.close()
+
+
+def test_scores_a_push_as_the_lookahead_oracle_does():
+    """One implementation scores pushes for both oracles: the planning oracle's value of a push
+    now (from its table of the cover-averaged reward) is the lookahead oracle's."""
+    env = make_vec(50, horizon_days=3, history_days=14)
+    obs, _ = env.reset(seed=6)
+    plan, look = PlanningOracle(env=env), LookaheadOracle(env=env)
+    for _ in range(30):
+        v, w = plan.plan_values(50), look.push_values(50)
+        assert np.all(v["decide"])
+        np.testing.assert_allclose(v["value_now"], w["value_now"], rtol=1e-3, atol=1e-5)
+        obs, *_ = env.step(plan.predict(obs)[0])
+    env.close()
+
+
+def test_replans_every_so_many_hours():
+    env = make("covercast/PushSchedule-v0", horizon_days=2)
+    agent = PlanningOracle(env=env, replan_every_h=6)
+    rows = _run(env, agent, seed=1)
+    assert (rows[:, 1] > 0).sum() > 0
+    assert agent.users_planned == 8                  # at hours 0, 6, ..., 42
+    env.close()
