@@ -124,7 +124,7 @@ def test_other_envs(env_id, agent):
 
 def test_oracle_is_attached_by_evaluate():
     df = evaluate(HiddenStateOracle(), ENV, 2, seed=0, env_kwargs=SHORT)
-    assert df["agent"].eq("oracle (hidden state)").all() and (df["pushes"] > 0).all()
+    assert df["agent"].eq(HiddenStateOracle.default_name).all() and (df["pushes"] > 0).all()
 
 
 def test_argument_errors():
