@@ -11,7 +11,7 @@ costs later: the fatigue it leaves (lower open probabilities, a higher opt-out h
 opt-out that ends all later rewards, and the unseen push it replaces in the tray.
 
 **The plan.** For each user, by backward induction over the hours left in the episode, on the
-state ``(f, a)`` at the start of hour ``h``: fatigue ``f`` on a grid (linear interpolation
+state ``(f, a)`` at the start of hour ``h``: fatigue ``f`` on a grid (cubic interpolation
 between grid points) and the tray, ``a`` = none, or the age in hours of the push waiting unseen
 (``1 .. seen_horizon_h - 1``; an older one is dropped)::
 
@@ -31,11 +31,12 @@ the expected reward of the push within its own hour: ``(1 - p_out) * E[open * (1
 dwell_min)] - w_optout * p_out`` with the open seen at once or at the first session of the
 hour. A push replaced in the tray (``Q_p`` from ``a`` = a push waiting) loses the rest of its
 value: the population's "notifications collapse" rule. Followed from push to seen, these terms
-are exactly the value of a push the lookahead oracle computes -- and they come from the same
+add up to the value of a push the lookahead oracle computes -- and they come from the same
 code: :class:`~covercast.agents.oracle.PushValueModel` (seen now or at the first session of
 each later hour, staleness, fatigue when seen, the style's covers averaged, mean log-normal
-dwell), evaluated with the user's true taste, topic affinity, activity and segment. Everything
-is vectorised over users (numpy, no per-user Python loop).
+dwell), evaluated with the user's true activity and segment, and taste and topic affinity as
+expected on each future day (today's, pulled towards the segment's mean by the daily drift's
+reversion). Everything is vectorised over users (numpy, no per-user Python loop).
 
 **A decision.** At each decision the oracle reads the true fatigue and tray (the waiting push's
 cover and age), evaluates both sides at them exactly (the planned values ``V[h+1]`` are looked
@@ -48,14 +49,16 @@ now (seen within ``seen_horizon_h`` hours, before the episode ends).
   average hour; the decision then pushes the best style now (on the default population they
   differ for about 1 % of users, by under 1 % of a push's value); a push waiting in the tray is
   planned as an average cover of that style (the decision values its own cover);
-* taste and topic affinity are those at plan time (they drift by one small Ornstein-Uhlenbeck
-  step a day; ``replan_every_h`` replans);
+* the daily drift of taste and topic affinity is planned by its expectation (its noise, a
+  logit variance of order 0.01 after two weeks, is left out); decisions use the taste of the
+  day (the tables are rebuilt after each day's drift); ``replan_every_h`` replans the rest;
 * rewards are the user model's expected rewards; the tray's delay is counted at the middle of
   each hour, hourly rates are read at the hour of week an hour starts in, a push unseen for
   ``seen_horizon_h`` hours counts for nothing more;
-* fatigue lives on a grid (linear interpolation; values above its top are clamped), and the
-  cover-averaged reward per seen push is tabulated over the open logit's activity-and-fatigue
-  term (step ``logit_step``, linear interpolation: errors of order 1e-5);
+* fatigue lives on a grid (cubic interpolation; values above its top are clamped: planned
+  values within 0.1 % of those of a grid 16 times finer), and the cover-averaged reward per
+  seen push is tabulated over the open logit's activity-and-fatigue term (step
+  ``logit_step``, linear interpolation: relative errors of order 1e-3);
 * with slots shorter than an hour the oracle decides on whole hours only (it waits in the other
   slots); slots longer than an hour must be a whole number of hours.
 
