@@ -10,7 +10,8 @@ Design
 ------
 **Populations.** Three user models (:func:`build_populations`):
 
-* ``default`` -- :func:`~covercast.simulators.params.default_params`, the documented default;
+* ``default`` -- ``config.population`` (``--population``; default
+  :func:`~covercast.simulators.params.default_params`, ``calibrated-v1``);
 * ``fitted`` -- a population fitted (:func:`~covercast.simulators.fit.fit_population`) to a
   simulated ``fit_days``-day log of ``fit_users`` default users under the uniformly random
   logging policy (push probability 2/24 per hour, random style): the realistic pipeline, where
@@ -114,8 +115,10 @@ on average, its 28 validations included), then SB3 PPO for as long (it reached i
 2 populations; a fitted cell trains GRU-PPO once. On cores shared with other heavy jobs the run
 is several times longer.
 
-**Result of the default run** (``runs/scheduling_v``: the defaults above; 2,860 s on the 2
-cores; default population, mean over 5 seeds +- 95 % CI): GRU-PPO return 3.77 +- 0.36 against
+**Result of the default run** -- on ``peaked-v0``, the default population until December 2026
+(far more peaked than published evidence allows; ``--population peaked-v0`` reproduces it; the
+calibrated default's results are the suite benchmark's, ``--suite``) (``runs/scheduling_v``:
+the defaults above; 2,860 s on the 2 cores; that population, mean over 5 seeds +- 95 % CI): GRU-PPO return 3.77 +- 0.36 against
 the static scheduler's 1.30 +- 0.35 and the oracle's 4.15 +- 0.51: **ratio 0.907** (per seed
 0.88 / 0.93 / 0.89 / 0.91 / 0.94); CTR 13.8 % against 5.1 % (+170 %, Welch p = 1.3e-8 over seed
 means), opens per user 3.04 vs 1.38, dwell 10.1 vs 2.5 min, opt-outs 5.6 % vs 6.6 %, 1.65
@@ -268,6 +271,11 @@ class SchedulingConfig:
     policy whose push probability stays below one half in every slot never pushes when greedy:
     RecurrentPPO under the equal wall-clock budget (about 360,000 steps) returns exactly 0 so
     (``--stochastic-learners`` shows what its sampled pushes give)."""
+    population: str = "default"
+    """The base population (a suite name or a JSON path): the ``default`` population of the
+    results, the one ``shifted`` and ``fitted`` are made from. ``"default"`` is
+    ``calibrated-v1``; ``"peaked-v0"`` reproduces the runs before it (the figures in this
+    module's docstring and in the README's history)."""
     fit_users: int = 2000
     """Users of the simulated log the fitted population is fitted to."""
     fit_days: float = 14.0
@@ -293,6 +301,9 @@ class SchedulingConfig:
             raise ValueError(f"Need 0 < `min_push_fraction` <= `max_push_fraction`, got "
                              f"{self.min_push_fraction!r} and {self.max_push_fraction!r}.")
         check_history_days(self.history_days)
+        if not (isinstance(self.population, str) and self.population):
+            raise ValueError(f"`population` must be a suite name or a JSON path, got "
+                             f"{self.population!r}.")
         for name in ("horizon_days", "train_horizon_days", "fit_days", "max_push_fraction",
                      "opt_out_fraction"):
             v = getattr(self, name)
@@ -357,16 +368,17 @@ def shifted_params(base: PopulationParams | None = None, *, hours_later: int = 2
     return out
 
 
-def fitted_params(users: int, days: float, seed: int, *, progress: bool = False
-                  ) -> PopulationParams:
-    """A population fitted to a simulated log of ``users`` default users over ``days`` days
-    under the uniformly random logging policy (push probability 2/24, random style)."""
+def fitted_params(users: int, days: float, seed: int, *, progress: bool = False,
+                  truth: PopulationParams | None = None) -> PopulationParams:
+    """A population fitted to a simulated log of ``users`` users of ``truth`` (default: the
+    default population) over ``days`` days under the uniformly random logging policy (push
+    probability 2/24, random style)."""
     from covercast.generators.procedural import default_bank
     from covercast.simulators.fit import fit_population
     from covercast.simulators.policies import UniformRandomPolicy
     from covercast.simulators.population import simulate_log
 
-    truth = default_params()
+    truth = default_params() if truth is None else truth
     log = simulate_log(truth, UniformRandomPolicy(push_prob=2 / 24, n_styles=len(truth.styles)),
                        days=days, n_users=int(users), seed=int(seed), progress=progress)
     return fit_population(log, n_segments=len(truth.segments), bank=default_bank(),
@@ -379,14 +391,17 @@ def build_populations(out: Path, config: SchedulingConfig, *, progress: bool = F
     existing ``fitted.json`` is reused)."""
     d = out / "populations"
     d.mkdir(parents=True, exist_ok=True)
-    pops = {"default": default_params(), "shifted": shifted_params()}
+    from covercast.simulators.suite import load_population
+
+    base = load_population(config.population)
+    pops = {"default": base, "shifted": shifted_params(base)}
     path = d / "fitted.json"
     if path.exists():
         pops["fitted"] = PopulationParams.load(path)
     else:
         fit_seed = int(np.random.SeedSequence([config.seed, 10**6]).generate_state(1)[0])
         pops["fitted"] = fitted_params(config.fit_users, config.fit_days, fit_seed,
-                                       progress=progress)
+                                       progress=progress, truth=base)
     for name, p in pops.items():
         p.save(d / f"{name}.json")
     return pops
@@ -593,7 +608,7 @@ def run_cell(task: dict[str, Any]) -> dict[str, Any]:
     learned: dict[str, Any] = {}
     curves: list[pd.DataFrame] = []
     facts: dict[str, Any] = {}
-    params = None if train_pop == "default" else pops[train_pop]
+    params = pops[train_pop]
     gru_seconds = None
     for algo in [a for a in LEARNERS if a in task["learners"]]:
         if algo == "gru-ppo":
@@ -1129,7 +1144,8 @@ def cmd_experiment_scheduling(args: Any) -> int:
     kw: dict[str, Any] = {"seed": args.seed, "workers": args.workers,
                           "sb3_budget": args.sb3_budget,
                           "deterministic_learners": not args.stochastic_learners}
-    for name in ("seeds", "eval_users", "horizon_days", "gru_steps", "num_envs", "fit_users",
+    for name in ("population", "seeds", "eval_users", "horizon_days", "gru_steps", "num_envs",
+                 "fit_users",
                  "gru_constraints", "min_push_fraction", "max_push_fraction",
                  "opt_out_fraction", "history_days", "train_horizon_days", "gru_eval_every",
                  "gru_eval_users"):
@@ -1155,7 +1171,7 @@ def _cmd_suite(args: Any) -> int:
     from covercast.experiments.suite_benchmark import SuiteConfig, run_suite
 
     ignored = [f"--{n.replace('_', '-')}" for n in (
-        "eval_users", "train_horizon_days", "gru_eval_every", "gru_eval_users", "num_envs",
+        "population", "eval_users", "train_horizon_days", "gru_eval_every", "gru_eval_users", "num_envs",
         "fit_users", "gru_constraints", "min_push_fraction", "max_push_fraction",
         "opt_out_fraction", "fitted_learners") if getattr(args, n) is not None]
     if ignored or args.policies:
@@ -1201,6 +1217,9 @@ def add_experiment(experiments: Any) -> None:
                     "a minute. Finished cells are skipped on a rerun.")
     e.set_defaults(func=cmd_experiment_scheduling)
     e.add_argument("--out", default="runs/scheduling", help="output folder")
+    e.add_argument("--population", default=None,
+                   help="base population, a suite name or JSON (default: 'default', i.e. "
+                        "calibrated-v1; 'peaked-v0' reproduces the runs before it)")
     e.add_argument("--seeds", type=int, default=None, help="replications (default 5)")
     e.add_argument("--eval-users", type=int, default=None,
                    help="users per seed, policy and population (default 200)")

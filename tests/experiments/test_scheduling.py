@@ -233,3 +233,35 @@ def test_cli_flags_reach_the_config(monkeypatch, tmp_path):
     c = seen["config"]
     assert (c.gru_eval_every, c.gru_eval_users, c.train_horizon_days, c.opt_out_fraction) == \
         (d.gru_eval_every, d.gru_eval_users, d.train_horizon_days, d.opt_out_fraction)
+
+
+def test_population_flag_sets_the_base_population(monkeypatch, tmp_path):
+    """``--population peaked-v0`` reproduces the runs before the calibrated default: its
+    populations (default, shifted from it, fitted to it) come from that population."""
+    from covercast.experiments import scheduling as sch
+    from covercast.simulators.params import peaked_params
+
+    seen = {}
+
+    def fake_run(out, config, **kw):
+        seen["config"] = config
+        (Path(out)).mkdir(parents=True, exist_ok=True)
+        (Path(out) / "target.json").write_text(json.dumps({"all_pass": True, "checks": {}}))
+        return Path(out) / "report.md"
+
+    monkeypatch.setattr(sch, "run_scheduling", fake_run)
+    assert main(["experiment", "scheduling", "--out", str(tmp_path / "r"), "--quiet",
+                 "--population", "peaked-v0"]) == 0
+    config = seen["config"]
+    assert config.population == "peaked-v0"
+    monkeypatch.setattr(sch, "fitted_params", lambda *a, truth=None, **k: truth)
+    pops = sch.build_populations(tmp_path / "p", config)
+    assert pops["default"].to_dict() == peaked_params().to_dict()
+    assert pops["fitted"].to_dict() == peaked_params().to_dict()      # fitted to peaked-v0
+    assert pops["shifted"].to_dict() == shifted_params(peaked_params()).to_dict()
+    assert SchedulingConfig().population == "default"
+    with pytest.raises(ValueError, match="population"):
+        SchedulingConfig(population="").validate()
+    # the suite benchmark has its own populations: --population is refused there
+    assert main(["experiment", "scheduling", "--suite", "--population", "peaked-v0",
+                 "--out", str(tmp_path / "s")]) == 2
