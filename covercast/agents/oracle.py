@@ -349,13 +349,7 @@ class LookaheadOracle(Agent):
             raise ValueError(f"`min_open_prob` must be in [0, 1], got {min_open_prob!r}.")
         self.max_fatigue = check_positive(max_fatigue, "max_fatigue", allow_zero=True,
                                           allow_inf=True)
-        self._w_given = (w_dwell, w_optout)
-        self.w_dwell = 0.1 if w_dwell is None else check_positive(w_dwell, "w_dwell",
-                                                                  allow_zero=True)
-        self.w_optout = 5.0 if w_optout is None else check_positive(w_optout, "w_optout",
-                                                                    allow_zero=True)
-        self.timing_style = None if timing_style is None else check_style(
-            timing_style, self.n_styles, "timing_style")
+        init_reward_and_style(self, w_dwell, w_optout, timing_style)
         self._env = None
         self._population = population
         self._env_style_mix: np.ndarray | None = None
@@ -509,6 +503,19 @@ def check_seen_horizon(seen_horizon_h: Any) -> int:
         raise ValueError(f"`seen_horizon_h` must be an integer in [1, {HOURS_PER_WEEK}], got "
                          f"{seen_horizon_h!r}.")
     return int(seen_horizon_h)
+
+
+def init_reward_and_style(agent: Any, w_dwell: float | None, w_optout: float | None,
+                          timing_style: int | None) -> None:
+    """Set an oracle's reward weights (``None``: the default reward's, 0.1 and 5, until
+    :func:`attach_base` reads the env's) and its ``timing_style`` (checked)."""
+    agent._w_given = (w_dwell, w_optout)
+    agent.w_dwell = 0.1 if w_dwell is None else check_positive(w_dwell, "w_dwell",
+                                                               allow_zero=True)
+    agent.w_optout = 5.0 if w_optout is None else check_positive(w_optout, "w_optout",
+                                                                 allow_zero=True)
+    agent.timing_style = None if timing_style is None else check_style(
+        timing_style, agent.n_styles, "timing_style")
 
 
 def attach_base(agent: Any, env: Any) -> Any:

@@ -78,12 +78,13 @@ from typing import Any
 
 import numpy as np
 
-from covercast.agents.base import Agent, SeedLike, as_episode_start, check_positive, check_style
+from covercast.agents.base import Agent, SeedLike, as_episode_start, check_positive
 from covercast.agents.oracle import (
     PushValueModel,
     attach_base,
     check_seen_horizon,
     env_style_mix,
+    init_reward_and_style,
 )
 from covercast.generators.attributes import DEFAULT_STYLES
 from covercast.simulators import response as R
@@ -244,13 +245,7 @@ class PlanningOracle(Agent):
         super().__init__(mode, n_styles, seed=seed, name=name)
         self.horizon_h = None if horizon_h is None else check_positive(horizon_h, "horizon_h")
         self.seen_horizon_h = check_seen_horizon(seen_horizon_h)
-        self._w_given = (w_dwell, w_optout)
-        self.w_dwell = 0.1 if w_dwell is None else check_positive(w_dwell, "w_dwell",
-                                                                  allow_zero=True)
-        self.w_optout = 5.0 if w_optout is None else check_positive(w_optout, "w_optout",
-                                                                    allow_zero=True)
-        self.timing_style = None if timing_style is None else check_style(
-            timing_style, self.n_styles, "timing_style")
+        init_reward_and_style(self, w_dwell, w_optout, timing_style)
         if fatigue_grid is not None:
             g = np.asarray(fatigue_grid, dtype=np.float64)
             if g.ndim != 1 or g.size < 2 or g[0] != 0.0 or not np.all(np.isfinite(g)) \

@@ -210,10 +210,11 @@ def test_learners_are_evaluated_greedily_and_baselines_as_they_are(monkeypatch):
     assert seen == {k: (False, None) for k in agents}
 
 
-def test_cli_flags_reach_the_config(monkeypatch, tmp_path):
+def _capture_config(monkeypatch) -> dict:
+    """Replace run_scheduling by a stub that records the config the CLI built."""
     from covercast.experiments import scheduling as sch
 
-    seen = {}
+    seen: dict = {}
 
     def fake_run(out, config, **kw):
         seen["config"] = config
@@ -222,6 +223,11 @@ def test_cli_flags_reach_the_config(monkeypatch, tmp_path):
         return Path(out) / "report.md"
 
     monkeypatch.setattr(sch, "run_scheduling", fake_run)
+    return seen
+
+
+def test_cli_flags_reach_the_config(monkeypatch, tmp_path):
+    seen = _capture_config(monkeypatch)
     assert main(["experiment", "scheduling", "--out", str(tmp_path / "r"), "--quiet",
                  "--gru-eval-every", "0", "--gru-eval-users", "64", "--train-horizon-days",
                  "7", "--opt-out-fraction", "0.8"]) == 0
@@ -241,15 +247,7 @@ def test_population_flag_sets_the_base_population(monkeypatch, tmp_path):
     from covercast.experiments import scheduling as sch
     from covercast.simulators.params import peaked_params
 
-    seen = {}
-
-    def fake_run(out, config, **kw):
-        seen["config"] = config
-        (Path(out)).mkdir(parents=True, exist_ok=True)
-        (Path(out) / "target.json").write_text(json.dumps({"all_pass": True, "checks": {}}))
-        return Path(out) / "report.md"
-
-    monkeypatch.setattr(sch, "run_scheduling", fake_run)
+    seen = _capture_config(monkeypatch)
     assert main(["experiment", "scheduling", "--out", str(tmp_path / "r"), "--quiet",
                  "--population", "peaked-v0"]) == 0
     config = seen["config"]
