@@ -503,20 +503,23 @@ def lifts(episodes: Any, *, comparisons: tuple[tuple[str, str], ...] = COMPARISO
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), _BOOT_BRANCH])
                                 if isinstance(seed, (int, np.integer)) else
                                 as_seed_sequence(seed))
-    idx = rng.integers(0, n, size=(int(n_boot), n)) if n_boot else np.zeros((0, n), int)
+    # every numerator and denominator of every (metric, policy) as a column; a bootstrap
+    # resample of the users is a row of multinomial counts, so its sums are counts @ columns
+    keys = [(m, p) for m in metrics for p in pols]
+    cols = np.column_stack([x for m, p in keys for x in _num_den(al[p], m)])
+    boot_sums = np.empty((int(n_boot), cols.shape[1]))
+    for k in range(0, int(n_boot), 250):
+        w = rng.multinomial(n, np.full(n, 1.0 / n), size=min(250, int(n_boot) - k))
+        boot_sums[k:k + len(w)] = w @ cols
+    full = cols.sum(axis=0)
     alpha = (1 - confidence) / 2
     rows = []
     for metric in metrics:
         volume = metric == "pushes_per_user_day"
         sums: dict[str, tuple[float, float, np.ndarray, np.ndarray]] = {}
         for p in pols:
-            num, den = _num_den(al[p], metric)
-            bn = np.empty(len(idx))
-            bd = np.empty(len(idx))
-            for k in range(0, len(idx), 100):
-                j = idx[k:k + 100]
-                bn[k:k + 100], bd[k:k + 100] = num[j].sum(axis=1), den[j].sum(axis=1)
-            sums[p] = (float(num.sum()), float(den.sum()), bn, bd)
+            j = 2 * keys.index((metric, p))
+            sums[p] = (float(full[j]), float(full[j + 1]), boot_sums[:, j], boot_sums[:, j + 1])
         for t, c in comparisons:
             vt = _ratio(np.array(sums[t][0]), np.array(sums[t][1])).item()
             vc = _ratio(np.array(sums[c][0]), np.array(sums[c][1])).item()
@@ -854,23 +857,23 @@ def _distance_text(lf: Any, population: str, users: int) -> str:
         f"is {cell(ctr_t)}, {claim(ctr_t)}; opens per user per day "
         f"{cell(op_t)}, at {_pct(pu_t['lift'])} pushes per user-day. CTR alone would reward "
         "sending less; opens per user-day are what a platform gains.",
-        f"**Industry's figures are a few percent**: {ind['duolingo']['source']} "
+        f"**Industry's figures are a few percent**: {ind['duolingo']['source']}: "
         f"+{100 * ind['duolingo']['lift']:.1f} % {ind['duolingo']['metric']}; "
-        f"{ind['linkedin']['source']} +{100 * ind['linkedin']['lift']:.2f} % "
-        f"{ind['linkedin']['metric']}; {ind['autoco']['source']} about "
+        f"{ind['linkedin']['source']}: +{100 * ind['linkedin']['lift']:.2f} % "
+        f"{ind['linkedin']['metric']}; {ind['autoco']['source']}: about "
         f"+{100 * ind['autoco']['lift']:.0f} % CTR. The largest, "
         f"{ind['yahoo_japan']['source']}, is up to +{100 * ind['yahoo_japan']['lift']:.1f} % "
         f"click rate, and {ind['morrison']['source']} found no effect. Compared like for like "
         "-- our CTR with AutoCO's CTR and Yahoo! JAPAN's click rate, our opens per user-day "
         "with Duolingo's daily actives and LinkedIn's sessions -- GRU-PPO's CTR lift over the "
-        f"tuned control is {place_lift(ctr_t['lift'], ctr_t['ci_low'], ctr_t['ci_high'])}; "
-        f"its opens lift over the tuned control is "
+        f"tuned control is {place_lift(ctr_t['lift'], ctr_t['ci_low'], ctr_t['ci_high'])}. "
+        f"Its opens lift over the tuned control is "
         f"{place_lift(op_t['lift'], op_t['ci_low'], op_t['ci_high'])}. Over the seed's "
-        f"control the CTR lift is "
-        f"{place_lift(ctr_s['lift'], ctr_s['ci_low'], ctr_s['ci_high'])}, and the opens "
-        f"lift {place_lift(op_s['lift'], op_s['ci_low'], op_s['ci_high'])}.",
-        f"**How much is the control's fault**: {share_txt}; its CTR lift over the seed's "
-        f"control is {cell(tun_ctr)}. A lift measured against an untuned control credits the "
+        f"control, the CTR lift is "
+        f"{place_lift(ctr_s['lift'], ctr_s['ci_low'], ctr_s['ci_high'])}. The opens lift over "
+        f"the seed's control is {place_lift(op_s['lift'], op_s['ci_low'], op_s['ci_high'])}.",
+        f"**How much is the control's fault**: {share_txt}; the tuned control's CTR lift over "
+        f"the seed's control is {cell(tun_ctr)}. A lift measured against an untuned control credits the "
         "learner with what any tuned fixed schedule gets.",
         f"**Engagement and satisfaction**: dwell minutes per opened push change by "
         f"{cell(dw_s)} over the seed's control and {cell(dw_t)} over the tuned control (the "
