@@ -156,3 +156,24 @@ def test_params_from_a_name_round_trip(tmp_path):
     p = suite.load_population("irregular-v1")
     path = p.save(tmp_path / "x.json")
     assert PopulationParams.load(path).to_dict() == p.to_dict()
+
+
+def test_populations_cli(tmp_path, capsys):
+    from covercast.experiments.cli import main
+
+    assert main(["populations", "list"]) == 0
+    out = capsys.readouterr().out
+    assert all(name in out for name in suite.SUITE) and "test" in out
+    assert main(["populations", "show", "default"]) == 0
+    out = capsys.readouterr().out
+    assert "# calibrated-v1 (train)" in out and "Leanplum" in out and "| static_open_rate |" in out
+    assert main(["populations", "stats", "weak-taste-v1", "--users", "200"]) == 0
+    assert "measured now: 200 users" in capsys.readouterr().out
+    assert main(["populations", "build", "irregular-v1", "--out", str(tmp_path), "--quiet"]) == 0
+    built = PopulationParams.load(tmp_path / "irregular-v1.json")
+    assert built.to_dict() == suite.load_population("irregular-v1").to_dict()
+    assert json.loads((tmp_path / "irregular-v1.card.json").read_text())["split"] == "test"
+    assert main(["populations", "show"]) == 2
+    assert "needs population names" in capsys.readouterr().err
+    assert main(["populations", "show", "nope"]) == 2
+    assert "Unknown population 'nope'" in capsys.readouterr().err
