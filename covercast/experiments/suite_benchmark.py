@@ -605,9 +605,11 @@ def _figures(out: Path, config: dict[str, Any]) -> list[str]:
             errs.append(float(r["ci_high"].iloc[0] - r["mean"].iloc[0]) if len(r) else 0.0)
         ax.bar(np.arange(n) + (k - (len(pols) - 1) / 2) * width, ys, width,
                yerr=np.nan_to_num(errs), capsize=1.5, label=pol, color=f"C{k}")
-    ax.set_xticks(np.arange(n), [p + ("\n(held out)" if p not in
-                                      _train_names() else "") for p in pops], fontsize=8)
+    train = _train_names()
+    ax.set_xticks(np.arange(n), [p + ("\n(train)" if p in train else "\n(held out)")
+                                 for p in pops], fontsize=8)
     ax.set_ylabel("opens per user-day")
+    ax.set_title("Opens per user-day by population (mean over seeds, 95 % CI)", fontsize=10)
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     fig.savefig(out / "opens_by_population.png", dpi=110)
