@@ -417,6 +417,21 @@ def _control_on_run_users(source: dict[str, Any], run: Path, ep: Any, control: A
                                                         ref["seed"].to_numpy(np.int64)):
             raise RuntimeError(f"The tuned control did not meet the users of {path.parent}: "
                                "its episodes' environment seeds differ from the run's.")
+        if i == min(set(ep["seed_index"].astype(int))):
+            # the same seeds are not enough: the population and environment must be the
+            # run's too. The seed's control is deterministic, so rerun on the first users it
+            # must give the run's own rows.
+            k = min(len(ref), 20)
+            chk = evaluate_agents({"static": _static(0)}, "covercast/PushSchedule-v0", k,
+                                  eval_seed, env_kwargs=kw, learning="continual")
+            cols = ["pushes", "opens", "return"]
+            if not np.allclose(chk[cols].to_numpy(float), ref[cols].head(k).to_numpy(float),
+                               rtol=1e-9, atol=1e-9):
+                raise RuntimeError(f"The static scheduler rerun on the users of {path.parent} "
+                                   f"({source.get('params_source', '')}) does not reproduce "
+                                   "the run's rows: its population or environment differs "
+                                   "from the one rebuilt here, so a tuned control run here "
+                                   "would not be paired with them.")
         df.insert(0, "population", source["population"])
         if "train_population" in ep.columns:
             df.insert(1, "train_population", "-")
