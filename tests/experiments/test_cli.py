@@ -80,18 +80,43 @@ def test_demo_runs_end_to_end_in_fast_mode(tmp_path, capsys):
     assert main(["demo", "--fast", "--out", str(out), "--quiet"]) == 0
     assert str(out / "report.md") in capsys.readouterr().out
     report = (out / "report.md").read_text()
-    for agent in ("static", "heuristic", "thompson", "linucb", "gru-ppo", "oracle"):
-        assert f"| {agent}" in report
-    for png in ("push_times.png", "ctr_dwell_by_policy.png", "opt_outs.png",
+    for agent in ("static-tuned (tuned control)", "static (seed paper's control)", "heuristic",
+                  "thompson", "linucb", "gru-ppo", "planning oracle (hidden state)"):
+        assert f"| {agent} |" in report
+    for png in ("push_times.png", "metrics_by_policy.png", "opt_outs.png",
                 "activity_and_open_rate.png", "ctr_by_segment.png"):
         assert (out / png).stat().st_size > 1000
     episodes = pd.read_csv(out / "episodes.csv")
-    assert set(episodes["agent"]) == {"static", "random", "heuristic", "thompson", "linucb",
-                                      "gru-ppo", "oracle"}
+    assert set(episodes["agent"]) == {"static-tuned", "static", "random", "heuristic",
+                                      "thompson", "linucb", "gru-ppo", "planning-oracle"}
     assert (out / "gru_ppo" / "progress.csv").exists()
+
+    # the tuned control: tuned at two pushes a day on the demo's episodes, named with its
+    # schedule in the report
+    control = json.loads((out / "control.json").read_text())
+    tuning = control["tuning"]
+    assert control["name"] == "static-tuned" and len(control["hours"]) == 2
+    assert tuning["population"] == default_params().name
+    assert tuning["pushes_per_day"] == 2
+    assert (tuning["horizon_days"], tuning["history_days"]) == (3, 0)
+    assert tuning["seed"] == 0 and tuning["spawn_key"][0] == 2    # not the evaluation's branch
+    hours = " and ".join(f"{h:02d}:00" for h in control["hours"])
+    assert f"pushes everyone at {hours} UTC with style `{tuning['style_name']}`" in report
+    assert (out / "control_tuning.csv").exists()
+    tuned = episodes[episodes["agent"] == "static-tuned"]
+
+    # the comparisons: against the tuned control, and against the untuned one beside it
+    vs_tuned = pd.read_csv(out / "policy_vs_tuned.csv")
+    assert "static-tuned" not in set(vs_tuned["agent"])
+    ret = vs_tuned[vs_tuned["metric"] == "return"]
+    assert ret["baseline_mean"].to_numpy() == pytest.approx(tuned["return"].mean())
+    assert {"opens_per_day", "dwell_min_per_day", "ctr"} <= set(vs_tuned["metric"])
     comp = pd.read_csv(out / "policy_vs_static.csv")
+    assert "static" not in set(comp["agent"]) and "static-tuned" in set(comp["agent"])
     assert comp["p"].dropna().between(0, 1).all()
     assert comp.loc[comp["metric"] == "return", "p"].notna().all()
+    assert "| policy | return | opens/user/day | dwell min/user/day | CTR |" in report
+    assert "against the tuned control" in report
     assert not list(out.glob(".*"))  # no temporary files left behind
 
 
