@@ -27,6 +27,7 @@ def test_fast_run_writes_every_output(fast_run):
     out, report = fast_run
     text = report.read_text()
     for f in ("episodes.csv", "summary.csv", "vs_control.csv", "paired_vs_control.csv",
+              "frontier.csv",
               "pareto.csv", "sensitivity.csv", "upper_bound.csv", "target.json", "pareto.png",
               "opens_by_population.png"):
         assert (out / f).exists(), f
@@ -37,7 +38,13 @@ def test_fast_run_writes_every_output(fast_run):
     assert ep.groupby(["population", "policy", "seed_index"]).size().eq(12).all()
     assert "high-fatigue-v1 (held out)" in text and "tuned control" in text
     target = json.loads((out / "target.json").read_text())
-    assert set(target["checks"]) == {"opens_lift_in_band", "upper_reference"}
+    assert set(target["checks"]) == {"opens_lift_in_band", "opens_lift_vs_frontier_in_band",
+                                      "upper_reference"}
+    fr = pd.read_csv(out / "frontier.csv")
+    assert set(fr["policy"]) == set(SUITE_POLICIES)
+    # the frontier passes through the tuned control's own point at its volume
+    ctl = fr[(fr["policy"] == "static-tuned") & fr["inside"]]
+    assert (ctl["frontier_lift"].abs() < 0.35).all()
     sens = pd.read_csv(out / "sensitivity.csv")
     assert "none" in set(sens["parameter"]) and len(sens["parameter"].unique()) == 7
     pareto = pd.read_csv(out / "pareto.csv")
@@ -52,6 +59,22 @@ def test_rerun_resumes_and_refuses_another_config(fast_run):
     with pytest.raises(ValueError, match="another configuration"):
         run_suite(out, SuiteConfig.fast_config(eval_users=13), backend="sequential",
                   progress=False)
+
+
+def test_frontier_lift_interpolates_the_tuned_control_at_the_same_volume():
+    from covercast.experiments.suite_benchmark import frontier_lifts
+
+    pareto = pd.DataFrame({"population": "p", "seed_index": 0, "volume": [1, 2, 3],
+                           "pushes_per_day": [1.0, 2.0, 3.0],
+                           "opens_per_day": [0.10, 0.16, 0.18]})
+    means = pd.DataFrame({"population": "p", "seed_index": 0, "policy": ["a", "b", "c"],
+                          "pushes_per_day": [1.5, 2.0, 4.0],
+                          "opens_per_day": [0.143, 0.16, 0.18]})
+    fr = frontier_lifts(means, pareto).set_index("policy")
+    assert fr.loc["a", "frontier_opens_per_day"] == pytest.approx(0.13)
+    assert fr.loc["a", "frontier_lift"] == pytest.approx(0.1)
+    assert fr.loc["b", "frontier_lift"] == pytest.approx(0.0)
+    assert fr.loc["a", "inside"] and not fr.loc["c", "inside"]
 
 
 def test_upper_bound_check_flags_a_policy_above_the_reference():
