@@ -306,7 +306,7 @@ def _gru_agent(from_run: Path | None, out: Path, *, steps: int, seed: int, fast:
             from covercast.agents.gru_ppo import GRUPPOAgent
 
             return (GRUPPOAgent.load(ckpt, seed=seed, name="gru-ppo"),
-                    {"source": f"{ckpt} (reused: same steps and seed)",
+                    {"source": str(ckpt), "reused": True,
                      "steps": int(state["global_step"])})
     agent, facts = train_gru_ppo(out, steps=steps, seed=seed, fast=fast, progress=progress)
     agent.name = "gru-ppo"
@@ -1086,8 +1086,9 @@ def run_seeds(out_dir: str | os.PathLike = "reports", *, from_run: str | os.Path
         src = (f"GRU-PPO trained here for {gru['steps']:,} env-steps ({gru['seconds']:.0f} s), "
                f"evaluated on {users} paired new users x {horizon_days:g} days")
     else:
-        src = (f"the GRU-PPO checkpoint `{gru['source']}` ({gru['steps']:,} env-steps), "
-               f"evaluated on {users} paired new users x {horizon_days:g} days")
+        src = (f"the GRU-PPO checkpoint `{gru['source']}` ({gru['steps']:,} env-steps"
+               f"{'; reused: trained earlier with the same steps and seed' if gru.get('reused') else ''}"
+               f"), evaluated on {users} paired new users x {horizon_days:g} days")
     if source is not None and source["kind"] == "scheduling" and "static-tuned" not in set(
             pd.read_csv(run / "episodes.csv", usecols=["policy"])["policy"]):
         src += ("; the run has no tuned control, so it was tuned here and run on the same "
