@@ -21,14 +21,19 @@
 Results are saved as CSV/JSON beside ``config.json`` first; figures are drawn from the saved
 files, never from live objects.
 
-**Cost.** The planning oracle is the slowest policy by far on single-user episodes (about a
-millisecond of planning per hourly step: 1-2 minutes for 300 users x 14 days on a shared core),
-so with ``workers >= 2`` it runs in a second process, started once GRU-PPO (which uses both
-cores) is trained, beside the tuning of the control and sections 2-4 in the main process, which
-then evaluates the other policies and collects the oracle's results (the same either way: every
-evaluation is seeded). The lookahead oracle
-(:class:`~covercast.agents.oracle.LookaheadOracle`, a heuristic reading the hidden state) is
-left out: it cost about a minute more on the same users.
+**Cost.** Measured on 2 CPU cores with the defaults (seed 0, nothing else running): 192 s in
+all -- GRU-PPO training 80 s (both cores), tuning the control 15 s, population 6 s, fitting 6 s,
+calibration 3 s, evaluating the seven other policies 76 s (static-tuned 3 s, static 3 s, random
+2 s, heuristic 11 s, thompson 16 s, linucb 18 s, gru-ppo 23 s). The planning oracle is the
+slowest policy by far on single-user episodes (about a millisecond of planning per hourly step:
+104 s for the 300 users x 14 days), so with ``workers >= 2`` it runs in a second process,
+started once GRU-PPO (which uses both cores) is trained, beside the tuning of the control and
+sections 2-4 in the main process, which then evaluates the other policies and collects the
+oracle's results (the same either way: every evaluation is seeded; in one process it would
+take about 100 s more). The lookahead oracle (:class:`~covercast.agents.oracle.LookaheadOracle`,
+a heuristic reading the hidden state) is left out: about 55 s more on the same users. GRU-PPO's
+training slows down many times over when other processes load the two cores (torch's two
+threads): 1.5 M steps took 47 minutes beside a benchmark and test runs, with the same results.
 """
 
 from __future__ import annotations
@@ -679,7 +684,7 @@ def run_demo(out_dir: str | Path = "runs/demo", *, episodes: int = 300, horizon_
     # The policy comparison is finished last: the slow planning oracle runs in a second
     # process, started once GRU-PPO (which uses both cores) is trained, beside the tuning and
     # sections 2-4 here; the other policies are evaluated here at the end.
-    pool = _offload_pool(int(workers))
+    pool = None
     try:
         # 1a. GRU-PPO (when torch is here), the planning oracle, the tuned control.
         gru, ppo = None, None
@@ -690,6 +695,7 @@ def run_demo(out_dir: str | Path = "runs/demo", *, episodes: int = 300, horizon_
             except ImportError as e:
                 ppo = {"skipped": str(e)}
         t = lap("gru_ppo_training_s", t0)
+        pool = _offload_pool(int(workers))      # started now: GRU-PPO has both cores
         pending = ({} if pool is None else
                    submit_offloaded(pool, episodes=episodes, horizon_days=horizon_days,
                                     seed=seed))
