@@ -180,6 +180,15 @@ STATIC_HOURS = (8, 20)
 
 
 # ================================================================================== config
+def check_int_fields(config: Any, fields: Sequence[tuple[str, int]]) -> None:
+    """Raise ``ValueError`` naming the first of ``(name, lowest)`` that is not an integer
+    ``>= lowest`` on ``config``."""
+    for name, lo in fields:
+        v = getattr(config, name)
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
+            raise ValueError(f"`{name}` must be an integer >= {lo}, got {v!r}.")
+
+
 @dataclass
 class SchedulingConfig:
     """Settings of a scheduling benchmark run (saved as ``config.json``)."""
@@ -287,13 +296,10 @@ class SchedulingConfig:
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first bad field."""
-        for name, lo in (("seeds", 1), ("eval_users", 2), ("gru_steps", 1), ("num_envs", 2),
-                         ("fit_users", 10), ("workers", 1), ("seed", 0),
-                         ("constraint_users", 10), ("gru_eval_every", 0),
-                         ("gru_eval_users", 1)):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
-                raise ValueError(f"`{name}` must be an integer >= {lo}, got {v!r}.")
+        check_int_fields(self, (("seeds", 1), ("eval_users", 2), ("gru_steps", 1),
+                                ("num_envs", 2), ("fit_users", 10), ("workers", 1),
+                                ("seed", 0), ("constraint_users", 10), ("gru_eval_every", 0),
+                                ("gru_eval_users", 1)))
         if self.gru_constraints not in ("static", "none"):
             raise ValueError(f"`gru_constraints` must be 'static' or 'none', got "
                              f"{self.gru_constraints!r}.")

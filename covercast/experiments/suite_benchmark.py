@@ -134,14 +134,12 @@ class SuiteConfig:
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first bad field."""
+        from covercast.experiments.scheduling import check_int_fields
         from covercast.simulators.suite import resolve_name
 
-        for name, lo in (("seeds", 1), ("eval_users", 2), ("gru_steps", 1), ("tune_users", 2),
-                         ("pushes_per_day", 1), ("workers", 1), ("seed", 0),
-                         ("sensitivity_users", 2)):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
-                raise ValueError(f"`{name}` must be an integer >= {lo}, got {v!r}.")
+        check_int_fields(self, (("seeds", 1), ("eval_users", 2), ("gru_steps", 1),
+                                ("tune_users", 2), ("pushes_per_day", 1), ("workers", 1),
+                                ("seed", 0), ("sensitivity_users", 2)))
         resolve_name(self.train_population)
         for p in self.eval_populations:
             resolve_name(p)
@@ -189,7 +187,7 @@ def _seeds(config: SuiteConfig, i: int) -> dict[str, int]:
             "agents": int(agents)}
 
 
-def _env_kwargs(config: SuiteConfig, population: str) -> dict[str, Any]:
+def _env_kwargs(config: SuiteConfig, population: str | Any) -> dict[str, Any]:
     kw: dict[str, Any] = {"horizon_days": config.horizon_days, "population": population}
     if config.history_days:
         kw["history_days"] = float(config.history_days)
@@ -235,14 +233,16 @@ def _per_user_day(df: pd.DataFrame, horizon_days: float) -> pd.DataFrame:
     return df
 
 
-def _evaluate(agent: Any, config: SuiteConfig, population: str, users: int, seed: int,
+def _evaluate(agent: Any, config: SuiteConfig, population: str | Any, users: int, seed: int,
               label: str) -> pd.DataFrame:
+    """``agent`` on ``users`` users of ``population`` (a suite name or a PopulationParams),
+    one row per user with the per-user-day columns."""
     from covercast.experiments.evaluate import evaluate_vector
 
     df = evaluate_vector(agent, users, seed, env_kwargs=_env_kwargs(config, population),
                          deterministic=label == "gru-ppo", name=label)
     df = _per_user_day(df, config.horizon_days).rename(columns={"agent": "policy"})
-    df.insert(0, "population", population)
+    df.insert(0, "population", population if isinstance(population, str) else population.name)
     return df
 
 
@@ -322,18 +322,12 @@ def _sensitivity(config: SuiteConfig, seeds: dict[str, int], control: Any,
             cases.append((param, change, v, v0,
                           dataclasses.replace(p, name=f"{base.name}:{param}={v:g}")))
     rows = []
-    from covercast.experiments.evaluate import evaluate_vector
-
     for param, change, v, v0, p in cases:
         agents = _baselines(config, seeds, control)
         agents.update(learned)
         for label in [q for q in SUITE_POLICIES if q in agents]:
-            kw = _env_kwargs(config, config.train_population)
-            kw.pop("population")
-            kw["params"] = p
-            df = evaluate_vector(agents[label], config.sensitivity_users, seeds["eval"],
-                                 env_kwargs=kw, deterministic=label == "gru-ppo", name=label)
-            df = _per_user_day(df, config.horizon_days)
+            df = _evaluate(agents[label], config, p, config.sensitivity_users, seeds["eval"],
+                           label)
             rows.append({"parameter": param, "change": change, "value": v, "base_value": v0,
                          "policy": label, "return": float(df["return"].mean()),
                          "return_se": float(df["return"].std(ddof=1) / np.sqrt(len(df))),
