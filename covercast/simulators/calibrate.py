@@ -799,7 +799,8 @@ def obd_activity_slope(samples: Sequence[tuple[str, str]] | None = None,
     Returns
     -------
     dict
-        ``slope``, ``se``, ``ci95`` (low, high), ``n``, ``clicks``, ``samples``.
+        ``slope``, ``se``, ``ci95`` (low, high), ``n``, ``clicks``, ``samples``, and
+        ``hour_counts`` (impressions per UTC hour of day, the samples pooled).
     """
     if samples is None:
         samples = [(p, c) for p in ("random", "bts") for c in ("all", "men", "women")]
@@ -807,10 +808,12 @@ def obd_activity_slope(samples: Sequence[tuple[str, str]] | None = None,
     if not samples:
         raise ValueError("`samples` must name at least one (policy, campaign) OBD sample.")
     xs, ys, groups, positions = [], [], [], []
+    pooled = np.zeros(24)
     for g, (policy, campaign) in enumerate(samples):
         df = load_obd(policy, campaign)
         hour = np.floor(_hour_of_day(df["timestamp"])).astype(np.int64) % 24
         n_h = np.bincount(hour, minlength=24).astype(np.float64)
+        pooled += n_h
         x_h = np.log(np.maximum(n_h / n_h.mean(), floor))
         xs.append(x_h[hour])
         ys.append(df["click"].to_numpy(dtype=np.float64))
@@ -825,4 +828,5 @@ def obd_activity_slope(samples: Sequence[tuple[str, str]] | None = None,
     fit = fit_logit(np.column_stack(cols), y, names)
     b, se = float(fit.coef[-1]), float(fit.se[-1])
     return {"slope": b, "se": se, "ci95": (b - Z95 * se, b + Z95 * se), "n": fit.n,
-            "clicks": fit.events, "samples": [f"{p}/{c}" for p, c in samples]}
+            "clicks": fit.events, "samples": [f"{p}/{c}" for p, c in samples],
+            "hour_counts": pooled}

@@ -200,20 +200,14 @@ def obd_timing_params() -> PopulationParams:
 
     Needs the ``obd`` extra (obp's data files) to build; loading the shipped JSON does not.
     """
-    from covercast.simulators.calibrate import _hour_of_day, obd_activity_slope
-    from covercast.simulators.obd import load_obd
+    from covercast.simulators.calibrate import obd_activity_slope
 
     p = default_params()
     w = np.array([s.weight for s in p.segments])
-    counts = np.zeros(24)
-    for policy in ("random", "bts"):
-        for campaign in ("all", "men", "women"):
-            df = load_obd(policy, campaign)
-            hour = np.floor(_hour_of_day(df["timestamp"])).astype(np.int64) % 24
-            counts += np.bincount(hour, minlength=24)
+    slope = obd_activity_slope()            # all six samples; also their pooled hourly traffic
+    counts = slope["hour_counts"]
     mean_rate = float(np.average([s.mean_rate for s in p.segments], weights=w))
     day = counts / counts.mean() * mean_rate
-    slope = obd_activity_slope()
     seg = dataclasses.replace(
         p.segments[1], name="obd_shoppers", weight=1.0,
         activity=[round(float(x), 6) for x in np.tile(day, 7)],
