@@ -97,19 +97,21 @@ from torch import nn
 from torch.nn import functional as F
 
 from covercast.agents.base import PolicyAgent, SeedLike, as_episode_start, as_obs_batch
-from covercast.envs.observation import OBS_DIM
+from covercast.envs.observation import OBS_DIM, OBS_INDEX
 from covercast.simulators.params import PopulationParams, atomic_write_text
 
 __all__ = ["GRUPPOConfig", "GRUPolicy", "RunningMeanStd", "GRUPPOTrainer", "GRUPPOAgent",
-           "make_train_env", "previous_actions", "CSV_COLUMNS", "EVAL_COLUMNS",
-           "CONSTRAINT_FIELDS", "LAGRANGE_SCALES"]
+           "make_train_env", "previous_actions", "policy_inputs", "policy_input_dim",
+           "PolicyCollapseWarning", "COLLAPSE_KINDS", "ENTROPY_BONUSES", "CSV_COLUMNS",
+           "EVAL_COLUMNS", "CONSTRAINT_FIELDS", "LAGRANGE_SCALES"]
 
 #: Columns of ``progress.csv`` (one row per iteration).
 CSV_COLUMNS: tuple[str, ...] = (
     "iteration", "global_step", "episodes", "episode_return", "episode_length", "pushes",
     "opens", "ctr", "opt_out_rate", "policy_loss", "value_loss", "entropy", "approx_kl",
     "clipfrac", "explained_variance", "learning_rate", "sps", "pushes_per_day",
-    "opt_outs_per_day", "lambda_max_pushes", "lambda_min_pushes", "lambda_opt_outs")
+    "opt_outs_per_day", "lambda_max_pushes", "lambda_min_pushes", "lambda_opt_outs",
+    "greedy_pushes_per_day", "collapse")
 
 #: Columns of ``eval.csv`` (one row per validation, ``GRUPPOConfig.eval_every``).
 EVAL_COLUMNS: tuple[str, ...] = (
@@ -123,6 +125,18 @@ CONSTRAINT_FIELDS = ("max_pushes_per_day", "min_pushes_per_day", "max_opt_outs_p
 #: ``lagrange_lr * scale * relative violation`` per iteration (a push is worth about a tenth
 #: of an open; an opt-out costs ``w_optout`` = 5 in the default reward).
 LAGRANGE_SCALES = {"max_pushes": 0.1, "min_pushes": 0.1, "opt_outs": 5.0}
+
+#: The exploration bonuses of ``GRUPPOConfig.entropy_bonus``.
+ENTROPY_BONUSES = ("cross-entropy", "joint", "push-style")
+
+#: The ``collapse`` column of ``progress.csv``: 0 none, -1 the policy never pushes, +1 it
+#: pushes in (nearly) every slot (see ``GRUPPOConfig.collapse_patience``).
+COLLAPSE_KINDS = {0: None, -1: "never-push", 1: "always-push"}
+
+
+class PolicyCollapseWarning(UserWarning):
+    """A GRU-PPO policy has collapsed to never pushing or to pushing in (nearly) every slot."""
+
 
 _SINGLE_IDS = ("covercast/PushTiming-v0", "covercast/CoverStyle-v0", "covercast/PushSchedule-v0")
 _VECTOR_ID = "covercast/PopulationVector-v0"
@@ -173,20 +187,35 @@ class GRUPPOConfig:
     clip_vloss: bool = True
     """Clip the value loss around the rollout's values."""
     ent_coef: float = 0.01
-    """Entropy bonus coefficient. 0.003 (3 M steps, seed 1) moved the policy from pushing
-    3.1 times a day to 0.9 (CTR 13.1 % against 5.5 %) at the same return (1.90 against 1.85,
-    paired difference +0.05 +- 0.39): not better by evidence."""
-    entropy_bonus: str = "joint"
-    """Which entropy the bonus rewards (schedule envs; the timing and style envs have one
-    choice, so both are the plain action entropy). ``"joint"``: the entropy of the
-    ``1 + n_styles`` actions, which is H(push) + P(push) H(style | push), so the bonus pulls
-    the policy towards pushing (a push carries up to log(n_styles) more entropy).
-    ``"push-style"``: H(push) + H(style | push), no pull towards pushing. Measured on three
-    training seeds of the scheduling benchmark (1.5 M steps, 64 users; 200 paired 14-day
-    users): joint -> push-style, return 1.87 -> 2.16, 2.62 -> 1.82, 1.20 -> 1.28; pushes/day
-    2.73 -> 1.36, 1.45 -> 0.89, 3.05 -> 0.47; CTR 5.1 -> 9.5, 11.0 -> 12.1, 4.5 -> 14.9 %;
-    opt-outs 9.0 -> 2.0, 3.5 -> 1.5, 19.5 -> 0.5 %. It trades over-pushing seeds for
-    under-pushing ones (fewer opens) rather than removing the spread: not the default."""
+    """Coefficient of the exploration bonus (``entropy_bonus``). 0.003 (3 M steps, seed 1,
+    with the joint entropy) moved the policy from pushing 3.1 times a day to 0.9 (CTR 13.1 %
+    against 5.5 %) at the same return (1.90 against 1.85, paired difference +0.05 +- 0.39):
+    not better by evidence."""
+    entropy_bonus: str = "cross-entropy"
+    """Which exploration bonus the loss rewards.
+
+    ``"cross-entropy"`` (default): the mean log-probability the policy gives a uniform
+    reference, minus the cross-entropy ``H(u, pi)`` (so ``ent_coef * KL(u || pi)`` up to a
+    constant): for the schedule envs, ``u`` is "push or not, 1/2 each" and "each style 1/n
+    given a push", two terms, so it does not pull towards pushing; for the timing and style
+    envs, uniform over the actions. Its gradient on the logits is ``ent_coef * (u - pi)``,
+    which does *not* vanish as an action's probability goes to 0: it keeps a floor of about
+    ``ent_coef * u / |advantage|`` on the pushes a policy is learning to stop, so that
+    evidence about them keeps coming. The entropy's gradient, ``pi * (log pi + H)`` per
+    action, vanishes with ``pi``: once a policy stopped pushing it had no pushes left to
+    learn from, and the entropy could not bring them back. Measured on the one-active-hour
+    task (``tests/agents/test_gru_ppo.py``, 60 k steps, default config otherwise, 20 seeds):
+    with the joint entropy 18 of 20 seeds reached >= 0.99 of the optimum, one collapsed to
+    never pushing and one reached 0.73; with the cross-entropy 20 of 20 reached >= 0.996.
+    ``"joint"``: the entropy of the ``1 + n_styles`` actions, which is H(push) + P(push)
+    H(style | push), so the bonus pulls the policy towards pushing (a push carries up to
+    log(n_styles) more entropy). ``"push-style"``: H(push) + H(style | push), no pull towards
+    pushing. Measured on three training seeds of the scheduling benchmark (1.5 M steps, 64
+    users; 200 paired 14-day users): joint -> push-style, return 1.87 -> 2.16, 2.62 -> 1.82,
+    1.20 -> 1.28; pushes/day 2.73 -> 1.36, 1.45 -> 0.89, 3.05 -> 0.47; CTR 5.1 -> 9.5, 11.0
+    -> 12.1, 4.5 -> 14.9 %; opt-outs 9.0 -> 2.0, 3.5 -> 1.5, 19.5 -> 0.5 %. It traded
+    over-pushing seeds for under-pushing ones rather than removing the spread. The
+    ``entropy`` column of ``progress.csv`` is the action entropy whichever bonus is used."""
     initial_push_prob: float | None = 2 / 24
     """Push probability per slot of the untrained policy (schedule and timing envs), spread
     evenly over the styles; ``None`` starts uniform over actions. A uniform start pushes in 5
@@ -243,6 +272,13 @@ class GRUPPOConfig:
     (both p < 0.001) and -0.03 (p = 0.87)).
     Checkpoints whose ``config.json`` lacks the key were trained without it and load as
     False."""
+    hour_one_hot: bool = True
+    """Also feed the hour of day as a one-hot of 24 (recovered from the observation's
+    ``hour_sin``/``hour_cos``; not normalised). The observation's clock is a sine and cosine
+    of the hour: a smooth function of them cannot tell an hour from its neighbours (at noon
+    ``hour_cos`` is -1, at 11:00 and 13:00 -0.97), so a policy had to grow large weights
+    before it could push at one hour and not the next. Checkpoints whose ``config.json``
+    lacks the key were trained without it and load as False."""
     normalize_obs: bool = True
     """Normalise observations with running mean and variance."""
     seed: int = 0
@@ -253,6 +289,19 @@ class GRUPPOConfig:
     """Save a checkpoint every this many iterations (0: only at the end)."""
     tensorboard: bool = True
     """Also log to TensorBoard (skipped with a note when tensorboard is not installed)."""
+    collapse_min_pushes_per_day: float = 0.05
+    """Collapse detection (schedule and timing envs): a policy that delivers fewer pushes
+    than this per user-day (one in 20 days) has collapsed to *never push* -- from then on
+    PPO sees almost no pushes to learn from and stays there. Checked on the sampled pushes of
+    every rollout, and on the greedy (most likely) actions at the end of training."""
+    collapse_max_push_share: float = 0.9
+    """Collapse detection: a policy that pushes in more than this share of its decision slots
+    has collapsed to *always push*."""
+    collapse_patience: int = 3
+    """Rollouts in a row that must meet a collapse condition before the run is flagged: the
+    ``collapse`` column of ``progress.csv`` (0, -1 never pushes, +1 always pushes;
+    :data:`COLLAPSE_KINDS`), a :class:`PolicyCollapseWarning` the first time, and
+    :attr:`GRUPPOTrainer.collapse` at the end."""
     eval_every: int = 0
     """Validate the policy every this many iterations and after the last one (0: never), and
     keep the best policy seen, as SB3's ``EvalCallback`` keeps its best model: the policy
@@ -279,7 +328,8 @@ class GRUPPOConfig:
                              f"{self.env_id!r}.")
         ints = {"num_envs": 1, "total_steps": 1, "num_minibatches": 1, "update_epochs": 1,
                 "embed_size": 1, "hidden_size": 1, "torch_threads": 1, "checkpoint_every": 0,
-                "slot_minutes": 1, "seed": 0, "eval_every": 0, "eval_users": 1}
+                "slot_minutes": 1, "seed": 0, "eval_every": 0, "eval_users": 1,
+                "collapse_patience": 1}
         for name, lo in ints.items():
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
@@ -293,15 +343,17 @@ class GRUPPOConfig:
                              f"`num_envs` ({self.num_envs}): minibatches split the environments.")
         reals = {"learning_rate": (0, False), "gamma": (0, True), "gae_lambda": (0, True),
                  "clip_coef": (0, False), "ent_coef": (0, True), "vf_coef": (0, True),
-                 "max_grad_norm": (0, False), "horizon_days": (0, False)}
+                 "max_grad_norm": (0, False), "horizon_days": (0, False),
+                 "collapse_min_pushes_per_day": (0, True), "collapse_max_push_share": (0, False)}
         for name, (lo, allow_eq) in reals.items():
             v = getattr(self, name)
             ok = (not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v)
                   and (v >= lo if allow_eq else v > lo))
-            if ok and name in ("gamma", "gae_lambda"):
+            unit = ("gamma", "gae_lambda", "collapse_max_push_share")
+            if ok and name in unit:
                 ok = v <= 1
             if not ok:
-                rng = "in [0, 1]" if name in ("gamma", "gae_lambda") else (
+                rng = "in [0, 1]" if name in unit else (
                     ">= 0" if allow_eq else "> 0")
                 raise ValueError(f"`{name}` must be a finite number {rng}, got {v!r}.")
         ed = self.eval_horizon_days
@@ -332,9 +384,11 @@ class GRUPPOConfig:
         if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) \
                 or lr <= 0:
             raise ValueError(f"`lagrange_lr` must be a finite number > 0, got {lr!r}.")
-        if self.entropy_bonus not in ("joint", "push-style"):
-            raise ValueError(f"`entropy_bonus` must be 'joint' or 'push-style', got "
+        if self.entropy_bonus not in ENTROPY_BONUSES:
+            raise ValueError(f"`entropy_bonus` must be one of {list(ENTROPY_BONUSES)}, got "
                              f"{self.entropy_bonus!r}.")
+        if not isinstance(self.hour_one_hot, (bool, np.bool_)):
+            raise ValueError(f"`hour_one_hot` must be a bool, got {self.hour_one_hot!r}.")
         if not isinstance(self.prev_action_input, (bool, np.bool_)):
             raise ValueError(f"`prev_action_input` must be a bool, got "
                              f"{self.prev_action_input!r}.")
@@ -367,6 +421,7 @@ class GRUPPOConfig:
         d = dict(d)
         d.setdefault("prev_action_input", False)
         d.setdefault("entropy_bonus", "joint")
+        d.setdefault("hour_one_hot", False)
         return cls.from_dict(d)
 
 
@@ -401,6 +456,38 @@ class RunningMeanStd:
         self.mean = t["obs_mean"].numpy().astype(np.float64).copy()
         self.var = t["obs_var"].numpy().astype(np.float64).copy()
         self.count = float(t["obs_count"][0])
+
+
+def policy_inputs(obs: np.ndarray, rms: RunningMeanStd | None, hour_one_hot: bool
+                  ) -> np.ndarray:
+    """The policy's input rows ``(N, policy_input_dim(hour_one_hot))`` float32 from raw
+    observations ``(N, OBS_DIM)``: the observations normalised by ``rms`` (None: as they
+    are), then, with ``hour_one_hot``, the one-hot of the hour of day read back from
+    ``hour_sin``/``hour_cos`` (the hour the decision slot starts in). One function for the
+    trainer's rollouts and the agent's ``predict``."""
+    obs = np.asarray(obs)
+    x = rms.normalize(obs) if rms is not None else obs.astype(np.float32)
+    if not hour_one_hot:
+        return x
+    n = obs.shape[0]
+    angle = np.arctan2(obs[:, OBS_INDEX["hour_sin"]], obs[:, OBS_INDEX["hour_cos"]])
+    # + 1e-3 h: an hour stored in float32 as 11.99999 is 12
+    hour = np.floor(np.mod(angle * (24.0 / (2.0 * np.pi)), 24.0) + 1e-3).astype(np.int64) % 24
+    out = np.full((n, OBS_DIM + 24), _HOUR_OFF, dtype=np.float32)
+    out[:, :OBS_DIM] = x
+    out[np.arange(n), OBS_DIM + hour] = _HOUR_ON
+    return out
+
+
+# the one-hot standardised as a uniformly distributed hour would be (mean 1/24, sd
+# sqrt(23)/24), so that it enters on the scale of the normalised observations
+_HOUR_ON = float((1.0 - 1.0 / 24.0) / (math.sqrt(23.0) / 24.0))
+_HOUR_OFF = float((0.0 - 1.0 / 24.0) / (math.sqrt(23.0) / 24.0))
+
+
+def policy_input_dim(hour_one_hot: bool) -> int:
+    """Width of :func:`policy_inputs`' rows."""
+    return OBS_DIM + (24 if hour_one_hot else 0)
 
 
 def set_push_prior(bias: torch.Tensor, p_push: float) -> None:
@@ -450,7 +537,7 @@ class GRUPolicy(nn.Module):
         nn.init.zeros_(self.embed[0].bias)
         nn.init.orthogonal_(self.actor.weight, 0.01)
         nn.init.zeros_(self.actor.bias)
-        nn.init.orthogonal_(self.critic.weight, 1.0)
+        nn.init.orthogonal_(self.critic.weight, 0.01)
         nn.init.zeros_(self.critic.bias)
 
     def set_initial_push_prob(self, p_push: float) -> None:
@@ -734,7 +821,8 @@ class GRUPPOTrainer:
         #: Seed of the validation users and of the validated agents (``eval_every``).
         self.validation_seed = int(val_ss.generate_state(1)[0])
         torch.manual_seed(int(init_ss.generate_state(1)[0]))
-        self.policy = GRUPolicy(OBS_DIM, self.n_actions, config.embed_size, config.hidden_size,
+        self.policy = GRUPolicy(policy_input_dim(config.hour_one_hot), self.n_actions,
+                                config.embed_size, config.hidden_size,
                                 prev_action_input=config.prev_action_input)
         if config.initial_push_prob is not None and self.layout_mode in ("schedule", "timing"):
             self.policy.set_initial_push_prob(config.initial_push_prob)
@@ -753,6 +841,13 @@ class GRUPPOTrainer:
         #: The validation row of the best policy so far (None: none validated yet).
         self.best: dict[str, float] | None = None
         self._best_tensors: dict[str, torch.Tensor] | None = None
+        #: ``[code, rollouts in a row]`` of the collapse condition the last rollouts met
+        #: (code as in :data:`COLLAPSE_KINDS`).
+        self._collapse_streak = [0, 0]
+        #: Collapse kinds already warned about in this run.
+        self._collapse_warned: set[str] = set()
+        #: The collapse flag of the last iteration (:data:`COLLAPSE_KINDS` code).
+        self.collapse_code = 0
 
     # ------------------------------------------------------------------ training
     def env_seed(self, iteration: int) -> int:
@@ -786,6 +881,7 @@ class GRUPPOTrainer:
                 self.global_step += self.batch_size
                 row = {"iteration": self.iteration, "global_step": self.global_step, **stats,
                        **losses, "sps": self.batch_size / max(time.perf_counter() - t0, 1e-9)}
+                row["collapse"] = float(self._check_collapse(row))
                 rows.append(row)
                 self.history.append(row)
                 self._log(row, writer)
@@ -809,6 +905,52 @@ class GRUPPOTrainer:
         if self.out is not None:
             self.save(self.out / "checkpoint")
         return rows
+
+    @property
+    def collapse(self) -> str | None:
+        """``"never-push"`` or ``"always-push"`` when the last iteration was flagged as
+        collapsed (see ``GRUPPOConfig.collapse_patience``), else None."""
+        return COLLAPSE_KINDS[self.collapse_code]
+
+    def _collapse_condition(self, rate: float) -> int:
+        """-1 / +1 / 0: a push rate per user-day below the floor / above the ceiling / in."""
+        cfg = self.config
+        slots_per_day = 1440.0 / cfg.slot_minutes
+        if not math.isfinite(rate):
+            return 0
+        if rate < cfg.collapse_min_pushes_per_day:
+            return -1
+        return 1 if rate > cfg.collapse_max_push_share * slots_per_day else 0
+
+    def _check_collapse(self, row: Mapping[str, float]) -> int:
+        """Update the collapse flag from an iteration's row; warn the first time a kind is
+        flagged. A rollout meets a condition when its sampled push rate does; at the last
+        iteration of the run, also when the greedy (most likely) actions' rate does."""
+        if self.layout_mode == "style":         # every step is a push: nothing to detect
+            return 0
+        code = self._collapse_condition(row["pushes_per_day"])
+        streak = self._collapse_streak
+        streak[:] = [code, streak[1] + 1] if code and code == streak[0] else [code, int(bool(code))]
+        flagged = code if code and streak[1] >= self.config.collapse_patience else 0
+        greedy = False
+        if not flagged and self.iteration >= self.num_iterations:
+            flagged = self._collapse_condition(row["greedy_pushes_per_day"])
+            greedy = bool(flagged)
+        self.collapse_code = flagged
+        kind = COLLAPSE_KINDS[flagged]
+        if kind is not None and kind not in self._collapse_warned:
+            import warnings
+
+            self._collapse_warned.add(kind)
+            how = (f"its greedy actions push {row['greedy_pushes_per_day']:.3g} times a day"
+                   if greedy else f"it has pushed {row['pushes_per_day']:.3g} times per "
+                   f"user-day for {streak[1]} rollouts in a row")
+            warnings.warn(
+                f"GRU-PPO policy collapse ({kind}) at iteration {self.iteration} "
+                f"(seed {self.config.seed}): {how}. A collapsed policy stops producing the "
+                "pushes PPO learns from; see the `collapse` column of progress.csv.",
+                PolicyCollapseWarning, stacklevel=3)
+        return flagged
 
     def validate(self, writer: Any = None) -> dict[str, float]:
         """Run the current policy on the validation users (see ``GRUPPOConfig.eval_every``);
@@ -870,8 +1012,9 @@ class GRUPPOTrainer:
         return max(frac, 0.0) * self.config.learning_rate
 
     def _norm(self, obs: np.ndarray) -> np.ndarray:
-        return self.obs_rms.normalize(obs) if self.config.normalize_obs else \
-            np.asarray(obs, dtype=np.float32)
+        """The policy's inputs for raw observations (:func:`policy_inputs`)."""
+        cfg = self.config
+        return policy_inputs(obs, self.obs_rms if cfg.normalize_obs else None, cfg.hour_one_hot)
 
     def _rollout(self) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
         """Collect ``num_steps`` steps of every environment from a fresh reset.
@@ -882,7 +1025,7 @@ class GRUPPOTrainer:
         """
         cfg, env, pol = self.config, self.env, self.policy
         n, t_len, n_act = cfg.num_envs, self.num_steps, self.n_actions
-        obs_b = np.empty((t_len, n, OBS_DIM), dtype=np.float32)
+        obs_b = np.empty((t_len, n, pol.obs_dim), dtype=np.float32)
         starts = np.zeros((t_len, n), dtype=np.float32)
         actions = np.empty((t_len, n), dtype=np.int64)
         logprobs = np.empty((t_len, n), dtype=np.float32)
@@ -901,6 +1044,7 @@ class GRUPPOTrainer:
         ep_open = np.zeros(n)
         done_ret, done_len, done_push, done_open, done_optout = [], [], [], [], []
         prev_in = pol.prev_action_input
+        greedy_push = np.zeros(n)     # slots where the most likely action is a push
         with torch.inference_mode():
             h = pol.initial_state(n)
             prev = None                 # one-hot previous actions (N, A); None: none yet
@@ -911,6 +1055,7 @@ class GRUPPOTrainer:
                 logits, value, h_new = pol.step(torch.from_numpy(obs_b[t]), h,
                                                 torch.from_numpy(starts[t]), prev)
                 logp_all = torch.log_softmax(logits, dim=-1)
+                greedy_push += (logits.argmax(dim=-1) != 0).numpy()
                 a = (logp_all.exp().cumsum(dim=-1) < u_all[t]).sum(dim=-1).clamp_(max=n_act - 1)
                 if prev_in:
                     prev = F.one_hot(a, n_act).float()
@@ -957,6 +1102,8 @@ class GRUPPOTrainer:
                                         torch.from_numpy(start_np), prev)
             values[t_len] = next_value.numpy()
         constraint_stats = self._apply_constraints(rewards, pushed_b, opted_b)
+        user_days = t_len * n * cfg.slot_minutes / 1440.0
+        constraint_stats["greedy_pushes_per_day"] = float(greedy_push.sum()) / user_days
         # generalised advantage estimation (float32, as the tensors of the update)
         adv = np.empty((t_len, n), dtype=np.float32)
         gamma, gl = np.float32(cfg.gamma), np.float32(cfg.gamma * cfg.gae_lambda)
@@ -1009,9 +1156,17 @@ class GRUPPOTrainer:
                 lam[key] = max(0.0, lam[key] + step)
         return rates | used
 
-    def _entropy(self, logits: torch.Tensor, logp_all: torch.Tensor) -> torch.Tensor:
-        """The entropy the bonus rewards (see ``GRUPPOConfig.entropy_bonus``)."""
-        if self.config.entropy_bonus == "joint" or self.layout_mode != "schedule":
+    def _bonus(self, logits: torch.Tensor, logp_all: torch.Tensor) -> torch.Tensor:
+        """The exploration bonus the loss rewards (see ``GRUPPOConfig.entropy_bonus``), per
+        step."""
+        kind = self.config.entropy_bonus
+        if kind == "cross-entropy":
+            if self.layout_mode != "schedule":
+                return logp_all.mean(-1)
+            logp_push = torch.logsumexp(logp_all[..., 1:], dim=-1)
+            logp_style = torch.log_softmax(logits[..., 1:], dim=-1)
+            return 0.5 * (logp_all[..., 0] + logp_push) + logp_style.mean(-1)
+        if kind == "joint" or self.layout_mode != "schedule":
             return -(logp_all.exp() * logp_all).sum(-1)
         p_wait = logp_all[..., 0].exp()
         h_push = -(p_wait * logp_all[..., 0] + (1.0 - p_wait) * torch.log1p(-p_wait.clamp(
@@ -1038,7 +1193,7 @@ class GRUPPOTrainer:
                                                      h0[mb], prev)
                 logp_all = torch.log_softmax(logits, dim=-1)
                 newlogp = logp_all.gather(-1, b["actions"][:, mb].unsqueeze(-1)).squeeze(-1)
-                entropy = self._entropy(logits, logp_all)
+                bonus = self._bonus(logits, logp_all)
                 logratio = newlogp - b["logprobs"][:, mb]
                 ratio = logratio.exp()
                 with torch.no_grad():
@@ -1055,15 +1210,15 @@ class GRUPPOTrainer:
                     v_loss = 0.5 * torch.max((newv - ret) ** 2, (v_clipped - ret) ** 2).mean()
                 else:
                     v_loss = 0.5 * ((newv - ret) ** 2).mean()
-                ent = entropy.mean()
-                loss = pg_loss - cfg.ent_coef * ent + cfg.vf_coef * v_loss
+                loss = pg_loss - cfg.ent_coef * bonus.mean() + cfg.vf_coef * v_loss
                 self.optimizer.zero_grad()
                 loss.backward()
                 nn.utils.clip_grad_norm_(self.policy.parameters(), cfg.max_grad_norm)
                 self.optimizer.step()
                 pg_l.append(float(pg_loss.detach()))
                 v_l.append(float(v_loss.detach()))
-                ent_l.append(float(ent.detach()))
+                with torch.no_grad():
+                    ent_l.append(float(-(logp_all.exp() * logp_all).sum(-1).mean()))
                 kl_l.append(float(approx_kl))
             if cfg.target_kl is not None and kl_l[-1] > cfg.target_kl:
                 stop = True
@@ -1138,7 +1293,9 @@ class GRUPPOTrainer:
                  "np_rng": self.np_rng.bit_generator.state, "n_actions": self.n_actions,
                  "mode": self.layout_mode, "n_styles": self.n_styles,
                  "history": self.history, "lagrange": self.lagrange, "evals": self.evals,
-                 "best": self.best}
+                 "best": self.best, "collapse_streak": self._collapse_streak,
+                 "collapse_warned": sorted(self._collapse_warned),
+                 "collapse_code": self.collapse_code}
         atomic_write_text(d / "state.json", json.dumps(state, indent=2))
         return d
 
@@ -1176,6 +1333,9 @@ class GRUPPOTrainer:
         trainer.best = state.get("best")
         best = {k[len("best."):]: v for k, v in tensors.items() if k.startswith("best.")}
         trainer._best_tensors = best or None
+        trainer._collapse_streak = [int(v) for v in state.get("collapse_streak", [0, 0])]
+        trainer._collapse_warned = set(state.get("collapse_warned", []))
+        trainer.collapse_code = int(state.get("collapse_code", 0))
         return trainer
 
     def agent(self, *, seed: SeedLike = None, name: str = "gru-ppo",
@@ -1227,8 +1387,14 @@ class GRUPPOAgent(PolicyAgent):
     default_name = "gru-ppo"
 
     def __init__(self, policy: GRUPolicy, obs_rms: RunningMeanStd | None, mode: str = "schedule",
-                 n_styles: int = 5, *, seed: SeedLike = None, name: str | None = None) -> None:
+                 n_styles: int = 5, *, seed: SeedLike = None, name: str | None = None,
+                 hour_one_hot: bool = False) -> None:
         super().__init__(mode, n_styles, seed=seed, name=name)
+        self.hour_one_hot = bool(hour_one_hot)
+        if policy.obs_dim != policy_input_dim(self.hour_one_hot):
+            raise ValueError(f"The policy reads {policy.obs_dim} inputs but observations with "
+                             f"hour_one_hot={self.hour_one_hot} give "
+                             f"{policy_input_dim(self.hour_one_hot)}.")
         if not isinstance(policy, GRUPolicy):
             raise ValueError(f"`policy` must be a GRUPolicy, got {type(policy).__name__}.")
         if policy.n_actions != self.n_actions:
@@ -1265,20 +1431,22 @@ class GRUPPOAgent(PolicyAgent):
                       n_actions: int, mode: str, n_styles: int, *, seed: SeedLike,
                       name: str) -> GRUPPOAgent:
         """An agent from ``policy.*`` weights and observation statistics."""
-        policy = GRUPolicy(OBS_DIM, n_actions, cfg.embed_size, cfg.hidden_size,
-                           prev_action_input=cfg.prev_action_input)
+        policy = GRUPolicy(policy_input_dim(cfg.hour_one_hot), n_actions, cfg.embed_size,
+                           cfg.hidden_size, prev_action_input=cfg.prev_action_input)
         policy.load_state_dict({k[len("policy."):]: v for k, v in tensors.items()
                                 if k.startswith("policy.")})
         rms = None
         if cfg.normalize_obs:
             rms = RunningMeanStd(OBS_DIM)
             rms.load(tensors)
-        return cls(policy, rms, mode=mode, n_styles=n_styles, seed=seed, name=name)
+        return cls(policy, rms, mode=mode, n_styles=n_styles, seed=seed, name=name,
+                   hour_one_hot=cfg.hour_one_hot)
 
     def config(self) -> dict[str, Any]:
         return {**super().config(), "hidden_size": self.policy.hidden_size,
                 "embed_size": self.policy.embed_size,
-                "prev_action_input": self.policy.prev_action_input}
+                "prev_action_input": self.policy.prev_action_input,
+                "hour_one_hot": self.hour_one_hot}
 
     @property
     def state_size(self) -> int:
@@ -1306,7 +1474,7 @@ class GRUPPOAgent(PolicyAgent):
     @torch.no_grad()
     def _logits(self, x: np.ndarray, state: Any, start: np.ndarray
                 ) -> tuple[torch.Tensor, torch.Tensor]:
-        xx = self.obs_rms.normalize(x) if self.obs_rms is not None else x.astype(np.float32)
+        xx = policy_inputs(x, self.obs_rms, self.hour_one_hot)
         h, prev = self._check_state(state, x.shape[0])
         logits, _, h_new = self.policy.step(torch.from_numpy(np.ascontiguousarray(xx)), h,
                                             torch.from_numpy(start.astype(np.float32)), prev)
