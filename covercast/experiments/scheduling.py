@@ -521,8 +521,13 @@ def _train_gru(config: SchedulingConfig, params: PopulationParams | None, seed: 
                             progress=progress)
     trainer.train(callback=record)
     seconds = time.perf_counter() - t0
+    last = trainer.history[-1] if trainer.history else {}
     facts = {"steps": int(trainer.global_step), "seconds": seconds,
-             "constraints": constraint_facts, "multipliers": dict(trainer.lagrange)}
+             "constraints": constraint_facts, "multipliers": dict(trainer.lagrange),
+             "collapse": trainer.collapse or "none",
+             "collapsed_iterations": sum(1 for r in trainer.history if r.get("collapse")),
+             "final_pushes_per_day": float(last.get("pushes_per_day", math.nan)),
+             "final_greedy_pushes_per_day": float(last.get("greedy_pushes_per_day", math.nan))}
     best = trainer.best
     if best is not None:
         facts.update({"selected_step": int(best["global_step"]),

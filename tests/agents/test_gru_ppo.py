@@ -24,6 +24,7 @@ from covercast.agents.gru_ppo import (  # noqa: E402
     previous_actions,
 )
 from covercast.envs.observation import OBS_DIM  # noqa: E402
+from covercast.experiments.bench_learning import ONE_HOUR_TASK, one_active_hour_params  # noqa: E402
 from covercast.simulators.params import default_params, peaked_params  # noqa: E402
 
 ENVS = ["covercast/PopulationVector-v0", "covercast/PushTiming-v0", "covercast/CoverStyle-v0",
@@ -36,23 +37,6 @@ def tiny(env_id: str = "covercast/PopulationVector-v0", **kw) -> GRUPPOConfig:
                 tensorboard=False)
     base.update(kw)
     return GRUPPOConfig(**base)
-
-
-def one_hour_params(hour: int = 12):
-    """Users are active only at ``hour`` every day: a push then is seen and opened at once, a
-    push at any other hour is seen late (nearly worthless: stale_tau 0.5 h) but adds fatigue
-    (which lowers the next open) and opt-out risk. Optimal: push at ``hour`` only. Built on
-    ``peaked-v0`` (its relative-activity term, beta_activity 0.5, is part of the task this
-    test was tuned on)."""
-    p = peaked_params()
-    act = [0.0] * 168
-    for d in range(7):
-        act[d * 24 + hour] = 6.0
-    seg = dataclasses.replace(p.segments[0], name="one_hour", weight=1.0, activity=act,
-                              activity_shape=50.0, open_intercept=1.0)
-    return dataclasses.replace(
-        p, segments=[seg], opt_out=dataclasses.replace(p.opt_out, base_hazard=0.05),
-        open=dataclasses.replace(p.open, stale_tau_h=0.5, beta_fatigue=2.0))
 
 
 @pytest.mark.parametrize("env_id", ENVS)
@@ -202,14 +186,13 @@ def test_learns_the_one_active_hour_task(seed):
     """With its default config (the task sets only the environment and the budget), GRU-PPO
     learns to push at the active hour only within 60 k steps, on every seed: its greedy
     return is close to the push-at-12-only policy's on the same users. Measured over seeds
-    0-19 (``benchmarks/one_active_hour.py``): all 20 reached >= 0.99 of it."""
+    0-19 (``python benchmarks/bench_learning.py``): all 20 reached >= 0.99 of it."""
     from covercast.agents.baselines import StaticScheduler
     from covercast.experiments.evaluate import evaluate
 
-    params = one_hour_params(12)
-    kw = {"w_dwell": 0.0, "w_optout": 1.0}
-    cfg = GRUPPOConfig(env_id="covercast/PushTiming-v0", num_envs=32, horizon_days=2,
-                       total_steps=60_000, env_kwargs=kw, tensorboard=False, seed=seed)
+    params = one_active_hour_params(12)
+    kw = ONE_HOUR_TASK["env_kwargs"]
+    cfg = GRUPPOConfig(**ONE_HOUR_TASK, tensorboard=False, seed=seed)
     tr = GRUPPOTrainer(cfg, params=params, progress=False)
     tr.train()
     assert tr.collapse is None

@@ -39,7 +39,17 @@ def test_fast_run_writes_every_output(fast_run):
     assert "high-fatigue-v1 (held out)" in text and "tuned control" in text
     target = json.loads((out / "target.json").read_text())
     assert set(target["checks"]) == {"opens_lift_in_band", "opens_lift_vs_frontier_in_band",
-                                      "upper_reference"}
+                                      "upper_reference", "gru_return_vs_control"}
+    gv = target["checks"]["gru_return_vs_control"]
+    rows = {r["population"]: r for r in gv["populations"]}
+    assert rows["high-fatigue-v1"]["split"] == "test" and rows["high-fatigue-v1"]["seeds"] == 2
+    assert len(rows["high-fatigue-v1"]["per_seed_difference"]) == 2
+    # the training runs' table names each run's collapse flag
+    assert "## GRU-PPO training runs" in text
+    cells = [json.loads(p.read_text()) for p in sorted((out / "cells").glob("*/cell.json"))]
+    flags = [c["facts"]["gru-ppo"]["collapse"] for c in cells]
+    assert set(flags) <= {"none", "never-push", "always-push"}
+    assert all(f"| {c['index']} |" in text for c in cells)
     fr = pd.read_csv(out / "frontier.csv")
     assert set(fr["policy"]) == set(SUITE_POLICIES)
     # the frontier passes through the tuned control's own point at its volume
