@@ -5,8 +5,12 @@ runs/NAME`` trains GRU-PPO (or ``ppo`` / ``recurrent-ppo``, the stable-baselines
 with a progress bar; ``--resume`` continues a GRU-PPO run from ``runs/NAME/checkpoint``.
 ``--eval-every K`` validates a GRU-PPO run every K iterations and keeps its best policy.
 ``covercast evaluate --agent runs/NAME --env ... --episodes E`` evaluates a saved agent (or a
-baseline by name: random, static, heuristic; ``--best``: a GRU-PPO run's best validated policy)
-and writes ``episodes.csv`` beside ``config.json``.
+baseline by name: random, static, heuristic, and the style bandits thompson and linucb;
+``--best``: a GRU-PPO run's best validated policy) and writes ``episodes.csv`` beside
+``config.json``. ``--learning {auto,continual,episode}`` (default auto) says when a learning
+agent is reset (see :mod:`covercast.experiments.evaluate`: auto is continual for an agent that
+learns, as deployed, and per episode otherwise); ``config.json`` records the mode used
+(``learning``) and the one asked for (``learning_requested``).
 """
 
 from __future__ import annotations
@@ -66,11 +70,18 @@ def train(agent: str, env_id: str, steps: int, seed: int, out: str | Path, *,
 
 
 def load_agent(spec: str, env_id: str, seed: int = 0, *, which: str = "final") -> Any:
-    """An agent from a run folder (GRU-PPO checkpoint or SB3 model) or a baseline name;
-    ``which="best"``: a GRU-PPO run's best validated policy (``eval_every``)."""
+    """An agent from a run folder (GRU-PPO checkpoint or SB3 model) or a baseline name
+    (random, static, heuristic, or the style bandits thompson and linucb, which learn as they
+    are evaluated); ``which="best"``: a GRU-PPO run's best validated policy (``eval_every``)."""
     if which not in ("final", "best"):
         raise ValueError(f"`which` must be 'final' or 'best', got {which!r}.")
-    from covercast.agents import ActivityHeuristic, RandomAgent, StaticScheduler
+    from covercast.agents import (
+        ActivityHeuristic,
+        LinUCBStyleAgent,
+        RandomAgent,
+        StaticScheduler,
+        ThompsonStyleAgent,
+    )
     from covercast.agents.base import ActionLayout
 
     path = Path(spec)
@@ -85,7 +96,8 @@ def load_agent(spec: str, env_id: str, seed: int = 0, *, which: str = "final") -
         from covercast.agents.sb3 import SB3Agent
         return SB3Agent.load(path, seed=seed)
     baselines = {"random": RandomAgent, "static": StaticScheduler,
-                 "heuristic": ActivityHeuristic}
+                 "heuristic": ActivityHeuristic, "thompson": ThompsonStyleAgent,
+                 "linucb": LinUCBStyleAgent}
     if spec in baselines:
         import gymnasium as gym
         env = gym.make(env_id)
@@ -98,20 +110,31 @@ def load_agent(spec: str, env_id: str, seed: int = 0, *, which: str = "final") -
 
 def evaluate_saved(spec: str, env_id: str, episodes: int, seed: int, out: str | Path, *,
                    horizon_days: float = 14.0, deterministic: bool = False,
-                   progress: bool = True, which: str = "final") -> Path:
-    """Evaluate an agent (see :func:`load_agent`) and write ``episodes.csv`` + ``config.json``."""
-    from covercast.experiments.evaluate import evaluate
+                   progress: bool = True, which: str = "final",
+                   learning: str = "auto") -> Path:
+    """Evaluate an agent (see :func:`load_agent`) and write ``episodes.csv`` + ``config.json``.
 
+    ``learning`` is passed to :func:`~covercast.experiments.evaluate.evaluate` (``"auto"``:
+    continual for an agent that learns, per episode otherwise); ``config.json`` records the mode
+    used (``learning``) and the one asked for (``learning_requested``).
+    """
+    from covercast.experiments.evaluate import evaluate, resolve_learning
+
+    resolve_learning(None, learning)        # a bad value fails before the agent is loaded
     agent = load_agent(spec, env_id, seed, which=which)
     df = evaluate(agent, env_id, episodes=episodes, seed=seed, progress=progress,
-                  deterministic=deterministic, env_kwargs={"horizon_days": horizon_days})
+                  deterministic=deterministic, env_kwargs={"horizon_days": horizon_days},
+                  learning=learning)
+    mode = df.attrs["learning"]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_csv(df, out / "episodes.csv")
     atomic_write_text(out / "config.json", json.dumps(
         {"agent": spec, "env": env_id, "episodes": episodes, "seed": seed,
-         "horizon_days": horizon_days, "deterministic": deterministic, "policy": which},
+         "horizon_days": horizon_days, "deterministic": deterministic, "policy": which,
+         "learning": mode, "learning_requested": learning},
         indent=2))
+    print(f"learning: {mode}" + (" (auto)" if learning == "auto" else ""))
     print(df[["return", "pushes", "opens", "ctr", "dwell_min", "opted_out"]].mean()
           .to_string())
     return out
@@ -133,13 +156,16 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     out = evaluate_saved(args.agent, args.env, args.episodes, args.seed, args.out,
                          horizon_days=args.horizon_days, deterministic=args.deterministic,
-                         progress=not args.quiet, which="best" if args.best else "final")
+                         progress=not args.quiet, which="best" if args.best else "final",
+                         learning=args.learning)
     print(f"results: {out}")
     return 0
 
 
 def add_subcommands(subparsers: Any) -> None:
     """Add ``train`` and ``evaluate`` to an ``argparse`` subparsers object."""
+    from covercast.experiments.evaluate import LEARNING_CHOICES
+
     sp = subparsers.add_parser("train", help="train GRU-PPO or an SB3 reference agent",
                                description="train GRU-PPO or an SB3 reference agent")
     sp.set_defaults(func=cmd_train)
@@ -173,7 +199,9 @@ def add_subcommands(subparsers: Any) -> None:
                                description="evaluate a trained agent or a baseline")
     sp.set_defaults(func=cmd_evaluate)
     sp.add_argument("--agent", required=True,
-                    help="run folder (from covercast train) or random/static/heuristic")
+                    help="run folder (from covercast train) or a baseline: random, static, "
+                         "heuristic, or a style bandit (thompson, linucb; they learn as they "
+                         "are evaluated, see --learning)")
     sp.add_argument("--env", default="covercast/PushSchedule-v0")
     sp.add_argument("--episodes", type=int, default=100)
     sp.add_argument("--seed", type=int, default=0)
@@ -182,5 +210,10 @@ def add_subcommands(subparsers: Any) -> None:
     sp.add_argument("--best", action="store_true",
                     help="a GRU-PPO run's best validated policy (trained with --eval-every) "
                          "instead of its final one")
+    sp.add_argument("--learning", default="auto", choices=list(LEARNING_CHOICES),
+                    help="when a learning agent is reset: continual (once, then it keeps "
+                         "learning across users, as deployed), episode (before every user); "
+                         "auto (default): continual for an agent that learns, episode otherwise "
+                         "(the mode used is `learning` in config.json)")
     sp.add_argument("--out", required=True)
     sp.add_argument("--quiet", action="store_true", help="no progress bars")

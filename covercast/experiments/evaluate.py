@@ -6,12 +6,24 @@ environment, one row per user; :func:`evaluate_agents` evaluates several agents 
 episodes. Summaries with confidence intervals and A/B tests are in
 :mod:`covercast.experiments.stats`.
 
+**Learning agents are evaluated as deployed.** An agent that learns from what it sees
+(``agent.learns``: the style bandits :class:`~covercast.agents.ThompsonStyleAgent` and
+:class:`~covercast.agents.LinUCBStyleAgent`) is by default reset once and keeps learning across
+episodes, i.e. across users, as a deployed bandit does (``learning="continual"``); every other
+agent is reset before every episode (``learning="episode"``). This is the default
+``learning="auto"``; either mode can be asked for by name (:data:`LEARNING_MODES`), e.g.
+``learning="episode"`` to see a bandit that starts from its prior with every user. The mode
+used is recorded in the DataFrame's ``attrs`` (see **Learning mode** below).
+
 **Seeds.** ``np.random.SeedSequence(seed)`` is split into an environment branch and an agent
 branch: episode ``i`` resets the environment with the ``i``-th 32-bit word of the environment
-branch and (with ``learning="episode"``) the agent with the ``i``-th child of the agent branch.
-So the same ``seed`` gives the same DataFrame, and two agents evaluated with the same ``seed``
-meet the same users with the same organic sessions (common random numbers): their episodes are
-paired, row by row (see :func:`covercast.experiments.stats.paired_test`).
+branch and (with ``learning="episode"``) the agent with the ``i``-th child of the agent branch
+(with ``learning="continual"``: the agent once, with the agent branch itself). So the same
+``seed`` gives the same DataFrame, and two agents evaluated with the same ``seed`` meet the same
+users with the same organic sessions (common random numbers): their episodes are paired, row by
+row (see :func:`covercast.experiments.stats.paired_test`). With ``learning="continual"`` the
+episodes of one agent are not independent (what it learned from one user acts on the next), so
+confidence intervals over them that assume independent episodes are approximate.
 
 **Columns** (:data:`EPISODE_COLUMNS`): ``agent``, ``episode``, ``seed`` (the environment seed of
 the episode), ``return`` (sum of rewards), ``length`` (steps), ``days`` (simulated days
@@ -20,6 +32,15 @@ elapsed), ``pushes`` (delivered), ``opens``, ``ctr`` (opens / pushes, NaN withou
 ``comments``, ``surveys``, ``satisfaction`` (mean 1-5 survey score, NaN when never surveyed),
 ``sessions`` (organic), ``opted_out`` (bool), ``hours_to_opt_out`` (hours from the episode's
 start to the opting-out push, NaN if the user stayed).
+
+**Learning mode** (``df.attrs``, not a column): ``df.attrs["learning"]`` is the mode the agent
+was evaluated with, ``"episode"`` or ``"continual"`` (what ``"auto"`` resolved to), and
+``df.attrs["learning_by_agent"]`` maps each ``agent`` label to its mode. With
+:func:`evaluate_agents` the agents may differ (``"auto"`` with a bandit and a heuristic):
+``df.attrs["learning"]`` is then ``"mixed"``. pandas keeps ``attrs`` through selections and
+renames, and through :func:`pandas.concat` only when all the frames' ``attrs`` are equal;
+:func:`evaluate_vector` resets the agent once (continual: the users share one clock) and records
+``"continual"``.
 """
 
 from __future__ import annotations
@@ -34,7 +55,8 @@ import pandas as pd
 from covercast.agents.base import Agent, as_seed_sequence
 from covercast.envs.vector import last_observations
 
-__all__ = ["EPISODE_COLUMNS", "evaluate", "evaluate_agents", "evaluate_vector", "LEARNING_MODES"]
+__all__ = ["EPISODE_COLUMNS", "evaluate", "evaluate_agents", "evaluate_vector", "LEARNING_MODES",
+           "LEARNING_CHOICES", "resolve_learning"]
 
 #: Columns of the per-episode DataFrame, in order.
 #: ``on_step(label, episode, obs, action, reward, info)``, called after every step.
@@ -50,6 +72,28 @@ EPISODE_COLUMNS: tuple[str, ...] = (
 #: once, then it keeps learning across episodes (users), as a deployed bandit would (episodes
 #: are then not independent).
 LEARNING_MODES: tuple[str, ...] = ("episode", "continual")
+
+#: Values of the ``learning`` argument: ``"auto"`` (the default) resolves to ``"continual"`` for
+#: an agent whose ``learns`` is True (the style bandits) and to ``"episode"`` for any other
+#: agent (see :func:`resolve_learning`); or one of :data:`LEARNING_MODES`.
+LEARNING_CHOICES: tuple[str, ...] = ("auto", *LEARNING_MODES)
+
+
+def resolve_learning(agent: Any, learning: str = "auto") -> str:
+    """The mode of :data:`LEARNING_MODES` that ``learning`` means for ``agent``.
+
+    ``"auto"``: ``"continual"`` if ``agent.learns`` (a learning agent keeps learning across
+    users, as deployed), else ``"episode"``; ``"episode"`` and ``"continual"`` are returned as
+    they are. Raises ValueError for any other value.
+    """
+    if not isinstance(learning, str) or learning not in LEARNING_CHOICES:
+        raise ValueError(f"`learning` must be one of {list(LEARNING_CHOICES)} ('auto': "
+                         f"'continual' for a learning agent, 'episode' otherwise), got "
+                         f"{learning!r}.")
+    if learning == "auto":
+        return "continual" if bool(getattr(agent, "learns", False)) else "episode"
+    return learning
+
 
 _REQUIRED_INFO = ("pushed", "opened")
 
@@ -167,9 +211,17 @@ def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     return df
 
 
+def _with_learning(df: pd.DataFrame, modes: Mapping[str, str]) -> pd.DataFrame:
+    """Record the learning mode of each agent label in ``df.attrs`` (module docstring)."""
+    distinct = set(modes.values())
+    df.attrs["learning"] = distinct.pop() if len(distinct) == 1 else "mixed"
+    df.attrs["learning_by_agent"] = dict(modes)
+    return df
+
+
 def evaluate(agent: Agent, env_or_id: Any, episodes: int, seed: int | np.random.SeedSequence,
              *, env_kwargs: Mapping[str, Any] | None = None, progress: bool = False,
-             deterministic: bool = False, learning: str = "episode",
+             deterministic: bool = False, learning: str = "auto",
              name: str | None = None, on_step: StepCallback | None = None) -> pd.DataFrame:
     """Run ``agent`` for ``episodes`` episodes of a single-user environment.
 
@@ -194,9 +246,12 @@ def evaluate(agent: Agent, env_or_id: Any, episodes: int, seed: int | np.random.
         Show a tqdm progress bar over episodes.
     deterministic : bool
         Passed to ``agent.predict`` (default False: stochastic agents sample).
-    learning : {"episode", "continual"}
-        When the agent is reset (:data:`LEARNING_MODES`): before every episode (default), or
-        once at the start.
+    learning : {"auto", "episode", "continual"}
+        When the agent is reset (:data:`LEARNING_MODES`): ``"episode"`` -- before every
+        episode (each user meets a fresh agent); ``"continual"`` -- once at the start, then a
+        learning agent keeps learning across episodes (users), as deployed. ``"auto"``
+        (default): ``"continual"`` if ``agent.learns`` (the style bandits), else ``"episode"``
+        (:func:`resolve_learning`). The mode used is ``df.attrs["learning"]``.
     name : str, optional
         The ``agent`` column (default ``agent.name``).
     on_step : callable, optional
@@ -207,12 +262,12 @@ def evaluate(agent: Agent, env_or_id: Any, episodes: int, seed: int | np.random.
     Returns
     -------
     pandas.DataFrame
-        One row per episode, columns :data:`EPISODE_COLUMNS`.
+        One row per episode, columns :data:`EPISODE_COLUMNS`; ``attrs["learning"]`` is the
+        learning mode used and ``attrs["learning_by_agent"]`` ``{label: mode}``.
     """
     agent = _check_agent(agent)
     episodes = _check_count(episodes, "episodes")
-    if learning not in LEARNING_MODES:
-        raise ValueError(f"`learning` must be one of {list(LEARNING_MODES)}, got {learning!r}.")
+    learning = resolve_learning(agent, learning)
     env_seeds, agent_seeds, agent_root = _seeds(seed, episodes)
     env, owned = _make_env(env_or_id, env_kwargs)
     label = agent.name if name is None else str(name)
@@ -253,18 +308,21 @@ def evaluate(agent: Agent, env_or_id: Any, episodes: int, seed: int | np.random.
     finally:
         if owned:
             env.close()
-    return _frame(rows)
+    return _with_learning(_frame(rows), {label: learning})
 
 
 def evaluate_agents(agents: Mapping[str, Agent] | Sequence[Agent], env_or_id: Any,
                     episodes: int, seed: int | np.random.SeedSequence, *,
                     env_kwargs: Mapping[str, Any] | None = None, progress: bool = False,
-                    deterministic: bool = False, learning: str = "episode",
+                    deterministic: bool = False, learning: str = "auto",
                     on_step: StepCallback | None = None) -> pd.DataFrame:
     """:func:`evaluate` each agent with the same ``seed`` (paired episodes); one DataFrame.
 
     ``agents`` is a mapping ``{label: agent}`` or a sequence of agents (labelled by their
-    ``name``; labels must be distinct). Other arguments as in :func:`evaluate`.
+    ``name``; labels must be distinct). Other arguments as in :func:`evaluate`; with
+    ``learning="auto"`` (default) each agent gets its own mode (the bandits continual, the
+    others per episode): ``attrs["learning_by_agent"]`` names them, and ``attrs["learning"]``
+    is their common mode, or ``"mixed"``.
     """
     if isinstance(agents, Mapping):
         items = list(agents.items())
@@ -276,11 +334,12 @@ def evaluate_agents(agents: Mapping[str, Agent] | Sequence[Agent], env_or_id: An
     if len(set(labels)) != len(labels):
         raise ValueError(f"Agent labels must be distinct, got {labels}; pass a mapping "
                          "{label: agent} or set each agent's `name`.")
+    modes = {label: resolve_learning(a, learning) for label, a in items}
     frames = [evaluate(a, env_or_id, episodes, seed, env_kwargs=env_kwargs, progress=progress,
-                       deterministic=deterministic, learning=learning, name=label,
+                       deterministic=deterministic, learning=modes[label], name=label,
                        on_step=on_step)
               for label, a in items]
-    return pd.concat(frames, ignore_index=True)
+    return _with_learning(pd.concat(frames, ignore_index=True), modes)
 
 
 def evaluate_vector(agent: Agent, n_users: int, seed: int | np.random.SeedSequence, *,
@@ -301,7 +360,8 @@ def evaluate_vector(agent: Agent, n_users: int, seed: int | np.random.SeedSequen
     -------
     pandas.DataFrame
         Columns :data:`EPISODE_COLUMNS`; ``episode`` is the user's index, ``seed`` the
-        environment seed (the same for all rows).
+        environment seed (the same for all rows); ``attrs["learning"]`` is ``"continual"``
+        (one reset: a learning agent learns from all the users as they go).
     """
     agent = _check_agent(agent)
     n = _check_count(n_users, "n_users")
@@ -377,4 +437,4 @@ def evaluate_vector(agent: Agent, n_users: int, seed: int | np.random.SeedSequen
         e.surveys, e.sat_sum = int(tot["surveys"][i]), float(tot["sat_sum"][i])
         e.opted_out, e.opt_out_h = bool(opted[i]), float(opt_h[i])
         rows.append(_row(label, i, env_seeds[0], e, float(end_h[i])))
-    return _frame(rows)
+    return _with_learning(_frame(rows), {label: "continual"})

@@ -124,3 +124,34 @@ def test_bench_envs_runs_tiny(capsys):
     assert main(["bench", "envs", "--steps", "200", "--n-users", "50", "--repeats", "1",
                  "--quiet"]) == 0
     assert "PushSchedule-v0" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("agent,flag,mode", [
+    ("thompson", None, "continual"),        # a bandit keeps learning across users by default
+    ("linucb", "episode", "episode"),       # per-user reset, asked for by name
+    ("heuristic", None, "episode"),         # a non-learning agent: reset before every user
+    ("heuristic", "continual", "continual"),
+])
+def test_evaluate_learning_flag(tmp_path, capsys, agent, flag, mode):
+    out = tmp_path / "ev"
+    argv = ["evaluate", "--agent", agent, "--episodes", "2", "--horizon-days", "1",
+            "--out", str(out), "--quiet"]
+    if flag is not None:
+        argv += ["--learning", flag]
+    assert main(argv) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["learning"] == mode
+    assert config["learning_requested"] == (flag or "auto")
+    assert f"learning: {mode}" in capsys.readouterr().out
+    assert len(pd.read_csv(out / "episodes.csv")) == 2
+
+
+def test_evaluate_learning_flag_rejects_other_values(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["evaluate", "--agent", "thompson", "--learning", "forever", "--out",
+              str(tmp_path / "ev")])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "--learning" in err and "invalid choice" in err
+    assert all(m in err for m in ("auto", "episode", "continual"))
+    assert not (tmp_path / "ev").exists()

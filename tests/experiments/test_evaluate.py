@@ -11,15 +11,19 @@ import covercast  # noqa: F401
 from covercast.agents import (
     ActivityHeuristic,
     HiddenStateOracle,
+    LinUCBStyleAgent,
     RandomAgent,
     StaticScheduler,
     ThompsonStyleAgent,
 )
 from covercast.experiments.evaluate import (
     EPISODE_COLUMNS,
+    LEARNING_CHOICES,
+    LEARNING_MODES,
     evaluate,
     evaluate_agents,
     evaluate_vector,
+    resolve_learning,
 )
 
 ENV = "covercast/PushSchedule-v0"
@@ -90,7 +94,7 @@ def test_agents_meet_the_same_users():
 def test_learning_modes():
     env = gym.make(ENV, max_episode_steps=72)
     per_episode = ThompsonStyleAgent(timing=StaticScheduler(hours=tuple(range(0, 24, 3))))
-    df = evaluate(per_episode, env, 4, seed=0)
+    df = evaluate(per_episode, env, 4, seed=0, learning="episode")
     assert per_episode.n_pushes_learned <= df["pushes"].iloc[-1]
     continual = ThompsonStyleAgent(timing=StaticScheduler(hours=tuple(range(0, 24, 3))))
     df = evaluate(continual, env, 4, seed=0, learning="continual")
@@ -99,6 +103,84 @@ def test_learning_modes():
     with pytest.raises(ValueError, match="learning"):
         evaluate(continual, env, 1, seed=0, learning="forever")
     env.close()
+
+
+def _bandit(cls=ThompsonStyleAgent):
+    return cls(timing=StaticScheduler(hours=tuple(range(0, 24, 3))), seed=0)
+
+
+@pytest.mark.parametrize("cls", [ThompsonStyleAgent, LinUCBStyleAgent])
+def test_a_bandit_keeps_learning_across_users_by_default(cls):
+    """learning="auto" (the default) is continual for a bandit: its posterior carries the
+    pushes of every episode, as with learning="continual"; learning="episode" still resets."""
+    kw = {"horizon_days": 1}
+    default = _bandit(cls)
+    df = evaluate(default, ENV, 3, seed=0, env_kwargs=kw)
+    assert df.attrs["learning"] == "continual"
+    assert df.attrs["learning_by_agent"] == {default.name: "continual"}
+    assert default.n_pushes_learned > df["pushes"].iloc[-1]
+    assert default.n_pushes_learned + default.n_pending <= df["pushes"].sum()
+    continual = _bandit(cls)
+    dc = evaluate(continual, ENV, 3, seed=0, env_kwargs=kw, learning="continual")
+    pd.testing.assert_frame_equal(df, dc)
+    assert continual.n_pushes_learned == default.n_pushes_learned
+    # what it learned grows with the users it met
+    fewer = _bandit(cls)
+    evaluate(fewer, ENV, 2, seed=0, env_kwargs=kw)
+    assert 0 < fewer.n_pushes_learned < default.n_pushes_learned
+    per_user = _bandit(cls)
+    de = evaluate(per_user, ENV, 3, seed=0, env_kwargs=kw, learning="episode")
+    assert de.attrs["learning"] == "episode"
+    assert per_user.n_pushes_learned <= de["pushes"].iloc[-1]
+    np.testing.assert_array_equal(de["seed"], df["seed"])   # the same users either way
+
+
+@pytest.mark.parametrize("make", [lambda: RandomAgent(push_prob=0.2, seed=3),
+                                  lambda: ActivityHeuristic(seed=1), lambda: StaticScheduler()],
+                         ids=["random", "heuristic", "static"])
+def test_auto_leaves_non_learning_agents_per_episode(make):
+    """A non-learning agent is still reset before every episode: the same frame as before the
+    "auto" default (learning="episode"), and (for a stochastic one) not the continual frame."""
+    auto = evaluate(make(), ENV, 3, seed=7, env_kwargs=SHORT)
+    episode = evaluate(make(), ENV, 3, seed=7, env_kwargs=SHORT, learning="episode")
+    pd.testing.assert_frame_equal(auto, episode, check_exact=True)
+    assert auto.attrs["learning"] == "episode"
+    if isinstance(make(), RandomAgent):
+        continual = evaluate(make(), ENV, 3, seed=7, env_kwargs=SHORT, learning="continual")
+        assert continual.attrs["learning"] == "continual"
+        assert not auto[["pushes", "return"]].equals(continual[["pushes", "return"]])
+
+
+def test_evaluate_agents_resolves_auto_per_agent():
+    kw = {"horizon_days": 1}
+    df = evaluate_agents({"heuristic": ActivityHeuristic(), "bandit": _bandit()}, ENV, 2,
+                         seed=1, env_kwargs=kw)
+    assert df.attrs["learning"] == "mixed"
+    assert df.attrs["learning_by_agent"] == {"heuristic": "episode", "bandit": "continual"}
+    alone = evaluate(_bandit(), ENV, 2, seed=1, env_kwargs=kw, learning="continual")
+    pd.testing.assert_frame_equal(
+        df[df["agent"] == "bandit"].reset_index(drop=True), alone.assign(agent="bandit"))
+    same = evaluate_agents([StaticScheduler(), ActivityHeuristic()], ENV, 1, seed=1,
+                           env_kwargs=kw, learning="continual")
+    assert same.attrs["learning"] == "continual"
+    assert same.attrs["learning_by_agent"] == {"static": "continual", "heuristic": "continual"}
+    assert tuple(same.columns) == EPISODE_COLUMNS
+
+
+def test_learning_values_and_errors():
+    assert LEARNING_MODES == ("episode", "continual")
+    assert LEARNING_CHOICES == ("auto", "episode", "continual")
+    assert resolve_learning(_bandit()) == "continual"
+    assert resolve_learning(StaticScheduler()) == "episode"
+    for mode in LEARNING_MODES:
+        assert resolve_learning(_bandit(), mode) == resolve_learning(StaticScheduler(),
+                                                                     mode) == mode
+    msg = r"`learning` must be one of \['auto', 'episode', 'continual'\].*'forever'"
+    for bad in ("forever", "Auto", None):
+        with pytest.raises(ValueError, match="`learning` must be one of"):
+            evaluate(StaticScheduler(), ENV, 1, seed=0, env_kwargs=SHORT, learning=bad)
+    with pytest.raises(ValueError, match=msg):
+        evaluate_agents([StaticScheduler()], ENV, 1, seed=0, learning="forever")
 
 
 def test_env_instance_and_id_agree():
@@ -145,6 +227,7 @@ def test_evaluate_vector_rows_are_users():
     again = evaluate_vector(RandomAgent(push_prob=0.3), 50, seed=3, env_kwargs=SHORT)
     pd.testing.assert_frame_equal(df, again)
     assert tuple(df.columns) == EPISODE_COLUMNS and len(df) == 50
+    assert df.attrs["learning"] == "continual"
     assert df["episode"].tolist() == list(range(50))
     full = ~df["opted_out"]
     assert (df.loc[full, "length"] == 72).all() and np.allclose(df.loc[full, "days"], 3.0)
