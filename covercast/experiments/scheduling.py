@@ -1026,7 +1026,10 @@ def write_report(out: str | os.PathLike) -> Path:
              f"seed). p: Welch t-test against the static scheduler over seed means, "
              f"Holm-adjusted across the policies of the population (`vs_static.csv`; user-level "
              f"paired tests: `paired_vs_static.csv`). The **oracle reads the hidden state**: an "
-             f"upper reference, not a deployable policy.\n"]
+             f"upper reference, not a deployable policy. The **bandits** are evaluated with "
+             f"`learning=\"continual\"`: one posterior that keeps learning across the "
+             f"evaluation users, as a deployed bandit does (so their users are not "
+             f"independent replications).\n"]
     titles = {"default": "Default population (learners trained on it)",
               "fitted": "Learners trained on the population fitted from a simulated log, "
                         "evaluated on the true default population",

@@ -70,8 +70,9 @@ POLICY_LABELS = {
     "static-tuned": "static, tuned (the control: hours and style by grid search on training "
                     "users, 2 pushes a day)",
     "heuristic": "activity heuristic (2 a day at the user's most active seen hours)",
-    "bandit": "Thompson sampling of the style (static hours; one posterior shared by all "
-              "users, learning continually across them as a deployed bandit does)",
+    "bandit": "Thompson sampling of the style, at the activity heuristic's hours (one "
+              "posterior shared by all users, learning continually across them as a deployed "
+              "bandit does)",
     "gru-ppo": "GRU-PPO (trained on the training population, greedy, best validated)",
     "lookahead-oracle": "lookahead oracle (hidden state; a heuristic, not deployable)",
     "planning-oracle": "planning oracle (hidden state, dynamic programming; the upper "
