@@ -39,7 +39,20 @@ Design
   from the pre-reset hidden state) is bootstrapped into the reward; at termination (opt-out)
   it is not.
 * **Observations** are normalised by running mean and variance (saved with the checkpoint);
-  counts in the covercast observation are unbounded.
+  counts in the covercast observation are unbounded. The policy also reads the **hour of day
+  as a one-hot** (``hour_one_hot``, :func:`policy_inputs`), standardised to the scale of the
+  normalised features: the observation's sine and cosine of the hour cannot tell an hour from
+  its neighbours without large weights.
+* **Reliability (issue 15).** On the one-active-hour task (``benchmarks/bench_learning.py``)
+  runs used to fail by collapsing to never pushing: pushes at the wrong hours are many and
+  costly, the one good hour is found by a few pushes per rollout, and once the push
+  probability fell near 0 no evidence came back -- the entropy bonus's gradient vanishes with
+  the probability. Three causes were fixed: the clock's encoding (the one-hot above), the
+  critic's initial scale (values start near 0, not spread over +-1, so that early advantages
+  are not the critic's noise) and the exploration bonus (``entropy_bonus="cross-entropy"``: a
+  pull towards a uniform reference whose gradient does not vanish). The trainer flags a
+  collapse to never or always pushing (``collapse`` column of ``progress.csv``,
+  :class:`PolicyCollapseWarning`, :attr:`GRUPPOTrainer.collapse`).
 * **Best-policy selection** (``eval_every``, off by default). PPO's policy keeps moving after
   it has learned: on the scheduling benchmark's population its return on new users swings by
   +-0.4 from one 200 k-step stretch to the next long after the learning curve is flat. Every
@@ -537,6 +550,8 @@ class GRUPolicy(nn.Module):
         nn.init.zeros_(self.embed[0].bias)
         nn.init.orthogonal_(self.actor.weight, 0.01)
         nn.init.zeros_(self.actor.bias)
+        # values start near 0 (returns here are a few opens): with gain 1 the untrained
+        # critic's values spread over +-1 and its first advantages were mostly its own noise
         nn.init.orthogonal_(self.critic.weight, 0.01)
         nn.init.zeros_(self.critic.bias)
 
