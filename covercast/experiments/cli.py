@@ -18,6 +18,7 @@ Subcommands (``covercast COMMAND --help`` for each)::
     covercast evaluate runs/NAME         evaluate a trained or baseline agent
     covercast experiment ope             estimators scored against the simulator's truth
     covercast experiment scheduling      8 policies x seeds x populations, on Ray
+    covercast experiment hpsearch        equal-budget hyperparameter search of the RL learners
     covercast experiment seeds           the seed papers' tables beside ours
     covercast ope-obd-check              BTS's CTR estimated from OBD's random log
 
@@ -284,17 +285,19 @@ def build_parser() -> argparse.ArgumentParser:
     add_generator_commands(sub)
 
     sp = sub.add_parser("experiment", help="experiments that write reports (ope, scheduling, "
-                        "seeds)",
+                        "hpsearch, seeds)",
                         description="Experiments that write reports.")
     experiments = sp.add_subparsers(dest="experiment", metavar="EXPERIMENT", required=True)
     from covercast.ope.cli import add_experiment
     from covercast.ope.cli import add_subcommands as add_ope_commands
 
     add_experiment(experiments)
+    from covercast.experiments.hpsearch import add_experiment as add_hpsearch
     from covercast.experiments.scheduling import add_experiment as add_scheduling
     from covercast.experiments.seeds import add_experiment as add_seeds
 
     add_scheduling(experiments)
+    add_hpsearch(experiments)
     add_seeds(experiments)
     add_ope_commands(sub)
 
