@@ -281,7 +281,11 @@ def train_sb3(algo: str, config: GRUPPOConfig, *, params: PopulationParams | Non
     if config.initial_push_prob is not None and mode in ("schedule", "timing"):
         set_initial_push_prob(model, config.initial_push_prob)
     model.set_logger(_logger(out))
-    model.learn(total_timesteps=config.total_steps, progress_bar=progress, callback=callback)
+    # SB3's progress bar needs `rich` (its `extra`); without it, train without a bar
+    import importlib.util
+
+    bar = bool(progress) and importlib.util.find_spec("rich") is not None
+    model.learn(total_timesteps=config.total_steps, progress_bar=bar, callback=callback)
     n_actions = int(venv.action_space.n)
     n_styles = n_actions - 1 if mode == "schedule" else (
         n_actions if mode == "style" else len((params or _default()).styles))
