@@ -159,8 +159,10 @@ def test_report_and_chosen_are_written(full):
     table = pd.read_csv(out / "trials.csv")
     for learner, c in chosen.items():
         g = table[table["learner"] == learner]
-        assert c["score"] == g["score"].max()
-        assert c["default_score"] == g.loc[g["trial"] == 0, "score"].iloc[0]
+        # ranked by the sampled return (the default rank_by); the greedy one is kept beside
+        assert c["rank_by"] == "sampled" and c["score"] == g["sampled_score"].max()
+        assert c["greedy_score"] == g.loc[g["trial"] == c["trial"], "score"].iloc[0]
+        assert c["default_score"] == g.loc[g["trial"] == 0, "sampled_score"].iloc[0]
         assert c["settings"] == json.loads(
             (out / "trials" / f"{learner}-{c['trial']}.json").read_text())["settings"]
         assert f"## {learner} (best first)" in text
@@ -189,3 +191,26 @@ def test_results_do_not_depend_on_the_number_of_workers(full, tmp_path):
     run_hpsearch(tmp_path, HPSearchConfig(**{**TINY, "learners": learners, "workers": 2}),
                  progress=False)
     pd.testing.assert_frame_equal(_csv(tmp_path), _csv(out, learners))
+
+
+def test_rank_by_greedy_rewrites_the_report_without_training(full, tmp_path):
+    """rank_by is not part of the search's identity: a rerun with another ranking reuses every
+    trial and ranks by the greedy return."""
+    import shutil
+
+    out, _ = full
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    before = {p.name: p.stat().st_mtime_ns for p in (copy / "trials").iterdir()}
+    cfg = HPSearchConfig.from_dict({**json.loads((copy / "search.json").read_text()),
+                                    "rank_by": "greedy"})
+    run_hpsearch(copy, cfg, progress=False)
+    assert {p.name: p.stat().st_mtime_ns for p in (copy / "trials").iterdir()} == before
+    chosen = json.loads((copy / "chosen.json").read_text())
+    table = pd.read_csv(copy / "trials.csv")
+    for learner, c in chosen.items():
+        assert c["rank_by"] == "greedy"
+        assert c["score"] == table.loc[table["learner"] == learner, "score"].max()
+    assert "by the **greedy** validation return" in (copy / "report.md").read_text()
+    with pytest.raises(ValueError, match="rank_by"):
+        HPSearchConfig(rank_by="best").validate()
