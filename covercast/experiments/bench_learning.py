@@ -58,8 +58,11 @@ ONE_HOUR_TASK: dict[str, Any] = {
 ONE_HOUR_VARIANTS: dict[str, dict[str, Any]] = {
     "default": {},
     "joint-entropy": {"entropy_bonus": "joint"},
+    "no-ent-anneal": {"anneal_ent": False},
     "no-hour-one-hot": {"hour_one_hot": False},
-    "before-issue-15": {"entropy_bonus": "joint", "hour_one_hot": False},
+    "critic-gain-1": {"critic_init_gain": 1.0},
+    "before-issue-15": {"entropy_bonus": "joint", "anneal_ent": False, "hour_one_hot": False,
+                        "critic_init_gain": 1.0},
 }
 
 
@@ -270,9 +273,7 @@ def write_report(df: pd.DataFrame, out: Path, command: str) -> Path:
              f"weights, users and budget: `{json.dumps(ONE_HOUR_TASK)}`), greedy return on 200 "
              "two-day users divided by the push-at-12:00-only policy's on the same users (the "
              "optimum). Variants undo one fix at a time "
-             f"(`{json.dumps(ONE_HOUR_VARIANTS)}`). The third fix, the critic's initial "
-             "scale (values start near 0), is not a config field: every variant has it. A "
-             "ratio of about 0.6 with one push in two days is a policy that pushes at 12:00 on "
+             f"(`{json.dumps(ONE_HOUR_VARIANTS)}`). A ratio of about 0.6 with one push in two days is a policy that pushes at 12:00 on "
              "the second day only: it found the hour through the observed activity profile "
              "(which shows the user's sessions at 12:00 after the first day), not through the "
              "clock.", "",

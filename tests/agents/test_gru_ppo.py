@@ -462,8 +462,21 @@ def test_entropy_bonus_push_style_is_push_plus_style_entropy():
     np.testing.assert_allclose(tr._bonus(logits, logp).numpy(), h_joint, rtol=1e-5)
     with pytest.raises(ValueError, match="entropy_bonus"):
         GRUPPOConfig(entropy_bonus="style").validate()
-    old = {k: v for k, v in tiny().to_dict().items() if k != "entropy_bonus"}
-    assert GRUPPOConfig.from_checkpoint_dict(old).entropy_bonus == "joint"
+    old = {k: v for k, v in tiny().to_dict().items()
+           if k not in ("entropy_bonus", "anneal_ent", "critic_init_gain")}
+    cfg = GRUPPOConfig.from_checkpoint_dict(old)     # a config from before issue 15
+    assert (cfg.entropy_bonus, cfg.anneal_ent, cfg.critic_init_gain) == ("joint", False, 1.0)
+    with pytest.raises(ValueError, match="anneal_ent"):
+        GRUPPOConfig(anneal_ent="yes").validate()
+    with pytest.raises(ValueError, match="critic_init_gain"):
+        GRUPPOConfig(critic_init_gain=0.0).validate()
+
+
+@pytest.mark.parametrize("gain", [0.01, 1.0])
+def test_critic_init_gain_sets_the_spread_of_the_untrained_values(gain):
+    tr = GRUPPOTrainer(tiny(critic_init_gain=gain), progress=False)
+    w = tr.policy.critic.weight.detach()
+    assert float(w.norm()) == pytest.approx(gain, rel=1e-4)    # orthogonal: one row of norm gain
 
 
 # ------------------------------------------------------------ constrained training (Lagrangian)
