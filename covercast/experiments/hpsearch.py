@@ -580,7 +580,7 @@ def write_hpsearch_report(out: str | os.PathLike) -> Path:
             "gruppo_config_fields": fields,
             "train_sb3_kwargs": {**extra, "algo": learner} if learner != "gru-ppo" else None}
     atomic_write_text(out / "chosen.json", json.dumps(chosen, indent=2, default=float) + "\n")
-    fig = _figure(out, recs, chosen)
+    fig = _figure(out, recs, chosen, RANK_COLUMNS[config.rank_by])
     lines = _report_lines(config, table, recs, chosen)
     if fig:
         lines += ["\n## Learning curves\n", "Mean return of the training episodes that ended "
@@ -706,7 +706,8 @@ def _findings(table: pd.DataFrame, recs: list[dict[str, Any]], chosen: dict[str,
     return lines or ["- Every learner's search beat its default, and its curves rose."]
 
 
-def _figure(out: Path, recs: list[dict[str, Any]], chosen: dict[str, Any]) -> str | None:
+def _figure(out: Path, recs: list[dict[str, Any]], chosen: dict[str, Any],
+            rank_col: str = "sampled_score") -> str | None:
     if not recs:
         return None
     import matplotlib
@@ -724,9 +725,11 @@ def _figure(out: Path, recs: list[dict[str, Any]], chosen: dict[str, Any]) -> st
                     lw=2.4 if best else 0.9, ls="--" if r["trial"] == 0 else "-",
                     color=f"C{r['trial'] % 10}", alpha=1.0 if best else 0.6, marker=".", ms=3,
                     label=f"{r['trial']}{' (default)' if r['trial'] == 0 else ''}: "
-                          f"{r['score']:.2f}")
-        ax.set(title=learner, xlabel="env-steps", ylabel="mean training-episode return")
-        ax.legend(fontsize=6, title="trial: score", title_fontsize=6)
+                          f"{r[rank_col]:.2f}")
+        ax.set(title=learner, xlabel="env-steps (thousands)",
+               ylabel="mean training-episode return")
+        ax.xaxis.set_major_formatter(lambda x, _: f"{x / 1000:g}")
+        ax.legend(fontsize=6, title=f"trial: {rank_col.replace('_', ' ')}", title_fontsize=6)
     fig.tight_layout()
     fig.savefig(out / "learning_curves.png", dpi=100)
     plt.close(fig)
