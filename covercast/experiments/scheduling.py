@@ -1192,6 +1192,7 @@ def _cmd_suite(args: Any) -> int:
         raise ValueError(f"{', '.join(ignored + (['--policies'] if args.policies else []))} "
                          "do not apply with --suite; its settings are --seeds, --horizon-days, "
                          "--history-days, --gru-steps, --suite-users, --suite-populations, "
+                         "--pareto-volumes, "
                          "--no-sensitivity, --workers, --seed.")
     kw: dict[str, Any] = {"seed": args.seed, "workers": args.workers,
                           "sensitivity": not args.no_sensitivity}
@@ -1203,6 +1204,8 @@ def _cmd_suite(args: Any) -> int:
         kw["eval_users"] = args.suite_users
     if args.suite_populations:
         kw["eval_populations"] = list(args.suite_populations)
+    if args.pareto_volumes:
+        kw["pareto_volumes"] = [int(v) for v in args.pareto_volumes]
     config = (SuiteConfig.fast_config if args.fast else SuiteConfig)(**kw)
     out = args.out if args.out != "runs/scheduling" else "runs/scheduling_suite"
     report = run_suite(out, config, backend=args.backend, address=args.address,
@@ -1293,6 +1296,10 @@ def add_experiment(experiments: Any) -> None:
                         "benchmark.md (default --out runs/scheduling_suite)")
     e.add_argument("--suite-users", type=int, default=None,
                    help="--suite: users per seed, policy and population (default 1000)")
+    e.add_argument("--pareto-volumes", nargs="+", type=int, default=None,
+                   help="with --suite: pushes a day the control is also tuned at for its "
+                        "Pareto frontier (default 1 2 3 4; the control's own volume is always "
+                        "tuned)")
     e.add_argument("--suite-populations", nargs="+", default=None,
                    help="--suite: populations to evaluate on (default: the 3 training and 4 "
                         "test populations of the suite)")

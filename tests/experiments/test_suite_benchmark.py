@@ -114,3 +114,25 @@ def test_cli_refuses_flags_of_the_other_benchmark(tmp_path, capsys):
                "--out", str(tmp_path / "x")])
     assert rc == 2
     assert "--eval-users" in capsys.readouterr().err
+
+
+def test_cli_pareto_volumes_reach_the_config(tmp_path, monkeypatch):
+    """``--pareto-volumes`` and ``--suite-populations`` land in the saved config."""
+    from covercast.experiments import suite_benchmark
+    from covercast.experiments.cli import main
+
+    seen = {}
+
+    def fake_run_suite(out, config, **kw):
+        seen["config"] = config
+        raise SystemExit(0)
+
+    monkeypatch.setattr(suite_benchmark, "run_suite", fake_run_suite)
+    with pytest.raises(SystemExit):
+        main(["experiment", "scheduling", "--suite", "--fast", "--pareto-volumes", "2",
+              "--suite-populations", "calibrated-v1", "irregular-v1", "--no-sensitivity",
+              "--out", str(tmp_path / "x")])
+    cfg = seen["config"]
+    assert cfg.pareto_volumes == [2] and cfg.eval_populations == ["calibrated-v1",
+                                                                  "irregular-v1"]
+    assert cfg.sensitivity is False
