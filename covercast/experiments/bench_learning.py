@@ -85,6 +85,21 @@ def one_active_hour_params(hour: int = 12) -> PopulationParams:
         open=dataclasses.replace(p.open, stale_tau_h=0.5, beta_fatigue=2.0))
 
 
+def _train_quietly(cfg: Any, params: PopulationParams) -> tuple[Any, float]:
+    """Train a GRU-PPO run without its collapse warning (the flag is a column of the
+    benchmark's table); returns the trainer and the seconds it took."""
+    import warnings
+
+    from covercast.agents.gru_ppo import GRUPPOTrainer
+
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tr = GRUPPOTrainer(cfg, params=params, progress=False)
+        tr.train()
+    return tr, time.perf_counter() - t0
+
+
 def train_one_active_hour(seed: int, overrides: Mapping[str, Any] | None = None, *,
                           hour: int = 12, episodes: int = 200, eval_seed: int = 7
                           ) -> dict[str, float]:
@@ -92,21 +107,14 @@ def train_one_active_hour(seed: int, overrides: Mapping[str, Any] | None = None,
     it greedily on ``episodes`` users; returns the run's figures (``ratio`` = its mean return
     over the push-at-``hour`` policy's on the same users)."""
     from covercast.agents.baselines import StaticScheduler
-    from covercast.agents.gru_ppo import GRUPPOConfig, GRUPPOTrainer
+    from covercast.agents.gru_ppo import GRUPPOConfig
     from covercast.experiments.evaluate import evaluate
 
     params = one_active_hour_params(hour)
     cfg = GRUPPOConfig(**{**ONE_HOUR_TASK, "tensorboard": False, "seed": int(seed),
                           **dict(overrides or {})})
     env_kwargs = {"params": params, "horizon_days": cfg.horizon_days, **cfg.env_kwargs}
-    t0 = time.perf_counter()
-    import warnings
-
-    with warnings.catch_warnings():           # the collapse flag is a column of the table
-        warnings.simplefilter("ignore")
-        tr = GRUPPOTrainer(cfg, params=params, progress=False)
-        tr.train()
-    seconds = time.perf_counter() - t0
+    tr, seconds = _train_quietly(cfg, params)
     got = evaluate(tr.agent(seed=0), cfg.env_id, episodes=episodes, seed=eval_seed,
                    env_kwargs=env_kwargs, deterministic=True)
     best = evaluate(StaticScheduler(mode="timing", hours=(int(hour),)), cfg.env_id,
@@ -148,7 +156,7 @@ def train_on_population(population: str, seed: int, *, steps: int | None = None,
     08:00/20:00 static schedule) on the same ``users`` fresh users (``horizon_days``, existing
     users with ``history_days`` days of seen sessions, as the suite benchmark)."""
     from covercast.agents.baselines import StaticScheduler
-    from covercast.agents.gru_ppo import GRUPPOConfig, GRUPPOTrainer
+    from covercast.agents.gru_ppo import GRUPPOConfig
     from covercast.experiments.evaluate import evaluate_vector
     from covercast.simulators.suite import load_population
 
@@ -159,14 +167,7 @@ def train_on_population(population: str, seed: int, *, steps: int | None = None,
     if steps is not None:
         kw["total_steps"] = int(steps)
     cfg = GRUPPOConfig(**kw)
-    t0 = time.perf_counter()
-    import warnings
-
-    with warnings.catch_warnings():           # the collapse flag is a column of the table
-        warnings.simplefilter("ignore")
-        tr = GRUPPOTrainer(cfg, params=params, progress=False)
-        tr.train()
-    seconds = time.perf_counter() - t0
+    tr, seconds = _train_quietly(cfg, params)
     eval_seed = int(np.random.SeedSequence([int(seed), 1_000_003]).generate_state(1)[0])
     env_kwargs = {"params": params, "horizon_days": float(horizon_days), **hist}
     if control is None:

@@ -420,18 +420,24 @@ def test_predict_step_by_step_equals_unroll_across_episodes():
         np.testing.assert_array_equal(states[t][:, 16:], np.eye(6)[acts[t]])
 
 
-def test_checkpoint_without_the_prev_action_key_loads_as_before(tmp_path):
-    """A config.json written before ``prev_action_input`` existed loads as False (the policy of
-    an old checkpoint has no previous-action input); a fresh config defaults to True."""
-    import json
-
-    assert GRUPPOConfig().prev_action_input is True
-    tr = GRUPPOTrainer(tiny(prev_action_input=False), out=tmp_path, progress=False)
+def _checkpoint_without(tmp_path, key: str, **config):
+    """A one-iteration run's checkpoint whose config.json lacks ``key`` (as one written before
+    the field existed): ``(trainer, checkpoint folder, the config dict written)``."""
+    tr = GRUPPOTrainer(tiny(**config), out=tmp_path, progress=False)
     tr.train(iterations=1)
     ck = tmp_path / "checkpoint"
     cfg = json.loads((ck / "config.json").read_text())
-    del cfg["prev_action_input"]
+    del cfg[key]
     (ck / "config.json").write_text(json.dumps(cfg))
+    return tr, ck, cfg
+
+
+def test_checkpoint_without_the_prev_action_key_loads_as_before(tmp_path):
+    """A config.json written before ``prev_action_input`` existed loads as False (the policy of
+    an old checkpoint has no previous-action input); a fresh config defaults to True."""
+
+    assert GRUPPOConfig().prev_action_input is True
+    tr, ck, cfg = _checkpoint_without(tmp_path, "prev_action_input", prev_action_input=False)
     assert GRUPPOConfig.from_checkpoint_dict(cfg).prev_action_input is False
     assert GRUPPOConfig.from_dict(cfg).prev_action_input is True
     agent = GRUPPOAgent.load(ck, seed=0)
@@ -754,7 +760,6 @@ def test_hour_one_hot_input_and_old_checkpoints(tmp_path):
     """The policy reads the normalised observation and the standardised one-hot of the hour
     of day; a config.json written before ``hour_one_hot`` existed loads as False (the same
     probabilities as before saving)."""
-    import json
 
     from covercast.envs.observation import clock_features
 
@@ -767,12 +772,7 @@ def test_hour_one_hot_input_and_old_checkpoints(tmp_path):
     np.testing.assert_allclose(x[:, OBS_DIM:].mean(axis=1), 0.0, atol=1e-6)   # standardised
     np.testing.assert_allclose(x[:, OBS_DIM:].std(axis=1), 1.0, rtol=1e-5)
     assert policy_inputs(obs, None, False).shape == (4, OBS_DIM)
-    tr = GRUPPOTrainer(tiny(hour_one_hot=False), out=tmp_path, progress=False)
-    tr.train(iterations=1)
-    ck = tmp_path / "checkpoint"
-    cfg = json.loads((ck / "config.json").read_text())
-    del cfg["hour_one_hot"]
-    (ck / "config.json").write_text(json.dumps(cfg))
+    tr, ck, _ = _checkpoint_without(tmp_path, "hour_one_hot", hour_one_hot=False)
     agent = GRUPPOAgent.load(ck)
     assert agent.hour_one_hot is False and agent.policy.obs_dim == OBS_DIM
     o = np.random.default_rng(0).random((2, OBS_DIM)).astype(np.float32)
