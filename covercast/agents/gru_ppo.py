@@ -208,6 +208,10 @@ class GRUPPOConfig:
     """Decay ``ent_coef`` linearly to 0 over the run, as the learning rate (an exploration
     schedule: the bonus guards the early iterations, where a policy that stops pushing never
     finds out what pushing is worth, and lets it commit to its hours and styles late)."""
+    ent_anneal_end: float = 1.0
+    """With ``anneal_ent``: the fraction of the run by which ``ent_coef`` reaches 0 (1.0: at
+    the end, with the learning rate; 0.5: by half-way, leaving the second half to sharpen the
+    policy)."""
     entropy_bonus: str = "cross-entropy"
     """Which exploration bonus the loss rewards.
 
@@ -373,13 +377,13 @@ class GRUPPOConfig:
         reals = {"learning_rate": (0, False), "gamma": (0, True), "gae_lambda": (0, True),
                  "clip_coef": (0, False), "ent_coef": (0, True), "vf_coef": (0, True),
                  "max_grad_norm": (0, False), "horizon_days": (0, False),
-                 "critic_init_gain": (0, False),
+                 "critic_init_gain": (0, False), "ent_anneal_end": (0, False),
                  "collapse_min_pushes_per_day": (0, True), "collapse_max_push_share": (0, False)}
         for name, (lo, allow_eq) in reals.items():
             v = getattr(self, name)
             ok = (not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v)
                   and (v >= lo if allow_eq else v > lo))
-            unit = ("gamma", "gae_lambda", "collapse_max_push_share")
+            unit = ("gamma", "gae_lambda", "collapse_max_push_share", "ent_anneal_end")
             if ok and name in unit:
                 ok = v <= 1
             if not ok:
@@ -1047,6 +1051,15 @@ class GRUPPOTrainer:
         """``1 - iteration / num_iterations`` (at least 0): the annealing factor."""
         return max(1.0 - self.iteration / self.num_iterations, 0.0)
 
+    def _ent_coef(self) -> float:
+        """The exploration bonus's coefficient of this iteration (``anneal_ent``,
+        ``ent_anneal_end``)."""
+        cfg = self.config
+        if not cfg.anneal_ent:
+            return cfg.ent_coef
+        done = 1.0 - self._progress_left()
+        return cfg.ent_coef * max(1.0 - done / cfg.ent_anneal_end, 0.0)
+
     def _lr(self) -> float:
         if not self.config.anneal_lr:
             return self.config.learning_rate
@@ -1220,7 +1233,7 @@ class GRUPPOTrainer:
         lr = self._lr()
         for g in self.optimizer.param_groups:
             g["lr"] = lr
-        ent_coef = cfg.ent_coef * (self._progress_left() if cfg.anneal_ent else 1.0)
+        ent_coef = self._ent_coef()
         n = cfg.num_envs
         groups = np.array_split(np.arange(n), cfg.num_minibatches)
         h0 = self.policy.initial_state(n)

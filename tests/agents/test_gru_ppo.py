@@ -476,6 +476,22 @@ def test_entropy_bonus_push_style_is_push_plus_style_entropy():
         GRUPPOConfig(anneal_ent="yes").validate()
     with pytest.raises(ValueError, match="critic_init_gain"):
         GRUPPOConfig(critic_init_gain=0.0).validate()
+    for bad in (0.0, 1.5):
+        with pytest.raises(ValueError, match="ent_anneal_end"):
+            GRUPPOConfig(ent_anneal_end=bad).validate()
+
+
+@pytest.mark.parametrize("anneal,end,want", [(True, 1.0, [0.01, 0.0075, 0.005, 0.0025]),
+                                             (True, 0.5, [0.01, 0.005, 0.0, 0.0]),
+                                             (False, 1.0, [0.01] * 4)])
+def test_exploration_bonus_schedule(anneal, end, want):
+    tr = GRUPPOTrainer(tiny(total_steps=4 * 24 * 4, anneal_ent=anneal, ent_anneal_end=end),
+                       progress=False)
+    got = []
+    for it in range(4):
+        tr.iteration = it
+        got.append(tr._ent_coef())
+    np.testing.assert_allclose(got, want, atol=1e-12)
 
 
 @pytest.mark.parametrize("gain", [0.01, 1.0])
