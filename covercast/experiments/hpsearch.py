@@ -101,7 +101,7 @@ from covercast.experiments.scheduling import LEARNERS, check_int_fields
 
 __all__ = ["SHARED_SPACE", "LEARNER_SPACE", "HPSearchConfig", "default_settings",
            "sample_settings", "learner_arguments", "run_trial", "run_hpsearch",
-           "write_hpsearch_report", "THROUGHPUT_RATIO_TARGET"]
+           "write_hpsearch_report", "load_sb3_settings", "THROUGHPUT_RATIO_TARGET"]
 
 #: Knobs searched for every learner, with the same ranges: ``("log-uniform", low, high)``
 #: (rounded to 3 significant digits) or ``("choice", values)``.
@@ -737,6 +737,37 @@ def _figure(out: Path, recs: list[dict[str, Any]], chosen: dict[str, Any],
 
 
 # ================================================================================== CLI
+def load_sb3_settings(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
+    """The SB3 references' chosen settings from a search's ``chosen.json``, in the form
+    :class:`~covercast.experiments.scheduling.SchedulingConfig`'s ``sb3_settings`` takes:
+    ``{learner: {"config": GRUPPOConfig fields, "kwargs": train_sb3 arguments, "trial": i,
+    "source": path}}`` for ``ppo`` and ``recurrent-ppo`` (GRU-PPO's entry is left out: the
+    benchmark trains GRU-PPO with its default config).
+
+    Raises ``FileNotFoundError`` when ``path`` (a ``chosen.json`` or the search's folder) holds
+    no ``chosen.json``, and ``ValueError`` when it names no SB3 learner.
+    """
+    p = Path(path)
+    if p.is_dir():
+        p = p / "chosen.json"
+    if not p.is_file():
+        raise FileNotFoundError(f"No hyperparameter search result at {p} (a `chosen.json` "
+                                f"written by `covercast experiment hpsearch`).")
+    chosen = json.loads(p.read_text())
+    out: dict[str, dict[str, Any]] = {}
+    for learner in ("ppo", "recurrent-ppo"):
+        c = chosen.get(learner)
+        if c is None:
+            continue
+        kwargs = {k: v for k, v in (c.get("train_sb3_kwargs") or {}).items() if k != "algo"}
+        out[learner] = {"config": dict(c["gruppo_config_fields"]), "kwargs": kwargs,
+                        "trial": int(c["trial"]), "source": str(p)}
+    if not out:
+        raise ValueError(f"{p} has no settings for `ppo` or `recurrent-ppo` (learners "
+                         f"searched: {sorted(chosen)}).")
+    return out
+
+
 def cmd_experiment_hpsearch(args: Any) -> int:
     """``covercast experiment hpsearch``."""
     kw: dict[str, Any] = {"seed": args.seed, "workers": args.workers}

@@ -83,7 +83,8 @@ in a run).
 
 SB3 PPO (MLP on 4 stacked
 observations) and sb3-contrib RecurrentPPO (LSTM) train on the same env and seed with the same
-PPO settings and an **equal wall-clock budget** (``sb3_budget="wall"``: the seconds GRU-PPO took
+PPO settings (or, with ``sb3_settings`` / ``--sb3-settings``, the settings the hyperparameter
+search of :mod:`covercast.experiments.hpsearch` chose for each) and an **equal wall-clock budget** (``sb3_budget="wall"``: the seconds GRU-PPO took
 in the same cell, so under the same load; at most ``gru_steps`` steps), or an equal step budget
 (``sb3_budget="steps"``). Learning curves are the trainers' own training statistics (mean return
 of the training episodes that ended in each iteration / rollout, against env-steps and seconds),
@@ -189,6 +190,27 @@ def check_int_fields(config: Any, fields: Sequence[tuple[str, int]]) -> None:
             raise ValueError(f"`{name}` must be an integer >= {lo}, got {v!r}.")
 
 
+def _check_sb3_settings(settings: Any) -> None:
+    """Raise ``ValueError`` unless ``settings`` is ``SchedulingConfig.sb3_settings``-shaped."""
+    from covercast.agents.gru_ppo import GRUPPOConfig
+
+    if not isinstance(settings, dict):
+        raise ValueError(f"`sb3_settings` must be a dict, got {type(settings).__name__}.")
+    known = {f.name for f in dataclasses.fields(GRUPPOConfig)}
+    for learner, entry in settings.items():
+        if learner not in ("ppo", "recurrent-ppo"):
+            raise ValueError(f"`sb3_settings` keys must be 'ppo' or 'recurrent-ppo', got "
+                             f"{learner!r}.")
+        if not (isinstance(entry, dict) and isinstance(entry.get("config", {}), dict)
+                and isinstance(entry.get("kwargs", {}), dict)):
+            raise ValueError(f"`sb3_settings[{learner!r}]` must be a dict with 'config' and "
+                             f"'kwargs' dicts, got {entry!r}.")
+        bad = sorted(set(entry.get("config", {})) - known)
+        if bad:
+            raise ValueError(f"`sb3_settings[{learner!r}]['config']` has fields GRUPPOConfig "
+                             f"does not know: {bad}.")
+
+
 @dataclass
 class SchedulingConfig:
     """Settings of a scheduling benchmark run (saved as ``config.json``)."""
@@ -271,6 +293,14 @@ class SchedulingConfig:
     sb3_budget: str = "wall"
     """``"wall"``: SB3 learners get GRU-PPO's wall-clock time of the same cell (capped at
     ``gru_steps`` steps); ``"steps"``: ``gru_steps`` steps."""
+    sb3_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Settings of the SB3 references from a hyperparameter search
+    (:func:`covercast.experiments.hpsearch.load_sb3_settings` of its ``chosen.json``;
+    ``--sb3-settings``): per learner (``ppo``, ``recurrent-ppo``) the ``GRUPPOConfig`` fields
+    (``"config"``: learning rate, entropy coefficient, gamma, lambda, epochs, rollout length)
+    and the ``train_sb3`` arguments (``"kwargs"``: PPO's ``n_stack``, RecurrentPPO's LSTM size
+    and critic) it chose. Empty (default): a learner not named trains with GRU-PPO's PPO
+    settings. Stored whole in ``config.json``, so a run does not depend on the file later."""
     deterministic_learners: bool = True
     """Evaluate the learners (GRU-PPO, SB3 PPO, RecurrentPPO) greedily, with their most likely
     action at each step, as SB3's ``evaluate_policy`` does by default (``False``: sample from
@@ -328,6 +358,7 @@ class SchedulingConfig:
                              f"{self.deterministic_learners!r}.")
         if self.sb3_budget not in ("wall", "steps"):
             raise ValueError(f"`sb3_budget` must be 'wall' or 'steps', got {self.sb3_budget!r}.")
+        _check_sb3_settings(self.sb3_settings)
 
     @classmethod
     def fast_config(cls, **overrides: Any) -> SchedulingConfig:
@@ -544,12 +575,14 @@ def _train_sb3(algo: str, config: SchedulingConfig, params: PopulationParams | N
     """Train an SB3 reference with :func:`covercast.agents.sb3.train_sb3` (at most
     ``gru_steps`` steps) with a callback that records the learning curve at each rollout's end
     and stops at the wall-clock budget (checked every step; a rollout already collected is
-    still learned from). The untrained policy starts at GRU-PPO's push probability."""
+    still learned from). The untrained policy starts at GRU-PPO's push probability. The
+    PPO settings are GRU-PPO's unless ``config.sb3_settings`` names ``algo``."""
     from stable_baselines3.common.callbacks import BaseCallback
 
     from covercast.agents.sb3 import train_sb3
 
-    cfg = _gru_config(config, seed)
+    chosen = config.sb3_settings.get(algo, {})
+    cfg = dataclasses.replace(_gru_config(config, seed), **chosen.get("config", {}))
     t0 = time.perf_counter()
     curve: list[dict[str, Any]] = []
     out.mkdir(parents=True, exist_ok=True)
@@ -571,7 +604,8 @@ def _train_sb3(algo: str, config: SchedulingConfig, params: PopulationParams | N
             record(self.model)
 
     agent = train_sb3(algo, dataclasses.replace(cfg, total_steps=config.gru_steps),
-                      params=params, out=out, progress=progress, callback=Curve())
+                      params=params, out=out, progress=progress, callback=Curve(),
+                      **chosen.get("kwargs", {}))
     record(agent.model)
     seconds = time.perf_counter() - t0
     atomic_write_text(out / "config.json", json.dumps(
@@ -1042,7 +1076,7 @@ def write_report(out: str | os.PathLike) -> Path:
               "the rollout it is in" if config["sb3_budget"] == "wall" else
               "equal env-steps, rounded up to whole SB3 rollouts")
     lines += ["## Training budgets (means over seeds)\n", _md(lt), "",
-              f"SB3 budget: `{config['sb3_budget']}` ({budget}).\n"]
+              f"SB3 budget: `{config['sb3_budget']}` ({budget}).\n", _sb3_settings_md(config)]
     lines += _constraints_md(learners, config)
     lines += _selection_md(learners, config)
     lines += [
@@ -1051,6 +1085,20 @@ def write_report(out: str | os.PathLike) -> Path:
     atomic_write_text(out / "target.md", "# Issue 5 target\n\n" + _target_md(target) + "\n")
     atomic_write_text(out / "report.md", "\n".join(lines))
     return out / "report.md"
+
+
+def _sb3_settings_md(config: dict[str, Any]) -> str:
+    """The report's line on where the SB3 references' settings come from."""
+    chosen = config.get("sb3_settings") or {}
+    if not chosen:
+        return ("SB3 settings: GRU-PPO's PPO settings (learning rate, entropy coefficient, "
+                "gamma, lambda, epochs), untuned for the libraries.\n")
+    parts = [f"`{k}` trial {v.get('trial', '?')} of `{v.get('source', '?')}`: "
+             f"{json.dumps({**v.get('config', {}), **v.get('kwargs', {})})}"
+             for k, v in chosen.items()]
+    return ("SB3 settings, chosen by the hyperparameter search (`covercast experiment "
+            "hpsearch`, equal trials and steps per learner, training population only): "
+            + "; ".join(parts) + ". Learners not named use GRU-PPO's PPO settings.\n")
 
 
 def _selection_md(learners: pd.DataFrame, config: dict[str, Any]) -> list[str]:
@@ -1158,6 +1206,10 @@ def cmd_experiment_scheduling(args: Any) -> int:
     kw: dict[str, Any] = {"seed": args.seed, "workers": args.workers,
                           "sb3_budget": args.sb3_budget,
                           "deterministic_learners": not args.stochastic_learners}
+    if args.sb3_settings:
+        from covercast.experiments.hpsearch import load_sb3_settings
+
+        kw["sb3_settings"] = load_sb3_settings(args.sb3_settings)
     for name in ("population", "seeds", "eval_users", "horizon_days", "gru_steps", "num_envs",
                  "fit_users",
                  "gru_constraints", "min_push_fraction", "max_push_fraction",
@@ -1187,7 +1239,7 @@ def _cmd_suite(args: Any) -> int:
     ignored = [f"--{n.replace('_', '-')}" for n in (
         "population", "eval_users", "train_horizon_days", "gru_eval_every", "gru_eval_users", "num_envs",
         "fit_users", "gru_constraints", "min_push_fraction", "max_push_fraction",
-        "opt_out_fraction", "fitted_learners") if getattr(args, n) is not None]
+        "opt_out_fraction", "fitted_learners", "sb3_settings") if getattr(args, n) is not None]
     if ignored or args.policies:
         raise ValueError(f"{', '.join(ignored + (['--policies'] if args.policies else []))} "
                          "do not apply with --suite; its settings are --seeds, --horizon-days, "
@@ -1258,6 +1310,10 @@ def add_experiment(experiments: Any) -> None:
                    help="users of the log the fitted population comes from (default 2000)")
     e.add_argument("--sb3-budget", choices=["wall", "steps"], default="wall",
                    help="SB3 references get GRU-PPO's wall-clock time (default) or its steps")
+    e.add_argument("--sb3-settings", default=None, metavar="CHOSEN_JSON",
+                   help="train the SB3 references with the settings a hyperparameter search "
+                        "chose (its chosen.json or folder; `covercast experiment hpsearch`); "
+                        "default: GRU-PPO's PPO settings")
     e.add_argument("--stochastic-learners", action="store_true",
                    help="evaluate the learners by sampling their actions (default: greedily, "
                         "their most likely action)")

@@ -64,7 +64,10 @@ def test_shifted_population_changes_what_the_docstring_says():
                                          ("min_push_fraction", 0), ("opt_out_fraction", -1),
                                          ("history_days", -1), ("history_days", 400),
                                          ("deterministic_learners", "yes"),
-                                         ("gru_eval_every", -1), ("gru_eval_users", 0)])
+                                         ("gru_eval_every", -1), ("gru_eval_users", 0),
+                                         ("sb3_settings", {"a2c": {}}),
+                                         ("sb3_settings", {"ppo": {"config": {"nope": 1}}}),
+                                         ("sb3_settings", {"ppo": {"kwargs": 3}})])
 def test_config_rejects_bad_values(field, value):
     with pytest.raises(ValueError, match=field):
         SchedulingConfig(**{field: value}).validate()
@@ -263,3 +266,50 @@ def test_population_flag_sets_the_base_population(monkeypatch, tmp_path):
     # the suite benchmark has its own populations: --population is refused there
     assert main(["experiment", "scheduling", "--suite", "--population", "peaked-v0",
                  "--out", str(tmp_path / "s")]) == 2
+
+
+CHOSEN = {"gru-ppo": {"trial": 2, "gruppo_config_fields": {"learning_rate": 0.002},
+                      "train_sb3_kwargs": None},
+          "ppo": {"trial": 1, "gruppo_config_fields": {"learning_rate": 0.0123, "ent_coef": 0.005,
+                                                       "num_steps": 64},
+                  "train_sb3_kwargs": {"n_stack": 2, "algo": "ppo"}}}
+
+
+def test_sb3_settings_from_a_search_train_the_reference(monkeypatch, tmp_path):
+    """``--sb3-settings`` reads a search's ``chosen.json``; ``_train_sb3`` trains with them
+    (GRU-PPO's entry is not used: the benchmark keeps GRU-PPO's defaults)."""
+    from covercast.experiments.hpsearch import load_sb3_settings
+    from covercast.experiments.scheduling import _sb3_settings_md, _train_sb3
+
+    (tmp_path / "search").mkdir()
+    (tmp_path / "search" / "chosen.json").write_text(json.dumps(CHOSEN))
+    settings = load_sb3_settings(tmp_path / "search")
+    assert set(settings) == {"ppo"}
+    assert settings["ppo"]["kwargs"] == {"n_stack": 2} and settings["ppo"]["trial"] == 1
+    seen = _capture_config(monkeypatch)
+    assert main(["experiment", "scheduling", "--out", str(tmp_path / "r"), "--quiet",
+                 "--sb3-settings", str(tmp_path / "search" / "chosen.json")]) == 0
+    config = seen["config"]
+    assert config.sb3_settings == settings
+    assert "trial 1" in _sb3_settings_md(config.to_dict())
+    assert "untuned" in _sb3_settings_md(SchedulingConfig().to_dict())
+    fast = SchedulingConfig.fast_config(sb3_settings=settings)
+    agent, curve, facts = _train_sb3("ppo", fast, None, 0, tmp_path / "ppo", None, False)
+    assert agent.n_stack == 2
+    assert agent.model.learning_rate == pytest.approx(0.0123)
+    assert agent.model.n_steps == 64
+    saved = json.loads((tmp_path / "ppo" / "config.json").read_text())
+    assert saved["learning_rate"] == pytest.approx(0.0123) and saved["ent_coef"] == 0.005
+    # and the suite benchmark, which trains no SB3 reference, refuses the flag
+    assert main(["experiment", "scheduling", "--suite", "--sb3-settings",
+                 str(tmp_path / "search"), "--out", str(tmp_path / "s")]) == 2
+
+
+def test_load_sb3_settings_errors(tmp_path):
+    from covercast.experiments.hpsearch import load_sb3_settings
+
+    with pytest.raises(FileNotFoundError, match="chosen.json"):
+        load_sb3_settings(tmp_path)
+    (tmp_path / "chosen.json").write_text(json.dumps({"gru-ppo": CHOSEN["gru-ppo"]}))
+    with pytest.raises(ValueError, match="no settings for `ppo`"):
+        load_sb3_settings(tmp_path / "chosen.json")
