@@ -57,7 +57,8 @@ import pandas as pd
 from covercast._io import atomic_write_csv, atomic_write_text
 
 __all__ = ["SUITE_POLICIES", "DEPLOYABLE", "SuiteConfig", "run_suite", "aggregate_suite",
-           "write_suite_report", "gru_return_vs_control", "OPENS_LIFT_BAND", "GRU_SEED_SHARE"]
+           "write_suite_report", "gru_return_vs_control", "return_decomposition",
+           "OPENS_LIFT_BAND", "GRU_SEED_SHARE"]
 
 #: Policies of the suite benchmark, in table order.
 SUITE_POLICIES: tuple[str, ...] = ("static", "static-tuned", "heuristic", "bandit", "gru-ppo",
@@ -434,7 +435,8 @@ def aggregate_suite(out: str | os.PathLike) -> dict[str, Path]:
     summary = pd.concat(summaries, ignore_index=True)
     paths = {k: out / f"{k}.csv" for k in ("episodes", "seed_means", "summary", "vs_control",
                                            "paired_vs_control", "pareto", "curves",
-                                           "sensitivity", "upper_bound", "frontier")}
+                                           "sensitivity", "upper_bound", "frontier",
+                                           "return_decomposition")}
     atomic_write_csv(episodes, paths["episodes"])
     atomic_write_csv(means, paths["seed_means"])
     atomic_write_csv(summary, paths["summary"])
@@ -448,6 +450,7 @@ def aggregate_suite(out: str | os.PathLike) -> dict[str, Path]:
                      paths["sensitivity"])
     atomic_write_csv(upper_bound_check(summary), paths["upper_bound"])
     atomic_write_csv(frontier_lifts(means, pareto), paths["frontier"])
+    atomic_write_csv(return_decomposition(means, pareto), paths["return_decomposition"])
     return paths
 
 
@@ -606,6 +609,69 @@ def gru_return_vs_control(means: pd.DataFrame) -> pd.DataFrame:
                      "share": float((diff >= 0).mean()),
                      "per_seed_difference": [round(float(x), 4) for x in diff]})
     return pd.DataFrame(rows)
+
+
+def return_decomposition(means: pd.DataFrame, pareto: pd.DataFrame, policy: str = "gru-ppo"
+                         ) -> pd.DataFrame:
+    """Where ``policy``'s return differs from the tuned control's, per (population, seed):
+    ``difference = volume_effect + at_matched_volume``.
+
+    The tuned control's **return frontier** of a seed and population is the line through
+    (0 pushes, return 0: no push, no reward) and its schedules tuned at each Pareto volume
+    (``pareto.csv``: pushes against return per user), linear between them (a mixture of two
+    tuned schedules over users reaches any point on the line). ``volume_effect`` is the
+    frontier at the policy's own pushes per user-day less the control's return (what the
+    control would lose or gain at the policy's volume); ``at_matched_volume`` is the policy's
+    return less the frontier there (what its timing and covers add at that volume).
+    ``inside`` is False when the policy pushes more than the largest tuned volume (the
+    frontier is then held flat, so the split is not a matched comparison).
+    """
+    rows = []
+    for (pop, seed), g in means.groupby(["population", "seed_index"], sort=False):
+        pol = g[g["policy"] == policy]
+        ctl = g[g["policy"] == "static-tuned"]
+        fr = pareto[(pareto["population"] == pop) & (pareto["seed_index"] == seed)]
+        if pol.empty or ctl.empty or fr.empty:
+            continue
+        fr = fr.sort_values("pushes_per_day")
+        x = np.concatenate([[0.0], fr["pushes_per_day"].to_numpy(float)])
+        y = np.concatenate([[0.0], fr["return"].to_numpy(float)])
+        v, r = float(pol["pushes_per_day"].iloc[0]), float(pol["return"].iloc[0])
+        rc = float(ctl["return"].iloc[0])
+        ref = float(np.interp(v, x, y))
+        rows.append({"population": pop, "seed_index": seed, "policy": policy,
+                     "pushes_per_day": v,
+                     "control_pushes_per_day": float(ctl["pushes_per_day"].iloc[0]),
+                     "return": r, "control_return": rc, "frontier_return": ref,
+                     "difference": r - rc, "volume_effect": ref - rc,
+                     "at_matched_volume": r - ref, "inside": bool(v <= x[-1] + 1e-9)})
+    return pd.DataFrame(rows)
+
+
+def _decomposition_md(dec: pd.DataFrame) -> list[str]:
+    """The report's section on where GRU-PPO's return differs from the control's."""
+    if dec.empty:
+        return []
+    lines = ["\n## Where GRU-PPO's return differs from the tuned control's\n",
+             "Return per user, GRU-PPO less the tuned control (2 a day), split into the "
+             "**volume effect** (the control's return frontier -- through 0 and its schedules "
+             "tuned at each Pareto volume, linear between -- at GRU-PPO's pushes per user-day, "
+             "less the control's return) and GRU-PPO's return **at matched volume** (its "
+             "return less that frontier point; `return_decomposition`, "
+             "`return_decomposition.csv`). Mean over seeds; per seed in brackets; seeds at or "
+             "above the frontier counted.\n",
+             "| population | GRU-PPO pushes/day | control pushes/day | difference | volume "
+             "effect | at matched volume | seeds >= frontier |",
+             "|---|---|---|---|---|---|---|"]
+    for pop, g in dec.groupby("population", sort=False):
+        out = "" if g["inside"].all() else " (some seeds above the largest tuned volume)"
+        lines.append(
+            f"| {pop} | {g['pushes_per_day'].mean():.2f} | "
+            f"{g['control_pushes_per_day'].mean():.2f} | {g['difference'].mean():+.2f} | "
+            f"{g['volume_effect'].mean():+.2f} | {g['at_matched_volume'].mean():+.2f} ("
+            + ", ".join(f"{x:+.2f}" for x in g["at_matched_volume"]) + f"){out} | "
+            f"{int((g['at_matched_volume'] >= 0).sum())}/{len(g)} |")
+    return lines
 
 
 def _gru_runs_md(cells: list[dict[str, Any]]) -> list[str]:
@@ -813,6 +879,9 @@ def write_suite_report(out: str | os.PathLike) -> Path:
                 + ", ".join(f"{x:+.2f}" for x in r["per_seed_difference"]) + ")"
                 for r in gv["populations"]) + ".")
     lines += _gru_runs_md(cells)
+    dpath = out / "return_decomposition.csv"
+    if dpath.exists() and dpath.stat().st_size > 1:
+        lines += _decomposition_md(pd.read_csv(dpath))
     for pop in pd.unique(summary["population"]):
         split = SUITE[pop].split if pop in SUITE else "?"
         held = " (held out)" if split == "test" else (" (training population)" if pop == train

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -59,6 +60,11 @@ def test_fast_run_writes_every_output(fast_run):
     assert "none" in set(sens["parameter"]) and len(sens["parameter"].unique()) == 7
     pareto = pd.read_csv(out / "pareto.csv")
     assert set(pareto["volume"]) == {1, 2}
+    dec = pd.read_csv(out / "return_decomposition.csv")
+    assert len(dec) == 2 * 2                      # 2 populations x 2 seeds
+    np.testing.assert_allclose(dec["difference"], dec["volume_effect"]
+                               + dec["at_matched_volume"], atol=1e-9)
+    assert "## Where GRU-PPO's return differs from the tuned control's" in text
 
 
 def test_rerun_resumes_and_refuses_another_config(fast_run):
@@ -85,6 +91,25 @@ def test_frontier_lift_interpolates_the_tuned_control_at_the_same_volume():
     assert fr.loc["a", "frontier_lift"] == pytest.approx(0.1)
     assert fr.loc["b", "frontier_lift"] == pytest.approx(0.0)
     assert fr.loc["a", "inside"] and not fr.loc["c", "inside"]
+
+
+def test_return_decomposition_splits_volume_from_matched_volume():
+    from covercast.experiments.suite_benchmark import return_decomposition
+
+    pareto = pd.DataFrame({"population": "p", "seed_index": 0, "volume": [1, 2],
+                           "pushes_per_day": [1.0, 2.0], "return": [1.2, 1.8]})
+    means = pd.DataFrame({"population": "p", "seed_index": 0,
+                          "policy": ["gru-ppo", "static-tuned"],
+                          "pushes_per_day": [0.5, 2.0], "return": [0.9, 1.8]})
+    d = return_decomposition(means, pareto).iloc[0]
+    assert d["frontier_return"] == pytest.approx(0.6)        # half-way from (0, 0) to (1, 1.2)
+    assert d["volume_effect"] == pytest.approx(0.6 - 1.8)
+    assert d["at_matched_volume"] == pytest.approx(0.3)
+    assert d["difference"] == pytest.approx(-0.9) and d["inside"]
+    means.loc[0, "pushes_per_day"] = 3.0                       # above the largest volume
+    d = return_decomposition(means, pareto).iloc[0]
+    assert not d["inside"] and d["frontier_return"] == pytest.approx(1.8)
+    assert return_decomposition(means[means["policy"] != "gru-ppo"], pareto).empty
 
 
 def test_upper_bound_check_flags_a_policy_above_the_reference():
