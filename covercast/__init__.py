@@ -1,9 +1,11 @@
 """covercast: a simulator for *when* to send a push notification and *with which cover image*.
 
-The package is split in five parts (see ``DESIGN`` in the README):
+The package is split in seven parts (see ``DESIGN`` in the README):
 
+* :mod:`covercast.covers` -- the cover vocabulary: attributes, ``CoverBank``, procedural covers
+  and the default bank (numpy only);
 * :mod:`covercast.simulators` -- the user population (numpy/scipy/pandas/simpy, never torch);
-* :mod:`covercast.generators` -- cover images (procedural covers need no torch);
+* :mod:`covercast.generators` -- learned cover generators (torch);
 * :mod:`covercast.envs` -- Gymnasium environments;
 * :mod:`covercast.agents` -- scheduling and style policies;
 * :mod:`covercast.ope` -- off-policy evaluation;

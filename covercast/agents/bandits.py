@@ -40,8 +40,8 @@ from covercast.agents.base import (
     observed_profile,
 )
 from covercast.agents.baselines import ActivityHeuristic
+from covercast.covers.attributes import DEFAULT_STYLES
 from covercast.envs.observation import OBS_INDEX
-from covercast.generators.attributes import DEFAULT_STYLES
 
 __all__ = ["StyleBandit", "ThompsonStyleAgent", "LinUCBStyleAgent", "LINUCB_CONTEXT_NAMES",
            "linucb_context"]

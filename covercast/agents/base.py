@@ -40,8 +40,8 @@ from typing import Any
 
 import numpy as np
 
+from covercast.covers.attributes import DEFAULT_STYLES
 from covercast.envs.observation import LOG_HOURS_CAP, OBS_DIM, OBS_INDEX, PROFILE_SLICE
-from covercast.generators.attributes import DEFAULT_STYLES
 
 __all__ = [
     "MODES",

@@ -31,8 +31,8 @@ from covercast.agents.base import (
     on_the_hour,
     weekday_of,
 )
+from covercast.covers.attributes import DEFAULT_STYLES
 from covercast.envs.observation import OBS_INDEX
-from covercast.generators.attributes import DEFAULT_STYLES
 
 __all__ = ["RandomAgent", "StaticScheduler", "ActivityHeuristic", "HeuristicState",
            "DEFAULT_PUSH_HOURS"]

@@ -52,7 +52,7 @@ from typing import Any
 import numpy as np
 
 from covercast.agents.base import Agent, SeedLike, check_positive, check_style
-from covercast.generators.attributes import DEFAULT_STYLES
+from covercast.covers.attributes import DEFAULT_STYLES
 from covercast.simulators import response as R
 from covercast.simulators.params import HOURS_PER_WEEK
 

@@ -86,7 +86,7 @@ from covercast.agents.oracle import (
     env_style_mix,
     init_reward_and_style,
 )
-from covercast.generators.attributes import DEFAULT_STYLES
+from covercast.covers.attributes import DEFAULT_STYLES
 from covercast.simulators import response as R
 from covercast.simulators.params import HOURS_PER_WEEK
 

@@ -22,10 +22,11 @@ from typing import Any
 
 import numpy as np
 
+from covercast._io import atomic_write_text
 from covercast.agents.base import PolicyAgent, SeedLike, as_episode_start, as_obs_batch
 from covercast.agents.gru_ppo import GRUPPOConfig, make_train_env, set_push_prior
 from covercast.envs.observation import OBS_DIM
-from covercast.simulators.params import PopulationParams, atomic_write_text
+from covercast.simulators.params import PopulationParams
 
 __all__ = ["SB3_ALGOS", "SB3VecEnv", "SB3Agent", "train_sb3", "set_initial_push_prob"]
 

@@ -20,8 +20,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from covercast._io import atomic_write_csv
-from covercast.simulators.params import atomic_write_text
+from covercast._io import atomic_write_csv, atomic_write_text
 
 __all__ = ["TRAIN_AGENTS", "train", "load_agent", "evaluate_saved", "add_subcommands",
            "cmd_train", "cmd_evaluate"]

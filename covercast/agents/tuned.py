@@ -90,7 +90,7 @@ from covercast.agents.base import (
     on_the_hour,
 )
 from covercast.agents.baselines import StaticScheduler, _check_hours
-from covercast.generators.attributes import DEFAULT_STYLES
+from covercast.covers.attributes import DEFAULT_STYLES
 from covercast.simulators.params import PopulationParams
 
 __all__ = [

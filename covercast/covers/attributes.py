@@ -41,15 +41,15 @@ Standardisation
 ---------------
 :data:`ATTRIBUTE_CENTER` and :data:`ATTRIBUTE_SCALE` are fixed constants: the mean and the
 standard deviation of each raw attribute over a large bank drawn from the default procedural
-generator (the same distribution as :func:`covercast.generators.procedural.procedural_bank`
+generator (the same distribution as :func:`covercast.covers.procedural.procedural_bank`
 with its defaults, 64 covers per style and topic instead of 8, for stable estimates). Over
 procedural covers each standardised attribute therefore has mean about 0 and sd about 1; covers
 of other generators keep the same units, so a taste weight means the same thing for all of
 them. They are written down here, not recomputed at import, so that a change to the procedural
 generator never silently moves every user's taste; re-derive them with::
 
-    python -c "from covercast.generators.procedural import procedural_bank as b; \\
-    from covercast.generators.attributes import raw_cover_attributes as r; \\
+    python -c "from covercast.covers.procedural import procedural_bank as b; \\
+    from covercast.covers.attributes import raw_cover_attributes as r; \\
     a = r(b(per_style_topic=64, seed=0).images); \\
     print(a.mean(0).round(4).tolist(), a.std(0).round(4).tolist())"
 """

@@ -2,7 +2,7 @@
 
 A bank holds, for each cover: the uint8 RGB image, its style and topic (indices into the bank's
 ``styles`` / ``topics``), a quality score in [0, 1] and its feature vector -- the five image
-attributes of :func:`covercast.generators.attributes.cover_attributes` followed by its style
+attributes of :func:`covercast.covers.attributes.cover_attributes` followed by its style
 probabilities. Banks are saved and loaded as ``.npz`` (no pickles). Only numpy is needed.
 """
 
@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from covercast._io import atomic_write
-from covercast.generators.attributes import ATTRIBUTE_NAMES
+from covercast.covers.attributes import ATTRIBUTE_NAMES
 
 BANK_FORMAT_VERSION = 1
 _ARRAYS = ("images", "style", "topic", "quality", "features")
@@ -28,7 +28,7 @@ _ARRAYS = ("images", "style", "topic", "quality", "features")
 class CoverBank:
     """Cover images with their style, topic, quality and feature vectors.
 
-    Build one with :func:`covercast.generators.procedural.procedural_bank` (the default),
+    Build one with :func:`covercast.covers.procedural.procedural_bank` (the default),
     :meth:`from_images` (any generator) or :meth:`load`.
     """
 
@@ -159,7 +159,7 @@ class CoverBank:
         ``style_probs`` defaults to one-hot of ``style`` (right for procedural covers; pass a
         trained classifier's probabilities for generated ones); ``quality`` defaults to 1.
         """
-        from covercast.generators.attributes import cover_attributes
+        from covercast.covers.attributes import cover_attributes
 
         images = np.asarray(images)
         n = len(images)

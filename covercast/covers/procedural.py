@@ -75,8 +75,8 @@ import numpy as np
 from tqdm import tqdm
 
 from covercast._io import atomic_write
-from covercast.generators.attributes import DEFAULT_STYLES, DEFAULT_TOPICS
-from covercast.generators.bank import CoverBank
+from covercast.covers.attributes import DEFAULT_STYLES, DEFAULT_TOPICS
+from covercast.covers.bank import CoverBank
 
 #: Version of the procedural renderer, stored in each bank's ``meta``; bump it whenever the
 #: pixels a given seed produces change.
@@ -378,9 +378,9 @@ def render_covers(style: str, topic: str, n: int, *, size: int = 32,
     Parameters
     ----------
     style : str
-        One of :data:`~covercast.generators.attributes.DEFAULT_STYLES`.
+        One of :data:`~covercast.covers.attributes.DEFAULT_STYLES`.
     topic : str
-        One of :data:`~covercast.generators.attributes.DEFAULT_TOPICS`.
+        One of :data:`~covercast.covers.attributes.DEFAULT_TOPICS`.
     n : int
         Number of covers (>= 0).
     size : int, default 32
@@ -510,8 +510,8 @@ def procedural_bank(per_style_topic: int = 8, *, size: int = 32, seed: int = 0,
     seed : int, default 0
         Non-negative seed; each (style, topic) pair gets its own stream (module docstring).
     styles, topics : sequence of str
-        Subsets of :data:`~covercast.generators.attributes.DEFAULT_STYLES` and
-        :data:`~covercast.generators.attributes.DEFAULT_TOPICS`, in the order the bank indexes
+        Subsets of :data:`~covercast.covers.attributes.DEFAULT_STYLES` and
+        :data:`~covercast.covers.attributes.DEFAULT_TOPICS`, in the order the bank indexes
         them.
     progress : bool, default False
         Show a tqdm progress bar over the pairs.

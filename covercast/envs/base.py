@@ -57,10 +57,10 @@ def resolve_bank(bank: Any, params: PopulationParams) -> Any:
     The bank's styles and topics must be the population's.
     """
     if bank is None:
-        from covercast.generators.procedural import default_bank
+        from covercast.covers.procedural import default_bank
         bank = default_bank()
     elif isinstance(bank, (str, os.PathLike)):
-        from covercast.generators.bank import CoverBank
+        from covercast.covers.bank import CoverBank
         bank = CoverBank.load(bank)
     Population._check_bank(bank, params)
     return bank
@@ -156,7 +156,7 @@ class UserEnv(gym.Env[np.ndarray, np.int64]):
         The user model by suite name (e.g. ``"high-fatigue-v1"``; see
         :mod:`covercast.simulators.suite`) or JSON path; exclusive with ``params``.
     bank : CoverBank, path or None
-        The covers; ``None``: :func:`~covercast.generators.procedural.default_bank`.
+        The covers; ``None``: :func:`~covercast.covers.procedural.default_bank`.
     slot_minutes : int
         Length of a decision slot in minutes (divides 1440; 5 to 1440).
     reward_fn : callable, optional

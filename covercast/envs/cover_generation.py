@@ -13,7 +13,7 @@ hits and misses). Learned generators draw their latent noise from a fixed ``late
 grid point always gives the same cover.
 
 The population responds through the ordinary engine: the cover becomes a small
-:class:`~covercast.generators.bank.CoverBank` (the one cover listed once under every style, so
+:class:`~covercast.covers.bank.CoverBank` (the one cover listed once under every style, so
 that the engine's per-style tables are complete -- the push names the cover by index, so the
 listing changes nothing), and a fresh cohort of the segment is simulated with
 :class:`~covercast.simulators.population.Population` from the push until ``response_hours``
@@ -22,7 +22,7 @@ environment is a contextual problem over segments, topics and hours of the week 
 opt-outs act within a campaign's response window, not across steps).
 
 No torch is imported unless a learned generator is used; ``generator="procedural"`` (pixel
-blends of procedural covers, module :mod:`covercast.generators.procedural`) runs without it.
+blends of procedural covers, module :mod:`covercast.covers.procedural`) runs without it.
 """
 
 from __future__ import annotations
@@ -41,11 +41,11 @@ import pandas as pd
 from gymnasium import spaces
 from gymnasium.error import ResetNeeded
 
+from covercast.covers.attributes import cover_attributes
+from covercast.covers.bank import CoverBank
 from covercast.envs.base import DEFAULT_START, resolve_params
 from covercast.envs.observation import clock_features
 from covercast.envs.rewards import DEFAULT_W_DWELL, DEFAULT_W_OPTOUT
-from covercast.generators.attributes import cover_attributes
-from covercast.generators.bank import CoverBank
 from covercast.simulators.params import PopulationParams
 from covercast.simulators.population import Population
 
@@ -143,7 +143,7 @@ class _ProceduralRenderer:
 
     def __init__(self, styles: Sequence[str], topics: Sequence[str], size: int,
                  latent_seed: int) -> None:
-        from covercast.generators.attributes import DEFAULT_STYLES, DEFAULT_TOPICS
+        from covercast.covers.attributes import DEFAULT_STYLES, DEFAULT_TOPICS
 
         bad = [s for s in styles if s not in DEFAULT_STYLES] + \
             [t for t in topics if t not in DEFAULT_TOPICS]
@@ -154,7 +154,7 @@ class _ProceduralRenderer:
         self.size, self.latent_seed = size, latent_seed
 
     def render(self, weights: np.ndarray, topic: int) -> tuple[np.ndarray, np.ndarray, float]:
-        from covercast.generators.procedural import render_covers
+        from covercast.covers.procedural import render_covers
 
         acc = np.zeros((self.size, self.size, 3))
         quality = 0.0

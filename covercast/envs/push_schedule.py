@@ -88,7 +88,7 @@ class PushScheduleEnv(UserEnv):
 
     * ``params``: a :class:`~covercast.simulators.params.PopulationParams` (or the path of its
       JSON, e.g. one fitted from a log); ``None`` = the default population.
-    * ``bank``: a :class:`~covercast.generators.bank.CoverBank` (or its path) with the
+    * ``bank``: a :class:`~covercast.covers.bank.CoverBank` (or its path) with the
       population's styles and topics; ``None`` = the procedural default bank.
     * ``slot_minutes``: slot length, a divisor of 1440 (5, 10, 15, 20, 30, 60, 120, ...).
     * ``reward_fn``: ``reward_fn(responses) -> float`` replacing the default reward;

@@ -124,7 +124,7 @@ def bench_population(ns: Sequence[int] = (1, 1000, 100_000), days: int | None = 
     if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
         raise ValueError(f"`repeats` must be a positive integer, got {repeats!r}.")
     params = default_params() if params is None else params
-    from covercast.generators.procedural import default_bank
+    from covercast.covers.procedural import default_bank
 
     bank = default_bank()
     rows = []

@@ -137,9 +137,9 @@ def bench_generators(devices: Sequence[str] | None = None, *,
     """
     import torch
 
+    from covercast.covers.procedural import procedural_bank
     from covercast.generators import evaluate as ev
     from covercast.generators.data import cover_dataset
-    from covercast.generators.procedural import procedural_bank
     from covercast.generators.training import parameter_count, resolve_device
 
     if size not in (32, 64):

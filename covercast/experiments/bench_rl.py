@@ -29,8 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from covercast._io import atomic_write_csv
-from covercast.simulators.params import atomic_write_text
+from covercast._io import atomic_write_csv, atomic_write_text
 
 __all__ = ["SB3_BENCH_AGENTS", "bench_throughput", "bench_backends", "main"]
 

@@ -102,7 +102,7 @@ def cmd_simulate_log(args: argparse.Namespace) -> int:
     params = _load_params(args.params)
     bank = None
     if args.bank:
-        from covercast.generators.bank import CoverBank
+        from covercast.covers.bank import CoverBank
 
         bank = CoverBank.load(args.bank)
     policy = _policy(args.policy, len(params.styles), args.push_prob, args.hours, args.style)
@@ -122,7 +122,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     log = read_log(args.log)
     bank = None
     if args.bank:
-        from covercast.generators.bank import CoverBank
+        from covercast.covers.bank import CoverBank
 
         bank = CoverBank.load(args.bank)
     params = fit_population(log, n_segments=args.segments, bank=bank, seed=args.seed,

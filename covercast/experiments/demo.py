@@ -47,8 +47,8 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from covercast._io import atomic_write_csv
-from covercast.simulators.params import PopulationParams, atomic_write_text, default_params
+from covercast._io import atomic_write_csv, atomic_write_text
+from covercast.simulators.params import PopulationParams, default_params
 
 HOURS_STATIC = (8, 20)
 
@@ -636,7 +636,7 @@ def run_demo(out_dir: str | Path = "runs/demo", *, episodes: int = 300, horizon_
     """
     import os
 
-    from covercast.generators.procedural import default_bank
+    from covercast.covers.procedural import default_bank
     from covercast.simulators.calibrate import calibrate_obd
     from covercast.simulators.fit import fit_population_report
     from covercast.simulators.policies import StaticSchedulePolicy, UniformRandomPolicy

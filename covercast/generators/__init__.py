@@ -1,6 +1,7 @@
-"""Cover images.
+"""Cover images from learned generators.
 
-Procedural covers (:mod:`.procedural`), the interpretable attribute vector users respond to
-(:mod:`.attributes`) and :class:`~covercast.generators.bank.CoverBank` need only numpy; the
-learned generators (diffusion, VAE-IAT) need torch and are imported from their own modules.
+The diffusion model, VAE-IAT, the DCGAN baseline and the cover encoder need torch and are
+imported from their own modules. The cover vocabulary they share with the simulator (the
+attribute vector, :class:`~covercast.covers.bank.CoverBank`, procedural covers and the default
+bank) lives in :mod:`covercast.covers`.
 """

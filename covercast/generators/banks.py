@@ -1,7 +1,7 @@
 """Cover banks from any generator: procedural, diffusion, VAE-IAT or the DCGAN baseline.
 
 :func:`build_bank` makes ``per_style`` covers for every style and packs them into a
-:class:`~covercast.generators.bank.CoverBank`, the one cover format every environment and the
+:class:`~covercast.covers.bank.CoverBank`, the one cover format every environment and the
 population engine take (``Population(params, n, bank=bank)``). What each field holds:
 
 ==============  =====================================  =========================================
@@ -62,8 +62,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from covercast.generators.attributes import DEFAULT_STYLES, DEFAULT_TOPICS
-from covercast.generators.bank import CoverBank
+from covercast.covers.attributes import DEFAULT_STYLES, DEFAULT_TOPICS
+from covercast.covers.bank import CoverBank
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -181,7 +181,7 @@ def quality_design(images: np.ndarray, encoder: CoverEncoder, *,
                    style_probs: np.ndarray | None = None) -> np.ndarray:
     """Regressors of the craft regression, ``(n, d)``: encoder features, raw attributes and
     their squares, and those ten values times each style probability."""
-    from covercast.generators.attributes import raw_cover_attributes
+    from covercast.covers.attributes import raw_cover_attributes
 
     raw = raw_cover_attributes(images)
     r2 = np.concatenate([raw, raw ** 2], axis=1)
@@ -226,7 +226,7 @@ def fit_quality_model(encoder: CoverEncoder, *, seed: int = 0,
     cached per encoder *object* (weakly, so it goes with the encoder): an encoder whose weights
     are changed in place keeps its old fit, so load or build a new object after training.
     """
-    from covercast.generators.procedural import procedural_bank
+    from covercast.covers.procedural import procedural_bank
 
     key = (int(seed), int(per_style_topic))
     cached = _QUALITY_CACHE.get(encoder, {}).get(key)
@@ -416,7 +416,7 @@ def build_bank(generator: str, per_style: int, *, checkpoint: str | os.PathLike 
 
 
 def _procedural(per_style: int, size: int, seed: int, progress: bool, t0: float) -> CoverBank:
-    from covercast.generators.procedural import procedural_bank
+    from covercast.covers.procedural import procedural_bank
 
     n_topics = len(DEFAULT_TOPICS)
     per_pair = math.ceil(per_style / n_topics)

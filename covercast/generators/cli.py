@@ -7,6 +7,8 @@
     covercast bank build --generator G --per-style K --out bank.npz [--checkpoint DIR]
     covercast bench generators                        covers/s, parameters, time per epoch
 
+:func:`train_command` (``generators train``) writes ``DIR/checkpoint/`` (run it again to resume),
+``DIR/model/`` (``from_pretrained``-ready), ``DIR/history.csv`` and ``DIR/config.json``.
 :func:`cmd_bench_generators` is the handler of ``covercast bench generators``. The same
 commands run without the main CLI as ``python -m covercast.generators.cli ...``. Torch and the
 models are imported inside the handlers, so building the parser is instant.
@@ -15,12 +17,17 @@ models are imported inside the handlers, so building the parser is instant.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["add_subcommands", "cmd_generators_train", "cmd_generators_evaluate",
+if TYPE_CHECKING:
+    from covercast.generators.training import TrainResult
+
+__all__ = ["add_subcommands", "train_command", "build_train_parser", "cmd_generators_train",
+           "cmd_generators_evaluate",
            "cmd_bank_build", "cmd_bench_generators", "add_bench_generators_arguments",
            "build_parser", "main"]
 
@@ -38,12 +45,136 @@ def _key_values(items: Sequence[str] | None, what: str) -> dict[str, str]:
     return out
 
 
+# ---------------------------------------------------------------------------------- training
+_TRAIN_MODELS = ("diffusion", "vae-iat", "dcgan", "encoder")
+
+
+def build_train_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``covercast generators train``."""
+    p = argparse.ArgumentParser(
+        prog="covercast generators train",
+        description="Train a cover generator or the cover encoder, with a progress bar and "
+                    "resumable checkpoints. Writes OUT/checkpoint/ (resumable: run the same "
+                    "command again to continue), OUT/model/ (the trained model, "
+                    "from_pretrained-ready), OUT/history.csv and OUT/config.json.")
+    p.add_argument("model", choices=_TRAIN_MODELS, help="what to train")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--data", default="covers", choices=("covers", "mnist5k", "lfw", "digits"),
+                   help="training images (default: procedural covers)")
+    p.add_argument("--size", type=int, default=32, help="image side in pixels (default 32)")
+    p.add_argument("--per-style-topic", type=int, default=64,
+                   help="covers per style x topic for --data covers (default 64)")
+    p.add_argument("--arch", default="small", choices=("small", "tiny"),
+                   help="model size: the documented default ('small') or the test-sized one")
+    p.add_argument("--steps", type=int, default=None,
+                   help="training steps (VAE-IAT: phase-2 steps; default: the config's)")
+    p.add_argument("--phase1-steps", type=int, default=None, help="VAE-IAT phase-1 steps")
+    p.add_argument("--batch-size", type=int, default=None, help="images per step")
+    p.add_argument("--lr", type=float, default=None, help="learning rate")
+    p.add_argument("--seed", type=int, default=0, help="seed of data, init and training")
+    p.add_argument("--decoder", default="lstm", choices=("lstm", "conv"),
+                   help="VAE-IAT generator (default: the paper's row LSTM)")
+    p.add_argument("--checkpoint-every", type=int, default=500,
+                   help="steps between checkpoints (default 500)")
+    p.add_argument("--no-resume", action="store_true",
+                   help="start over even if OUT/checkpoint/ holds a run")
+    p.add_argument("--device", default="auto", help="auto (cuda if available), cpu or cuda")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def train_command(argv: Sequence[str] | None = None) -> TrainResult:
+    """Run the training command on ``argv``; returns the :class:`TrainResult`.
+
+    Bad arguments raise ``ValueError`` (or exit through argparse for unknown options) before
+    any data is rendered or any step is taken.
+    """
+    import pandas as pd
+    from torch import nn
+
+    from covercast._io import atomic_write_csv, atomic_write_text
+    from covercast.covers.attributes import DEFAULT_STYLES, DEFAULT_TOPICS
+    from covercast.generators.data import load_dataset
+    from covercast.generators.training import check_positive_int, config_to_dict, resolve_device
+
+    args = build_train_parser().parse_args(argv)
+    device = resolve_device(args.device)
+    out = Path(args.out)
+    overrides: dict[str, Any] = {}
+    if args.batch_size is not None:
+        overrides["batch_size"] = check_positive_int(args.batch_size, "--batch-size")
+    if args.lr is not None:
+        if not args.lr > 0:
+            raise ValueError(f"`--lr` must be > 0, got {args.lr}.")
+        overrides[("lr_phase2" if args.model == "vae-iat" else "lr")] = args.lr
+    if args.steps is not None:
+        overrides["phase2_steps" if args.model == "vae-iat" else "steps"] = \
+            check_positive_int(args.steps, "--steps", 0)
+    if args.phase1_steps is not None:
+        if args.model != "vae-iat":
+            raise ValueError("`--phase1-steps` applies to vae-iat only.")
+        overrides["phase1_steps"] = check_positive_int(args.phase1_steps, "--phase1-steps", 0)
+    if args.model == "encoder" and args.data != "covers":
+        raise ValueError(f"The cover encoder is trained on --data covers, got {args.data!r}.")
+    check_positive_int(args.per_style_topic, "--per-style-topic")
+    overrides["seed"] = check_positive_int(args.seed, "--seed", 0)
+
+    digits = tuple(str(d) for d in range(10))
+    classes, channels = {"covers": (DEFAULT_STYLES, 3), "mnist5k": (digits, 1),
+                         "lfw": (("face",), 1), "digits": (digits, 1)}[args.data]
+    # configs first: a size or option the model cannot take fails before any data is made
+    arch: dict[str, Any] = {"styles": classes, "image_size": args.size, "channels": channels}
+    if args.model == "diffusion":
+        from covercast.generators import diffusion as mod
+
+        cfg = getattr(mod.DiffusionConfig, args.arch)(**arch)
+        model: nn.Module = mod.DiffusionCoverGenerator(cfg, seed=args.seed)
+        tcfg: Any = mod.DiffusionTrainConfig(**overrides)
+        fn: Callable[..., TrainResult] = mod.train_diffusion
+    elif args.model == "vae-iat":
+        from covercast.generators import vae_iat as mod_v
+
+        cfg = (mod_v.VAEIATConfig.tiny if args.arch == "tiny" else mod_v.VAEIATConfig)(
+            decoder=args.decoder, **arch)
+        model = mod_v.VAEIAT(cfg, seed=args.seed)
+        tcfg = mod_v.VAEIATTrainConfig(**overrides)
+        fn = mod_v.train_vae_iat
+    elif args.model == "dcgan":
+        from covercast.generators import dcgan as mod_d
+
+        cfg = (mod_d.DCGANConfig.tiny if args.arch == "tiny" else mod_d.DCGANConfig)(**arch)
+        model = mod_d.DCGAN(cfg, seed=args.seed)
+        tcfg = mod_d.DCGANTrainConfig(**overrides)
+        fn = mod_d.train_dcgan
+    else:
+        from covercast.generators import encoder as mod_e
+
+        arch["topics"] = DEFAULT_TOPICS
+        cfg = (mod_e.CoverEncoderConfig.tiny if args.arch == "tiny"
+               else mod_e.CoverEncoderConfig)(**arch)
+        model = mod_e.CoverEncoder(cfg, seed=args.seed)
+        tcfg = mod_e.EncoderTrainConfig(**overrides)
+        fn = mod_e.train_cover_encoder
+
+    ds = load_dataset(args.data, size=args.size, seed=args.seed,
+                      per_style_topic=args.per_style_topic)
+    run_config = {"model": args.model, "data": args.data, "size": args.size,
+                  "per_style_topic": args.per_style_topic, "arch": args.arch,
+                  "model_config": config_to_dict(cfg), "train_config": config_to_dict(tcfg),
+                  "device": str(device)}
+    atomic_write_text(out / "config.json", json.dumps(run_config, indent=2))
+    result = fn(model, ds, tcfg, checkpoint_dir=out / "checkpoint",
+                checkpoint_every=args.checkpoint_every, resume=not args.no_resume,
+                progress=not args.quiet, device=device)
+    model.save_pretrained(out / "model")  # type: ignore[operator]
+    atomic_write_csv(pd.DataFrame(result.history), out / "history.csv")
+    return result
+
+
 # ---------------------------------------------------------------------------------- handlers
 def cmd_generators_train(args: argparse.Namespace) -> int:
-    """``covercast generators train ...``: the training command of
-    :mod:`covercast.generators.training` (``--help`` lists its options)."""
-    from covercast.generators.training import train_command
-
+    """``covercast generators train ...``: :func:`train_command` (``--help`` lists its
+    options)."""
     result = train_command(list(args.train_args))
     print(f"trained {result.steps_done} steps (resumed from {result.resumed_from})"
           + (", stopped early" if result.stopped_early else ""))
@@ -112,7 +243,7 @@ def cmd_bank_build(args: argparse.Namespace) -> int:
           f"{args.per_style}, {bank.image_size}px, mean quality {bank.quality.mean():.3f}) "
           f"to {out}")
     if args.grid is not None:
-        from covercast.generators.procedural import save_grid
+        from covercast.covers.procedural import save_grid
 
         save_grid(bank, args.grid, per_cell=2, title=f"{bank.generator} bank")
         print(f"contact sheet: {args.grid}")
@@ -244,7 +375,7 @@ def add_subcommands(subparsers: Any, *, add_quiet: bool = True) -> None:
     tr = gsub.add_parser("train", add_help=False,
                          help="train diffusion, vae-iat, dcgan or the encoder (resumable); "
                               "`covercast generators train --help` for options",
-                         description="Forwarded to python -m covercast.generators.training.")
+                         description="Forwarded to train_command.")
     tr.add_argument("train_args", nargs=argparse.REMAINDER)
     tr.set_defaults(func=cmd_generators_train)
     ev = gsub.add_parser("evaluate", help="the generation-metrics report (Table 1 and MNIST-5k)",

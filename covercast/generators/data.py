@@ -1,6 +1,6 @@
 """Training data for the learned cover generators (torch).
 
-* :func:`cover_dataset` -- procedural covers (:mod:`covercast.generators.procedural`) for every
+* :func:`cover_dataset` -- procedural covers (:mod:`covercast.covers.procedural`) for every
   style x topic pair, 32x32 or 64x64, labelled with their style (the class the generators are
   conditioned on), topic and quality. With the same ``seed`` the covers are exactly those of
   ``procedural_bank(per_style_topic, size=size, seed=seed)``.
@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from covercast.generators.attributes import DEFAULT_STYLES, DEFAULT_TOPICS
+from covercast.covers.attributes import DEFAULT_STYLES, DEFAULT_TOPICS
 
 _FITS = ("pad", "resize")
 
@@ -181,7 +181,7 @@ def cover_dataset(per_style_topic: int = 64, *, size: int = 32, seed: int = 0,
     ValueError
         On an unknown style or topic, or a size/count the procedural generator refuses.
     """
-    from covercast.generators.procedural import procedural_bank
+    from covercast.covers.procedural import procedural_bank
 
     bank = procedural_bank(per_style_topic, size=size, seed=seed, styles=styles, topics=topics,
                            progress=progress)

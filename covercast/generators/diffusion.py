@@ -41,8 +41,8 @@ from diffusers import DDIMScheduler, DDPMScheduler, UNet2DModel
 from torch import nn
 from torch.nn import functional as F
 
-from covercast._io import sha256_file
-from covercast.generators.attributes import DEFAULT_STYLES
+from covercast._io import atomic_write_text, sha256_file
+from covercast.covers.attributes import DEFAULT_STYLES
 from covercast.generators.data import ImageDataset
 from covercast.generators.training import (
     FORMAT_VERSION,
@@ -67,7 +67,6 @@ from covercast.generators.training import (
     seeded_init,
     set_learning_rate,
 )
-from covercast.simulators.params import atomic_write_text
 
 _BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")
 _PREDICTIONS = ("epsilon", "v_prediction")

@@ -4,7 +4,7 @@ It is trained on procedural covers (:func:`covercast.generators.data.cover_datas
 frozen. It serves two purposes:
 
 * **style probabilities** of any cover (:meth:`CoverEncoder.style_probs`) -- the last entries of
-  the attribute vector users respond to (:mod:`covercast.generators.attributes`), so a cover
+  the attribute vector users respond to (:mod:`covercast.covers.attributes`), so a cover
   made by a learned generator is judged by the simulated population exactly as a procedural
   one; pass them to ``CoverBank.from_images(..., style_probs=...)``. The same probabilities give
   the "semantic accuracy" of generated covers (is a cover generated for *noir* recognised as
@@ -39,7 +39,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from covercast.generators.attributes import DEFAULT_STYLES, DEFAULT_TOPICS
+from covercast.covers.attributes import DEFAULT_STYLES, DEFAULT_TOPICS
 from covercast.generators.data import CoverDataset
 from covercast.generators.training import (
     TrainResult,

@@ -67,7 +67,7 @@ import torch
 from torch import nn
 
 from covercast._io import atomic_write_csv, atomic_write_text
-from covercast.generators.attributes import DEFAULT_STYLES, DEFAULT_TOPICS
+from covercast.covers.attributes import DEFAULT_STYLES, DEFAULT_TOPICS
 from covercast.generators.banks import committed_checkpoint
 from covercast.generators.data import CoverDataset, ImageDataset, cover_dataset, mnist_5k
 from covercast.generators.dcgan import DCGAN, DCGANConfig, DCGANTrainConfig, train_dcgan
@@ -738,7 +738,7 @@ def _sample(model: CoverGenerator, n_per_class: int, n_classes: int, seed: int,
 
 def _grid(images: np.ndarray, labels: np.ndarray, n_classes: int, path: Path, title: str,
           per_row: int = 10) -> str:
-    from covercast.generators.procedural import save_grid
+    from covercast.covers.procedural import save_grid
 
     rows = []
     for c in range(n_classes):

@@ -20,10 +20,9 @@ common lives here, so that each model file holds only its architecture and its l
   ``torch.Generator`` objects whose states are checkpointed, so interrupting a run after ``k``
   steps and resuming it gives the same weights as an uninterrupted run with the same seed.
 
-The training *command*, ``python -m covercast.generators.training MODEL --out DIR ...``
-(:func:`train_command`; MODEL is diffusion, vae-iat, dcgan or encoder), trains on covers or a
-real image set and writes ``DIR/checkpoint/`` (run the same command again to resume),
-``DIR/model/`` (``from_pretrained``-ready), ``DIR/history.csv`` and ``DIR/config.json``.
+The training command, ``covercast generators train MODEL --out DIR ...``, lives with the other
+generator commands in :mod:`covercast.generators.cli` (it imports every model, and every model
+imports this module).
 
 Checkpoints and saved models are refused with a :class:`CheckpointError` (a ``ValueError``)
 when a file is missing, corrupt (its SHA-256 differs from the one recorded when it was
@@ -50,8 +49,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm.auto import tqdm
 
-from covercast._io import atomic_write_csv, sha256_file
-from covercast.simulators.params import atomic_write_text
+from covercast._io import atomic_write_text, sha256_file
 
 #: Version of the checkpoint and saved-model folder layouts written by this module.
 FORMAT_VERSION = 1
@@ -897,146 +895,3 @@ class CoverGenerator(nn.Module):
         model = cls(config_from_dict(cls.config_class, meta["config"]))
         load_model_weights(path, meta, model._sample_modules(), dev)
         return model.to(dev).eval()
-
-
-# ---------------------------------------------------------------------------------- command
-_MODELS = ("diffusion", "vae-iat", "dcgan", "encoder")
-
-
-def build_parser() -> Any:
-    """The argument parser of the training command (``python -m
-    covercast.generators.training``)."""
-    import argparse
-
-    p = argparse.ArgumentParser(
-        prog="python -m covercast.generators.training",
-        description="Train a cover generator or the cover encoder, with a progress bar and "
-                    "resumable checkpoints. Writes OUT/checkpoint/ (resumable: run the same "
-                    "command again to continue), OUT/model/ (the trained model, "
-                    "from_pretrained-ready), OUT/history.csv and OUT/config.json.")
-    p.add_argument("model", choices=_MODELS, help="what to train")
-    p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--data", default="covers", choices=("covers", "mnist5k", "lfw", "digits"),
-                   help="training images (default: procedural covers)")
-    p.add_argument("--size", type=int, default=32, help="image side in pixels (default 32)")
-    p.add_argument("--per-style-topic", type=int, default=64,
-                   help="covers per style x topic for --data covers (default 64)")
-    p.add_argument("--arch", default="small", choices=("small", "tiny"),
-                   help="model size: the documented default ('small') or the test-sized one")
-    p.add_argument("--steps", type=int, default=None,
-                   help="training steps (VAE-IAT: phase-2 steps; default: the config's)")
-    p.add_argument("--phase1-steps", type=int, default=None, help="VAE-IAT phase-1 steps")
-    p.add_argument("--batch-size", type=int, default=None, help="images per step")
-    p.add_argument("--lr", type=float, default=None, help="learning rate")
-    p.add_argument("--seed", type=int, default=0, help="seed of data, init and training")
-    p.add_argument("--decoder", default="lstm", choices=("lstm", "conv"),
-                   help="VAE-IAT generator (default: the paper's row LSTM)")
-    p.add_argument("--checkpoint-every", type=int, default=500,
-                   help="steps between checkpoints (default 500)")
-    p.add_argument("--no-resume", action="store_true",
-                   help="start over even if OUT/checkpoint/ holds a run")
-    p.add_argument("--device", default="auto", help="auto (cuda if available), cpu or cuda")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    return p
-
-
-def train_command(argv: Sequence[str] | None = None) -> TrainResult:
-    """Run the training command on ``argv``; returns the :class:`TrainResult`.
-
-    Bad arguments raise ``ValueError`` (or exit through argparse for unknown options) before
-    any data is rendered or any step is taken.
-    """
-    import pandas as pd
-
-    from covercast.generators.data import load_dataset
-
-    args = build_parser().parse_args(argv)
-    device = resolve_device(args.device)
-    out = Path(args.out)
-    overrides: dict[str, Any] = {}
-    if args.batch_size is not None:
-        overrides["batch_size"] = check_positive_int(args.batch_size, "--batch-size")
-    if args.lr is not None:
-        if not args.lr > 0:
-            raise ValueError(f"`--lr` must be > 0, got {args.lr}.")
-        overrides[("lr_phase2" if args.model == "vae-iat" else "lr")] = args.lr
-    if args.steps is not None:
-        overrides["phase2_steps" if args.model == "vae-iat" else "steps"] = \
-            check_positive_int(args.steps, "--steps", 0)
-    if args.phase1_steps is not None:
-        if args.model != "vae-iat":
-            raise ValueError("`--phase1-steps` applies to vae-iat only.")
-        overrides["phase1_steps"] = check_positive_int(args.phase1_steps, "--phase1-steps", 0)
-    if args.model == "encoder" and args.data != "covers":
-        raise ValueError(f"The cover encoder is trained on --data covers, got {args.data!r}.")
-    check_positive_int(args.per_style_topic, "--per-style-topic")
-    overrides["seed"] = check_positive_int(args.seed, "--seed", 0)
-
-    from covercast.generators.attributes import DEFAULT_STYLES, DEFAULT_TOPICS
-
-    digits = tuple(str(d) for d in range(10))
-    classes, channels = {"covers": (DEFAULT_STYLES, 3), "mnist5k": (digits, 1),
-                         "lfw": (("face",), 1), "digits": (digits, 1)}[args.data]
-    # configs first: a size or option the model cannot take fails before any data is made
-    arch: dict[str, Any] = {"styles": classes, "image_size": args.size, "channels": channels}
-    if args.model == "diffusion":
-        from covercast.generators import diffusion as mod
-
-        cfg = getattr(mod.DiffusionConfig, args.arch)(**arch)
-        model: nn.Module = mod.DiffusionCoverGenerator(cfg, seed=args.seed)
-        tcfg: Any = mod.DiffusionTrainConfig(**overrides)
-        fn: Callable[..., TrainResult] = mod.train_diffusion
-    elif args.model == "vae-iat":
-        from covercast.generators import vae_iat as mod_v
-
-        cfg = (mod_v.VAEIATConfig.tiny if args.arch == "tiny" else mod_v.VAEIATConfig)(
-            decoder=args.decoder, **arch)
-        model = mod_v.VAEIAT(cfg, seed=args.seed)
-        tcfg = mod_v.VAEIATTrainConfig(**overrides)
-        fn = mod_v.train_vae_iat
-    elif args.model == "dcgan":
-        from covercast.generators import dcgan as mod_d
-
-        cfg = (mod_d.DCGANConfig.tiny if args.arch == "tiny" else mod_d.DCGANConfig)(**arch)
-        model = mod_d.DCGAN(cfg, seed=args.seed)
-        tcfg = mod_d.DCGANTrainConfig(**overrides)
-        fn = mod_d.train_dcgan
-    else:
-        from covercast.generators import encoder as mod_e
-
-        arch["topics"] = DEFAULT_TOPICS
-        cfg = (mod_e.CoverEncoderConfig.tiny if args.arch == "tiny"
-               else mod_e.CoverEncoderConfig)(**arch)
-        model = mod_e.CoverEncoder(cfg, seed=args.seed)
-        tcfg = mod_e.EncoderTrainConfig(**overrides)
-        fn = mod_e.train_cover_encoder
-
-    ds = load_dataset(args.data, size=args.size, seed=args.seed,
-                      per_style_topic=args.per_style_topic)
-    run_config = {"model": args.model, "data": args.data, "size": args.size,
-                  "per_style_topic": args.per_style_topic, "arch": args.arch,
-                  "model_config": config_to_dict(cfg), "train_config": config_to_dict(tcfg),
-                  "device": str(device)}
-    atomic_write_text(out / "config.json", json.dumps(run_config, indent=2))
-    result = fn(model, ds, tcfg, checkpoint_dir=out / "checkpoint",
-                checkpoint_every=args.checkpoint_every, resume=not args.no_resume,
-                progress=not args.quiet, device=device)
-    model.save_pretrained(out / "model")  # type: ignore[operator]
-    atomic_write_csv(pd.DataFrame(result.history), out / "history.csv")
-    return result
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m covercast.generators.training``; returns an exit status."""
-    try:
-        result = train_command(argv)
-    except ValueError as e:  # includes CheckpointError
-        print(f"error: {e}")
-        return 2
-    print(f"trained {result.steps_done} steps (resumed from {result.resumed_from})"
-          + (", stopped early" if result.stopped_early else ""))
-    return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())

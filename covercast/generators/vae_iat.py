@@ -86,7 +86,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from covercast.generators.attributes import DEFAULT_STYLES
+from covercast.covers.attributes import DEFAULT_STYLES
 from covercast.generators.data import ImageDataset
 from covercast.generators.dcgan import ConvDecoder, ConvDiscriminator
 from covercast.generators.training import (

@@ -57,15 +57,14 @@ import pandas as pd
 from scipy.stats import chi2
 from tqdm.auto import tqdm
 
-from covercast._io import atomic_write, sha256_file
-from covercast.generators.attributes import ATTRIBUTE_NAMES, DEFAULT_STYLES, DEFAULT_TOPICS
-from covercast.generators.procedural import default_bank
+from covercast._io import atomic_write, atomic_write_text, sha256_file
+from covercast.covers.attributes import ATTRIBUTE_NAMES, DEFAULT_STYLES, DEFAULT_TOPICS
+from covercast.covers.procedural import default_bank
 from covercast.simulators.obd import load_obd, obd_path, obd_root
 from covercast.simulators.params import (
     HOURS_PER_WEEK,
     PopulationParams,
     Segment,
-    atomic_write_text,
 )
 from covercast.simulators.population import simulate_log
 

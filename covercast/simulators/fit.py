@@ -106,8 +106,9 @@ import pandas as pd
 from scipy import optimize, special
 from tqdm import tqdm
 
-from covercast.generators.attributes import ATTRIBUTE_NAMES, DEFAULT_STYLES, DEFAULT_TOPICS
-from covercast.generators.bank import CoverBank
+from covercast._io import atomic_write_text
+from covercast.covers.attributes import ATTRIBUTE_NAMES, DEFAULT_STYLES, DEFAULT_TOPICS
+from covercast.covers.bank import CoverBank
 from covercast.simulators.logs import validate_log
 from covercast.simulators.params import (
     HOURS_PER_WEEK,
@@ -120,7 +121,6 @@ from covercast.simulators.params import (
     PopulationParams,
     SatisfactionModel,
     Segment,
-    atomic_write_text,
 )
 from covercast.simulators.population import simulate_log
 from covercast.simulators.response import (

@@ -76,7 +76,7 @@ def steady_fatigue(params: PopulationParams, pushes_per_day: float = 2.0) -> flo
 
 def _bank(bank: Any) -> Any:
     if bank is None:
-        from covercast.generators.procedural import default_bank
+        from covercast.covers.procedural import default_bank
         bank = default_bank()
     return bank
 

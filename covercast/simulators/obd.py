@@ -45,7 +45,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from covercast.generators.attributes import DEFAULT_STYLES, DEFAULT_TOPICS
+from covercast.covers.attributes import DEFAULT_STYLES, DEFAULT_TOPICS
 from covercast.simulators.logs import TEXT_DTYPE, sort_log, validate_log
 
 #: Logging policies of the sample: uniform random, and Bernoulli Thompson sampling.

@@ -7,7 +7,7 @@ a bad value raises :class:`ValueError` naming the field, the value and what it m
 The model, in one paragraph (the full story is in the README's *User model* section). Each user
 belongs to a :class:`Segment`, which gives an hour-of-week rate of organic app sessions (a
 non-homogeneous Poisson process, scaled per user by a Gamma(k, 1/k) activity multiplier), a
-mean taste over the cover feature space (:func:`covercast.generators.attributes.feature_names`)
+mean taste over the cover feature space (:func:`covercast.covers.attributes.feature_names`)
 and over topics, a push-open intercept and a dwell-time distribution. A delivered push is seen
 at once with probability ``1 - exp(-rate(t) * glance_hours)``; otherwise it waits in the
 notification tray until the user's next organic session, and its open probability is
@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from covercast._io import atomic_write_text
-from covercast.generators.attributes import ATTRIBUTE_NAMES, DEFAULT_STYLES, DEFAULT_TOPICS
+from covercast.covers.attributes import ATTRIBUTE_NAMES, DEFAULT_STYLES, DEFAULT_TOPICS
 
 HOURS_PER_WEEK = 168
 SCHEMA_VERSION = 1

@@ -32,7 +32,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from covercast.generators.attributes import DEFAULT_STYLES
+from covercast.covers.attributes import DEFAULT_STYLES
 
 __all__ = ["LoggingPolicy", "StaticSchedulePolicy", "UniformRandomPolicy",
            "EpsilonGreedyWrapper"]

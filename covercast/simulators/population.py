@@ -427,7 +427,7 @@ class Population:
         Number of users, 1 to :data:`MAX_USERS` (fast up to 100,000 and beyond).
     bank : CoverBank, optional
         Covers to push. Its styles and topics must equal ``params.styles`` / ``params.topics``.
-        Default: :func:`covercast.generators.procedural.default_bank`.
+        Default: :func:`covercast.covers.procedural.default_bank`.
     seed : int or numpy.random.SeedSequence, optional
         Seed of every random draw (see the module docstring for the streams). ``None`` draws
         fresh entropy (recorded in :attr:`seed_entropy`).
@@ -644,11 +644,11 @@ class Population:
     @staticmethod
     def _default_bank() -> Any:
         try:
-            from covercast.generators.procedural import default_bank
+            from covercast.covers.procedural import default_bank
         except ImportError as e:  # pragma: no cover - depends on the generators package state
             raise ImportError("Population needs a cover bank: pass `bank=` (a CoverBank) or "
                               "install covercast with its procedural generator "
-                              f"(covercast.generators.procedural.default_bank): {e}") from e
+                              f"(covercast.covers.procedural.default_bank): {e}") from e
         return default_bank()
 
     @staticmethod

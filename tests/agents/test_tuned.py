@@ -22,8 +22,8 @@ from covercast.agents.tuned import (
     reachable_hours,
     tune_static_schedule,
 )
+from covercast.covers.attributes import ATTRIBUTE_NAMES
 from covercast.experiments.evaluate import evaluate, evaluate_vector
-from covercast.generators.attributes import ATTRIBUTE_NAMES
 from covercast.simulators.params import default_params, weekly_profile
 
 PEAK_HOUR = 15

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from covercast.generators import attributes as attr_mod
-from covercast.generators.attributes import (
+from covercast.covers import attributes as attr_mod
+from covercast.covers.attributes import (
     ANALYSIS_SIZE,
     ATTRIBUTE_CENTER,
     ATTRIBUTE_NAMES,
@@ -15,7 +15,7 @@ from covercast.generators.attributes import (
     raw_cover_attributes,
     standardize_attributes,
 )
-from covercast.generators.procedural import procedural_bank
+from covercast.covers.procedural import procedural_bank
 
 B, S, W, C, X = range(5)  # column of each attribute
 

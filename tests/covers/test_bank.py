@@ -6,8 +6,8 @@ import os
 import numpy as np
 import pytest
 
-from covercast.generators.attributes import cover_attributes
-from covercast.generators.bank import BANK_FORMAT_VERSION, CoverBank
+from covercast.covers.attributes import cover_attributes
+from covercast.covers.bank import BANK_FORMAT_VERSION, CoverBank
 
 STYLES = ["a", "b", "c"]
 TOPICS = ["x", "y"]

@@ -6,15 +6,15 @@ import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
-from covercast.generators import procedural
-from covercast.generators.attributes import (
+from covercast.covers import procedural
+from covercast.covers.attributes import (
     DEFAULT_STYLES,
     DEFAULT_TOPICS,
     cover_attributes,
     raw_cover_attributes,
 )
-from covercast.generators.bank import CoverBank
-from covercast.generators.procedural import (
+from covercast.covers.bank import CoverBank
+from covercast.covers.procedural import (
     DEFAULT_BANK_PER_STYLE_TOPIC,
     PROCEDURAL_VERSION,
     default_bank,

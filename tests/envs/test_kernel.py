@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 import covercast.envs  # noqa: F401  (registers the ids)
-from covercast.generators.procedural import default_bank
+from covercast.covers.procedural import default_bank
 from covercast.simulators import _kernel as K
 from covercast.simulators.params import default_params
 from covercast.simulators.population import Population

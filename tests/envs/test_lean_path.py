@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import simpy
 
-from covercast.generators.procedural import default_bank
+from covercast.covers.procedural import default_bank
 from covercast.simulators.params import default_params
 from covercast.simulators.population import Population
 

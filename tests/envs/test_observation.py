@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+from covercast.covers.procedural import default_bank
 from covercast.envs.observation import (
     LOG_HOURS_CAP,
     OBS_DIM,
@@ -16,7 +17,6 @@ from covercast.envs.observation import (
     UserObservation,
     observation_bounds,
 )
-from covercast.generators.procedural import default_bank
 from covercast.simulators.params import default_params
 from covercast.simulators.population import Population
 

@@ -8,7 +8,7 @@ from dataclasses import fields
 import numpy as np
 import pytest
 
-from covercast.generators.procedural import default_bank
+from covercast.covers.procedural import default_bank
 from covercast.simulators.params import default_params
 from covercast.simulators.population import Population
 

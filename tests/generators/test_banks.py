@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
+from covercast.covers.attributes import DEFAULT_STYLES, DEFAULT_TOPICS
+from covercast.covers.bank import CoverBank
 from covercast.generators import banks
-from covercast.generators.attributes import DEFAULT_STYLES, DEFAULT_TOPICS
-from covercast.generators.bank import CoverBank
 from covercast.simulators.params import default_params
 from covercast.simulators.population import Population
 
@@ -109,7 +109,7 @@ def test_quality_model_recovers_craft_from_informative_features():
     """With a perfect style classifier (what a trained encoder nearly is), the regression on
     image attributes predicts held-out craft well: check it on an oracle 'encoder' whose
     features carry nothing."""
-    from covercast.generators.procedural import procedural_bank
+    from covercast.covers.procedural import procedural_bank
 
     lookup = {}
     for s in range(2):

@@ -7,7 +7,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from covercast.generators.attributes import DEFAULT_STYLES, DEFAULT_TOPICS  # noqa: E402
+from covercast.covers.attributes import DEFAULT_STYLES, DEFAULT_TOPICS  # noqa: E402
+from covercast.covers.procedural import procedural_bank  # noqa: E402
 from covercast.generators.data import (  # noqa: E402
     CoverDataset,
     ImageDataset,
@@ -18,7 +19,6 @@ from covercast.generators.data import (  # noqa: E402
     mnist_5k,
     sklearn_digits,
 )
-from covercast.generators.procedural import procedural_bank  # noqa: E402
 from covercast.generators.training import (  # noqa: E402
     batch_indices,
     check_image_size,

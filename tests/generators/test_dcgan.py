@@ -131,11 +131,11 @@ def test_save_load_and_config_check(tmp_path, data):
 
 
 def test_training_command_writes_a_resumable_run(tmp_path, capsys):
-    from covercast.generators.training import main
+    from covercast.generators.cli import main
 
     out = tmp_path / "run"
-    base = ["dcgan", "--out", str(out), "--arch", "tiny", "--per-style-topic", "2",
-            "--batch-size", "8", "--device", "cpu", "--quiet"]
+    base = ["generators", "train", "dcgan", "--out", str(out), "--arch", "tiny",
+            "--per-style-topic", "2", "--batch-size", "8", "--device", "cpu", "--quiet"]
     assert main(base + ["--steps", "2"]) == 0
     assert (out / "checkpoint" / "checkpoint.json").is_file()
     assert (out / "config.json").is_file() and (out / "history.csv").is_file()
@@ -147,6 +147,6 @@ def test_training_command_writes_a_resumable_run(tmp_path, capsys):
                            second.generator_net.project[0].weight)
     assert (out / "history.csv").read_text().count("\n") == 5  # header + 4 steps
     assert main(base + ["--steps", "4", "--lr", "0.1"]) == 2
-    assert "another training config: lr" in capsys.readouterr().out
+    assert "another training config: lr" in capsys.readouterr().err
     assert main(base + ["--phase1-steps", "3"]) == 2
-    assert "--phase1-steps` applies to vae-iat only" in capsys.readouterr().out
+    assert "--phase1-steps` applies to vae-iat only" in capsys.readouterr().err

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from covercast.covers.bank import CoverBank
 from covercast.generators import cli
-from covercast.generators.bank import CoverBank
 
 torch = pytest.importorskip("torch")
 

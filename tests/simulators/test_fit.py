@@ -22,8 +22,8 @@ import pandas as pd
 import pytest
 from scipy.optimize import linear_sum_assignment
 
-from covercast.generators.attributes import ATTRIBUTE_NAMES
-from covercast.generators.procedural import default_bank
+from covercast.covers.attributes import ATTRIBUTE_NAMES
+from covercast.covers.procedural import default_bank
 from covercast.simulators import fit as fit_module
 from covercast.simulators.fit import (
     FitReport,

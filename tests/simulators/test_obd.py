@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from covercast.generators.attributes import DEFAULT_STYLES, DEFAULT_TOPICS
+from covercast.covers.attributes import DEFAULT_STYLES, DEFAULT_TOPICS
 from covercast.simulators import obd
 from covercast.simulators.logs import read_log, validate_log, write_log
 from covercast.simulators.obd import (

@@ -11,8 +11,8 @@ import pytest
 import simpy
 from scipy import stats
 
-from covercast.generators.attributes import ATTRIBUTE_NAMES
-from covercast.generators.bank import CoverBank
+from covercast.covers.attributes import ATTRIBUTE_NAMES
+from covercast.covers.bank import CoverBank
 from covercast.simulators.logs import EVENTS, validate_log
 from covercast.simulators.params import default_params
 from covercast.simulators.policies import StaticSchedulePolicy, UniformRandomPolicy
