@@ -42,8 +42,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from covercast._io import atomic_write_csv
-from covercast.simulators.params import PopulationParams, atomic_write_text, peaked_params
+from covercast._io import atomic_write_csv, atomic_write_text
+from covercast.simulators.params import PopulationParams, peaked_params
 
 __all__ = ["one_active_hour_params", "ONE_HOUR_VARIANTS", "ONE_HOUR_TASK",
            "train_one_active_hour", "bench_one_active_hour", "train_on_population",

@@ -410,7 +410,7 @@ def fitted_params(users: int, days: float, seed: int, *, progress: bool = False,
     """A population fitted to a simulated log of ``users`` users of ``truth`` (default: the
     default population) over ``days`` days under the uniformly random logging policy (push
     probability 2/24, random style)."""
-    from covercast.generators.procedural import default_bank
+    from covercast.covers.procedural import default_bank
     from covercast.simulators.fit import fit_population
     from covercast.simulators.policies import UniformRandomPolicy
     from covercast.simulators.population import simulate_log
@@ -564,6 +564,8 @@ def _train_gru(config: SchedulingConfig, params: PopulationParams | None, seed: 
         facts.update({"selected_step": int(best["global_step"]),
                       "selected_validation_return": best["return"],
                       "selected_feasible": bool(best["feasible"]),
+                      "push_threshold": best.get("push_threshold"),
+                      "calibrated_validation_return": best.get("calibrated_return"),
                       "final_validation_return": trainer.evals[-1]["return"]})
     which = "final" if best is None else "best"
     return trainer.agent(seed=seed, name="gru-ppo", which=which), curve, facts

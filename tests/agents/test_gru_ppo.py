@@ -676,6 +676,69 @@ def test_best_policy_errors_name_the_fix(tmp_path):
             tiny(**bad).validate()
 
 
+def test_push_threshold_decodes_greedy_actions(monkeypatch):
+    """``push_threshold`` t: push when P(any push) > t, with the most likely style; None: the
+    most likely action; sampling is unaffected."""
+    agent = GRUPPOTrainer(tiny(), progress=False).agent(seed=3)
+    probs = np.array([[0.7, 0.1, 0.05, 0.05, 0.05, 0.05],    # spread thin: argmax never pushes
+                      [0.4, 0.3, 0.3, 0.0, 0.0, 0.0],        # 0.6 to push, split over two styles
+                      [0.2, 0.1, 0.6, 0.1, 0.0, 0.0],
+                      [0.9, 0.02, 0.02, 0.02, 0.02, 0.02]])
+    logits = torch.log(torch.tensor(probs) + 1e-12)
+    h = torch.zeros(4, agent.policy.hidden_size)
+    monkeypatch.setattr(agent, "_logits", lambda x, state, start: (logits, h))
+    obs = np.zeros((4, OBS_DIM), dtype=np.float32)
+    expected = {None: [0, 0, 2, 0], 0.5: [0, 1, 2, 0], 0.2: [1, 1, 2, 0], 0.05: [1, 1, 2, 1]}
+    for t, want in expected.items():
+        agent.push_threshold = t
+        a, _ = agent.predict(obs, deterministic=True)
+        assert a.tolist() == want, t
+    agent._rng = np.random.default_rng(0)
+    agent.push_threshold = 0.2
+    sampled = agent.predict(obs)[0]
+    agent._rng = np.random.default_rng(0)
+    agent.push_threshold = None
+    assert np.array_equal(agent.predict(obs)[0], sampled)
+    assert agent.config()["push_threshold"] is None
+    for bad in (0.0, 1.0, "0.3", True):
+        with pytest.raises(ValueError, match="push_threshold"):
+            agent.push_threshold = bad
+    for bad in ((0.5, 1.2), 0.3, ("a",)):
+        with pytest.raises(ValueError, match="push_thresholds"):
+            tiny(push_thresholds=bad).validate()
+
+
+def test_best_policy_greedy_decoding_is_calibrated_on_validation_users(tmp_path):
+    cfg = tiny(total_steps=4 * 24 * 2, eval_every=1, eval_users=16, eval_horizon_days=2.0,
+               initial_push_prob=0.3, push_thresholds=(0.5, 0.2))
+    tr = GRUPPOTrainer(cfg, out=tmp_path / "run", progress=False)
+    tr.train()
+    rows = tr.threshold_evals
+    assert np.isnan(rows[0]["push_threshold"]) and [r["push_threshold"] for r in rows[1:]] == \
+        [0.5, 0.2]
+    # untrained, 0.3 to push spread over 5 styles: the most likely action and t = 0.5 never
+    # push, t = 0.2 pushes
+    assert rows[0]["pushes_per_day"] == 0 and rows[1]["pushes_per_day"] == 0
+    assert rows[2]["pushes_per_day"] > 0
+    chosen = max(rows, key=lambda r: (r["feasible"], r["return"]))
+    t = None if np.isnan(chosen["push_threshold"]) else chosen["push_threshold"]
+    assert tr.best["push_threshold"] == t
+    assert tr.best["calibrated_return"] == chosen["return"]
+    assert tr.agent(which="best").push_threshold == t and tr.agent().push_threshold is None
+    loaded = GRUPPOAgent.load(tmp_path / "run" / "checkpoint", which="best")
+    assert loaded.push_threshold == t
+    assert GRUPPOAgent.load(tmp_path / "run" / "checkpoint").push_threshold is None
+    with open(tmp_path / "run" / "push_threshold.csv") as f:
+        assert len(list(csv.DictReader(f))) == 3
+    resumed = GRUPPOTrainer.load(tmp_path / "run" / "checkpoint", progress=False)
+    same = lambda a, b: json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)  # noqa: E731
+    assert same(resumed.best, tr.best) and same(resumed.threshold_evals, rows)
+    # without thresholds (or with sampled validation) the best policy keeps the plain argmax
+    plain = GRUPPOTrainer(dataclasses.replace(cfg, push_thresholds=()), progress=False)
+    plain.train()
+    assert plain.threshold_evals == [] and plain.agent(which="best").push_threshold is None
+
+
 def test_cli_train_with_validation_and_evaluate_the_best(tmp_path):
     from covercast.agents.train import load_agent
 
