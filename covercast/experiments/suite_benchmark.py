@@ -74,7 +74,8 @@ POLICY_LABELS = {
     "bandit": "Thompson sampling of the style, at the activity heuristic's hours (one "
               "posterior shared by all users, learning continually across them as a deployed "
               "bandit does)",
-    "gru-ppo": "GRU-PPO (trained on the training population, greedy, best validated)",
+    "gru-ppo": "GRU-PPO (trained on the training population, best validated, greedy with the "
+               "push threshold chosen on validation users of the training population)",
     "lookahead-oracle": "lookahead oracle (hidden state; a heuristic, not deployable)",
     "planning-oracle": "planning oracle (hidden state, dynamic programming; the upper "
                        "reference, not deployable)",
@@ -683,15 +684,27 @@ def _gru_runs_md(cells: list[dict[str, Any]]) -> list[str]:
              "Collapse: the trainer's detector (`GRUPPOConfig.collapse_patience`): `never-push` "
              "/ `always-push` when the last rollouts (or, at the end, the greedy actions) push "
              "less than 0.05 a day / in more than 90 % of the slots; `none` otherwise.\n",
+             "Greedy rule: the decoding chosen on the validation users "
+             "(`GRUPPOConfig.push_thresholds`): `argmax` the most likely action, `p > t` push "
+             "when the probability of pushing exceeds t; validation return of the selected "
+             "policy with the plain most likely action and with the chosen rule.\n",
              "| seed | steps | selected step | collapse | iterations flagged | pushes/day "
-             "(last rollout, sampled) | greedy pushes/day (last rollout) | minutes |",
-             "|---|---|---|---|---|---|---|---|"]
+             "(last rollout, sampled) | greedy pushes/day (last rollout) | greedy rule | "
+             "validation return (argmax / rule) | minutes |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for i, f in runs:
+        t = f.get("push_threshold")
+        rule = "not calibrated" if "push_threshold" not in f else (
+            "argmax" if t is None else f"p > {t:g}")
+        cal = f.get("calibrated_validation_return")
+        val = f.get("selected_validation_return")
         lines.append(f"| {i} | {f.get('steps', '')} | {f.get('selected_step', '')} | "
                      f"{f.get('collapse', 'not recorded')} | "
                      f"{f.get('collapsed_iterations', '')} | "
                      f"{f.get('final_pushes_per_day', math.nan):.2f} | "
-                     f"{f.get('final_greedy_pushes_per_day', math.nan):.2f} | "
+                     f"{f.get('final_greedy_pushes_per_day', math.nan):.2f} | {rule} | "
+                     + (f"{val:.3f} / {cal:.3f}" if val is not None and cal is not None else
+                        f"{val:.3f}" if val is not None else "") + " | "
                      f"{f.get('seconds', math.nan) / 60:.1f} |")
     return lines
 
