@@ -61,7 +61,13 @@ Design
   rollouts never use, and keeps the best one that keeps the constraints (``eval.csv``;
   :meth:`GRUPPOTrainer.agent` / :meth:`GRUPPOAgent.load` with ``which="best"``), as SB3's
   ``EvalCallback`` keeps its best model. The validation draws from no stream of the training
-  run, so the trained weights are the same with or without it.
+  run, so the trained weights are the same with or without it. After the last iteration the
+  best policy's **greedy decoding** is chosen on the same users (``push_thresholds``): the
+  policy is one categorical over "no push" and the styles, so its most likely action can be
+  "no push" in every slot of a policy that pushes twice a day when sampled; pushing when the
+  probability of any push exceeds a threshold ``t`` (with the most likely style) is tried for
+  each ``t`` of the grid, and the best rule that keeps the constraints is kept
+  (:attr:`GRUPPOAgent.push_threshold`).
 
 Why ``torch.nn.GRU`` and not torchrl (measured)
 -----------------------------------------------
