@@ -845,7 +845,12 @@ def write_suite_report(out: str | os.PathLike) -> Path:
              f"Produced by `covercast experiment scheduling --suite` "
              f"(`covercast.experiments.suite_benchmark`).\n",
              "## Policies\n"]
-    lines += [f"- `{k}`: {v}" for k, v in POLICY_LABELS.items() if k in config["policies"]]
+    labels = dict(POLICY_LABELS)
+    gru = [c["facts"]["gru-ppo"] for c in cells if "gru-ppo" in c["facts"]]
+    if gru and not any("push_threshold" in f for f in gru):     # a run before the calibration
+        labels["gru-ppo"] = ("GRU-PPO (trained on the training population, best validated, "
+                             "greedy: its most likely action)")
+    lines += [f"- `{k}`: {v}" for k, v in labels.items() if k in config["policies"]]
     ctl = [c["facts"]["control"] for c in cells]
     lines += ["", "Tuned control per seed (grid search on "
               f"{config['tune_users']} training users per candidate): " + "; ".join(
