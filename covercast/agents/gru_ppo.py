@@ -124,7 +124,7 @@ __all__ = ["GRUPPOConfig", "GRUPolicy", "RunningMeanStd", "GRUPPOTrainer", "GRUP
            "make_train_env", "previous_actions", "policy_inputs", "policy_input_dim",
            "PolicyCollapseWarning", "COLLAPSE_KINDS", "ENTROPY_BONUSES", "CSV_COLUMNS",
            "EVAL_COLUMNS", "THRESHOLD_COLUMNS", "CONSTRAINT_FIELDS", "LAGRANGE_SCALES",
-           "check_push_thresholds"]
+           "check_push_thresholds", "observed_hours"]
 
 #: Columns of ``progress.csv`` (one row per iteration).
 CSV_COLUMNS: tuple[str, ...] = (
@@ -543,13 +543,20 @@ def policy_inputs(obs: np.ndarray, rms: RunningMeanStd | None, hour_one_hot: boo
     if not hour_one_hot:
         return x
     n = obs.shape[0]
-    angle = np.arctan2(obs[:, OBS_INDEX["hour_sin"]], obs[:, OBS_INDEX["hour_cos"]])
-    # + 1e-3 h: an hour stored in float32 as 11.99999 is 12
-    hour = np.floor(np.mod(angle * (24.0 / (2.0 * np.pi)), 24.0) + 1e-3).astype(np.int64) % 24
+    hour = observed_hours(obs)
     out = np.full((n, OBS_DIM + 24), _HOUR_OFF, dtype=np.float32)
     out[:, :OBS_DIM] = x
     out[np.arange(n), OBS_DIM + hour] = _HOUR_ON
     return out
+
+
+def observed_hours(obs: np.ndarray) -> np.ndarray:
+    """The hour of day (0-23, int64) each raw observation row's decision slot starts in, read
+    back from its ``hour_sin`` / ``hour_cos`` features."""
+    obs = np.asarray(obs)
+    angle = np.arctan2(obs[:, OBS_INDEX["hour_sin"]], obs[:, OBS_INDEX["hour_cos"]])
+    # + 1e-3 h: an hour stored in float32 as 11.99999 is 12
+    return np.floor(np.mod(angle * (24.0 / (2.0 * np.pi)), 24.0) + 1e-3).astype(np.int64) % 24
 
 
 # the one-hot standardised as a uniformly distributed hour would be (mean 1/24, sd

@@ -58,6 +58,7 @@ from covercast._io import atomic_write_csv, atomic_write_text
 
 __all__ = ["SUITE_POLICIES", "DEPLOYABLE", "SuiteConfig", "run_suite", "aggregate_suite",
            "write_suite_report", "gru_return_vs_control", "return_decomposition",
+           "gru_push_by_hour",
            "OPENS_LIFT_BAND", "GRU_SEED_SHARE"]
 
 #: Policies of the suite benchmark, in table order.
@@ -362,6 +363,8 @@ def run_suite(out_dir: str | os.PathLike = "runs/scheduling_suite",
              for i in range(config.seeds)]
     _run_tasks(tasks, backend, config.workers, address, progress, run=run_suite_cell)
     aggregate_suite(out)
+    if "gru-ppo" in config.policies:
+        gru_push_by_hour(out)
     return write_suite_report(out)
 
 
@@ -675,6 +678,101 @@ def _decomposition_md(dec: pd.DataFrame) -> list[str]:
     return lines
 
 
+def gru_push_by_hour(out: str | os.PathLike, users: int = 300, days: float = 3.0
+                     ) -> pd.DataFrame:
+    """Where in the day GRU-PPO pushes on each evaluation population, beside the population's
+    activity: each finished cell's evaluated policy (its checkpoint, run greedily as the
+    benchmark runs it) on ``users`` users of every evaluation population for ``days`` days
+    (the cell's evaluation seed, the benchmark's seen history). Rows: ``population``,
+    ``seed_index``, ``hour``, ``pushes`` (greedy push actions per user-day in that hour) and
+    ``activity`` (the population's organic session rate in that hour, relative to its daily
+    mean; segments weighted). Written to ``gru_push_by_hour.csv``; empty without GRU-PPO."""
+    from covercast.agents.gru_ppo import GRUPPOAgent, observed_hours
+    from covercast.envs.vector import PopulationVectorEnv
+    from covercast.simulators.suite import load_population
+
+    out = Path(out)
+    config = SuiteConfig(**json.loads((out / "config.json").read_text()))
+    rows: list[dict[str, Any]] = []
+    for d in sorted(p for p in (out / "cells").glob("*") if (p / "cell.json").exists()):
+        cell = json.loads((d / "cell.json").read_text())
+        ckpt = d / "gru_ppo" / "checkpoint"
+        if "gru-ppo" not in cell["facts"] or not ckpt.exists():
+            continue
+        which = "best" if "selected_step" in cell["facts"]["gru-ppo"] else "final"
+        agent = GRUPPOAgent.load(ckpt, which=which)
+        for pop in config.eval_populations:
+            params = load_population(pop)
+            env = PopulationVectorEnv(users, params, horizon_days=days,
+                                      history_days=config.history_days)
+            obs, _ = env.reset(seed=int(cell["seeds"]["eval"]))
+            state, start = None, np.ones(users, dtype=bool)
+            pushes = np.zeros(24)
+            for _ in range(int(round(days * 24))):
+                hours = observed_hours(obs)
+                a, state = agent.predict(obs, state, start, deterministic=True)
+                np.add.at(pushes, hours, (np.asarray(a) > 0).astype(float))
+                start[:] = False
+                obs, *_ = env.step(a)
+            env.close()
+            w = np.array([s.weight for s in params.segments], dtype=float)
+            act = sum(wi * np.asarray(s.activity, dtype=float).reshape(-1, 24).mean(axis=0)
+                      for wi, s in zip(w / w.sum(), params.segments, strict=True))
+            act = act / act.mean()
+            rows += [{"population": pop, "seed_index": int(cell["index"]), "hour": h,
+                      "pushes": float(pushes[h]) / (users * days), "activity": float(act[h])}
+                     for h in range(24)]
+    df = pd.DataFrame(rows, columns=["population", "seed_index", "hour", "pushes", "activity"])
+    atomic_write_csv(df, out / "gru_push_by_hour.csv")
+    return df
+
+
+def _push_by_hour_figure(out: Path, df: pd.DataFrame, cells: list[dict[str, Any]]) -> str | None:
+    """``gru_push_by_hour.png``: GRU-PPO's greedy pushes by hour (mean over seeds) against the
+    population's activity, with the tuned control's hours; one panel per population."""
+    if df.empty:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pops = list(pd.unique(df["population"]))
+    cols = min(3, len(pops))
+    rows = math.ceil(len(pops) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.2 * rows), squeeze=False)
+    ctl_hours = [h for c in cells for h in c["facts"]["control"]["hours"]]
+    for ax, pop in zip(axes.flat, pops, strict=False):
+        g = df[df["population"] == pop].groupby("hour")[["pushes", "activity"]].mean()
+        ax.bar(g.index, g["pushes"], color="tab:blue", alpha=0.8, label="GRU-PPO pushes")
+        ax.set_ylabel("greedy pushes per user-day")
+        ax2 = ax.twinx()
+        ax2.plot(g.index, g["activity"], color="tab:orange", label="activity (x daily mean)")
+        ax2.set_ylim(0, max(2.5, float(g["activity"].max()) * 1.1))
+        for h in sorted(set(ctl_hours)):
+            ax.axvline(h, color="0.3", ls=":", lw=1.0 + 0.5 * ctl_hours.count(h))
+        ax.set_title(pop, fontsize=10)
+        ax.set_xticks(range(0, 24, 3))
+        ax.set_xlabel("hour of day")
+    for ax in list(axes.flat)[len(pops):]:
+        ax.axis("off")
+    handles = [plt.Rectangle((0, 0), 1, 1, color="tab:blue", alpha=0.8),
+               plt.Line2D([], [], color="tab:orange"),
+               plt.Line2D([], [], color="0.3", ls=":")]
+    fig.legend(handles, ["GRU-PPO greedy pushes per user-day (mean over seeds)",
+                         "population activity by hour (x its daily mean, right axis)",
+                         "the tuned control's hours (thicker: more seeds)"],
+               loc="lower center", ncol=3, fontsize=9)
+    fig.suptitle("Where in the day GRU-PPO pushes, on each population", fontsize=11)
+    fig.tight_layout(rect=(0, 0.06, 1, 0.95))
+    name = "gru_push_by_hour.png"
+    tmp = out / f".{name}.tmp.png"
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    os.replace(tmp, out / name)
+    return name
+
+
 def _gru_runs_md(cells: list[dict[str, Any]]) -> list[str]:
     """The report's table of GRU-PPO's training runs (collapse flags included)."""
     runs = [(c["index"], c["facts"]["gru-ppo"]) for c in cells if "gru-ppo" in c["facts"]]
@@ -900,6 +998,14 @@ def write_suite_report(out: str | os.PathLike) -> Path:
     dpath = out / "return_decomposition.csv"
     if dpath.exists() and dpath.stat().st_size > 1:
         lines += _decomposition_md(pd.read_csv(dpath))
+    hpath = out / "gru_push_by_hour.csv"
+    if hpath.exists() and hpath.stat().st_size > 1:
+        fig = _push_by_hour_figure(out, pd.read_csv(hpath), cells)
+        if fig:
+            lines += ["\nWhere in the day GRU-PPO pushes (greedily, its evaluated policy, 300 "
+                      "users x 3 days per population and seed; `gru_push_by_hour.csv`), against "
+                      "each population's activity by hour and the tuned control's hours:\n",
+                      f"![GRU-PPO's pushes by hour]({fig})"]
     for pop in pd.unique(summary["population"]):
         split = SUITE[pop].split if pop in SUITE else "?"
         held = " (held out)" if split == "test" else (" (training population)" if pop == train

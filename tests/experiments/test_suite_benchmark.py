@@ -65,6 +65,13 @@ def test_fast_run_writes_every_output(fast_run):
     np.testing.assert_allclose(dec["difference"], dec["volume_effect"]
                                + dec["at_matched_volume"], atol=1e-9)
     assert "## Where GRU-PPO's return differs from the tuned control's" in text
+    hours = pd.read_csv(out / "gru_push_by_hour.csv")
+    assert hours.groupby(["population", "seed_index"]).size().eq(24).all()
+    assert set(hours["population"]) == {"calibrated-v1", "high-fatigue-v1"}
+    np.testing.assert_allclose(hours.groupby(["population", "seed_index"])["activity"].mean(),
+                               1.0)
+    assert (hours["pushes"] >= 0).all() and (out / "gru_push_by_hour.png").exists()
+    assert "gru_push_by_hour.png" in text
 
 
 def test_rerun_resumes_and_refuses_another_config(fast_run):
