@@ -773,6 +773,37 @@ def _push_by_hour_figure(out: Path, df: pd.DataFrame, cells: list[dict[str, Any]
     return name
 
 
+def _constraint_note(summary: pd.DataFrame, cells: list[dict[str, Any]], train: str
+                     ) -> list[str]:
+    """What GRU-PPO's training constraints allowed, beside what the tuned control did."""
+    cons = [c["facts"]["gru-ppo"].get("constraints", {}) for c in cells
+            if "gru-ppo" in c["facts"]]
+    cons = [c for c in cons if c.get("mode") == "static"]
+    if not cons:
+        return []
+    lo = np.mean([c["min_pushes_per_day"] for c in cons])
+    hi = np.mean([c["max_pushes_per_day"] for c in cons])
+    opt = [c["max_opt_outs_per_day"] for c in cons if "max_opt_outs_per_day" in c]
+    static_opt = [c["static"]["opt_outs_per_day"] for c in cons]
+    text = (f"\nGRU-PPO trains under constraints set from the **untuned** static scheduler on "
+            f"{train} (PPO-Lagrangian; `covercast.experiments.scheduling.gru_constraints`): "
+            f"{lo:.2f}-{hi:.2f} pushes per user-day")
+    if opt:
+        text += (f" and at most {1e3 * np.mean(opt):.2f} opt-outs per 1,000 user-days (0.9 x "
+                 f"its {1e3 * np.mean(static_opt):.2f})")
+    ctl = _mean(summary, train, "static-tuned", "opted_out")
+    unt = _mean(summary, train, "static", "opted_out")
+    if np.isfinite(ctl) and np.isfinite(unt) and unt > 0:
+        calibrated = any("push_threshold" in c["facts"]["gru-ppo"] for c in cells
+                         if "gru-ppo" in c["facts"])
+        text += ((" (the greedy rule is chosen within the same limits)" if calibrated else "")
+                 + f". The tuned control is held to none: on {train} it opts out "
+                 f"{100 * ctl:.2f} % of users against the untuned scheduler's {100 * unt:.2f} % "
+                 f"({ctl / unt:.2f}x), an opt-out level above GRU-PPO's limit (the return "
+                 f"prices each opt-out at -5 for every policy alike).")
+    return [text + "\n"]
+
+
 def _gru_runs_md(cells: list[dict[str, Any]]) -> list[str]:
     """The report's table of GRU-PPO's training runs (collapse flags included)."""
     runs = [(c["index"], c["facts"]["gru-ppo"]) for c in cells if "gru-ppo" in c["facts"]]
@@ -998,6 +1029,7 @@ def write_suite_report(out: str | os.PathLike) -> Path:
     dpath = out / "return_decomposition.csv"
     if dpath.exists() and dpath.stat().st_size > 1:
         lines += _decomposition_md(pd.read_csv(dpath))
+    lines += _constraint_note(summary, cells, train)
     hpath = out / "gru_push_by_hour.csv"
     if hpath.exists() and hpath.stat().st_size > 1:
         fig = _push_by_hour_figure(out, pd.read_csv(hpath), cells)

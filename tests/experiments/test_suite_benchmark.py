@@ -72,6 +72,7 @@ def test_fast_run_writes_every_output(fast_run):
                                1.0)
     assert (hours["pushes"] >= 0).all() and (out / "gru_push_by_hour.png").exists()
     assert "gru_push_by_hour.png" in text
+    assert "trains under constraints set from the **untuned** static scheduler" in text
 
 
 def test_rerun_resumes_and_refuses_another_config(fast_run):
