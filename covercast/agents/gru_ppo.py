@@ -925,8 +925,13 @@ class GRUPPOTrainer:
         #: The validation row of the best policy so far (None: none validated yet).
         self.best: dict[str, float] | None = None
         self._best_tensors: dict[str, torch.Tensor] | None = None
-        #: The greedy decodings tried on the best policy (:meth:`calibrate_push_threshold`).
+        #: The greedy decodings tried at the end (:meth:`calibrate_push_threshold`).
         self.threshold_evals: list[dict[str, float]] = []
+        #: The final weights' greedy decoding, when they were calibrated (no ``eval_every``).
+        self.final_push_threshold: float | None = None
+        self._final_calibrated = False
+        self._greedy_collapse = False
+        self._pending_greedy_warning: str | None = None
         #: ``[code, rollouts in a row]`` of the collapse condition the last rollouts met
         #: (code as in :data:`COLLAPSE_KINDS`).
         self._collapse_streak = [0, 0]
@@ -961,6 +966,7 @@ class GRUPPOTrainer:
         try:
             for _ in range(todo):
                 t0 = time.perf_counter()
+                self.final_push_threshold, self._final_calibrated = None, False
                 batch, stats = self._rollout()
                 losses = self._update(batch)
                 self.iteration += 1
@@ -988,9 +994,27 @@ class GRUPPOTrainer:
             bar.close()
             if writer is not None:
                 writer.close()
-        if (cfg.eval_every and cfg.eval_deterministic and self.iteration >= self.num_iterations
-                and self.best is not None and "push_threshold" not in self.best):
-            self.calibrate_push_threshold()
+        if (cfg.eval_deterministic and self.iteration >= self.num_iterations
+                and (self.best is None or "push_threshold" not in self.best)
+                and not self._final_calibrated):
+            chosen = self.calibrate_push_threshold()
+            self._final_calibrated = self.best is None and chosen is not None
+            # a never-push flag from the greedy actions alone is lifted when the calibrated
+            # decoding pushes
+            if (chosen is not None and self._greedy_collapse and self.collapse_code == -1
+                    and chosen["pushes_per_day"] >= cfg.collapse_min_pushes_per_day):
+                self.collapse_code = 0
+        if self._pending_greedy_warning and self.collapse_code == -1 \
+                and "never-push" not in self._collapse_warned:
+            import warnings
+
+            self._collapse_warned.add("never-push")
+            warnings.warn(
+                f"GRU-PPO policy collapse (never-push) at iteration {self.iteration} "
+                f"(seed {cfg.seed}): {self._pending_greedy_warning}. A collapsed policy stops "
+                "producing the pushes PPO learns from; see the `collapse` column of "
+                "progress.csv.", PolicyCollapseWarning, stacklevel=2)
+        self._pending_greedy_warning = None
         if self.out is not None:
             self.save(self.out / "checkpoint")
         return rows
@@ -1025,8 +1049,16 @@ class GRUPPOTrainer:
         if not flagged and self.iteration >= self.num_iterations:
             flagged = self._collapse_condition(row["greedy_pushes_per_day"])
             greedy = bool(flagged)
+        self._greedy_collapse = greedy
         self.collapse_code = flagged
         kind = COLLAPSE_KINDS[flagged]
+        cfg = self.config
+        if greedy and flagged == -1 and cfg.eval_deterministic and cfg.push_thresholds:
+            # the calibrated greedy decoding (end of train) decides; it warns if still flagged
+            self._pending_greedy_warning = (f"its greedy actions push "
+                                            f"{row['greedy_pushes_per_day']:.3g} times a day and "
+                                            "no calibrated push threshold pushes either")
+            return flagged
         if kind is not None and kind not in self._collapse_warned:
             import warnings
 
@@ -1065,29 +1097,34 @@ class GRUPPOTrainer:
         return row
 
     def calibrate_push_threshold(self) -> dict[str, float] | None:
-        """Choose the best validated policy's greedy decoding (``GRUPPOConfig.push_thresholds``):
-        run it on the validation users with the plain most likely action and with each
-        threshold, keep the rule with the best return that keeps the constraints (while none
-        does, the best return) in ``best["push_threshold"]`` (None: the most likely action),
-        record every row in :attr:`threshold_evals` and ``push_threshold.csv``, and return the
-        chosen row (None without a validated policy or thresholds)."""
+        """Choose the greedy decoding (``GRUPPOConfig.push_thresholds``) of the policy the run
+        hands out: the best validated one (with ``eval_every``), else the final weights. Run
+        it on the validation users with the plain most likely action and with each threshold,
+        keep the rule with the best return that keeps the constraints (while none does, the
+        best return) -- in ``best["push_threshold"]``, or :attr:`final_push_threshold` for the
+        final weights (None: the most likely action) -- record every row in
+        :attr:`threshold_evals` and ``push_threshold.csv``, and return the chosen row (None
+        without thresholds, or in the ``style`` layout, where every step is a push)."""
         cfg = self.config
-        if (self._best_tensors is None or self.best is None or not cfg.push_thresholds
-                or self.layout_mode == "style"):
+        if not cfg.push_thresholds or self.layout_mode == "style":
             return None
+        which = "best" if self._best_tensors is not None and self.best is not None else "final"
         rows = []
         for t in (None, *cfg.push_thresholds):
-            agent = self.agent(seed=self.validation_seed, which="best")
+            agent = self.agent(seed=self.validation_seed, which=which)
             agent.push_threshold = t
             row = self._validation_row(agent)
             row["push_threshold"] = float("nan") if t is None else float(t)
             rows.append(row)
             self._log(row, None, "push_threshold.csv", THRESHOLD_COLUMNS, "threshold")
         chosen = max(rows, key=lambda r: (r["feasible"], r["return"]))
-        t = chosen["push_threshold"]
-        self.best["push_threshold"] = None if math.isnan(t) else t
-        self.best["calibrated_return"] = chosen["return"]
-        self.best["calibrated_pushes_per_day"] = chosen["pushes_per_day"]
+        t = None if math.isnan(chosen["push_threshold"]) else chosen["push_threshold"]
+        if which == "best":
+            self.best["push_threshold"] = t
+            self.best["calibrated_return"] = chosen["return"]
+            self.best["calibrated_pushes_per_day"] = chosen["pushes_per_day"]
+        else:
+            self.final_push_threshold = t
         self.threshold_evals = rows
         return chosen
 
@@ -1427,6 +1464,8 @@ class GRUPPOTrainer:
                  "mode": self.layout_mode, "n_styles": self.n_styles,
                  "history": self.history, "lagrange": self.lagrange, "evals": self.evals,
                  "best": self.best, "threshold_evals": self.threshold_evals,
+                 "final_push_threshold": self.final_push_threshold,
+                 "final_calibrated": self._final_calibrated,
                  "collapse_streak": self._collapse_streak,
                  "collapse_warned": sorted(self._collapse_warned),
                  "collapse_code": self.collapse_code}
@@ -1466,6 +1505,8 @@ class GRUPPOTrainer:
         trainer.evals = list(state.get("evals", []))
         trainer.best = state.get("best")
         trainer.threshold_evals = list(state.get("threshold_evals", []))
+        trainer.final_push_threshold = state.get("final_push_threshold")
+        trainer._final_calibrated = bool(state.get("final_calibrated", False))
         best = {k[len("best."):]: v for k, v in tensors.items() if k.startswith("best.")}
         trainer._best_tensors = best or None
         trainer._collapse_streak = [int(v) for v in state.get("collapse_streak", [0, 0])]
@@ -1490,6 +1531,8 @@ class GRUPPOTrainer:
                                           self.layout_mode, self.n_styles, seed=seed, name=name)
         if which == "best" and self.best is not None:
             agent.push_threshold = self.best.get("push_threshold")
+        elif which == "final":
+            agent.push_threshold = self.final_push_threshold
         return agent
 
 
@@ -1572,7 +1615,7 @@ class GRUPPOAgent(PolicyAgent):
         cfg = GRUPPOConfig.from_checkpoint_dict(json.loads((d / "config.json").read_text()))
         state = json.loads((d / "state.json").read_text())
         tensors = load_file(str(d / "model.safetensors"))
-        threshold = None
+        threshold = state.get("final_push_threshold")
         if which == "best":
             tensors = {k[len("best."):]: v for k, v in tensors.items() if k.startswith("best.")}
             if not tensors:

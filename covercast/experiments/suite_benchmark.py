@@ -893,7 +893,7 @@ def _figures(out: Path, config: dict[str, Any]) -> list[str]:
         fr = pareto[pareto["population"] == pop].groupby("volume")[
             ["pushes_per_day", "opens_per_day"]].mean()
         ax.plot(fr["pushes_per_day"], fr["opens_per_day"], "-o", color="0.4", ms=4,
-                label="tuned static, 1-4/day")
+                label=f"tuned static, {int(fr.index.min())}-{int(fr.index.max())}/day")
         for k, pol in enumerate([p for p in SUITE_POLICIES if p != "static-tuned"]):
             x = _mean(summary, pop, pol, "pushes_per_day")
             y = _mean(summary, pop, pol, "opens_per_day")

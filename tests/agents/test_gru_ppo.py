@@ -739,6 +739,29 @@ def test_best_policy_greedy_decoding_is_calibrated_on_validation_users(tmp_path)
     assert plain.threshold_evals == [] and plain.agent(which="best").push_threshold is None
 
 
+def test_final_policy_greedy_decoding_is_calibrated_without_validation(tmp_path):
+    """Without ``eval_every`` the final weights' greedy decoding is calibrated at the end of
+    the run; a never-push flag from the greedy actions alone stands only when no calibrated
+    rule pushes either."""
+    cfg = tiny(total_steps=4 * 24 * 2, eval_users=16, initial_push_prob=0.3,
+               push_thresholds=(0.5, 0.2))
+    tr = GRUPPOTrainer(cfg, out=tmp_path / "run", progress=False)
+    tr.train()
+    rows = tr.threshold_evals
+    assert len(rows) == 3 and rows[2]["pushes_per_day"] > 0 == rows[0]["pushes_per_day"]
+    chosen = max(rows, key=lambda r: (r["feasible"], r["return"]))
+    t = None if np.isnan(chosen["push_threshold"]) else chosen["push_threshold"]
+    assert tr.final_push_threshold == t and tr.agent().push_threshold == t
+    assert GRUPPOAgent.load(tmp_path / "run" / "checkpoint").push_threshold == t
+    assert (tr.collapse == "never-push") == (chosen["pushes_per_day"] < 0.05)
+    # training on clears the calibration of the weights it changes, and calibrates again
+    resumed = GRUPPOTrainer.load(tmp_path / "run" / "checkpoint", progress=False,
+                                 total_steps=4 * 24 * 3)
+    assert resumed.final_push_threshold == t
+    resumed.train(iterations=1)
+    assert len(resumed.threshold_evals) == 3
+
+
 def test_cli_train_with_validation_and_evaluate_the_best(tmp_path):
     from covercast.agents.train import load_agent
 
