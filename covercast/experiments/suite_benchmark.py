@@ -1000,7 +1000,9 @@ def write_suite_report(out: str | os.PathLike) -> Path:
     if fl is not None:
         lines.append(
             f"- The same against the tuned control's **frontier at each policy's own volume** "
-            f"(the Pareto curve of the control tuned at 1-4 pushes a day, interpolated; this "
+            f"(the Pareto curve of the control tuned at "
+            f"{', '.join(str(v) for v in sorted(config['pareto_volumes']))} pushes a day, "
+            f"interpolated; this "
             f"reading was added after the first seed's results, the rule above was fixed "
             f"before the run): best **{fl['best_deployable']}**, "
             f"{100 * fl['lift']:+.1f} % (band: {'pass' if fl['pass'] else 'FAIL'}). Every "
