@@ -380,7 +380,10 @@ class GRUPPOConfig:
     the probability of pushing (any style) exceeds ``t``, with the most likely style -- and
     with the plain most likely action; the rule with the best validation return that keeps
     the constraints is the one the best policy uses when run greedily
-    (:attr:`GRUPPOAgent.push_threshold`; ``push_threshold.csv``)."""
+    (:attr:`GRUPPOAgent.push_threshold`; ``push_threshold.csv``). Without ``eval_every`` the
+    final weights are calibrated the same way on the population vector env (on the
+    single-user envs, whose validation runs ``eval_users`` episodes one by one, only with
+    ``eval_every``)."""
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first bad field."""
@@ -994,7 +997,11 @@ class GRUPPOTrainer:
             bar.close()
             if writer is not None:
                 writer.close()
+        # the best validated policy is calibrated whatever the env; the final weights (no
+        # eval_every) only on the population vector env, where 8 validations cost about as
+        # much as one rollout (on a single-user env, 512 episodes each: seconds to minutes)
         if (cfg.eval_deterministic and self.iteration >= self.num_iterations
+                and (self.best is not None or cfg.env_id == _VECTOR_ID)
                 and (self.best is None or "push_threshold" not in self.best)
                 and not self._final_calibrated):
             chosen = self.calibrate_push_threshold()
