@@ -1545,17 +1545,19 @@ class GRUPPOTrainer:
 
 def check_push_thresholds(thresholds: Any) -> None:
     """Raise ``ValueError`` unless ``thresholds`` is a sequence of numbers in (0, 1)."""
-    if isinstance(thresholds, (str, bytes)) or not hasattr(thresholds, "__iter__"):
+    if isinstance(thresholds, (str, bytes)) or not hasattr(thresholds, "__iter__") \
+            or not all(_in_unit_interval(t) for t in thresholds):
         raise ValueError(f"`push_thresholds` must be a sequence of numbers in (0, 1), got "
                          f"{thresholds!r}.")
-    for t in thresholds:
-        _check_threshold(t, "push_thresholds")
 
 
-def _check_threshold(t: Any, name: str = "push_threshold") -> None:
-    if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 < t < 1:
-        raise ValueError(f"`{name}` must hold numbers in (0, 1), got {t!r}." if name.endswith(
-            "s") else f"`{name}` must be None or a number in (0, 1), got {t!r}.")
+def _in_unit_interval(t: Any) -> bool:
+    return not isinstance(t, bool) and isinstance(t, (int, float)) and 0 < t < 1
+
+
+def _check_threshold(t: Any) -> None:
+    if not _in_unit_interval(t):
+        raise ValueError(f"`push_threshold` must be None or a number in (0, 1), got {t!r}.")
 
 
 def _check_which(which: Any) -> None:

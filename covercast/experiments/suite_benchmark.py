@@ -383,6 +383,18 @@ def _seed_means(episodes: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _frontier(pareto: pd.DataFrame, pop: str, seed: Any, metric: str, origin: bool = False
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """The tuned control's frontier of one population and seed: pushes per user-day and
+    ``metric``, by volume (empty when not measured); ``origin`` puts (0, 0) first."""
+    fr = pareto[(pareto["population"] == pop) & (pareto["seed_index"] == seed)]
+    fr = fr.sort_values("pushes_per_day")
+    x, y = fr["pushes_per_day"].to_numpy(float), fr[metric].to_numpy(float)
+    if origin and len(fr):
+        x, y = np.concatenate([[0.0], x]), np.concatenate([[0.0], y])
+    return x, y
+
+
 def frontier_lifts(means: pd.DataFrame, pareto: pd.DataFrame) -> pd.DataFrame:
     """Each policy's opens per user-day against the tuned control's frontier *at the same
     push volume*: per (population, policy, seed), the seed's tuned schedules at 1-4 pushes a
@@ -392,11 +404,9 @@ def frontier_lifts(means: pd.DataFrame, pareto: pd.DataFrame) -> pd.DataFrame:
     end is used then, so the lift is not a matched comparison)."""
     rows = []
     for (pop, seed), g in means.groupby(["population", "seed_index"], sort=False):
-        fr = pareto[(pareto["population"] == pop) & (pareto["seed_index"] == seed)]
-        fr = fr.sort_values("pushes_per_day")
-        if fr.empty:
+        x, y = _frontier(pareto, pop, seed, "opens_per_day")
+        if not len(x):
             continue
-        x, y = fr["pushes_per_day"].to_numpy(), fr["opens_per_day"].to_numpy()
         for _, r in g.iterrows():
             ref = float(np.interp(r["pushes_per_day"], x, y))
             rows.append({"population": pop, "policy": r["policy"], "seed_index": seed,
@@ -634,12 +644,9 @@ def return_decomposition(means: pd.DataFrame, pareto: pd.DataFrame, policy: str 
     for (pop, seed), g in means.groupby(["population", "seed_index"], sort=False):
         pol = g[g["policy"] == policy]
         ctl = g[g["policy"] == "static-tuned"]
-        fr = pareto[(pareto["population"] == pop) & (pareto["seed_index"] == seed)]
-        if pol.empty or ctl.empty or fr.empty:
+        x, y = _frontier(pareto, pop, seed, "return", origin=True)
+        if pol.empty or ctl.empty or not len(x):
             continue
-        fr = fr.sort_values("pushes_per_day")
-        x = np.concatenate([[0.0], fr["pushes_per_day"].to_numpy(float)])
-        y = np.concatenate([[0.0], fr["return"].to_numpy(float)])
         v, r = float(pol["pushes_per_day"].iloc[0]), float(pol["return"].iloc[0])
         rc = float(ctl["return"].iloc[0])
         ref = float(np.interp(v, x, y))
@@ -715,9 +722,8 @@ def gru_push_by_hour(out: str | os.PathLike, users: int = 300, days: float = 3.0
                 start[:] = False
                 obs, *_ = env.step(a)
             env.close()
-            w = np.array([s.weight for s in params.segments], dtype=float)
-            act = sum(wi * np.asarray(s.activity, dtype=float).reshape(-1, 24).mean(axis=0)
-                      for wi, s in zip(w / w.sum(), params.segments, strict=True))
+            w = params.segment_weights()
+            act = (w / w.sum()) @ params.activity_matrix().reshape(len(w), -1, 24).mean(axis=1)
             act = act / act.mean()
             rows += [{"population": pop, "seed_index": int(cell["index"]), "hour": h,
                       "pushes": float(pushes[h]) / (users * days), "activity": float(act[h])}
