@@ -185,8 +185,12 @@ class GRUPPOConfig:
     """Decision slot length of PushTiming / PushSchedule / the vector env."""
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     """Further JSON-serialisable keyword arguments of the environment (``w_dwell``, ...)."""
-    total_steps: int = 200_000
-    """Environment steps (all users together) to train for."""
+    total_steps: int = 1_000_000
+    """Environment steps (all users together) to train for. 1 M, not less: with 200 k, 16 of 40
+    runs on the suite populations (8 seeds each, population vector env) ended never pushing
+    when run greedily; with 1 M, none of 25 did (5 seeds each; ``python
+    benchmarks/bench_learning.py populations --steps N``, reports in
+    ``docs/results/bench_learning/``). About a minute on 2 CPU cores for the vector env."""
     num_steps: int | None = None
     """Steps per rollout and environment (None: one full episode)."""
     learning_rate: float = 1e-3

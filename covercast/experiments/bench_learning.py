@@ -16,7 +16,7 @@ fix of issue 15 at a time (``entropy_bonus="joint"``, ``hour_one_hot=False``), s
 says what each fix contributes.
 
 :func:`bench_population_sweep` trains GRU-PPO with its default config *and default budget*
-(``GRUPPOConfig()``: 200 k steps, 64 users, 7-day episodes, the reward alone) on every
+(``GRUPPOConfig()``: 1 M steps, 64 users, 7-day episodes, the reward alone) on every
 population of the suite (:data:`covercast.simulators.suite.SUITE`) and several seeds, and
 reports per run the collapse flag of the trainer, the greedy policy's pushes per user-day on
 fresh users of the same population, and its return against the static control tuned on that

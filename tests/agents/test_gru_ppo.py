@@ -883,3 +883,17 @@ def test_hour_one_hot_input_and_old_checkpoints(tmp_path):
     assert GRUPPOConfig().hour_one_hot is True
     with pytest.raises(ValueError, match="hour_one_hot"):
         GRUPPOConfig(hour_one_hot=1).validate()
+
+
+def test_default_budget_is_one_million_steps_in_config_and_cli():
+    """The default budget is the one measured not to collapse (1 M; 200 k left 16 of 40 suite
+    runs never pushing), and ``covercast train`` uses the same default without importing torch
+    to build its parser."""
+    import argparse
+
+    from covercast.agents.train import DEFAULT_STEPS, add_subcommands
+
+    assert GRUPPOConfig().total_steps == DEFAULT_STEPS == 1_000_000
+    parser = argparse.ArgumentParser()
+    add_subcommands(parser.add_subparsers())
+    assert parser.parse_args(["train", "--out", "runs/x"]).steps == DEFAULT_STEPS
