@@ -170,15 +170,23 @@ class _ProceduralRenderer:
 
 
 class _LearnedRenderer:
-    """A learned generator conditioned on style weights, labelled by the cover encoder."""
-
-    topic_dependent = False
+    """A learned generator conditioned on style weights (and on the campaign's topic when the
+    generator is topic-conditioned), labelled by the cover encoder."""
 
     def __init__(self, model: Any, encoder: Any, quality: str, latent_seed: int,
-                 sample_kwargs: Mapping[str, Any]) -> None:
+                 sample_kwargs: Mapping[str, Any], topics: Sequence[str]) -> None:
         self.model, self.encoder = model, encoder
         self.quality, self.latent_seed = quality, latent_seed
         self.sample_kwargs = dict(sample_kwargs)
+        model_topics = list(getattr(model, "topics", None) or [])
+        missing = [t for t in topics if t not in model_topics]
+        if model_topics and missing:
+            raise ValueError(f"The generator is conditioned on topics {model_topics}, which "
+                             f"lack the population's {missing}; use a generator trained on "
+                             "the population's topics.")
+        #: the generator's topic name of each population topic (None: topics are ignored)
+        self.topic_names = list(topics) if model_topics else None
+        self.topic_dependent = self.topic_names is not None
 
     def render(self, weights: np.ndarray, topic: int) -> tuple[np.ndarray, np.ndarray, float]:
         import torch
@@ -186,8 +194,9 @@ class _LearnedRenderer:
         from covercast.generators.banks import cover_quality
 
         g = torch.Generator().manual_seed(self.latent_seed)
+        extra = {} if self.topic_names is None else {"topic": self.topic_names[topic]}
         img = self.model.sample(np.asarray(weights, dtype=np.float64)[None], 1, generator=g,
-                                **self.sample_kwargs)
+                                **extra, **self.sample_kwargs)
         probs = self.encoder.style_probs(img)
         q, _ = cover_quality(img, self.encoder, self.quality, style_probs=probs)
         return img[0], probs[0], float(q[0])
@@ -268,7 +277,12 @@ class CoverGenerationEnv(gym.Env[np.ndarray, np.ndarray]):
     * ``reward_fn`` or the weights of :class:`GenerationReward` (not both).
     * ``cache_size``: covers kept in the render cache (>= 1).
     * ``latent_seed``: seed of the generator's latent noise (and of procedural covers).
-    * ``sample_kwargs``: options of the generator's ``sample`` (e.g. ``num_inference_steps``).
+    * ``sample_kwargs``: options of the generator's ``sample``; for diffusion ``sampler``
+      (``"ddim"`` or ``"dpmsolver++"``), ``num_inference_steps``, ``eta`` (DDIM) and
+      ``guidance_scale``, each defaulting to the checkpoint's own (chosen on a validation
+      split, ``sampling.json``). A topic-conditioned generator (the committed diffusion
+      model) is asked for the campaign's topic as well as the style mixture, so its cover
+      shows the topic's motif; VAE-IAT and DCGAN ignore the topic.
     * ``device``: where a learned generator runs (``"cpu"``, ``"cuda"``, ``"auto"``).
     * ``render_mode``: ``"ansi"`` (a text line) or ``"rgb_array"`` (the last cover).
 
@@ -431,9 +445,13 @@ class CoverGenerationEnv(gym.Env[np.ndarray, np.ndarray]):
         if getattr(model, "config", None) is not None and model.config.channels != 3:
             raise ValueError("The generator makes grey images; covers must be RGB (train it on "
                              "covers).")
+        if sample_kwargs and callable(getattr(model, "sampling_options", None)):
+            # diffusion: unknown or bad options are refused here, before any cover is made
+            model._check_sample_kwargs(**model.sampling_options(**dict(sample_kwargs)))
         model.eval()
         enc.eval()
-        return _LearnedRenderer(model, enc, quality, self.latent_seed, sample_kwargs or {})
+        return _LearnedRenderer(model, enc, quality, self.latent_seed, sample_kwargs or {},
+                                self.topics)
 
     # ------------------------------------------------------------------ covers
     def weights_for(self, action: Any) -> np.ndarray:

@@ -1,14 +1,16 @@
 """Speed of the cover generators (figures, not tests): ``covercast bench generators``.
 
 For every generator -- procedural (numpy), VAE-IAT (row-LSTM decoder, and the conv decoder),
-the DCGAN baseline and the diffusion model (20 DDIM steps, with and without classifier-free
-guidance) -- :func:`bench_generators` measures, on the CPU and on a GPU when one is present:
+the DCGAN baseline and the diffusion model -- :func:`bench_generators` measures, on the CPU
+and on a GPU when one is present:
 
-* **covers/s**: wall-clock covers per second of ``sample`` at the model's default batch size,
-  the best of ``repeats`` timings after one warm-up call (weights do not change the speed, so
-  the models are freshly initialised with the architectures of the committed checkpoints --
-  the ``standard`` preset of :func:`covercast.generators.evaluate.model_specs` -- plus the
-  library's default diffusion config, which has self-attention);
+* **covers/s** at batch 1 and at batch 256 (``batch_sizes``): wall-clock covers per second
+  of ``sample``, the best of ``repeats`` timings after one warm-up call (weights do not change
+  the speed, so the models are freshly initialised with the architectures of the committed
+  checkpoints -- the ``standard`` preset of :func:`covercast.generators.evaluate.model_specs`,
+  the "small" diffusion UNet with topic conditioning -- plus diffusion's lighter ``compact``
+  UNet); diffusion is timed with 20 DDIM steps (guided and unguided) and 10 DPM-Solver++
+  steps;
 * **parameters** of the model;
 * **time per training epoch**: the median time of a few optimisation steps (after two warm-up
   steps) at the preset's batch size, times the steps of one epoch over the default training
@@ -100,7 +102,8 @@ def bench_generators(devices: Sequence[str] | None = None, *,
                      generators: Sequence[str] | None = None, size: int = 32,
                      covers: int | None = None, seed: int = 0, repeats: int = 3,
                      train_steps: int = 5, out: str | os.PathLike | None = None,
-                     progress: bool = True) -> pd.DataFrame:
+                     progress: bool = True, batch_sizes: Sequence[int] = (1, 256)
+                     ) -> pd.DataFrame:
     """Measure every generator; returns one row per (generator, device).
 
     Parameters
@@ -127,6 +130,9 @@ def bench_generators(devices: Sequence[str] | None = None, *,
         Also write the table as CSV (atomically).
     progress
         Print a line per measurement.
+    batch_sizes
+        Batch sizes of ``sample`` to time, one row each (default 1 and 256: the latency of a
+        single cover, as in ``CoverGeneration-v0``, and the throughput of bank building).
 
     Returns
     -------
@@ -147,6 +153,9 @@ def bench_generators(devices: Sequence[str] | None = None, *,
     for name, v in (("repeats", repeats), ("train_steps", train_steps)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ValueError(f"`{name}` must be a positive int, got {v!r}.")
+    if not batch_sizes or any(isinstance(b, bool) or not isinstance(b, int) or b < 1
+                              for b in batch_sizes):
+        raise ValueError(f"`batch_sizes` must be positive ints, got {batch_sizes!r}.")
     if covers is not None and (isinstance(covers, bool) or not isinstance(covers, int)
                                or covers < 1):
         raise ValueError(f"`covers` must be a positive int, got {covers!r}.")
@@ -183,58 +192,63 @@ def bench_generators(devices: Sequence[str] | None = None, *,
     conv = ev.ModelSpec("vae-iat-conv", "vae-iat", "covers",
                         type(lstm.config)(**{**_fields(lstm.config), "decoder": "conv"}),
                         lstm.train_config)
-    default_diff = ev.ModelSpec("diffusion-default", "diffusion", "covers",
-                                DiffusionConfig(image_size=size),
-                                specs["diffusion"].train_config)
-    plan = [("vae-iat", "vae-iat", lstm, "committed (row LSTM)", {}, 1024),
-            ("vae-iat-conv", "vae-iat (conv decoder)", conv, "preset sizes, conv decoder", {},
-             1024),
-            ("dcgan", "dcgan", specs["dcgan"], "committed", {}, 512),
+    compact = ev.ModelSpec("diffusion-compact", "diffusion", "covers",
+                           DiffusionConfig.compact(**{**_fields(specs["diffusion"].config),
+                                                      "block_out_channels": (16, 32, 64),
+                                                      "attention_levels": (False,) * 3,
+                                                      "mid_attention": False}),
+                           specs["diffusion"].train_config)
+    ddim = {"sampler": "ddim", "num_inference_steps": 20, "eta": 1.0}
+    plan = [("vae-iat", "vae-iat", lstm, "committed (row LSTM)", {}),
+            ("vae-iat-conv", "vae-iat (conv decoder)", conv, "preset sizes, conv decoder", {}),
+            ("dcgan", "dcgan", specs["dcgan"], "committed", {}),
             ("diffusion", "diffusion (20 DDIM, guided)", specs["diffusion"],
-             "committed (no attention)", {"num_inference_steps": 20, "guidance_scale": 2.0},
-             64),
+             "committed (small, attention)", {**ddim, "guidance_scale": 2.0}),
             ("diffusion", "diffusion (20 DDIM, unguided)", specs["diffusion"],
-             "committed (no attention)", {"num_inference_steps": 20, "guidance_scale": 1.0},
-             64),
-            ("diffusion-default", "diffusion (20 DDIM, guided)", default_diff,
-             "library default DiffusionConfig (attention)",
-             {"num_inference_steps": 20, "guidance_scale": 2.0}, 64)]
+             "committed (small, attention)", {**ddim, "guidance_scale": 1.0}),
+            ("diffusion", "diffusion (10 DPM-Solver++, guided)", specs["diffusion"],
+             "committed (small, attention)",
+             {"sampler": "dpmsolver++", "num_inference_steps": 10, "guidance_scale": 2.0}),
+            ("diffusion-default", "diffusion (20 DDIM, guided)", compact,
+             "compact (16/32/64, no attention)", {**ddim, "guidance_scale": 2.0})]
     plan = [p[1:] for p in plan if p[0] in chosen]
     for dev in devs:
-        for label, spec, config_name, kw, batch in plan:
+        for label, spec, config_name, kw in plan:
             is_diff = spec.family == "diffusion"
             model = (DiffusionCoverGenerator if is_diff else
                      (VAEIAT if spec.family == "vae-iat" else ev.DCGAN))(spec.config, seed=seed)
             model.to(dev).eval()
-            n = covers or ((64 if dev.type == "cpu" else 1024) if is_diff else 4096)
-            g = torch.Generator().manual_seed(seed)
-
-            def run(model: Any = model, n: int = n, kw: dict = kw, batch: int = batch,
-                    g: torch.Generator = g, dev: Any = dev) -> None:
-                model.sample(0, n, generator=g, batch_size=batch, **kw)
-                _sync(dev)
-
-            def warm(model: Any = model, kw: dict = kw, batch: int = batch,
-                     g: torch.Generator = g, dev: Any = dev) -> None:
-                model.sample(0, min(batch, 16), generator=g, batch_size=batch, **kw)
-                _sync(dev)
-
-            secs = _time_best(run, 1 if is_diff and dev.type == "cpu" else repeats, warm)
             step = _train_step_seconds(spec, model, data, dev, train_steps)
             tb = spec.train_config.batch_size
-            target = TARGETS.get(label) if size == 32 and dev.type == "cpu" and \
-                "default" not in spec.name else None
-            cps = n / secs
-            rows.append({"generator": label, "config": config_name, "device": str(dev),
-                         "size": size, "parameters": parameter_count(model),
-                         "batch_size": batch, "covers": n, "covers_per_s": cps,
-                         "target_covers_per_s": target,
-                         "ratio": cps / target if target else float("nan"),
-                         "train_step_ms": 1000 * step, "train_batch": tb,
-                         "epoch_seconds": step * EPOCH_COVERS / tb,
-                         "threads": torch.get_num_threads()})
-            log(f"{label} [{config_name}] on {dev}: {cps:,.1f} covers/s, "
-                f"{1000 * step:.1f} ms/train step")
+            for batch in batch_sizes:
+                slow = is_diff and dev.type == "cpu"
+                n = covers or (max(batch, 8) if slow else max(batch, 4096 if batch > 1 else 256))
+                g = torch.Generator().manual_seed(seed)
+
+                def run(model: Any = model, n: int = n, kw: dict = kw, batch: int = batch,
+                        g: torch.Generator = g, dev: Any = dev) -> None:
+                    model.sample(0, n, generator=g, batch_size=batch, **kw)
+                    _sync(dev)
+
+                def warm(model: Any = model, kw: dict = kw, batch: int = batch,
+                         g: torch.Generator = g, dev: Any = dev) -> None:
+                    model.sample(0, min(batch, 4), generator=g, batch_size=batch, **kw)
+                    _sync(dev)
+
+                secs = _time_best(run, 1 if slow else repeats, warm)
+                target = TARGETS.get(label) if size == 32 and dev.type == "cpu" and \
+                    "default" not in spec.name and batch > 1 else None
+                cps = n / secs
+                rows.append({"generator": label, "config": config_name, "device": str(dev),
+                             "size": size, "parameters": parameter_count(model),
+                             "batch_size": batch, "covers": n, "covers_per_s": cps,
+                             "target_covers_per_s": target,
+                             "ratio": cps / target if target else float("nan"),
+                             "train_step_ms": 1000 * step, "train_batch": tb,
+                             "epoch_seconds": step * EPOCH_COVERS / tb,
+                             "threads": torch.get_num_threads()})
+                log(f"{label} [{config_name}] on {dev}, batch {batch}: {cps:,.1f} covers/s, "
+                    f"{1000 * step:.1f} ms/train step")
     table = pd.DataFrame(rows)
     if out is not None:
         atomic_write_text(out, table.to_csv(index=False))
@@ -243,15 +257,15 @@ def bench_generators(devices: Sequence[str] | None = None, *,
 
 def format_table(table: pd.DataFrame) -> str:
     """The benchmark table as fixed-width text, with targets and ratios."""
-    lines = [f"{'generator':<30} {'config':<44} {'device':<6} {'params':>9} {'covers/s':>10} "
-             f"{'target':>7} {'ratio':>6} {'step ms':>8} {'epoch s':>8}"]
+    lines = [f"{'generator':<36} {'config':<34} {'device':<6} {'params':>9} {'batch':>5} "
+             f"{'covers/s':>10} {'target':>7} {'ratio':>6} {'step ms':>8} {'epoch s':>8}"]
     for _, r in table.iterrows():
         target = r.get("target_covers_per_s")
         has_t = target is not None and isinstance(target, (int, float)) and \
             math.isfinite(target)
         lines.append(
-            f"{r['generator']:<30} {r['config']:<44} {r['device']:<6} "
-            f"{int(r['parameters']):>9,} {r['covers_per_s']:>10,.1f} "
+            f"{r['generator']:<36} {r['config']:<34} {r['device']:<6} "
+            f"{int(r['parameters']):>9,} {int(r['batch_size']):>5} {r['covers_per_s']:>10,.1f} "
             f"{(f'{target:,.0f}' if has_t else '-'):>7} "
             f"{(f'{r.ratio:.2f}' if has_t else '-'):>6} "
             f"{(f'{r.train_step_ms:.1f}' if math.isfinite(r.train_step_ms) else '-'):>8} "

@@ -64,8 +64,9 @@ def build_train_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=32, help="image side in pixels (default 32)")
     p.add_argument("--per-style-topic", type=int, default=64,
                    help="covers per style x topic for --data covers (default 64)")
-    p.add_argument("--arch", default="small", choices=("small", "tiny"),
-                   help="model size: the documented default ('small') or the test-sized one")
+    p.add_argument("--arch", default="small", choices=("small", "compact", "tiny"),
+                   help="model size: the documented default ('small'), diffusion's lighter "
+                        "'compact' (16/32/64 channels, no attention), or the test-sized one")
     p.add_argument("--steps", type=int, default=None,
                    help="training steps (VAE-IAT: phase-2 steps; default: the config's)")
     p.add_argument("--phase1-steps", type=int, default=None, help="VAE-IAT phase-1 steps")
@@ -80,6 +81,20 @@ def build_train_parser() -> argparse.ArgumentParser:
                    help="start over even if OUT/checkpoint/ holds a run")
     p.add_argument("--device", default="auto", help="auto (cuda if available), cpu or cuda")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    d = p.add_argument_group("diffusion recipe (see `covercast generators ablate`)")
+    d.add_argument("--prediction", choices=("v_prediction", "epsilon"), default=None,
+                   help="what the UNet predicts (default v_prediction)")
+    d.add_argument("--zero-snr", action=argparse.BooleanOptionalAction, default=None,
+                   help="rescale the betas to zero terminal SNR (default off)")
+    d.add_argument("--offset-noise", type=float, default=None, help="offset noise (default 0)")
+    d.add_argument("--min-snr-gamma", type=float, default=None,
+                   help="min-SNR loss weighting gamma (0: off; default the config's)")
+    d.add_argument("--ema-decay", type=float, default=None, help="EMA decay (0: no EMA)")
+    d.add_argument("--warmup-steps", type=int, default=None, help="learning-rate warm-up")
+    d.add_argument("--topics", action=argparse.BooleanOptionalAction, default=None,
+                   help="condition on the topic as well as the style (default on for covers)")
+    d.add_argument("--fresh-covers", action=argparse.BooleanOptionalAction, default=None,
+                   help="render fresh covers every epoch (default on for covers)")
     return p
 
 
@@ -124,9 +139,36 @@ def train_command(argv: Sequence[str] | None = None) -> TrainResult:
                          "lfw": (("face",), 1), "digits": (digits, 1)}[args.data]
     # configs first: a size or option the model cannot take fails before any data is made
     arch: dict[str, Any] = {"styles": classes, "image_size": args.size, "channels": channels}
+    diffusion_only = {"prediction": args.prediction, "zero_snr": args.zero_snr,
+                      "offset_noise": args.offset_noise, "min_snr_gamma": args.min_snr_gamma,
+                      "ema_decay": args.ema_decay, "topics": args.topics,
+                      "fresh_covers": args.fresh_covers}
+    if args.model != "diffusion":
+        given = [f"--{k.replace('_', '-')}" for k, v in diffusion_only.items() if v is not None]
+        if given or args.arch == "compact":
+            raise ValueError(f"{given or ['--arch compact']} apply to diffusion only.")
+    if args.warmup_steps is not None:
+        overrides["warmup_steps"] = check_positive_int(args.warmup_steps, "--warmup-steps", 0)
     if args.model == "diffusion":
         from covercast.generators import diffusion as mod
 
+        covers = args.data == "covers"
+        if args.topics and not covers:
+            raise ValueError(f"`--topics` needs --data covers (--data {args.data} has no "
+                             "topics).")
+        if args.fresh_covers and not covers:
+            raise ValueError(f"`--fresh-covers` needs --data covers, got --data {args.data}.")
+        if args.topics if args.topics is not None else covers:
+            arch["topics"] = DEFAULT_TOPICS
+        if args.prediction is not None:
+            arch["prediction_type"] = args.prediction
+        if args.zero_snr is not None:
+            arch["rescale_betas_zero_snr"] = args.zero_snr
+        overrides["fresh_covers"] = args.fresh_covers if args.fresh_covers is not None \
+            else covers
+        for k in ("offset_noise", "min_snr_gamma", "ema_decay"):
+            if diffusion_only[k] is not None:
+                overrides[k] = diffusion_only[k]
         cfg = getattr(mod.DiffusionConfig, args.arch)(**arch)
         model: nn.Module = mod.DiffusionCoverGenerator(cfg, seed=args.seed)
         tcfg: Any = mod.DiffusionTrainConfig(**overrides)
@@ -163,10 +205,34 @@ def train_command(argv: Sequence[str] | None = None) -> TrainResult:
                   "model_config": config_to_dict(cfg), "train_config": config_to_dict(tcfg),
                   "device": str(device)}
     atomic_write_text(out / "config.json", json.dumps(run_config, indent=2))
+    import os
+    import time
+
+    import torch
+
+    prev: dict[str, Any] = {}
+    if (out / "train.json").is_file() and not args.no_resume:
+        prev = json.loads((out / "train.json").read_text())
+    t0, c0 = time.perf_counter(), time.process_time()
     result = fn(model, ds, tcfg, checkpoint_dir=out / "checkpoint",
                 checkpoint_every=args.checkpoint_every, resume=not args.no_resume,
                 progress=not args.quiet, device=device)
+    spent, cpu = time.perf_counter() - t0, time.process_time() - c0
+    trained = result.steps_done > result.resumed_from
+    seconds = (prev.get("train_seconds", 0.0) if result.resumed_from else 0.0) + \
+        (spent if trained else 0.0)
+    cpu_seconds = (prev.get("cpu_seconds", 0.0) if result.resumed_from else 0.0) + \
+        (cpu if trained else 0.0)
     model.save_pretrained(out / "model")  # type: ignore[operator]
+    info = {"name": args.model, "steps": result.steps_done, "train_seconds": round(seconds, 1),
+            "cpu_seconds": round(cpu_seconds, 1),
+            "device": str(device), "torch_threads": torch.get_num_threads(),
+            "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+            "command": "covercast generators train " + " ".join(
+                list(argv) if argv is not None else sys.argv[1:]),
+            "model_config": config_to_dict(cfg), "train_config": config_to_dict(tcfg)}
+    atomic_write_text(out / "train.json", json.dumps(info, indent=2))
+    atomic_write_text(out / "model" / "train.json", json.dumps(info, indent=2))
     atomic_write_csv(pd.DataFrame(result.history), out / "history.csv")
     return result
 
@@ -190,11 +256,13 @@ def cmd_generators_evaluate(args: argparse.Namespace) -> int:
     if args.models:
         opts["models"] = tuple(args.models)
     for name in ("train_per_style_topic", "ref_per_style_topic", "samples_per_style",
-                 "mnist_samples_per_class", "ddim_steps", "guidance_scale", "scale",
-                 "workdir", "preset"):
+                 "mnist_samples_per_class", "guidance_scale", "scale",
+                 "workdir", "preset", "eta", "sampler", "img_dir"):
         value = getattr(args, name)
         if value is not None:
             opts[name] = value
+    if args.num_inference_steps is not None:
+        opts["ddim_steps"] = args.num_inference_steps
     steps = _key_values(args.steps, "--steps")
     ckpts = _key_values(args.checkpoint, "--checkpoint")
     if args.committed:
@@ -213,6 +281,54 @@ def cmd_generators_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_generators_ablate(args: argparse.Namespace) -> int:
+    """``covercast generators ablate``: the diffusion recipe ablation (validation split)."""
+    from covercast.generators.ablation import AblationConfig, run_ablation
+
+    cfg = AblationConfig(out=args.out, variants=tuple(args.variants or ()), arch=args.arch,
+                         steps=args.train_steps, batch_size=args.batch_size,
+                         per_style=args.per_style, sampler=args.sampler,
+                         num_inference_steps=args.num_inference_steps, eta=args.eta,
+                         guidance_scale=args.guidance_scale, seed=args.seed,
+                         device=args.device, progress=not args.quiet,
+                         references=tuple(_key_values(args.reference, "--reference").items()))
+    table = run_ablation(cfg)
+    cols = [c for c in ("variant", "fd", "kid", "precision", "recall", "style_accuracy",
+                        "min_style_accuracy", "mode_collapse", "covers_per_s",
+                        "train_seconds") if c in table]
+    print(table[cols].to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+    print("(FD and KID in cover-encoder features: NOT Inception-FID numbers)")
+    print(f"table: {Path(args.out) / 'ablation.md'}")
+    return 0
+
+
+def cmd_generators_sampler_sweep(args: argparse.Namespace) -> int:
+    """``covercast generators sampler-sweep``: choose a diffusion sampler on validation."""
+    from covercast.generators.ablation import sweep_samplers
+
+    res = sweep_samplers(args.model, args.out, per_style=args.per_style, seed=args.seed,
+                         device=args.device)
+    table = res["table"]
+    cols = ["sampler", "fd", "kid", "precision", "recall", "style_accuracy",
+            "min_style_accuracy", "mode_collapse", "covers_per_s"]
+    print(table[cols].to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+    print(f"chosen: {json.dumps(res['chosen'])}")
+    return 0
+
+
+def _add_sampling_arguments(sp: argparse.ArgumentParser, *, defaults: bool) -> None:
+    """``--sampler``, ``--num-inference-steps`` (alias ``--ddim-steps``), ``--eta`` and
+    ``--guidance-scale`` (``defaults=False``: None, i.e. the model's own sampling options)."""
+    sp.add_argument("--sampler", choices=["ddim", "dpmsolver++"],
+                    default="ddim" if defaults else None, help="diffusion sampler")
+    sp.add_argument("--num-inference-steps", "--ddim-steps", dest="num_inference_steps",
+                    type=int, default=20 if defaults else None, help="diffusion sampler steps")
+    sp.add_argument("--eta", type=float, default=1.0 if defaults else None,
+                    help="DDIM eta (0 deterministic, 1 DDPM-like)")
+    sp.add_argument("--guidance-scale", type=float, default=2.0 if defaults else None,
+                    help="classifier-free guidance (1: none)")
+
+
 def cmd_bank_build(args: argparse.Namespace) -> int:
     """``covercast bank build``: a cover bank from a generator, saved as ``.npz``."""
     from covercast.generators.banks import build_bank
@@ -222,15 +338,12 @@ def cmd_bank_build(args: argparse.Namespace) -> int:
         raise ValueError(f"`--out` must end in .npz (a CoverBank file), got {out.name!r}.")
     if args.grid is not None and Path(args.grid).suffix.lower() != ".png":
         raise ValueError(f"`--grid` must end in .png, got {args.grid!r}.")
-    sample_kwargs: dict[str, Any] = {}
-    if args.ddim_steps is not None or args.guidance_scale is not None:
-        if args.generator != "diffusion":
-            raise ValueError("`--ddim-steps` and `--guidance-scale` apply to --generator "
-                             "diffusion only.")
-        if args.ddim_steps is not None:
-            sample_kwargs["num_inference_steps"] = args.ddim_steps
-        if args.guidance_scale is not None:
-            sample_kwargs["guidance_scale"] = args.guidance_scale
+    sample_kwargs: dict[str, Any] = {
+        k: getattr(args, k) for k in ("num_inference_steps", "guidance_scale", "eta", "sampler")
+        if getattr(args, k) is not None}
+    if sample_kwargs and args.generator != "diffusion":
+        raise ValueError("`--sampler`, `--num-inference-steps`, `--eta` and `--guidance-scale` "
+                         "apply to --generator diffusion only.")
     if args.encoder is not None and args.generator == "procedural":
         raise ValueError("`--encoder` applies to learned generators only; procedural covers "
                          "keep their exact style labels.")
@@ -287,9 +400,9 @@ def _add_evaluate_arguments(sp: argparse.ArgumentParser) -> None:
                     help="generated covers per style (default 120)")
     sp.add_argument("--mnist-samples-per-class", type=int, default=None,
                     help="generated digits per class (default 250)")
-    sp.add_argument("--ddim-steps", type=int, default=None, help="DDIM steps (default 20)")
-    sp.add_argument("--guidance-scale", type=float, default=None,
-                    help="classifier-free guidance (default 2)")
+    _add_sampling_arguments(sp, defaults=False)
+    sp.add_argument("--img-dir", default=None,
+                    help="also write the real-beside-generator grids here (e.g. docs/img)")
     sp.add_argument("--steps", action="append", metavar="NAME=N",
                     help="training steps of one model, e.g. diffusion=6000 or "
                          "vae-iat=3000+2000 (phase 1 + phase 2); repeatable")
@@ -319,9 +432,7 @@ def _add_bank_arguments(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--size", type=int, default=32, help="procedural cover side (px)")
     sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--batch-size", type=int, default=None, help="covers generated at once")
-    sp.add_argument("--ddim-steps", type=int, default=None, help="diffusion: DDIM steps")
-    sp.add_argument("--guidance-scale", type=float, default=None,
-                    help="diffusion: classifier-free guidance")
+    _add_sampling_arguments(sp, defaults=False)
     sp.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda")
     sp.add_argument("--grid", default=None, help="also write a PNG contact sheet here")
 
@@ -385,6 +496,36 @@ def add_subcommands(subparsers: Any, *, add_quiet: bool = True) -> None:
                                      "NOT Inception-FID numbers.")
     _add_evaluate_arguments(quiet(ev))
     ev.set_defaults(func=cmd_generators_evaluate)
+    ab = gsub.add_parser("ablate", help="the diffusion recipe ablation on a validation split",
+                         description="Train one diffusion model per recipe variant for the "
+                                     "same steps and score each on validation covers "
+                                     "(ablation.csv, ablation.md, grids/). Distances are in "
+                                     "cover-encoder features, NOT Inception-FID numbers.")
+    ab.add_argument("--out", required=True, help="output folder (resumable)")
+    ab.add_argument("--variants", nargs="+", default=None, help="variant names (default all)")
+    ab.add_argument("--arch", default="compact", choices=["compact", "small", "tiny"])
+    ab.add_argument("--train-steps", type=int, default=1500, help="steps of every variant")
+    ab.add_argument("--batch-size", type=int, default=32)
+    ab.add_argument("--per-style", type=int, default=60, help="samples per style scored")
+    ab.add_argument("--seed", type=int, default=0)
+    ab.add_argument("--device", default="auto")
+    ab.add_argument("--reference", action="append", metavar="NAME=DIR",
+                    help="also score a saved diffusion model (not trained here); repeatable")
+    _add_sampling_arguments(ab, defaults=True)
+    ab.set_defaults(func=cmd_generators_ablate)
+    quiet(ab)
+    sw = gsub.add_parser("sampler-sweep", help="choose the diffusion sampler on validation",
+                         description="Score a diffusion model under DDIM (eta 0/0.5/1; 10, 20, "
+                                     "50 steps), DPM-Solver++ and guidance 1/2/3 on validation "
+                                     "covers; writes sampler_sweep.csv/.md and "
+                                     "chosen_sampler.json.")
+    sw.add_argument("--model", default="committed", help="model folder (default: committed)")
+    sw.add_argument("--out", required=True)
+    sw.add_argument("--per-style", type=int, default=60)
+    sw.add_argument("--seed", type=int, default=0)
+    sw.add_argument("--device", default="auto")
+    sw.set_defaults(func=cmd_generators_sampler_sweep)
+    quiet(sw)
 
     bank = subparsers.add_parser("bank", help="cover banks", description="Cover banks.")
     bsub = bank.add_subparsers(dest="bank_command", metavar="SUBCOMMAND", required=True)

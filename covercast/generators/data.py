@@ -136,6 +136,9 @@ class CoverDataset(ImageDataset):
         self.topic = topic
         self.quality = quality
         self.topics = list(topics)
+        self.render_args: dict | None = None
+        """The :func:`cover_dataset` arguments that rendered these covers (``None`` when the
+        covers came from elsewhere); fresh-covers training re-renders with them."""
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int, int]:  # type: ignore[override]
         x, s = super().__getitem__(i)
@@ -185,8 +188,20 @@ def cover_dataset(per_style_topic: int = 64, *, size: int = 32, seed: int = 0,
 
     bank = procedural_bank(per_style_topic, size=size, seed=seed, styles=styles, topics=topics,
                            progress=progress)
-    return CoverDataset(bank.images, bank.style, bank.topic, bank.quality, bank.styles,
-                        bank.topics, name=f"covers{size}")
+    ds = CoverDataset(bank.images, bank.style, bank.topic, bank.quality, bank.styles,
+                      bank.topics, name=f"covers{size}")
+    ds.render_args = {"per_style_topic": per_style_topic, "size": size, "seed": seed,
+                      "styles": tuple(styles), "topics": tuple(topics)}
+    return ds
+
+
+def fresh_cover_seed(seed: int, epoch: int) -> int:
+    """Render seed of epoch ``epoch`` of a fresh-covers run whose first epoch used ``seed``
+    (epoch 0 is ``seed`` itself; later epochs come from ``SeedSequence([seed, epoch])``)."""
+    if epoch == 0:
+        return int(seed)
+    ss = np.random.SeedSequence([int(seed), 0xC0FE, int(epoch)])
+    return int(ss.generate_state(1, dtype=np.uint32)[0] >> 1)
 
 
 # ---------------------------------------------------------------------------------- real sets

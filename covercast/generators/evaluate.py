@@ -390,10 +390,12 @@ def _arch(preset: str, family: str, **data: Any) -> Any:
         return (CoverEncoderConfig.tiny(**data) if tiny
                 else CoverEncoderConfig(widths=(16, 32, 64), feature_dim=64, **data))
     if family == "diffusion":
-        return (DiffusionConfig.tiny(**data) if tiny
-                else DiffusionConfig(block_out_channels=(16, 32, 64),
-                                     attention_levels=(False, False, False),
-                                     mid_attention=False, **data))
+        # the recipe of `covercast generators ablate` (v-prediction, zero terminal SNR, topic
+        # conditioning on covers) on the documented "small" UNet
+        recipe = dict(prediction_type="v_prediction", rescale_betas_zero_snr=True,
+                      topics=DEFAULT_TOPICS if data.get("channels", 3) == 3 else ())
+        return (DiffusionConfig.tiny(**recipe, **data) if tiny
+                else DiffusionConfig.small(**recipe, **data))
     if family in ("vae-iat", "vae"):
         dec = {"decoder": "conv"} if family == "vae" else {}
         return (VAEIATConfig.tiny(**dec, **data) if tiny
@@ -424,7 +426,8 @@ def _train_cfg(preset: str, family: str, steps: Any, seed: int) -> Any:
                                   seed=seed)
     if family == "diffusion":
         return DiffusionTrainConfig(steps=steps, batch_size=8 if fast else 32, lr=4e-4,
-                                    warmup_steps=0 if fast else 300, seed=seed)
+                                    warmup_steps=0 if fast else 300, ema_decay=0.999,
+                                    min_snr_gamma=5.0, fresh_covers=True, seed=seed)
     if family in ("vae-iat", "vae"):
         p1, p2 = steps
         return VAEIATTrainConfig(phase1_steps=p1, phase2_steps=p2, batch_size=bs,
@@ -640,10 +643,17 @@ class EvalConfig:
     """Generated digits per class (the MNIST table); the reference is half of MNIST-5k."""
     mnist_limit: int | None = None
     """Use only this many MNIST-5k images per class (None: all 500)."""
-    ddim_steps: int = 20
-    """DDIM steps of the diffusion model."""
-    guidance_scale: float = 2.0
-    """Classifier-free guidance of the diffusion model."""
+    ddim_steps: int | None = None
+    """Sampler steps of the diffusion model (``None``: the model's own, see
+    :attr:`DiffusionCoverGenerator.sampling`)."""
+    guidance_scale: float | None = None
+    """Classifier-free guidance of the diffusion model (``None``: the model's own)."""
+    eta: float | None = None
+    """DDIM eta of the diffusion model (``None``: the model's own)."""
+    sampler: str | None = None
+    """Diffusion sampler, ``ddim`` or ``dpmsolver++`` (``None``: the model's own)."""
+    img_dir: str | None = None
+    """Also write the real-beside-generator grids here (e.g. ``docs/img``)."""
     kid_subsets: int = 50
     """Subsets of KID."""
     min_mode_share: float = 0.1
@@ -677,6 +687,8 @@ class EvalConfig:
         for name in ("train_per_style_topic", "ref_per_style_topic", "samples_per_style",
                      "mnist_samples_per_class", "ddim_steps", "kid_subsets"):
             v = getattr(self, name)
+            if v is None and name == "ddim_steps":
+                continue
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
                 raise ValueError(f"`{name}` must be a positive int, got {v!r}.")
         if self.samples_per_style < 2 or self.ref_per_style_topic * len(DEFAULT_TOPICS) < 2:
@@ -686,9 +698,15 @@ class EvalConfig:
                                              or not 2 <= self.mnist_limit <= 500):
             raise ValueError(f"`mnist_limit` must be None or an int in [2, 500], got "
                              f"{self.mnist_limit!r}.")
-        if not (np.isfinite(self.guidance_scale) and self.guidance_scale >= 0):
+        if self.guidance_scale is not None and not (np.isfinite(self.guidance_scale)
+                                                    and self.guidance_scale >= 0):
             raise ValueError(f"`guidance_scale` must be finite and >= 0, got "
                              f"{self.guidance_scale!r}.")
+        if self.eta is not None and not 0 <= self.eta <= 1:
+            raise ValueError(f"`eta` must lie in [0, 1], got {self.eta!r}.")
+        if self.sampler is not None and self.sampler not in ("ddim", "dpmsolver++"):
+            raise ValueError(f"`sampler` must be 'ddim' or 'dpmsolver++', got "
+                             f"{self.sampler!r}.")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"`seed` must be a non-negative int, got {self.seed!r}.")
         object.__setattr__(self, "steps", tuple((str(k), v) for k, v in self.steps))
@@ -726,14 +744,85 @@ def _sample(model: CoverGenerator, n_per_class: int, n_classes: int, seed: int,
     labels = np.repeat(np.arange(n_classes), n_per_class)
     kwargs: dict[str, Any] = {}
     if isinstance(model, DiffusionCoverGenerator):
-        kwargs = {"num_inference_steps": cfg.ddim_steps, "guidance_scale": cfg.guidance_scale}
+        kwargs = model.sampling_options(num_inference_steps=cfg.ddim_steps,
+                                        guidance_scale=cfg.guidance_scale, eta=cfg.eta,
+                                        sampler=cfg.sampler)
+    if model.topics:      # topic-conditioned: every style's covers cycle through the topics
+        kwargs["topic"] = (np.arange(len(labels)) % len(model.topics)).tolist()
     g = torch.Generator().manual_seed(seed)
     t0 = time.perf_counter()
     images = model.sample(labels.tolist(), len(labels), generator=g, progress=cfg.progress,
                           **kwargs)
     if torch.cuda.is_available():
         torch.cuda.synchronize()
-    return images, labels, len(labels) / max(time.perf_counter() - t0, 1e-9)
+    topics = np.asarray(kwargs["topic"]) if "topic" in kwargs else None
+    return images, labels, len(labels) / max(time.perf_counter() - t0, 1e-9), topics
+
+
+def _sampling_text(model: Any, cfg: EvalConfig) -> str:
+    if not isinstance(model, DiffusionCoverGenerator):
+        return ""
+    o = model.sampling_options(num_inference_steps=cfg.ddim_steps,
+                               guidance_scale=cfg.guidance_scale, eta=cfg.eta,
+                               sampler=cfg.sampler)
+    eta = f", eta {o['eta']:g}" if o["sampler"] == "ddim" else ""
+    return (f"{o['sampler']}, {o['num_inference_steps']} steps{eta}, guidance "
+            f"{o['guidance_scale']:g}")
+
+
+def side_by_side(real: np.ndarray, real_style: np.ndarray, real_topic: np.ndarray,
+                 fake: np.ndarray, fake_style: np.ndarray, fake_topic: np.ndarray | None,
+                 path: Path, title: str, styles: tuple[str, ...] = DEFAULT_STYLES,
+                 topics: tuple[str, ...] = DEFAULT_TOPICS, scale: int = 3) -> Path:
+    """A PNG with real covers (left) beside a generator's (right): one row per style, one
+    column per topic (the first cover of each style x topic; a generator without topic
+    conditioning fills its columns with its first covers of the style)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    from covercast._io import atomic_path
+
+    h = real.shape[1]
+    gap, mid = 2, 8
+    n_t = len(topics)
+    width = 2 * n_t * (h + gap) + mid
+    canvas = np.full((len(styles) * (h + gap), width, 3), 255, dtype=np.uint8)
+    for s in range(len(styles)):
+        y = s * (h + gap)
+        for t in range(n_t):
+            r = np.flatnonzero((real_style == s) & (real_topic == t))
+            if len(r):
+                x = t * (h + gap)
+                canvas[y:y + h, x:x + h] = real[r[0]]
+            f = np.flatnonzero((fake_style == s) & (fake_topic == t)) if fake_topic is not None \
+                else np.flatnonzero(fake_style == s)[t:t + 1]
+            if len(f):
+                x = n_t * (h + gap) + mid + t * (h + gap)
+                canvas[y:y + h, x:x + h] = fake[f[0]]
+    big = canvas.repeat(scale, 0).repeat(scale, 1)
+    fig_w, fig_h = big.shape[1] / 100 + 1.4, big.shape[0] / 100 + 0.9
+    fig = plt.figure(figsize=(fig_w, fig_h), dpi=100)
+    ax = fig.add_axes((1.2 / fig_w, 0.15 / fig_h, big.shape[1] / 100 / fig_w,
+                       big.shape[0] / 100 / fig_h))
+    ax.imshow(big, interpolation="nearest")
+    ax.set_xticks([(t * (h + gap) + h / 2) * scale for t in range(n_t)]
+                  + [(n_t * (h + gap) + mid + t * (h + gap) + h / 2) * scale
+                     for t in range(n_t)])
+    ax.set_xticklabels(list(topics) * 2, fontsize=7, rotation=45)
+    ax.xaxis.tick_top()
+    ax.set_yticks([(s * (h + gap) + h / 2) * scale for s in range(len(styles))])
+    ax.set_yticklabels(list(styles), fontsize=8)
+    for side in ax.spines.values():
+        side.set_visible(False)
+    fig.suptitle(title, fontsize=9, y=0.995)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    return path
 
 
 def _grid(images: np.ndarray, labels: np.ndarray, n_classes: int, path: Path, title: str,
@@ -752,7 +841,7 @@ def _grid(images: np.ndarray, labels: np.ndarray, n_classes: int, path: Path, ti
 
 def _metrics(enc: CoverEncoder, images: np.ndarray, labels: np.ndarray, ref_feat: np.ndarray,
              ref_modes: tuple[np.ndarray, np.ndarray] | None, cfg: EvalConfig,
-             rng: np.random.Generator) -> dict[str, Any]:
+             rng: np.random.Generator, topics: np.ndarray | None = None) -> dict[str, Any]:
     feat = enc.features(images)
     kid, kid_sd = kernel_distance(ref_feat, feat, rng=rng, subsets=cfg.kid_subsets)
     k = min(3, min(len(feat), len(ref_feat)) - 1)
@@ -760,8 +849,20 @@ def _metrics(enc: CoverEncoder, images: np.ndarray, labels: np.ndarray, ref_feat
     probs = enc.style_probs(images)
     row = {"frechet_distance": frechet_distance(ref_feat, feat), "kid": kid, "kid_std": kid_sd,
            "precision": prec, "recall": rec, "style_accuracy": style_accuracy(probs, labels)}
+    pred = probs.argmax(1)
+    for c, name in enumerate(enc.styles):
+        if np.any(labels == c):
+            row[f"acc_{name}"] = float(np.mean(pred[labels == c] == c))
     if ref_modes is not None:
         topic = enc.topic_probs(images).argmax(1)
+        # topic accuracy: of the covers asked for a topic (NaN when the generator takes none)
+        row["topic_accuracy"] = float(np.mean(topic == topics)) if topics is not None \
+            else float("nan")
+        for c, name in enumerate(enc.topics):
+            share = float(np.mean(topic == c))
+            row[f"topic_share_{name}"] = share
+            if topics is not None and np.any(topics == c):
+                row[f"topic_acc_{name}"] = float(np.mean(topic[topics == c] == c))
         mc = mode_collapse(probs.argmax(1), topic, ref_modes[0], ref_modes[1],
                            len(enc.styles), len(enc.topics), min_share=cfg.min_mode_share)
         row.update(mode_collapse_rate=mc["rate"], empty_mode_rate=mc["empty_rate"],
@@ -837,7 +938,7 @@ def evaluate_generators(cfg: EvalConfig) -> dict[str, Any]:
 
     floor_row = {"table": "covers", "model": "real covers (held-out)", "seed_model": "",
                  **_metrics(enc, floor.images, floor.style, ref_feat, ref_modes, cfg,
-                            metric_rng),
+                            metric_rng, floor.topic),
                  "covers_per_s": float("nan"), "parameters": 0, "train_steps": 0,
                  "train_seconds": float("nan"), "n_generated": len(floor),
                  "n_reference": len(ref)}
@@ -851,19 +952,27 @@ def evaluate_generators(cfg: EvalConfig) -> dict[str, Any]:
             raise ValueError(f"The {name} checkpoint makes {model.config.channels}-channel "
                              f"covers of styles {model.styles}; the covers table needs RGB "
                              f"covers of {list(DEFAULT_STYLES)}.")
-        images, labels, cps = _sample(model, cfg.samples_per_style, len(DEFAULT_STYLES),
-                                      sample_seeds[name], cfg)
+        images, labels, cps, topics = _sample(model, cfg.samples_per_style,
+                                              len(DEFAULT_STYLES), sample_seeds[name], cfg)
         seed_name, s_fid, s_acc, s_mc = SEED_000_TABLE1[name]
         rows.append({"table": "covers", "model": name, "seed_model": seed_name,
-                     **_metrics(enc, images, labels, ref_feat, ref_modes, cfg, metric_rng),
+                     **_metrics(enc, images, labels, ref_feat, ref_modes, cfg, metric_rng,
+                                topics),
                      "covers_per_s": cps, "parameters": parameter_count(model),
                      "train_steps": info["steps"], "train_seconds": info["train_seconds"],
+                     "sampling": _sampling_text(model, cfg),
                      "n_generated": len(images), "n_reference": len(ref),
                      "seed_fid": s_fid, "seed_semantic_accuracy": s_acc,
                      "seed_mode_collapse": s_mc})
         _grid(images, labels, len(DEFAULT_STYLES), grids_dir / f"covers_{name}.png",
               f"{name}: rows {', '.join(DEFAULT_STYLES)}")
         grids.append(grids_dir / f"covers_{name}.png")
+        title = (f"real procedural covers (left) | {name} (right)"
+                 + (", asked for each topic" if topics is not None else
+                    ", not topic-conditioned: first covers of each style"))
+        for folder in [grids_dir] + ([Path(cfg.img_dir)] if cfg.img_dir else []):
+            grids.append(side_by_side(ref.images, ref.style, ref.topic, images, labels,
+                                      topics, folder / f"real_vs_{name}.png", title))
     _grid(ref.images, ref.style, len(DEFAULT_STYLES), grids_dir / "covers_real.png",
           f"real procedural covers: rows {', '.join(DEFAULT_STYLES)}")
     grids.append(grids_dir / "covers_real.png")
@@ -896,8 +1005,8 @@ def evaluate_generators(cfg: EvalConfig) -> dict[str, Any]:
                                        checkpoint=ckpts.get(f"mnist-{name}"), dataset=data,
                                        device=dev, progress=cfg.progress)
             infos[f"mnist-{name}"] = info
-            images, labels, cps = _sample(model, cfg.mnist_samples_per_class, 10,
-                                          sample_seeds[f"mnist-{name}"], cfg)
+            images, labels, cps, _ = _sample(model, cfg.mnist_samples_per_class, 10,
+                                             sample_seeds[f"mnist-{name}"], cfg)
             rows.append({"table": "mnist5k", "model": name,
                          "seed_model": "VAE-IAT (seed 001)" if name == "vae-iat" else "",
                          **_metrics(menc, images, labels, ref_m, None, cfg, metric_rng),
@@ -1012,6 +1121,29 @@ def _report(res: pd.DataFrame, cfg: EvalConfig, enc_acc: Mapping[str, float],
             f"{_pct(r['mode_collapse_rate'])} | {_fmt(r['covers_per_s'])} | "
             f"{seed[1] if seed else '-'} | {seed[2] if seed else '-'} | "
             f"{seed[3] if seed else '-'} |")
+    lines += ["", "### Per style and per topic", "",
+              "Style accuracy (%) of the covers made for each style:", "",
+              "| model | " + " | ".join(DEFAULT_STYLES) + " |",
+              "|---|" + "---|" * len(DEFAULT_STYLES)]
+    for _, r in cov.iterrows():
+        lines.append(f"| {r['model']} | " + " | ".join(
+            _pct(r.get(f"acc_{st}", float("nan"))) for st in DEFAULT_STYLES) + " |")
+    lines += ["", "Topic accuracy (%): of the covers asked for each topic, the share whose "
+              "topic the encoder recognises (`-`: the generator is not conditioned on "
+              "topics); in brackets, the share of all its covers the encoder assigns to the "
+              "topic (1/6 = 16.7 % for an even spread):", "",
+              "| model | all | " + " | ".join(DEFAULT_TOPICS) + " |",
+              "|---|---|" + "---|" * len(DEFAULT_TOPICS)]
+    for _, r in cov.iterrows():
+        cells = [f"{_pct(r.get(f'topic_acc_{tp}', float('nan')))} "
+                 f"({_pct(r.get(f'topic_share_{tp}', float('nan')))})"
+                 for tp in DEFAULT_TOPICS]
+        lines.append(f"| {r['model']} | {_pct(r.get('topic_accuracy', float('nan')))} | "
+                     + " | ".join(cells) + " |")
+    if "sampling" in cov:
+        for _, r in cov.iterrows():
+            if isinstance(r.get("sampling"), str) and r["sampling"]:
+                lines += ["", f"{r['model']} sampled with {r['sampling']}."]
     lines += [
         "",
         "*Frechet distance* and *KID* compare each generator's covers with held-out real "
@@ -1099,7 +1231,10 @@ def _report(res: pd.DataFrame, cfg: EvalConfig, enc_acc: Mapping[str, float],
     for name, info in infos.items():
         lines.append(f"| {name} | {info['source']} | {_fmt(info['steps'])} | "
                      f"{_fmt(info['train_seconds'])} |")
-    lines += ["", "## Samples", ""]
+    lines += ["", "## Samples", "",
+              "Real covers (left, one per style x topic) beside each generator's (right):", ""]
+    lines += [f"![real vs {name}](grids/real_vs_{name}.png)" for name in cfg.models]
+    lines += ["", "More samples per style:", ""]
     lines += [f"![{name}](grids/covers_{name}.png)" for name in cfg.models]
     lines += ["![real](grids/covers_real.png)"]
     if len(mn):

@@ -828,9 +828,15 @@ class CoverGenerator(nn.Module):
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
+    @property
+    def topics(self) -> list[str]:
+        """The topic names this generator is conditioned on (empty: it ignores topics)."""
+        return list(getattr(self.config, "topics", ()) or ())
+
     @torch.no_grad()
-    def sample(self, style: StyleSpec, n: int, *, generator: torch.Generator | None = None,
-               batch_size: int = 256, progress: bool = False, **kwargs: Any) -> np.ndarray:
+    def sample(self, style: StyleSpec, n: int, *, topic: StyleSpec | None = None,
+               generator: torch.Generator | None = None, batch_size: int = 256,
+               progress: bool = False, **kwargs: Any) -> np.ndarray:
         """Generate ``n`` covers for ``style``; uint8 numpy ``(n, H, W, 3)``.
 
         Parameters
@@ -840,6 +846,10 @@ class CoverGenerator(nn.Module):
             :func:`style_weights`).
         n
             Number of covers.
+        topic
+            For a topic-conditioned generator (:attr:`topics` not empty): a topic name or
+            index, one per sample, or mixture weights over the topics; ``None``: no topic.
+            A generator without topics refuses a topic.
         generator
             Source of randomness (``None``: torch's global RNG). The same seeded generator
             gives the same covers; all random input is drawn before batching, so the result
@@ -854,6 +864,12 @@ class CoverGenerator(nn.Module):
         weights = style_weights(style, n, self.styles)
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"`batch_size` must be a positive int, got {batch_size!r}.")
+        topic_w = None
+        if topic is not None:
+            if not self.topics:
+                raise ValueError(f"This {self.kind} generator is not conditioned on topics; "
+                                 "sample without `topic` (or use a topic-conditioned model).")
+            topic_w = style_weights(topic, n, self.topics)
         self._check_sample_kwargs(**kwargs)
         was_training = self.training
         self.eval()
@@ -864,7 +880,9 @@ class CoverGenerator(nn.Module):
             for i in tqdm(starts, desc=f"sample {self.kind}", disable=not progress, leave=False):
                 w = weights[i:i + batch_size].to(self.device)
                 nz = noise[i:i + batch_size] if noise is not None else None
-                x = self._generate(w, generator, noise=nz, **kwargs)
+                extra = {} if topic_w is None else \
+                    {"topic_weights": topic_w[i:i + batch_size].to(self.device)}
+                x = self._generate(w, generator, noise=nz, **extra, **kwargs)
                 out.append(tensor_to_images(x))
         finally:
             self.train(was_training)

@@ -256,3 +256,38 @@ def test_pickle_mid_episode_continues_identically():
     a = [env.step(x)[:2] for x in actions]
     b = [clone.step(x)[:2] for x in actions]
     assert all(np.array_equal(x[0], y[0]) and x[1] == y[1] for x, y in zip(a, b, strict=True))
+
+
+# ------------------------------------------------------------------------------ diffusion
+def _tiny_topic_diffusion():
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("diffusers")
+    from covercast.covers.attributes import DEFAULT_TOPICS
+    from covercast.generators.diffusion import DiffusionConfig, DiffusionCoverGenerator
+    from covercast.generators.encoder import CoverEncoder, CoverEncoderConfig
+
+    model = DiffusionCoverGenerator(DiffusionConfig.tiny(topics=DEFAULT_TOPICS), seed=0)
+    with torch.no_grad():                 # make the topic embeddings matter in an untrained net
+        model.unet.class_embedding.weight.normal_(0, 1.0)
+    return model, CoverEncoder(CoverEncoderConfig.tiny(), seed=0)
+
+
+def test_a_topic_conditioned_diffusion_generator_gets_the_campaign_topic():
+    model, enc = _tiny_topic_diffusion()
+    env = CoverGenerationEnv(generator=model, encoder=enc, cohort_size=8, response_hours=3,
+                             quality="confidence",
+                             sample_kwargs={"num_inference_steps": 2, "eta": 1.0,
+                                            "guidance_scale": 2.0, "sampler": "ddim"})
+    a = env.cover((4, 0, 0, 0, 0), topic=0).image
+    b = env.cover((4, 0, 0, 0, 0), topic=3).image
+    assert not np.array_equal(a, b)          # one cover per (mixture, topic)
+    assert env.cache_info()["misses"] == 2
+    assert np.array_equal(env.cover((4, 0, 0, 0, 0), topic=0).image, a)
+
+
+def test_diffusion_sample_kwargs_are_checked_before_work():
+    model, enc = _tiny_topic_diffusion()
+    with pytest.raises(ValueError, match="Unknown sampling option"):
+        CoverGenerationEnv(generator=model, encoder=enc, sample_kwargs={"steps": 3})
+    with pytest.raises(ValueError, match="`eta` must lie in"):
+        CoverGenerationEnv(generator=model, encoder=enc, sample_kwargs={"eta": 2.0})
