@@ -75,7 +75,8 @@ def recipe_variants(arch: str = "compact", *, steps: int = 1500, batch_size: int
     full_m = make(prediction_type="v_prediction", rescale_betas_zero_snr=True,
                   topics=DEFAULT_TOPICS, **common)
     full_t = DiffusionTrainConfig(steps=steps, batch_size=batch_size, lr=4e-4,
-                                  warmup_steps=min(300, steps // 5), ema_decay=0.999,
+                                  warmup_steps=300 if steps >= 600 else steps // 5,
+                                  ema_decay=0.999,
                                   min_snr_gamma=5.0, fresh_covers=True, seed=seed)
     rep = dataclasses.replace
     return {

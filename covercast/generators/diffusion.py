@@ -294,6 +294,19 @@ def build_unet(config: DiffusionConfig) -> UNet2DModel:
     return _mixable(unet)
 
 
+class _DDIMScheduler(DDIMScheduler):
+    """diffusers' DDIM with its step variance shrunk by one part in 10^4.
+
+    At a zero-SNR timestep (``alphas_cumprod == 0``) with ``eta = 1``, DDIM's
+    ``1 - alpha_prev - sigma^2`` is exactly 0 and float rounding can make it negative, so its
+    square root is NaN and the whole sample turns black. The shrink keeps it positive and
+    changes nothing visible.
+    """
+
+    def _get_variance(self, timestep: int, prev_timestep: int) -> torch.Tensor:
+        return super()._get_variance(timestep, prev_timestep) * (1.0 - 1e-4)
+
+
 def _ddpm_scheduler(config: DiffusionConfig) -> DDPMScheduler:
     return DDPMScheduler(num_train_timesteps=config.num_train_timesteps,
                          beta_schedule=config.beta_schedule,
@@ -463,7 +476,7 @@ class DiffusionCoverGenerator(CoverGenerator):
         the last training timestep)."""
         cfg = self.noise_scheduler.config
         if sampler == "ddim":
-            sched = DDIMScheduler.from_config(cfg, timestep_spacing="trailing")
+            sched = _DDIMScheduler.from_config(cfg, timestep_spacing="trailing")
         else:
             sched = DPMSolverMultistepScheduler(
                 num_train_timesteps=cfg.num_train_timesteps, beta_schedule=cfg.beta_schedule,

@@ -291,3 +291,21 @@ def test_diffusion_sample_kwargs_are_checked_before_work():
         CoverGenerationEnv(generator=model, encoder=enc, sample_kwargs={"steps": 3})
     with pytest.raises(ValueError, match="`eta` must lie in"):
         CoverGenerationEnv(generator=model, encoder=enc, sample_kwargs={"eta": 2.0})
+
+
+def test_prerender_fills_the_cache_and_changes_no_rollout():
+    env = _proc()
+    n = env.prerender()
+    assert n == len(env.grid_points()) * env.n_topics == env.cache_info()["size"]
+    assert len(set(env.grid_points())) == 70 and all(sum(w) == 4 for w in env.grid_points())
+    fresh = _proc()
+    rng = np.random.default_rng(0)
+    actions = [rng.uniform(-1, 1, 5).astype(np.float32) for _ in range(4)]
+    out = []
+    for e in (env, fresh):
+        e.reset(seed=3)
+        out.append([e.step(a)[1] for a in actions])
+    assert out[0] == out[1]
+    assert env.cache_info()["misses"] == n            # every later step was a look-up
+    with pytest.raises(ValueError, match="cache_size >= 420"):
+        _proc(cache_size=10).prerender()

@@ -222,3 +222,17 @@ def test_score_generator_cycles_topics_for_a_topic_model(encoder):
     m = DiffusionCoverGenerator(RECIPE, seed=0)
     row = score_generator(m, val, per_style=6, num_inference_steps=2)
     assert "topic_accuracy" in row and len(row["_images"]) == 6 * len(DEFAULT_STYLES)
+
+
+def test_ddim_with_eta_one_survives_the_zero_snr_step():
+    """At alphas_cumprod == 0, DDIM's 1 - alpha_prev - sigma^2 must stay >= 0 (else NaN)."""
+    m = DiffusionCoverGenerator(DiffusionConfig.tiny(prediction_type="v_prediction",
+                                                     rescale_betas_zero_snr=True), seed=0)
+    sched = m.make_scheduler("ddim", 5)
+    t, prev = int(sched.timesteps[0]), int(sched.timesteps[1])
+    assert float(sched.alphas_cumprod[t]) == 0.0
+    a_prev = float(sched.alphas_cumprod[prev])
+    assert 1.0 - a_prev - float(sched._get_variance(t, prev)) > 0.0
+    x = torch.randn(2, 3, 32, 32, generator=_gen(0))
+    out = sched.step(torch.randn_like(x), t, x, eta=1.0, generator=_gen(1)).prev_sample
+    assert torch.isfinite(out).all()
