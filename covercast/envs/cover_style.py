@@ -13,6 +13,7 @@ from gymnasium import spaces
 from covercast.envs.base import DEFAULT_START, UserEnv
 from covercast.envs.rewards import RewardFn
 from covercast.simulators.params import PopulationParams
+from covercast.simulators.response import ResponseModel
 
 __all__ = ["CoverStyleEnv"]
 
@@ -62,7 +63,7 @@ class CoverStyleEnv(UserEnv):
     ```python
     gym.make("covercast/CoverStyle-v0", push_hours=(8, 20), params=None, bank=None,
              slot_minutes=60, reward_fn=None, w_dwell=None, w_optout=None,
-             start="2026-01-05T00:00:00Z", history_days=0, render_mode=None)
+             start="2026-01-05T00:00:00Z", history_days=0, render_mode=None, response=None)
     ```
 
     * ``push_hours``: distinct hours of day (UTC) of the pushes, in ``[0, 24)``; fractional
@@ -81,12 +82,12 @@ class CoverStyleEnv(UserEnv):
                  slot_minutes: int = 60, reward_fn: RewardFn | None = None,
                  w_dwell: float | None = None, w_optout: float | None = None,
                  start: str = DEFAULT_START, history_days: float = 0.0,
-                 render_mode: str | None = None, population: str | os.PathLike | None = None
-                 ) -> None:
+                 render_mode: str | None = None, population: str | os.PathLike | None = None,
+                 response: ResponseModel | None = None) -> None:
         super().__init__(params=params, bank=bank, slot_minutes=slot_minutes,
                          reward_fn=reward_fn, w_dwell=w_dwell, w_optout=w_optout, start=start,
                          history_days=history_days, render_mode=render_mode,
-                         population=population)
+                         population=population, response=response)
         self.push_hours = self._parse_push_hours(push_hours)
         spd = 1440 // self.slot_minutes
         self._push_slot = [False] * spd
@@ -131,30 +132,15 @@ class CoverStyleEnv(UserEnv):
         """Run the slots before the first push time (no pushes, nothing rewarded)."""
         slot = self._slot0
         if not self._push_slot[slot]:
-            if self._k_ok and self._k_step(-3, self._wait[slot]) is not None:   # compiled
-                return self._kobs.copy()
-            self._advance_quiet(self._wait[slot])
+            self._advance(-1, self._wait[slot])
+            return self._sim.observation.copy()
         return None
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         a = self._check_step(action)
-        slots = self._gap[(self._slot0 + self._slot) % self._spd]
-        if self._k_ok:                             # compiled (numba)
-            o = self._k_step(a, slots - 1)
-            if o is not None:
-                out = self._k_finish(o, a)
-                out[4]["slots"] = 1 if o[11] else slots
-                return out
         # the push's slot then the quiet span up to the next push time, unless the user opts
         # out in the push's slot (the episode ends there)
-        s, q = self._advance_span(a, slots - 1)
-        if s[9]:
-            slots = 1
-        elif q is not None:
-            # the sums of a Tally of the two (no push, block or opt-out in the span), as it
-            # adds them
-            s = (s[0], s[1], s[2] + q[2], s[3] + q[3], s[4] + q[4], s[5] + q[5], s[6] + q[6],
-                 s[7] + q[7], s[8] + q[8], q[9], s[10] + q[10], s[11])
+        s = self._advance(a, self._gap[(self._slot0 + self._slot) % self._spd])
         obs, reward, terminated, truncated, info = self._finish(s, a)
-        info["slots"] = slots
+        info["slots"] = self._sim.slots_run
         return obs, reward, terminated, truncated, info

@@ -33,14 +33,7 @@ index       name                    meaning                                     
 
 from __future__ import annotations
 
-import struct
-from functools import reduce
-from itertools import repeat
-from operator import add
-
 import numpy as np
-
-from covercast.simulators import _kernel as K
 
 LOG_HOURS_CAP = float(np.log1p(720.0))
 """Cap of the log-hours features: 30 days (also the value when there was never a push/open)."""
@@ -56,7 +49,6 @@ OBS_NAMES: tuple[str, ...] = (
 OBS_INDEX: dict[str, int] = {name: i for i, name in enumerate(OBS_NAMES)}
 PROFILE_SLICE = slice(OBS_INDEX["profile_h00"], OBS_INDEX["profile_h23"] + 1)
 OBS_DIM = len(OBS_NAMES)
-_UNIFORM_LIST = [1.0 / 24.0] * 24
 
 
 def observation_bounds() -> tuple[np.ndarray, np.ndarray]:
@@ -76,8 +68,9 @@ class ObservationBuilder:
 
     It keeps, per user, the organic sessions seen in each hour of day (``(n_users, 24)``);
     call :meth:`record_sessions` after every slot and :meth:`build` to get the ``(n_users,
-    OBS_DIM)`` float32 observations. The population vector env uses it; the single-user envs
-    use :class:`UserObservation`, which gives exactly its row for a one-user population.
+    OBS_DIM)`` float32 observations. The population vector env uses it; the single-user envs'
+    stepper (:class:`~covercast.simulators.user.UserSimulator`) builds the same row in its
+    compiled code (tests/envs/test_observation.py checks both against the table above).
     """
 
     def __init__(self, n_users: int):
@@ -183,132 +176,6 @@ def _sessions_per_day(total: np.ndarray, elapsed_h: np.ndarray) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(elapsed_h > 0, total * 24.0 / np.where(elapsed_h > 0, elapsed_h, 1.0),
                         0.0)
-
-
-class UserObservation:
-    """The observation of one user from Python numbers: the single-user environments' fast
-    path, bit for bit row 0 of :meth:`ObservationBuilder.build` for a one-user population.
-
-    Call :meth:`record` after every slot (or :meth:`record_slots` after a span of slots) and
-    :meth:`build` with :meth:`Population.observe_user`'s values; each :meth:`build` returns a
-    new writable ``(OBS_DIM,)`` float32 array. The float32 bytes are packed with ``struct``,
-    whose conversion from float64 is the same C cast (round to nearest) as numpy's.
-    """
-
-    def __init__(self) -> None:
-        self._clock_cache: dict[int, bytes] = {}
-        self._log_cache: dict[float, float] = {}
-        self.reset()
-
-    def reset(self) -> None:
-        """Forget the user's history."""
-        self.profile_counts = [0.0] * 24
-        """Organic sessions seen in each hour of day."""
-        self.total_sessions = 0.0
-        self.elapsed_h = 0.0
-        """Hours the user has been observed."""
-        self._share: list[float] | None = _UNIFORM_LIST     # None: to recompute
-        self._share_bytes = _PACK_PROFILE(*_UNIFORM_LIST)
-
-    def record(self, hour: int, sessions: int, slot_hours: float) -> None:
-        """A slot's organic sessions, ``hour`` the hour of day at the start of the slot."""
-        if sessions:
-            self.profile_counts[hour] += sessions
-            self.total_sessions += sessions
-            self._share = None
-        self.elapsed_h += slot_hours
-
-    def add_history(self, counts: np.ndarray, hours: float) -> None:
-        """Add sessions seen before the episode: ``counts`` by hour of day (24 values) over
-        ``hours`` hours (row 0 of :meth:`Population.draw_history`)."""
-        profile = self.profile_counts
-        for h, c in enumerate(np.asarray(counts, dtype=np.float64).tolist()):
-            if c:
-                profile[h] += c
-                self.total_sessions += c
-                self._share = None
-        self.elapsed_h += hours
-
-    def record_slots(self, minute0: int, slot_minutes: int, sessions: list[int],
-                     slot_hours: float) -> None:
-        """:meth:`record` for consecutive slots, the first starting at minute of day
-        ``minute0`` (or any minute congruent to it modulo 1440), ``sessions`` per slot."""
-        counts = self.profile_counts
-        for k, c in enumerate(sessions):
-            if c:
-                counts[(minute0 + k * slot_minutes) // 60 % 24] += c
-                self.total_sessions += c
-                self._share = None
-        # one addition per slot, in order: the same sum as slot by slot
-        self.elapsed_h = reduce(add, repeat(slot_hours, len(sessions)), self.elapsed_h)
-
-    def to_array(self, minute0: int, slot_minutes: int) -> np.ndarray:
-        """The history as the compiled path's observation state (float64, the layout of
-        ``covercast.simulators._kernel``'s ``B_*``), slots counted from minute of day
-        ``minute0``; :meth:`from_array` takes it back."""
-        b = np.zeros(K.B_SIZE)
-        b[K.B_COUNTS:K.B_COUNTS + 24] = self.profile_counts
-        b[K.B_TOTAL], b[K.B_ELAPSED] = self.total_sessions, self.elapsed_h
-        b[K.B_STALE] = 1.0 if self._share is None else 0.0
-        b[K.B_MINUTE0], b[K.B_SLOT_MIN], b[K.B_CAP] = minute0, slot_minutes, LOG_HOURS_CAP
-        if self._share is not None:
-            b[K.B_SHARE:K.B_SHARE + 24] = self._share
-        return b
-
-    def from_array(self, b: np.ndarray) -> None:
-        """Take the history back from :meth:`to_array`'s array (updated by the kernel)."""
-        self.profile_counts = b[K.B_COUNTS:K.B_COUNTS + 24].tolist()
-        self.total_sessions, self.elapsed_h = float(b[K.B_TOTAL]), float(b[K.B_ELAPSED])
-        if b[K.B_STALE]:
-            self._share = None
-        else:
-            self._share = b[K.B_SHARE:K.B_SHARE + 24].tolist()
-            self._share_bytes = _PACK_PROFILE(*self._share)
-
-    def _log_hours(self, h: float) -> float:
-        """``min(log1p(h), LOG_HOURS_CAP)`` (numpy's log1p, as :meth:`ObservationBuilder.
-        build`), cached: the same hours come back often."""
-        cache = self._log_cache
-        if len(cache) >= 4096:
-            cache.clear()
-        v = cache[h] = float(min(np.log1p(h), LOG_HOURS_CAP))
-        return v
-
-    def build(self, values: tuple) -> np.ndarray:
-        """The observation, shape ``(OBS_DIM,)`` float32 (a new array), from
-        :meth:`Population.observe_user` values."""
-        hour, minute, weekday, h_push, h_open, p24, p7, o24, o7, d24, d7, s24, _ = values
-        key = (hour * 60 + minute) * 7 + weekday
-        clock = self._clock_cache.get(key)
-        if clock is None:
-            clock = self._clock_cache[key] = _PACK_CLOCK(
-                *clock_features(hour + minute / 60.0, float(weekday)).tolist())
-        share = self._share
-        tot = self.total_sessions
-        if share is None:
-            share = self._share = [c / tot for c in self.profile_counts]
-            self._share_bytes = _PACK_PROFILE(*share)
-        el = self.elapsed_h
-        logs = self._log_cache
-        lp = logs.get(h_push)
-        if lp is None:
-            lp = self._log_hours(h_push)
-        lo = logs.get(h_open)
-        if lo is None:
-            lo = self._log_hours(h_open)
-        try:
-            mid = _PACK_MIDDLE(lp, lo, p24, o24, d24 / 60.0, p7, o7, d7 / 60.0, s24, share[hour],
-                               tot * 24.0 / el if el > 0 else 0.0)
-        except OverflowError:      # beyond float32's range: numpy's cast gives inf
-            mid = np.array([lp, lo, p24, o24, d24 / 60.0, p7, o7, d7 / 60.0, s24, share[hour],
-                            tot * 24.0 / el if el > 0 else 0.0], dtype=np.float32).tobytes()
-        return np.frombuffer(bytearray(clock + mid + self._share_bytes), dtype=_FLOAT32)
-
-
-_FLOAT32 = np.dtype(np.float32)
-_PACK_CLOCK = struct.Struct("=5f").pack                              # features 0-4
-_PACK_MIDDLE = struct.Struct("=11f").pack                             # features 5-15
-_PACK_PROFILE = struct.Struct("=24f").pack                            # features 16-39
 
 
 def clock_features(hour: float, weekday: float) -> np.ndarray:

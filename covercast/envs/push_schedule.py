@@ -11,6 +11,7 @@ from gymnasium import spaces
 from covercast.envs.base import DEFAULT_START, UserEnv
 from covercast.envs.rewards import RewardFn
 from covercast.simulators.params import PopulationParams
+from covercast.simulators.response import ResponseModel
 
 __all__ = ["PushScheduleEnv"]
 
@@ -82,7 +83,7 @@ class PushScheduleEnv(UserEnv):
     import gymnasium as gym, covercast
     env = gym.make("covercast/PushSchedule-v0", params=None, bank=None, slot_minutes=60,
                    reward_fn=None, w_dwell=None, w_optout=None, start="2026-01-05T00:00:00Z",
-                   history_days=0, render_mode=None)
+                   history_days=0, render_mode=None, response=None)
     env = covercast.envs.make("covercast/PushSchedule-v0", horizon_days=7, slot_minutes=5)
     ```
 
@@ -101,6 +102,9 @@ class PushScheduleEnv(UserEnv):
       7 d windows still count from hour 0. A platform knows when its existing users open the
       app: this is the setting where timing can be learned from the first push on.
     * ``render_mode``: ``"ansi"`` for a one-line text summary of the last step.
+    * ``response``: how the user answers a push, a
+      :class:`~covercast.simulators.response.ResponseModel` (default: the model of
+      :mod:`covercast.simulators.params`); the population vector env takes it too.
 
     Each :meth:`reset` draws a new user (segment, activity, taste, ...) from the population,
     seeded from ``self.np_random``: the same seed and the same actions give the same episode.
@@ -116,12 +120,12 @@ class PushScheduleEnv(UserEnv):
                  bank: Any = None, slot_minutes: int = 60, reward_fn: RewardFn | None = None,
                  w_dwell: float | None = None, w_optout: float | None = None,
                  start: str = DEFAULT_START, history_days: float = 0.0,
-                 render_mode: str | None = None, population: str | os.PathLike | None = None
-                 ) -> None:
+                 render_mode: str | None = None, population: str | os.PathLike | None = None,
+                 response: ResponseModel | None = None) -> None:
         super().__init__(params=params, bank=bank, slot_minutes=slot_minutes,
                          reward_fn=reward_fn, w_dwell=w_dwell, w_optout=w_optout, start=start,
                          history_days=history_days, render_mode=render_mode,
-                         population=population)
+                         population=population, response=response)
         self.action_space = spaces.Discrete(1 + self.n_styles)
 
     def _action_meaning(self) -> str:
@@ -131,8 +135,4 @@ class PushScheduleEnv(UserEnv):
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         a = self._check_step(action)
         style = a - 1
-        if self._k_ok:                             # compiled (numba)
-            o = self._k_step(style, 0)
-            if o is not None:
-                return self._k_finish(o, style)
         return self._finish(self._advance(style), style)

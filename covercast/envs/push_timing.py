@@ -11,6 +11,7 @@ from gymnasium import spaces
 from covercast.envs.base import DEFAULT_START, UserEnv
 from covercast.envs.rewards import RewardFn
 from covercast.simulators.params import PopulationParams
+from covercast.simulators.response import ResponseModel
 
 __all__ = ["PushTimingEnv"]
 
@@ -54,7 +55,7 @@ class PushTimingEnv(UserEnv):
     ```python
     gym.make("covercast/PushTiming-v0", style=0, params=None, bank=None, slot_minutes=60,
              reward_fn=None, w_dwell=None, w_optout=None, start="2026-01-05T00:00:00Z",
-             history_days=0, render_mode=None)
+             history_days=0, render_mode=None, response=None)
     ```
 
     * ``style``: the style of every push: an index in ``[0, n_styles)``, a style name, or
@@ -73,12 +74,12 @@ class PushTimingEnv(UserEnv):
                  slot_minutes: int = 60, reward_fn: RewardFn | None = None,
                  w_dwell: float | None = None, w_optout: float | None = None,
                  start: str = DEFAULT_START, history_days: float = 0.0,
-                 render_mode: str | None = None, population: str | os.PathLike | None = None
-                 ) -> None:
+                 render_mode: str | None = None, population: str | os.PathLike | None = None,
+                 response: ResponseModel | None = None) -> None:
         super().__init__(params=params, bank=bank, slot_minutes=slot_minutes,
                          reward_fn=reward_fn, w_dwell=w_dwell, w_optout=w_optout, start=start,
                          history_days=history_days, render_mode=render_mode,
-                         population=population)
+                         population=population, response=response)
         self.style = style
         self._style = self._parse_style(style)
         self.action_space = spaces.Discrete(2)
@@ -108,8 +109,4 @@ class PushTimingEnv(UserEnv):
         if a:
             style = self._style if self._style >= 0 else int(
                 self.np_random.integers(self.n_styles))
-        if self._k_ok:                             # compiled (numba)
-            o = self._k_step(style, 0)
-            if o is not None:
-                return self._k_finish(o, style)
         return self._finish(self._advance(style), style)

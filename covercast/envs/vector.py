@@ -29,6 +29,7 @@ from covercast.envs.observation import (
 from covercast.envs.rewards import RewardFn, make_reward_fn
 from covercast.simulators.params import PopulationParams
 from covercast.simulators.population import Population, SlotOutcome
+from covercast.simulators.response import ResponseModel
 
 __all__ = ["PopulationVectorEnv", "last_observations"]
 
@@ -103,7 +104,7 @@ class PopulationVectorEnv(VectorEnv):
     PopulationVectorEnv(num_envs, params=None, bank=None, slot_minutes=60, horizon_days=None,
                         max_episode_steps=None, daily_budget=None, reward_fn=None,
                         w_dwell=None, w_optout=None, start="2026-01-05T00:00:00Z",
-                        history_days=0, copy=True, population=None)
+                        history_days=0, copy=True, population=None, response=None)
     gym.make_vec("covercast/PushSchedule-v0", num_envs=N,
                  vectorization_mode="vector_entry_point")
     covercast.envs.make_vec(N, horizon_days=7, slot_minutes=5)
@@ -121,6 +122,9 @@ class PopulationVectorEnv(VectorEnv):
     * ``daily_budget``: pushes per calendar day across the population (``None``: unlimited).
     * ``copy``: return a new observation array each step (``False``: a buffer reused by the
       next step).
+    * ``response``: how users answer pushes, a
+      :class:`~covercast.simulators.response.ResponseModel` (the same as the single-user
+      environments take).
     * the others as in :class:`~covercast.envs.push_schedule.PushScheduleEnv`.
 
     ## Version History
@@ -136,7 +140,8 @@ class PopulationVectorEnv(VectorEnv):
                  reward_fn: RewardFn | None = None, w_dwell: float | None = None,
                  w_optout: float | None = None, start: str = DEFAULT_START,
                  history_days: float = 0.0, copy: bool = True,
-                 population: str | os.PathLike | None = None) -> None:
+                 population: str | os.PathLike | None = None,
+                 response: ResponseModel | None = None) -> None:
         if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) \
                 or num_envs < 1:
             raise ValueError(f"`num_envs` (the number of users) must be an integer >= 1, got "
@@ -157,7 +162,8 @@ class PopulationVectorEnv(VectorEnv):
         self.copy = bool(copy)
         n = self.num_envs
         self._pop = Population(self.params, n, bank=self.bank, seed=0, start=start,
-                               slot_minutes=self.slot_minutes)
+                               slot_minutes=self.slot_minutes, response=response)
+        self.response = self._pop.response
         self.start = self._pop.start
         self._day0_h = self.start.hour + self.start.minute / 60.0
         self.n_styles = len(self.params.styles)

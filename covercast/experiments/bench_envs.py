@@ -253,12 +253,8 @@ def format_env_table(df: pd.DataFrame) -> str:
     lines.append(f"targets: each single-user env >= {TARGET_RECOGYM_RATIO:g}x RecoGym's random "
                  f"agent (median of the same run); the vector env >= "
                  f"{TARGET_VECTOR_USER_STEPS_PER_S:,} user-steps/s at 10,000 users")
-    from covercast.simulators import _kernel
-
-    off = _kernel.disabled_reason()
-    lines.append("single-user envs: " + ("compiled one-user path (numba)" if off is None else
-                                         f"pure-Python path ({off}; `pip install -e "
-                                         f"'.[fast]'` for the compiled one)"))
+    lines.append("single-user envs: the compiled one-user stepper (covercast.simulators.user, "
+                 "numba; compiled at the first reset, outside the timed steps)")
     if "RecoGym RecoEnv1 (random agent)" in set(df["env"]):
         lines.append("RecoGym compiles its numba functions in its first run; the median leaves "
                      "that warm-up out (with repeats >= 3)")

@@ -1,10 +1,13 @@
 """How a simulated user answers a push: the formulas of the user model, as pure functions.
 
-Every function here is vectorised over users (numpy arrays in, numpy arrays out), has no state,
-and takes its random source as ``rng: np.random.Generator`` when it draws. They are the single
-source of truth for the model specified in :mod:`covercast.simulators.params`: the population
-engine (:mod:`covercast.simulators.population`) calls them to simulate, and the fitter
-(:mod:`covercast.simulators.fit`) calls them to compute likelihoods, so the two can never
+Every function here is vectorised over users (numpy arrays or floats in -- not lists --, numpy
+arrays out), has no state, and takes its random source as ``rng: np.random.Generator`` when it
+draws. The functions of :class:`ResponseModel` (and the helpers they call) are also written so
+that numba compiles them for floats: the one-user stepper of the single-user environments calls
+the very same code. They are the single source of truth for the model specified in
+:mod:`covercast.simulators.params`: the population engine (:mod:`covercast.simulators.population`) and the one-user stepper
+(:mod:`covercast.simulators.user`) call them to simulate, and the fitter
+(:mod:`covercast.simulators.fit`) calls them to compute likelihoods, so they can never
 disagree.
 
 The pieces, in the order a push meets them:
@@ -35,6 +38,9 @@ function                              formula
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import numpy as np
 
 from covercast.simulators.params import (
@@ -48,7 +54,10 @@ from covercast.simulators.params import (
 )
 
 __all__ = [
+    "DEFAULT_RESPONSE",
     "MIN_RELATIVE_ACTIVITY",
+    "ResponseModel",
+    "check_response",
     "sigmoid",
     "fatigue_at",
     "add_push_fatigue",
@@ -61,12 +70,15 @@ __all__ = [
     "staleness_factor",
     "open_probability",
     "dwell_log_mean",
+    "dwell_seconds",
     "draw_dwell",
     "draw_session_dwell",
     "engagement_probabilities",
     "draw_engagement",
     "satisfaction_latent_mean",
     "satisfaction_probabilities",
+    "survey_probability",
+    "satisfaction_score",
     "draw_satisfaction",
     "drift_step",
     "activity_multiplier",
@@ -79,7 +91,6 @@ MIN_RELATIVE_ACTIVITY = 0.05
 
 def sigmoid(x: np.ndarray | float) -> np.ndarray:
     """Numerically stable logistic function ``1 / (1 + exp(-x))``."""
-    x = np.asarray(x, dtype=np.float64)
     # exp of a non-positive number never overflows.
     e = np.exp(-np.abs(x))
     return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
@@ -106,12 +117,8 @@ def fatigue_at(f: np.ndarray | float, t_f: np.ndarray | float, t: np.ndarray | f
     numpy.ndarray
         ``f * 2 ** (-(t - t_f) / half_life_h)``; exactly 0 where ``f == 0``.
     """
-    f = np.asarray(f, dtype=np.float64)
-    dt = np.asarray(t, dtype=np.float64) - np.asarray(t_f, dtype=np.float64)
-    with np.errstate(invalid="ignore"):
-        out = f * np.exp2(-dt / half_life_h)
     # Never-pushed users have f == 0 and t_f == -inf: 0 * 0 is 0, but guard inf - inf too.
-    return np.where(f == 0.0, 0.0, out)
+    return np.where(f == 0.0, 0.0, f * np.exp2(-np.maximum(t - t_f, 0.0) / half_life_h))
 
 
 def add_push_fatigue(f: np.ndarray | float, t_f: np.ndarray | float, t: np.ndarray | float,
@@ -126,9 +133,7 @@ def opt_out_probability(fatigue: np.ndarray | float, opt_out_model: OptOutModel)
     ``1 - exp(-(base_hazard + fatigue_coef * fatigue))``, with ``fatigue`` counted *after* the
     push's own increment (see :func:`add_push_fatigue`).
     """
-    hazard = opt_out_model.base_hazard + opt_out_model.fatigue_coef * np.asarray(
-        fatigue, dtype=np.float64)
-    return -np.expm1(-hazard)
+    return -np.expm1(-(opt_out_model.base_hazard + opt_out_model.fatigue_coef * fatigue))
 
 
 # ---------------------------------------------------------------------------------- activity
@@ -143,7 +148,7 @@ def seen_now_probability(rate: np.ndarray | float, glance_hours: float) -> np.nd
     glance_hours : float
         :attr:`OpenModel.glance_hours`.
     """
-    return -np.expm1(-np.asarray(rate, dtype=np.float64) * glance_hours)
+    return -np.expm1(-rate * glance_hours)
 
 
 def relative_activity_feature(rate: np.ndarray | float, mean_rate: np.ndarray | float
@@ -203,17 +208,14 @@ def open_logit(intercept: np.ndarray | float, rel_activity: np.ndarray | float,
         The coefficients.
     """
     m = open_model
-    return (np.asarray(intercept, dtype=np.float64)
-            + m.beta_activity * np.asarray(rel_activity, dtype=np.float64)
-            + m.beta_taste * np.asarray(match, dtype=np.float64)
-            + m.beta_quality * (np.asarray(quality, dtype=np.float64) - 0.5)
-            + m.beta_topic * np.asarray(topic_affinity, dtype=np.float64)
-            - m.beta_fatigue * np.asarray(fatigue, dtype=np.float64))
+    return (intercept + m.beta_activity * rel_activity + m.beta_taste * match
+            + m.beta_quality * (quality - 0.5) + m.beta_topic * topic_affinity
+            - m.beta_fatigue * fatigue)
 
 
 def staleness_factor(delay_h: np.ndarray | float, stale_tau_h: float) -> np.ndarray:
     """``exp(-delay_h / stale_tau_h)``: how much a late-seen push's open probability shrinks."""
-    return np.exp(-np.asarray(delay_h, dtype=np.float64) / stale_tau_h)
+    return np.exp(-delay_h / stale_tau_h)
 
 
 def open_probability(intercept: np.ndarray | float, rel_activity: np.ndarray | float,
@@ -234,18 +236,24 @@ def open_probability(intercept: np.ndarray | float, rel_activity: np.ndarray | f
 def dwell_log_mean(dwell_mu: np.ndarray | float, rel: np.ndarray | float,
                    dwell_model: DwellModel) -> np.ndarray:
     """Mean of log dwell seconds after an open: ``dwell_mu + relevance_coef * relevance``."""
-    return (np.asarray(dwell_mu, dtype=np.float64)
-            + dwell_model.relevance_coef * np.asarray(rel, dtype=np.float64))
+    return dwell_mu + dwell_model.relevance_coef * rel
+
+
+def dwell_seconds(dwell_mu: np.ndarray | float, dwell_sigma: np.ndarray | float,
+                  rel: np.ndarray | float, z: np.ndarray | float, dwell_model: DwellModel
+                  ) -> np.ndarray:
+    """Dwell seconds of a pushed session with standard normal noise ``z``:
+    ``exp(dwell_log_mean + dwell_sigma * z)`` (log-normal)."""
+    return np.exp(dwell_log_mean(dwell_mu, rel, dwell_model) + dwell_sigma * z)
 
 
 def draw_dwell(dwell_mu: np.ndarray | float, dwell_sigma: np.ndarray | float,
                rel: np.ndarray | float, dwell_model: DwellModel,
                rng: np.random.Generator) -> np.ndarray:
-    """Dwell seconds of pushed sessions: log-normal with :func:`dwell_log_mean` and
-    ``dwell_sigma`` (one draw per element of the broadcast inputs)."""
-    mu = dwell_log_mean(dwell_mu, rel, dwell_model)
-    sigma = np.broadcast_to(np.asarray(dwell_sigma, dtype=np.float64), mu.shape)
-    return np.exp(mu + sigma * rng.standard_normal(mu.shape))
+    """Dwell seconds of pushed sessions: :func:`dwell_seconds` with noise drawn from ``rng``
+    (one draw per element of the broadcast inputs)."""
+    shape = np.broadcast_shapes(np.shape(dwell_mu), np.shape(dwell_sigma), np.shape(rel))
+    return dwell_seconds(dwell_mu, dwell_sigma, rel, rng.standard_normal(shape), dwell_model)
 
 
 def draw_session_dwell(session_dwell_mu: np.ndarray | float, dwell_sigma: np.ndarray | float,
@@ -268,7 +276,7 @@ def engagement_probabilities(rel: np.ndarray | float, engagement_model: Engageme
         ``sigmoid(<event>_intercept + relevance_coef * relevance)`` each.
     """
     m = engagement_model
-    r = m.relevance_coef * np.asarray(rel, dtype=np.float64)
+    r = m.relevance_coef * rel
     return (sigmoid(m.like_intercept + r), sigmoid(m.share_intercept + r),
             sigmoid(m.comment_intercept + r))
 
@@ -286,9 +294,8 @@ def satisfaction_latent_mean(rel: np.ndarray | float, dwell_s: np.ndarray | floa
                              fatigue: np.ndarray | float, model: SatisfactionModel) -> np.ndarray:
     """Mean of the latent satisfaction: ``relevance_coef * relevance
     + dwell_coef * log(dwell_s / 60) - fatigue_coef * fatigue``."""
-    return (model.relevance_coef * np.asarray(rel, dtype=np.float64)
-            + model.dwell_coef * np.log(np.asarray(dwell_s, dtype=np.float64) / 60.0)
-            - model.fatigue_coef * np.asarray(fatigue, dtype=np.float64))
+    return (model.relevance_coef * rel + model.dwell_coef * np.log(dwell_s / 60.0)
+            - model.fatigue_coef * fatigue)
 
 
 def satisfaction_probabilities(rel: np.ndarray | float, dwell_s: np.ndarray | float,
@@ -299,7 +306,7 @@ def satisfaction_probabilities(rel: np.ndarray | float, dwell_s: np.ndarray | fl
     With latent ``eta + Logistic(0, 1)`` and score ``1 + #{cutpoints < latent}``,
     ``P(score <= k) = sigmoid(cutpoints[k-1] - eta)`` for k = 1..4.
     """
-    eta = satisfaction_latent_mean(rel, dwell_s, fatigue, model)
+    eta = np.asarray(satisfaction_latent_mean(rel, dwell_s, fatigue, model))
     cuts = np.asarray(model.cutpoints, dtype=np.float64)
     cdf = sigmoid(cuts - eta[..., None])
     ones = np.ones(eta.shape + (1,))
@@ -307,14 +314,33 @@ def satisfaction_probabilities(rel: np.ndarray | float, dwell_s: np.ndarray | fl
     return np.diff(np.concatenate([zeros, cdf, ones], axis=-1), axis=-1)
 
 
+def survey_probability(rel: np.ndarray | float, dwell_s: np.ndarray | float,
+                       fatigue: np.ndarray | float, model: SatisfactionModel) -> np.ndarray:
+    """Probability that an open is followed by a satisfaction survey: ``survey_rate`` (the
+    same for every open; the arguments let a custom :class:`ResponseModel` depend on them)."""
+    return model.survey_rate + 0.0 * rel
+
+
+def satisfaction_score(rel: np.ndarray | float, dwell_s: np.ndarray | float,
+                       fatigue: np.ndarray | float, noise: np.ndarray | float,
+                       model: SatisfactionModel) -> np.ndarray:
+    """The 1-5 survey score for standard logistic noise ``noise``: ``1 + #{cutpoints <
+    satisfaction_latent_mean + noise}`` (the ordered logit of
+    :func:`satisfaction_probabilities`)."""
+    latent = satisfaction_latent_mean(rel, dwell_s, fatigue, model) + noise
+    score = 1 + 0 * (latent > 0.0)
+    for cut in model.cutpoints:
+        score = score + (latent > cut)
+    return score
+
+
 def draw_satisfaction(rel: np.ndarray | float, dwell_s: np.ndarray | float,
                       fatigue: np.ndarray | float, model: SatisfactionModel,
                       rng: np.random.Generator) -> np.ndarray:
-    """Draw 1-5 survey scores (int8) from the ordered logit."""
-    eta = satisfaction_latent_mean(rel, dwell_s, fatigue, model)
-    latent = eta + rng.logistic(size=eta.shape)
-    cuts = np.asarray(model.cutpoints, dtype=np.float64)
-    return (1 + np.searchsorted(cuts, latent, side="left")).astype(np.int8)
+    """Draw 1-5 survey scores (int8) from the ordered logit (:func:`satisfaction_score`)."""
+    shape = np.broadcast_shapes(np.shape(rel), np.shape(dwell_s), np.shape(fatigue))
+    noise = rng.logistic(size=shape)
+    return np.asarray(satisfaction_score(rel, dwell_s, fatigue, noise, model), dtype=np.int8)
 
 
 # ---------------------------------------------------------------------------------- users
@@ -350,3 +376,67 @@ def activity_multiplier(shape: np.ndarray | float, rng: np.random.Generator,
     if np.any(k <= 0):
         raise ValueError(f"Gamma shape must be > 0, got min {k.min()!r}.")
     return rng.gamma(k, 1.0 / k, size=size)
+
+
+# ---------------------------------------------------------------------------------- the model
+@dataclass(frozen=True)
+class ResponseModel:
+    """How a user answers a push, as the functions every engine calls.
+
+    The population engine (:class:`~covercast.simulators.population.Population`, hence the
+    population vector environment) calls these with arrays over the users concerned; the
+    one-user stepper of the single-user environments
+    (:class:`~covercast.simulators.user.UserSimulator`) compiles them with numba and calls
+    them with floats. Each engine draws the noise (uniforms compared with the probabilities,
+    the normal ``z`` of the dwell, the logistic noise of the survey score) from its own
+    stream and passes it in, so a function here never draws.
+
+    To change the model, replace any field with a function of the same signature, e.g.
+    ``ResponseModel(open_probability=my_open_probability)``, and pass it as ``response=`` to
+    :class:`~covercast.simulators.population.Population`, the single-user environments or the
+    population vector environment. A replacement must work on numpy arrays (elementwise,
+    vectorised over users) and compile in numba's nopython mode on floats: plain arithmetic,
+    ``np.exp``/``np.log``/``np.where``-style ufuncs, and calls to other plain functions
+    written the same way (they are compiled with it). The last argument is the part of
+    :class:`~covercast.simulators.params.PopulationParams` it reads (a dataclass for numpy, a
+    namedtuple with the same field names under numba).
+
+    Fields (default: this module's function of the same name):
+
+    * ``open_probability(intercept, rel_activity, match, quality, topic_affinity, fatigue,
+      delay_h, open_model)``
+    * ``seen_now_probability(rate, glance_hours)``
+    * ``opt_out_probability(fatigue, opt_out_model)``
+    * ``dwell_seconds(dwell_mu, dwell_sigma, rel, z, dwell_model)``
+    * ``engagement_probabilities(rel, engagement_model) -> (p_like, p_share, p_comment)``
+    * ``survey_probability(rel, dwell_s, fatigue, satisfaction_model)``
+    * ``satisfaction_score(rel, dwell_s, fatigue, noise, satisfaction_model)`` (1-5)
+    """
+
+    open_probability: Callable = open_probability
+    seen_now_probability: Callable = seen_now_probability
+    opt_out_probability: Callable = opt_out_probability
+    dwell_seconds: Callable = dwell_seconds
+    engagement_probabilities: Callable = engagement_probabilities
+    survey_probability: Callable = survey_probability
+    satisfaction_score: Callable = satisfaction_score
+
+    def __post_init__(self) -> None:
+        for name in self.__dataclass_fields__:
+            if not callable(getattr(self, name)):
+                raise ValueError(f"ResponseModel.{name} must be a function, got "
+                                 f"{getattr(self, name)!r}.")
+
+
+#: The model of :mod:`covercast.simulators.params` (the functions of this module).
+DEFAULT_RESPONSE = ResponseModel()
+
+
+def check_response(response: ResponseModel | None) -> ResponseModel:
+    """``response``, or :data:`DEFAULT_RESPONSE` for ``None``; a clear error otherwise."""
+    if response is None:
+        return DEFAULT_RESPONSE
+    if not isinstance(response, ResponseModel):
+        raise ValueError(f"`response` must be a covercast.simulators.response.ResponseModel, "
+                         f"got {type(response).__name__}.")
+    return response

@@ -14,11 +14,11 @@ from covercast.envs.observation import (
     OBS_INDEX,
     OBS_NAMES,
     ObservationBuilder,
-    UserObservation,
     observation_bounds,
 )
 from covercast.simulators.params import default_params
 from covercast.simulators.population import Population
+from covercast.simulators.user import UserSimulator
 
 
 def reference_row(obs: dict, i: int, counts: np.ndarray, elapsed: float) -> np.ndarray:
@@ -78,34 +78,27 @@ def test_incremental_profile_equals_a_full_recomputation():
     assert np.array_equal(builder.build(obs), fast)
 
 
-def test_one_user_fast_path_equals_build_bit_for_bit():
-    pop = Population(default_params(), 1, bank=default_bank(), seed=3)
-    fast, slow = UserObservation(), ObservationBuilder(1)
+@pytest.mark.parametrize("slot_minutes", [30, 120])
+def test_one_user_stepper_builds_the_documented_features(slot_minutes):
+    """The single-user envs' compiled stepper writes the same row as the table says."""
+    sim = UserSimulator(default_params(), default_bank(), slot_minutes=slot_minutes)
+    sim.reset(3)
+    slot_h = slot_minutes / 60
+    counts, elapsed = np.zeros(24), 0.0
+    np.testing.assert_allclose(sim.observe_now(), reference_row(sim.observe(), 0, counts, 0.0))
     rng = np.random.default_rng(0)
-    for t in range(24 * 20):
-        hour = int(pop.observe()["hour"][0])
-        out = pop.step(push=np.zeros(1, np.int64), style=1) if rng.random() < 0.3 \
-            else pop.step()
-        n = int(out.session_count.sum())
-        fast.record(hour, n, pop.slot_hours)
-        slow.record_sessions(hour, out.session_user, out.session_count, pop.slot_hours)
-        a = fast.build(pop.observe_user(0))
-        b = slow.build(pop.observe())[0]
-        assert a.dtype == np.float32 and np.array_equal(a, b), t
-        assert not np.shares_memory(a, fast.build(pop.observe_user(0)))    # a new array
-    fast.reset()
-    assert np.array_equal(fast.build(pop.observe_user(0)),
-                          ObservationBuilder(1).build(pop.observe())[0])
-
-
-def test_record_slots_equals_slot_by_slot():
-    a, b = UserObservation(), UserObservation()
-    sessions = [k % 3 for k in range(30)]
-    a.record_slots(5 * 60 + 50, 5, sessions, 1 / 12)
-    for k, c in enumerate(sessions):
-        b.record((5 * 60 + 50 + 5 * k) // 60 % 24, c, 1 / 12)
-    assert a.profile_counts == b.profile_counts and a.profile_counts[6] > 0
-    assert a.elapsed_h == b.elapsed_h and a.total_sessions == b.total_sessions
+    for _ in range(int(24 * 12 / slot_h)):
+        hour = int(sim.observe()["hour"][0])
+        r = sim.step(1 if rng.random() < 0.2 else -1)
+        counts[hour] += r["sessions"]
+        elapsed += slot_h
+        assert sim.observation.dtype == np.float32
+        np.testing.assert_allclose(sim.observation,
+                                   reference_row(sim.observe(), 0, counts, elapsed),
+                                   rtol=1e-6, atol=1e-6)
+        if r["opted_out"]:
+            break
+    assert counts.sum() > 0
 
 
 def test_reset_users_forgets_only_them():
@@ -121,12 +114,3 @@ def test_reset_users_forgets_only_them():
 def test_bad_size(n):
     with pytest.raises(ValueError, match="n_users"):
         ObservationBuilder(n)
-
-
-def test_user_observation_beyond_float32_is_inf_as_in_numpy():
-    values = (3, 0, 1, 5.0, 2.0, 1, 1, 1, 1, 1e45, 30.0, 0, False)
-    with np.errstate(over="ignore"):
-        row = UserObservation().build(values)
-    assert row.dtype == np.float32 and row.flags.writeable
-    assert np.isinf(row[OBS_INDEX["dwell_min_24h"]])
-    assert row[OBS_INDEX["dwell_min_7d"]] == np.float32(0.5)

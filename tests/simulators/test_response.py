@@ -55,7 +55,7 @@ def test_opt_out_probability_formula_and_monotonic():
 
 
 def test_seen_now_probability():
-    np.testing.assert_allclose(R.seen_now_probability([0.0, 1.0, 100.0], 0.5),
+    np.testing.assert_allclose(R.seen_now_probability(np.array([0.0, 1.0, 100.0]), 0.5),
                                [0.0, 1 - math.exp(-0.5), 1.0])
     assert R.seen_now_probability(3.0, 0.0) == 0.0
 
