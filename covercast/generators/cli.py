@@ -263,6 +263,8 @@ def cmd_generators_evaluate(args: argparse.Namespace) -> int:
             opts[name] = value
     if args.num_inference_steps is not None:
         opts["ddim_steps"] = args.num_inference_steps
+    if args.document_committed:
+        opts["document_committed"] = True
     steps = _key_values(args.steps, "--steps")
     ckpts = _key_values(args.checkpoint, "--checkpoint")
     if args.committed:
@@ -403,6 +405,9 @@ def _add_evaluate_arguments(sp: argparse.ArgumentParser) -> None:
     _add_sampling_arguments(sp, defaults=False)
     sp.add_argument("--img-dir", default=None,
                     help="also write the real-beside-generator grids here (e.g. docs/img)")
+    sp.add_argument("--document-committed", action="store_true",
+                    help="write each committed generator's accuracy into its folder "
+                         "(evaluation.json; the committed-checkpoint test reads it)")
     sp.add_argument("--steps", action="append", metavar="NAME=N",
                     help="training steps of one model, e.g. diffusion=6000 or "
                          "vae-iat=3000+2000 (phase 1 + phase 2); repeatable")

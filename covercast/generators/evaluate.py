@@ -654,6 +654,10 @@ class EvalConfig:
     """Diffusion sampler, ``ddim`` or ``dpmsolver++`` (``None``: the model's own)."""
     img_dir: str | None = None
     """Also write the real-beside-generator grids here (e.g. ``docs/img``)."""
+    document_committed: bool = False
+    """Write each committed covers generator's figures (style accuracy overall and per style,
+    Frechet distance, sampling) into its folder as ``evaluation.json``: the accuracy a test
+    holds the committed checkpoint to."""
     kid_subsets: int = 50
     """Subsets of KID."""
     min_mode_share: float = 0.1
@@ -1019,6 +1023,22 @@ def evaluate_generators(cfg: EvalConfig) -> dict[str, Any]:
 
     results = pd.DataFrame(rows)
     atomic_write_csv(results, out / "results.csv")
+    if cfg.document_committed:
+        for name in cfg.models:
+            if ckpts.get(name) != "committed":
+                continue
+            r = results[(results["table"] == "covers") & (results["model"] == name)].iloc[0]
+            doc = {"style_accuracy": float(r["style_accuracy"]),
+                   "per_style_accuracy": {st: float(r[f"acc_{st}"]) for st in DEFAULT_STYLES},
+                   "topic_accuracy": None if not math.isfinite(r["topic_accuracy"])
+                   else float(r["topic_accuracy"]),
+                   "frechet_distance_encoder_features": float(r["frechet_distance"]),
+                   "samples_per_style": cfg.samples_per_style, "seed": cfg.seed,
+                   "sampling": r.get("sampling", ""),
+                   "written_by": "covercast generators evaluate --committed "
+                                 "--document-committed", "note": NOT_INCEPTION_NOTE}
+            atomic_write_text(committed_checkpoint(name) / "evaluation.json",
+                              json.dumps(doc, indent=2))
     run_config = {"eval_config": dataclasses.asdict(cfg), "device": str(dev),
                   "torch": torch.__version__, "python": platform.python_version(),
                   "models": {name: {"source": infos[name]["source"],

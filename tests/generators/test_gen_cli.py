@@ -119,7 +119,7 @@ def test_bench_generators_table(tmp_path):
     assert (table["covers_per_s"] > 0).all()
     learned = table[table["generator"] != "procedural"]
     assert (learned["parameters"] > 0).all() and np.isfinite(learned["epoch_seconds"]).all()
-    assert set(table["batch_size"]) == {1, 256}
+    assert set(learned["batch_size"]) == {1, 256}
     vae = table[(table["generator"] == "vae-iat") & (table["batch_size"] == 256)].iloc[0]
     assert vae["target_covers_per_s"] == 1000 and vae["ratio"] == pytest.approx(
         vae["covers_per_s"] / 1000)
