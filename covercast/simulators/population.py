@@ -1,5 +1,9 @@
 """The simulated user population: one SimPy event engine over numpy arrays of user state.
 
+(The tables its parameters fix live in :mod:`covercast.simulators.tables`, which
+:class:`Population` extends; what a slot reports, :class:`SlotOutcome`, in
+:mod:`covercast.simulators.outcome`.)
+
 :class:`Population` holds N users (1 to 100,000 and more) as arrays -- segment, activity
 multiplier, taste, topic affinity, fatigue, the unseen push in the notification tray, rolling
 counters of what the platform observed -- never as one Python object per user. A
@@ -55,7 +59,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -65,7 +69,17 @@ from simpy.core import URGENT
 
 from covercast.simulators import response as R
 from covercast.simulators.logs import COLUMNS, EVENTS
+from covercast.simulators.outcome import (
+    _ACC_KEYS,
+    _F64,
+    _I64,
+    SlotOutcome,
+    _cat,
+    _group,
+    _merge_outcomes,
+)
 from covercast.simulators.params import HOURS_PER_WEEK, PopulationParams
+from covercast.simulators.tables import PopulationTables
 
 __all__ = [
     "OBSERVATION_KEYS",
@@ -98,153 +112,6 @@ Policy = Callable[[dict[str, np.ndarray], np.random.Generator],
 _EVENT_CODE = {e: i for i, e in enumerate(EVENTS)}
 _STREAMS = ("users", "sessions", "session_times", "responses", "drift", "actions", "policy",
             "log")
-_I64 = np.empty(0, dtype=np.int64)
-_I64.flags.writeable = False
-_F64 = np.empty(0, dtype=np.float64)
-_F64.flags.writeable = False
-
-
-# ====================================================================================== outcome
-@dataclass(frozen=True)
-class SlotOutcome:
-    """What happened during one slot ``[start_h, end_h)``, as sparse arrays.
-
-    Times are hours since the population's ``start``. Arrays with the same prefix are aligned
-    (one element per delivered push, per open, ...). :meth:`to_dense` turns them into per-user
-    arrays.
-    """
-
-    start_h: float
-    """Start of the slot (hours since start)."""
-    end_h: float
-    """End of the slot."""
-    push_user: np.ndarray
-    """Users a push was delivered to (int64)."""
-    push_id: np.ndarray
-    """Id of each delivered push."""
-    push_cover: np.ndarray
-    """Bank index of each delivered push's cover."""
-    push_topic: np.ndarray
-    """Topic index of each delivered push."""
-    push_time: np.ndarray
-    """Delivery time of each push."""
-    push_propensity: np.ndarray
-    """Logging propensity given with each push."""
-    blocked_user: np.ndarray
-    """Users pushed after opting out: not delivered."""
-    blocked_push_id: np.ndarray
-    """Ids of those undelivered pushes."""
-    collapsed_push_id: np.ndarray
-    """Unseen pushes replaced in the tray by a newer push to the same user (never seen)."""
-    open_user: np.ndarray
-    """Users who opened a push (one element per open)."""
-    open_push_id: np.ndarray
-    """The opened push."""
-    open_cover: np.ndarray
-    """Its cover."""
-    open_topic: np.ndarray
-    """Its topic."""
-    open_time: np.ndarray
-    """Time of the open."""
-    open_delay_h: np.ndarray
-    """Hours between delivery and the open (0 when seen at once)."""
-    open_dwell_s: np.ndarray
-    """Seconds spent in the pushed session."""
-    open_like: np.ndarray
-    """Whether the open brought a like (bool)."""
-    open_share: np.ndarray
-    """... a share."""
-    open_comment: np.ndarray
-    """... a comment."""
-    open_satisfaction: np.ndarray
-    """Survey score 1-5, or 0 when the open was not surveyed (int8)."""
-    opt_out_user: np.ndarray
-    """Users who opted out during the slot."""
-    opt_out_push_id: np.ndarray
-    """The push each opted out in response to."""
-    opt_out_time: np.ndarray
-    """When."""
-    session_user: np.ndarray
-    """Users with organic sessions in the slot (sorted)."""
-    session_count: np.ndarray
-    """Their number of organic sessions."""
-
-    @property
-    def n_pushes(self) -> int:
-        """Number of delivered pushes."""
-        return int(self.push_user.size)
-
-    @property
-    def n_opens(self) -> int:
-        """Number of opens."""
-        return int(self.open_user.size)
-
-    @property
-    def n_sessions(self) -> int:
-        """Number of organic sessions."""
-        return int(self.session_count.sum())
-
-    def to_dense(self, n_users: int) -> dict[str, np.ndarray]:
-        """Per-user arrays of length ``n_users``.
-
-        Returns
-        -------
-        dict
-            ``pushes`` (int, delivered), ``blocked`` (int), ``opens`` (int), ``dwell_s``
-            (float, total pushed-session seconds), ``likes``, ``shares``, ``comments``,
-            ``surveys`` (int), ``satisfaction`` (float, mean survey score, NaN if none),
-            ``opted_out`` (bool, opted out in this slot), ``sessions`` (int, organic).
-        """
-        if n_users < 1:
-            raise ValueError(f"`n_users` must be >= 1, got {n_users!r}.")
-
-        def count(users: np.ndarray, w: np.ndarray | None = None) -> np.ndarray:
-            return np.bincount(users, weights=w, minlength=n_users)[:n_users]
-
-        surveyed = self.open_satisfaction > 0
-        n_surv = count(self.open_user[surveyed])
-        sat_sum = count(self.open_user[surveyed], self.open_satisfaction[surveyed].astype(float))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            sat = np.where(n_surv > 0, sat_sum / np.maximum(n_surv, 1), np.nan)
-        sessions = np.zeros(n_users, dtype=np.int64)
-        sessions[self.session_user] = self.session_count
-        opted = np.zeros(n_users, dtype=bool)
-        opted[self.opt_out_user] = True
-        return {
-            "pushes": count(self.push_user),
-            "blocked": count(self.blocked_user),
-            "opens": count(self.open_user),
-            "dwell_s": count(self.open_user, self.open_dwell_s).astype(np.float64),
-            "likes": count(self.open_user[self.open_like]),
-            "shares": count(self.open_user[self.open_share]),
-            "comments": count(self.open_user[self.open_comment]),
-            "surveys": n_surv,
-            "satisfaction": sat,
-            "opted_out": opted,
-            "sessions": sessions,
-        }
-
-
-def _merge_outcomes(outs: list[SlotOutcome], start: float, sessions: np.ndarray
-                    ) -> SlotOutcome:
-    """One outcome for consecutive slots: events concatenated in time order, organic
-    sessions summed per user (``sessions``: the per-user totals)."""
-    d: dict[str, Any] = {"start_h": start, "end_h": outs[-1].end_h}
-    for f in fields(SlotOutcome):
-        if f.name in d or f.name.startswith("session_"):
-            continue
-        parts = [getattr(o, f.name) for o in outs]
-        d[f.name] = _cat([x for x in parts if x.size], parts[0][:0])
-    users = np.flatnonzero(sessions)
-    d["session_user"] = users
-    d["session_count"] = sessions[users].astype(np.int64)
-    return SlotOutcome(**d)
-
-
-#: SlotOutcome fields gathered event by event during a slot.
-_ACC_KEYS: tuple[str, ...] = tuple(f.name for f in fields(SlotOutcome)
-                                   if f.name not in ("start_h", "end_h", "session_user",
-                                                     "session_count"))
 
 
 class _UrgentTimeout(simpy.Event):
@@ -308,26 +175,8 @@ class _WindowRecord:
     session_counts: np.ndarray
 
 
-def _cat(parts: list[np.ndarray], empty: np.ndarray) -> np.ndarray:
-    if not parts:
-        return empty
-    if len(parts) == 1:
-        return parts[0]
-    return np.concatenate(parts)
-
-
-def _group(users: np.ndarray, values: np.ndarray | None, unique: bool
-           ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """Unique users with event counts (and summed values)."""
-    if unique:
-        return users, np.ones(users.size, dtype=np.int64), values
-    u, inv, cnt = np.unique(users, return_inverse=True, return_counts=True)
-    summed = None if values is None else np.bincount(inv, weights=values, minlength=u.size)
-    return u, cnt, summed
-
-
 # ==================================================================================== population
-class Population:
+class Population(PopulationTables):
     """N simulated users answering pushes, advanced by one SimPy engine over numpy arrays.
 
     Parameters
@@ -364,58 +213,14 @@ class Population:
                  seed: int | np.random.SeedSequence | None = None,
                  start: str | pd.Timestamp = "2026-01-05T00:00:00Z", slot_minutes: int = 60,
                  record_events: bool = False, response: R.ResponseModel | None = None) -> None:
-        if not isinstance(params, PopulationParams):
-            raise ValueError(f"`params` must be a PopulationParams, got {type(params).__name__}; "
-                             "build one with covercast.simulators.params.default_params().")
-        params.validate()
         if isinstance(n_users, bool) or not isinstance(n_users, (int, np.integer)):
             raise ValueError(f"`n_users` must be an integer, got {n_users!r}.")
         if not 1 <= int(n_users) <= MAX_USERS:
             raise ValueError(f"`n_users` must be in [1, {MAX_USERS}], got {n_users}.")
-        if isinstance(slot_minutes, bool) or not isinstance(slot_minutes, (int, np.integer)) \
-                or slot_minutes <= 0 or 1440 % int(slot_minutes) != 0:
-            raise ValueError(f"`slot_minutes` must be a positive integer dividing 1440 (minutes "
-                             f"in a day), e.g. 5, 10, 15, 20, 30, 60, 120; got {slot_minutes!r}.")
-        self.params = params
+        super().__init__(params, bank=bank, start=start, slot_minutes=slot_minutes)
         self.response = R.check_response(response)
         self.n_users = int(n_users)
-        self.slot_minutes = int(slot_minutes)
-        self.slot_hours = self.slot_minutes / 60.0
-        self._spd = 1440 // self.slot_minutes         # slots per day
         self.record_events = bool(record_events)
-        self._start = self._parse_start(start, self.slot_minutes)
-
-        if bank is None:
-            bank = self._default_bank()
-        self._check_bank(bank, params)
-        self.bank = bank
-
-        # ------------------------------------------------------------ tables
-        segs = params.segments
-        self._n_seg = len(segs)
-        self._seg_act = params.activity_matrix()                       # (S, 168)
-        self._seg_mean_rate = self._seg_act.mean(axis=1)               # (S,)
-        self._rel_act_table = R.relative_activity_feature(self._seg_act,
-                                                          self._seg_mean_rate[:, None])
-        self._seg_intercept = np.array([s.open_intercept for s in segs])
-        self._seg_dwell_mu = np.array([s.dwell_mu for s in segs])
-        self._seg_dwell_sigma = np.array([s.dwell_sigma for s in segs])
-        self._seg_session_mu = np.array([s.session_dwell_mu for s in segs])
-        self._seg_taste_mean = np.array([s.taste_mean for s in segs], dtype=np.float64)
-        self._seg_topic_mean = np.array([s.topic_mean for s in segs], dtype=np.float64)
-        w = params.segment_weights()
-        self._seg_p = w / w.sum()
-        self._seg_cdf = self._seg_p.cumsum()        # as Generator.choice computes it
-        self._seg_cdf /= self._seg_cdf[-1]
-        self._seg_shape = np.array([s.activity_shape for s in segs], dtype=np.float64)
-        self._seg_taste_sd = np.array([s.taste_sd for s in segs], dtype=np.float64)
-        self._seg_topic_sd = np.array([s.topic_sd for s in segs], dtype=np.float64)
-        self._features = np.asarray(bank.features, dtype=np.float64)
-        self._quality = np.asarray(bank.quality, dtype=np.float64)
-        self._cover_style = np.asarray(bank.style, dtype=np.int64)
-        self._cover_topic = np.asarray(bank.topic, dtype=np.int64)
-        self._style_table, self._style_counts = bank.style_table()
-        self._build_slot_tables()
 
         self._init_state(seed)
 
@@ -505,95 +310,6 @@ class Population:
             self._enqueue(key, at, batch)
 
     # ============================================================================ construction
-    @staticmethod
-    def _parse_start(start: str | pd.Timestamp, slot_minutes: int) -> pd.Timestamp:
-        try:
-            ts = pd.Timestamp(start)
-        except (ValueError, TypeError) as e:
-            raise ValueError(f"`start` must be a timestamp such as '2026-01-05T00:00:00Z', got "
-                             f"{start!r} ({e}).") from e
-        if ts is pd.NaT:
-            raise ValueError("`start` must be a timestamp, got NaT.")
-        ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-        ts = ts.as_unit("ns")
-        since_midnight = ts - ts.normalize()
-        if since_midnight.value % (slot_minutes * 60 * 10**9) != 0:
-            raise ValueError(f"`start` {ts.isoformat()} is not on the {slot_minutes}-minute slot "
-                             f"grid; use a time that is a whole number of slots after midnight "
-                             f"UTC, e.g. {ts.floor(f'{slot_minutes}min').isoformat()}.")
-        return ts
-
-    @staticmethod
-    def _default_bank() -> Any:
-        try:
-            from covercast.covers.procedural import default_bank
-        except ImportError as e:  # pragma: no cover - depends on the generators package state
-            raise ImportError("Population needs a cover bank: pass `bank=` (a CoverBank) or "
-                              "install covercast with its procedural generator "
-                              f"(covercast.covers.procedural.default_bank): {e}") from e
-        return default_bank()
-
-    @staticmethod
-    def _check_bank(bank: Any, params: PopulationParams) -> None:
-        for attr in ("features", "quality", "style", "topic", "styles", "topics", "style_table"):
-            if not hasattr(bank, attr):
-                raise ValueError(f"`bank` must be a CoverBank, got {type(bank).__name__} "
-                                 f"(no `{attr}`).")
-        if list(bank.styles) != list(params.styles):
-            raise ValueError(f"The bank's styles {list(bank.styles)} differ from the "
-                             f"population's styles {list(params.styles)}; build the bank with "
-                             "the population's styles (same names, same order).")
-        if list(bank.topics) != list(params.topics):
-            raise ValueError(f"The bank's topics {list(bank.topics)} differ from the "
-                             f"population's topics {list(params.topics)}; build the bank with "
-                             "the population's topics (same names, same order).")
-
-    def _build_slot_tables(self) -> None:
-        """Per slot of the week: integrated session intensity per segment, and the knots that
-        map a fraction of that intensity to a time inside the slot (for slots that straddle
-        hours with different rates)."""
-        s = self.slot_hours
-        self._slots_per_week = HOURS_PER_WEEK * 60 // self.slot_minutes
-        ts = self._start
-        self._week0_h = (ts.day_of_week * 24 + ts.hour + ts.minute / 60.0 + ts.second / 3600.0)
-        self._week0_slot = int(round(self._week0_h / s)) % self._slots_per_week
-        spw = self._slots_per_week
-        self._slot_rate = np.zeros((self._n_seg, spw))
-        self._slot_knots: list[tuple[np.ndarray, np.ndarray] | None] = []
-        for sw in range(spw):
-            a, b = sw * s, (sw + 1) * s
-            edges = [a] + [float(h) for h in range(math.floor(a) + 1, math.ceil(b))] + [b]
-            edges_arr = np.array(edges)
-            lens = np.diff(edges_arr)
-            hours = np.floor(edges_arr[:-1] + 1e-9).astype(np.int64) % HOURS_PER_WEEK
-            mass = self._seg_act[:, hours] * lens                  # (S, P)
-            total = mass.sum(axis=1)
-            self._slot_rate[:, sw] = total
-            if len(lens) == 1 or np.all(np.ptp(self._seg_act[:, hours], axis=1) == 0):
-                self._slot_knots.append(None)                     # uniform within the slot
-                continue
-            cum = np.concatenate([np.zeros((self._n_seg, 1)), np.cumsum(mass, axis=1)], axis=1)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                frac = np.where(total[:, None] > 0, cum / np.where(total > 0, total, 1)[:, None],
-                                (edges_arr - a)[None, :] / s)
-            self._slot_knots.append((edges_arr - a, frac))
-        self._any_knots = any(k is not None for k in self._slot_knots)
-
-    def _draw_users(self, rng: np.random.Generator, m: int
-                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Sample ``m`` users: (segment, activity multiplier, taste, topic affinity)."""
-        p = self.params
-        # rng.choice(n_seg, size=m, p=seg_p) without its argument checks: the same draws
-        segment = self._seg_cdf.searchsorted(rng.random(m), side="right").astype(np.intp)
-        multiplier = R.activity_multiplier(self._seg_shape[segment], rng)
-        taste_sd = self._seg_taste_sd[segment]
-        topic_sd = self._seg_topic_sd[segment]
-        taste = (self._seg_taste_mean[segment]
-                 + taste_sd[:, None] * rng.standard_normal((m, p.n_features)))
-        topic_aff = (self._seg_topic_mean[segment]
-                     + topic_sd[:, None] * rng.standard_normal((m, len(p.topics))))
-        return segment, multiplier, taste, topic_aff
-
     # ============================================================================ properties
     @property
     def now(self) -> float:
@@ -604,11 +320,6 @@ class Population:
     def env(self) -> simpy.Environment:
         """The SimPy engine."""
         return self._env
-
-    @property
-    def start(self) -> pd.Timestamp:
-        """Wall-clock time (UTC) of hour 0."""
-        return self._start
 
     @property
     def timestamp(self) -> pd.Timestamp:
@@ -638,13 +349,6 @@ class Population:
                 f"slot_minutes={self.slot_minutes})")
 
     # ============================================================================ time helpers
-    def _hour_of_week(self, t: np.ndarray | float) -> np.ndarray:
-        return (np.floor(self._week0_h + np.asarray(t, dtype=np.float64) + 1e-9)
-                .astype(np.intp) % HOURS_PER_WEEK)
-
-    def _slot_of_week(self, slot_number: int) -> int:
-        return (self._week0_slot + slot_number) % self._slots_per_week
-
     def _frac_to_offset(self, users: np.ndarray, frac: np.ndarray) -> np.ndarray:
         knots = self._slot_knots[self._slot_of_week(self._slot_number)]
         if knots is None:
@@ -1510,22 +1214,9 @@ class Population:
 
         Raises ``ValueError`` for a negative or non-finite ``days``.
         """
-        if isinstance(days, bool) or not isinstance(days, (int, float, np.integer,
-                                                            np.floating)) \
-                or not math.isfinite(days) or days < 0:
-            raise ValueError(f"`days` must be a finite number >= 0, got {days!r}.")
         idx = np.arange(self.n_users) if users is None else self._as_user_index(users, "users")
-        n_hours = int(round(24.0 * float(days)))
-        if n_hours == 0 or idx.size == 0:
-            return np.zeros((idx.size, 24))
-        how_now = int(self._hour_of_week(self.now))
-        how = (how_now - np.arange(1, n_hours + 1)) % HOURS_PER_WEEK
-        # times each hour of week occurs in the span, mapped to its hour of day
-        occurs = np.bincount(how, minlength=HOURS_PER_WEEK).astype(np.float64)
-        to_day = np.zeros((HOURS_PER_WEEK, 24))
-        to_day[np.arange(HOURS_PER_WEEK), np.arange(HOURS_PER_WEEK) % 24] = occurs
-        mean = (self._seg_act[self._segment[idx]] @ to_day) * self._multiplier[idx, None]
-        return rng.poisson(mean).astype(np.float64)
+        return self.history_counts(self._segment[idx], self._multiplier[idx], self.now, days,
+                                   rng)
 
     # ============================================================================ the log
     def _timestamps(self, hours: np.ndarray) -> pd.DatetimeIndex:

@@ -54,6 +54,7 @@ import pandas as pd
 
 from covercast.simulators import response as R
 from covercast.simulators.params import HOURS_PER_WEEK, PopulationParams
+from covercast.simulators.tables import PopulationTables
 
 __all__ = ["UserSimulator", "SUMMARY_KEYS", "OBS_DIM"]
 
@@ -116,12 +117,10 @@ class UserSimulator:
     def __init__(self, params: PopulationParams, bank: Any, *,
                  start: str | pd.Timestamp = "2026-01-05T00:00:00Z", slot_minutes: int = 60,
                  response: R.ResponseModel | None = None) -> None:
-        from covercast.simulators.population import Population
-
         self.response = R.check_response(response)
-        # the population's tables (and its checks of params, bank, start and slot length)
-        self._tab = tab = Population(params, 1, bank=bank, seed=0, start=start,
-                                     slot_minutes=slot_minutes)
+        # the population's tables (and the checks of params, bank, start and slot length)
+        self._tab = tab = PopulationTables(params, bank=bank, start=start,
+                                           slot_minutes=slot_minutes)
         self.params, self.bank = tab.params, tab.bank
         self.slot_minutes, self.slot_hours = tab.slot_minutes, tab.slot_hours
         self.start = tab.start
@@ -201,11 +200,11 @@ class UserSimulator:
         S[S_ELAPSED] += hours
 
     def draw_history(self, days: float, rng: np.random.Generator) -> np.ndarray:
-        """Organic sessions in each hour of day over the ``days`` before hour 0, ``(1, 24)``
-        (:meth:`Population.draw_history` for this user, drawn from ``rng``): call it at the
-        start of an episode."""
-        self._sync_tab()
-        return self._tab.draw_history(days, rng)
+        """Organic sessions in each hour of day over the ``days`` before now, ``(1, 24)``
+        (:meth:`Population.draw_history` for this user, drawn from ``rng``)."""
+        S = self._S
+        return self._tab.history_counts(np.array([int(S[S_SEG])]), np.array([S[S_MULT]]),
+                                        self.now, days, rng)
 
     # ------------------------------------------------------------------ stepping
     def step(self, style: int, n_slots: int = 1) -> dict[str, Any]:
@@ -276,15 +275,6 @@ class UserSimulator:
     @property
     def _pend_time(self) -> np.ndarray:
         return np.array([self._S[S_PEND_T]])
-
-    def _sync_tab(self) -> None:
-        """Write the user into the table population (for its readers)."""
-        S, tab = self._S, self._tab
-        n_f, n_t = self._n_f, self._n_t
-        tab._segment[0] = int(S[S_SEG])
-        tab._multiplier[0] = S[S_MULT]
-        tab._taste = S[S_USER:S_USER + n_f][None, :].copy()
-        tab._topic_aff = S[S_USER + n_f:S_USER + n_f + n_t][None, :].copy()
 
     def hidden_state(self) -> dict[str, np.ndarray]:
         """What the platform cannot see, as :meth:`Population.hidden_state` gives it (arrays
