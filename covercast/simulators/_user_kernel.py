@@ -194,6 +194,26 @@ def offset_in_slot(F: np.ndarray, T: np.ndarray, seg: int, t0: float, frac: floa
     return L
 
 
+@njit(cache=True)
+def window(S: np.ndarray, ring: int, r_len: int, head: int, oldest: int, sums: int, n: int,
+           since: float) -> None:
+    """One rolling window: add the newest slot record (number ``head``) to the sums
+    ``S[sums:sums + n]`` (pushes, opens, dwell[, sessions]) and drop the records of slots that
+    started before ``since``; ``S[oldest]`` is the number of the oldest record kept."""
+    row = ring + (head % r_len) * 5
+    for j in range(n):
+        S[sums + j] += S[row + 1 + j]
+    h = int(S[oldest])
+    while h <= head and S[ring + (h % r_len) * 5] < since - 1e-9:
+        r = ring + (h % r_len) * 5
+        for j in range(n):
+            S[sums + j] -= S[r + 1 + j]
+        if S[sums + 1] == 0.0:              # no opens left: no dwell (no rounding residue)
+            S[sums + 2] = 0.0
+        h += 1
+    S[oldest] = h
+
+
 def make(response: R.ResponseModel, build_coef: Any, jit_tree: Any) -> Any:
     """The step function ``run(S, P, N, obs, style, n_slots)`` with ``response``'s
     functions compiled in (see :meth:`covercast.simulators.user.UserSimulator.step`)."""
@@ -319,34 +339,8 @@ def make(response: R.ResponseModel, build_coef: Any, jit_tree: Any) -> Any:
         S[row + 3] = dwell
         S[row + 4] = k
         S[S_HEAD] = head + 1
-        S[S_P24] += pushes
-        S[S_P7] += pushes
-        S[S_O24] += opens
-        S[S_O7] += opens
-        S[S_D24] += dwell
-        S[S_D7] += dwell
-        S[S_S24] += k
-        h = int(S[S_H24])
-        while h <= head and S[ring + (h % R_LEN) * 5] < now - 24.0 - 1e-9:
-            r = ring + (h % R_LEN) * 5
-            S[S_P24] -= S[r + 1]
-            S[S_O24] -= S[r + 2]
-            S[S_D24] -= S[r + 3]
-            S[S_S24] -= S[r + 4]
-            if S[S_O24] == 0.0:
-                S[S_D24] = 0.0
-            h += 1
-        S[S_H24] = h
-        h = int(S[S_H7])
-        while h <= head and S[ring + (h % R_LEN) * 5] < now - 168.0 - 1e-9:
-            r = ring + (h % R_LEN) * 5
-            S[S_P7] -= S[r + 1]
-            S[S_O7] -= S[r + 2]
-            S[S_D7] -= S[r + 3]
-            if S[S_O7] == 0.0:
-                S[S_D7] = 0.0
-            h += 1
-        S[S_H7] = h
+        window(S, ring, R_LEN, head, S_H24, S_P24, 4, now - 24.0)
+        window(S, ring, R_LEN, head, S_H7, S_P7, 3, now - 168.0)
         # a day ended: one Ornstein-Uhlenbeck step of taste and topic affinity
         if (slot + 1) % T[I_SPD] == 0:
             m = T[I_NF] + T[I_NT]

@@ -73,6 +73,7 @@ _LOG_HOURS_CAP = float(np.log1p(720.0))
 (S_NOW, S_SLOT, S_FAT, S_FAT_T, S_OUT, S_PEND, S_PEND_T, S_PEND_C, S_PEND_TP, S_LAST_PUSH,
  S_LAST_OPEN, S_NEXT_PID, S_P24, S_O24, S_D24, S_S24, S_P7, S_O7, S_D7, S_HEAD, S_H24, S_H7,
  S_SEG, S_MULT, S_DWELL_MU, S_DWELL_SIGMA, S_INTERCEPT, S_TOTAL, S_ELAPSED) = range(29)
+# (the window sums in blocks: 24 h pushes, opens, dwell, sessions; 7 d pushes, opens, dwell)
 S_PROFILE = 29                    # 24: organic sessions seen per hour of day
 S_SUM = S_PROFILE + 24            # 2: the last call's dwell and survey score sums
 S_USER = S_SUM + 2                # taste, topic affinity, then their segment means

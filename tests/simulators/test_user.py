@@ -232,3 +232,17 @@ def test_summary_keys_and_errors():
         sim.step(0)
     with pytest.raises(ValueError, match="ResponseModel"):
         UserSimulator(PARAMS, default_bank(), response=object())
+
+
+def test_the_windows_count_the_last_24_hours_and_7_days():
+    sim = UserSimulator(PARAMS.with_parts(opt_out={"base_hazard": 0.0}), default_bank())
+    sim.reset(4)
+    sessions = [sim.step(0 if s == 0 else -1)["sessions"] for s in range(200)]
+    # replay: after slot s, the 24 h window holds slots s-23..s, the 7 d window s-167..s
+    sim.reset(4)
+    for s in range(200):
+        sim.step(0 if s == 0 else -1)
+        obs = sim.observe()
+        assert obs["pushes_24h"][0] == (1 if s < 24 else 0)
+        assert obs["pushes_7d"][0] == (1 if s < 168 else 0)
+        assert obs["sessions_24h"][0] == sum(sessions[max(0, s - 23):s + 1])
