@@ -129,31 +129,6 @@ class _UrgentTimeout(simpy.Event):
         env.schedule(self, URGENT, delay)
 
 
-class _Streams(dict):
-    """The named random streams (:data:`_STREAMS`), the children ``ss.spawn(len(_STREAMS))`` of
-    a fresh SeedSequence, each generator made on first use: the same numbers as spawning them
-    all at once, without the cost of seeding streams an episode never draws from."""
-
-    def __init__(self, ss: np.random.SeedSequence, made: dict | None = None) -> None:
-        super().__init__(made or {})
-        self._seed = (ss.entropy, tuple(ss.spawn_key), ss.pool_size, ss.n_children_spawned)
-
-    def __missing__(self, name: str) -> np.random.Generator:
-        if name not in _STREAMS:
-            raise KeyError(name)
-        entropy, key, pool, first = self._seed
-        key = key + (first + _STREAMS.index(name),)
-        child = np.random.SeedSequence(entropy, spawn_key=key, pool_size=pool)
-        g = self[name] = np.random.default_rng(child)
-        return g
-
-    def __reduce__(self) -> tuple:
-        entropy, key, pool, first = self._seed
-        ss = np.random.SeedSequence(entropy, spawn_key=key, pool_size=pool,
-                                    n_children_spawned=first)
-        return (_Streams, (ss, dict(self)))
-
-
 @dataclass
 class _PushBatch:
     users: np.ndarray
@@ -236,12 +211,8 @@ class Population(PopulationTables):
             raise ValueError(f"`seed` must be a non-negative integer, a SeedSequence or None, "
                              f"got {seed!r}.")
         self.seed_entropy = ss.entropy
-        if ss is seed:          # the caller's SeedSequence: spawn now (it counts its children)
-            self._rng = dict(zip(_STREAMS, (np.random.default_rng(s)
-                                            for s in ss.spawn(len(_STREAMS))), strict=True))
-        else:
-            # (the single-user environments' populations seed their streams with numba)
-            self._rng = _Streams(ss)
+        self._rng = dict(zip(_STREAMS, (np.random.default_rng(s)
+                                        for s in ss.spawn(len(_STREAMS))), strict=True))
 
         # ------------------------------------------------------------ users
         seg, mult, taste, topic = self._draw_users(self._rng["users"], self.n_users)
@@ -349,30 +320,22 @@ class Population(PopulationTables):
                 f"slot_minutes={self.slot_minutes})")
 
     # ============================================================================ time helpers
-    def _frac_to_offset(self, users: np.ndarray, frac: np.ndarray) -> np.ndarray:
+    def _frac_to_offset(self, users: np.ndarray, frac: np.ndarray, inverse: bool = False
+                        ) -> np.ndarray:
+        """Time after the slot's start at which a fraction ``frac`` of each user's session
+        intensity in the current slot has passed (``inverse=True``: the fraction passed at
+        offset ``frac``)."""
         knots = self._slot_knots[self._slot_of_week(self._slot_number)]
         if knots is None:
-            return frac * self.slot_hours
+            return frac / self.slot_hours if inverse else frac * self.slot_hours
         t_knots, c_knots = knots
         out = np.empty(frac.shape)
         seg = self._segment[users]
         for g in range(self._n_seg):
             m = seg == g
             if m.any():
-                out[m] = np.interp(frac[m], c_knots[g], t_knots)
-        return out
-
-    def _offset_to_frac(self, users: np.ndarray, offset: np.ndarray) -> np.ndarray:
-        knots = self._slot_knots[self._slot_of_week(self._slot_number)]
-        if knots is None:
-            return offset / self.slot_hours
-        t_knots, c_knots = knots
-        out = np.empty(offset.shape)
-        seg = self._segment[users]
-        for g in range(self._n_seg):
-            m = seg == g
-            if m.any():
-                out[m] = np.interp(offset[m], t_knots, c_knots[g])
+                out[m] = (np.interp(frac[m], t_knots, c_knots[g]) if inverse
+                          else np.interp(frac[m], c_knots[g], t_knots))
         return out
 
     # ============================================================================ processes
@@ -516,7 +479,8 @@ class Population(PopulationTables):
         u = users[ok]
         p = np.searchsorted(act, u)            # only the active users: fewer to look up
         offset = after[ok] - self._slot_start
-        thr = np.where(offset < 0, -1.0, self._offset_to_frac(u, np.maximum(offset, 0.0)))
+        thr = np.where(offset < 0, -1.0, self._frac_to_offset(u, np.maximum(offset, 0.0),
+                                                                 inverse=True))
         k = self._act_counts[p]
         j = self._act_j[p]
         last = self._act_last[p]
