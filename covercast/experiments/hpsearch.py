@@ -50,6 +50,13 @@ Protocol
   benchmark trains it with), so the report shows whether the search beat it; trials 1..N-1
   are a seeded random search over :data:`SHARED_SPACE` (the same knobs and ranges for every
   learner) and the learner's entry of :data:`LEARNER_SPACE`.
+* **Confirmation.** Every trial shares one training seed, so the best trial's score mixes its
+  settings with that seed's luck (the winner's curse of a search). After the search, each
+  learner's chosen settings and its default are trained again with ``confirm_seeds`` (default
+  5) fresh training seeds (branches ``(3, k)``, the same for every learner and settings) and
+  scored on the same validation users; the report gives their means with 95 % t-intervals,
+  the per-seed values and the paired difference chosen - default. Those are the figures to
+  quote.
 * **The rollout length** is the one PPO knob whose range differs, because it means different
   things: GRU-PPO's rollouts start from a fresh reset of the users every iteration
   (``GRUPPOTrainer._rollout``), so a rollout shorter than an episode would never show it the
@@ -67,9 +74,11 @@ results, learning curve and a hash of the search's identity); a rerun skips fini
 The identity is the config without ``trials``, ``learners`` and ``workers`` plus the search
 spaces: a rerun with another identity into the same folder is refused, and ``trials`` may be
 raised (or learners added) on a rerun to extend the search. ``out`` then holds
-``search.json`` (the config), ``trials.csv`` (one row per trial), ``chosen.json`` (the best
-settings per learner, with the ``GRUPPOConfig`` fields and ``train_sb3`` arguments that apply
-them), ``report.md`` and ``learning_curves.png``.
+``search.json`` (the config), ``trials.csv`` (one row per trial), ``confirm/`` and
+``confirm.csv`` (the confirmation runs, written and skipped on a rerun as trials are),
+``chosen.json`` (the best settings per learner, with the ``GRUPPOConfig`` fields and
+``train_sb3`` arguments that apply them, and their confirmation figures), ``report.md`` and
+``learning_curves.png``.
 
 Expected time of the default (8 trials x 300,000 steps x 3 learners, one worker), from trial 0
 of each learner run for 20,000 steps and scored on 1,000 users on the 2 CPU cores while another
@@ -135,11 +144,11 @@ THROUGHPUT_RATIO_TARGET = 10.0
 #: user) above its first point.
 FLAT_TOLERANCE = 0.1
 #: Config fields that may change between runs into the same folder.
-_MUTABLE = ("trials", "learners", "workers", "rank_by")
+_MUTABLE = ("trials", "learners", "workers", "rank_by", "confirm_seeds")
 #: How trials may be ranked (``HPSearchConfig.rank_by``) and the trial column each reads.
 RANK_COLUMNS = {"greedy": "score", "sampled": "sampled_score"}
 #: Seed branches (spawn keys' first element).
-_SETTINGS, _TRAIN, _VALIDATION = 0, 1, 2
+_SETTINGS, _TRAIN, _VALIDATION, _CONFIRM = 0, 1, 2, 3
 
 
 # ================================================================================== config
@@ -179,6 +188,12 @@ class HPSearchConfig:
     because at a search's budget the greedy policies of every learner commonly never push:
     in the first run (8 x 300,000 steps) every RecurrentPPO trial's greedy return was 0 --
     a tie that ranks nothing."""
+    confirm_seeds: int = 5
+    """After the search, each learner's chosen settings and its default (trial 0) are trained
+    again with this many fresh training seeds and scored on the same validation users, so the
+    figures the report gives for them are over several seeds, not the one seed every trial
+    shares (0: no confirmation). Not part of the search's identity: it may be raised on a
+    rerun, and finished confirmation runs are kept."""
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first bad field."""
@@ -186,7 +201,8 @@ class HPSearchConfig:
         from covercast.simulators.suite import SUITE, population_names, resolve_name
 
         check_int_fields(self, (("trials", 1), ("steps_per_trial", 1), ("seed", 0),
-                                ("num_envs", 2), ("val_users", 2), ("workers", 1)))
+                                ("num_envs", 2), ("val_users", 2), ("workers", 1),
+                                ("confirm_seeds", 0)))
         if (not isinstance(self.learners, (list, tuple)) or not self.learners
                 or any(x not in LEARNERS for x in self.learners)
                 or len(set(self.learners)) != len(self.learners)):
@@ -218,10 +234,10 @@ class HPSearchConfig:
     @classmethod
     def quick_config(cls, **overrides: Any) -> HPSearchConfig:
         """A seconds-long smoke run: 2 trials x 2,048 steps of 8 users x 1-day episodes,
-        scored on 32 users x 1 day."""
+        scored on 32 users x 1 day, confirmed on 2 seeds."""
         kw: dict[str, Any] = dict(trials=2, steps_per_trial=2048, num_envs=8,
                                   train_horizon_days=1.0, horizon_days=1.0, history_days=1.0,
-                                  val_users=32, quick=True)
+                                  val_users=32, quick=True, confirm_seeds=2)
         kw.update(overrides)
         return cls(**kw)
 
@@ -267,6 +283,17 @@ def search_seeds(config: HPSearchConfig) -> dict[str, int]:
     users' seed."""
     train = int(_seed(config, _TRAIN).generate_state(1)[0]) % 2**31
     return {"train": train, "validation": int(_seed(config, _VALIDATION).generate_state(1)[0])}
+
+
+def confirm_train_seeds(config: HPSearchConfig) -> list[int]:
+    """The training seeds of the confirmation runs: ``confirm_seeds`` branches ``(3, k)`` of
+    the search's seed, the same for every learner and settings (the runs are paired by seed),
+    none of them the trials' training seed."""
+    return [_confirm_seed(config, k) for k in range(config.confirm_seeds)]
+
+
+def _confirm_seed(config: HPSearchConfig, k: int) -> int:
+    return int(_seed(config, _CONFIRM, k).generate_state(1)[0]) % 2**31
 
 
 # ================================================================================== settings
@@ -427,30 +454,53 @@ def _score(agent: Any, config: HPSearchConfig, seed: int) -> dict[str, float]:
                 config.val_users * config.horizon_days)}
 
 
-def run_trial(task: dict[str, Any]) -> dict[str, Any]:
-    """Run one trial (``task``: ``config`` (:meth:`HPSearchConfig.to_dict`), ``learner``,
-    ``trial``, ``path``); write its JSON atomically to ``path`` and return it."""
+def _train_and_score(config: HPSearchConfig, learner: str, trial: int, train_seed: int,
+                     settings: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Train trial ``trial``'s settings of ``learner`` (``settings``: as drawn when None) with
+    ``train_seed`` and score them: the record a trial or confirmation file holds (without its
+    seed bookkeeping)."""
     import torch
 
     torch.set_num_threads(1)
-    config = HPSearchConfig.from_dict(task["config"])
-    learner, trial = task["learner"], int(task["trial"])
-    settings = sample_settings(config, learner, trial)
-    seeds = search_seeds(config)
+    settings = sample_settings(config, learner, trial) if settings is None else settings
     t0 = time.perf_counter()
-    agent, facts = _train(learner, config, settings, seeds["train"])
+    agent, facts = _train(learner, config, settings, train_seed)
     t_train = time.perf_counter() - t0
-    result = _score(agent, config, seeds["validation"])
+    result = _score(agent, config, search_seeds(config)["validation"])
     ep = episode_steps(config)
-    rec = {"learner": learner, "trial": trial, "default": trial == 0, "settings": settings,
-           "rollout_steps": _rollout_steps(learner, settings, ep),
-           **result, "steps": facts["steps"], "train_seconds": t_train,
-           "seconds": time.perf_counter() - t0,
-           "steps_per_second": facts["steps"] / max(t_train, 1e-9),
-           "updates": math.ceil(facts["steps"] / (_rollout_steps(learner, settings, ep)
-                                                  * config.num_envs)),
-           "collapse": facts["collapse"], "seeds": seeds, "config_hash": config.digest(),
-           "identity": config.identity(), "curve": facts["curve"]}
+    return {"learner": learner, "trial": trial, "default": trial == 0, "settings": settings,
+            "rollout_steps": _rollout_steps(learner, settings, ep),
+            **result, "steps": facts["steps"], "train_seconds": t_train,
+            "seconds": time.perf_counter() - t0,
+            "steps_per_second": facts["steps"] / max(t_train, 1e-9),
+            "updates": math.ceil(facts["steps"] / (_rollout_steps(learner, settings, ep)
+                                                   * config.num_envs)),
+            "collapse": facts["collapse"], "config_hash": config.digest(),
+            "identity": config.identity(), "curve": facts["curve"]}
+
+
+def run_trial(task: dict[str, Any]) -> dict[str, Any]:
+    """Run one trial (``task``: ``config`` (:meth:`HPSearchConfig.to_dict`), ``learner``,
+    ``trial``, ``path``); write its JSON atomically to ``path`` and return it."""
+    config = HPSearchConfig.from_dict(task["config"])
+    seeds = search_seeds(config)
+    rec = _train_and_score(config, task["learner"], int(task["trial"]), seeds["train"])
+    rec["seeds"] = seeds
+    atomic_write_text(task["path"], json.dumps(rec, indent=2, default=float) + "\n")
+    return rec
+
+
+def run_confirmation(task: dict[str, Any]) -> dict[str, Any]:
+    """Run one confirmation run (``task``: ``config``, ``learner``, ``trial``, ``settings``
+    (those the trial's file records, so a default changed since the search does not slip in),
+    ``k`` (the index of its training seed in :func:`confirm_train_seeds`), ``path``); write
+    its JSON atomically to ``path`` and return it."""
+    config = HPSearchConfig.from_dict(task["config"])
+    k = int(task["k"])
+    seed = _confirm_seed(config, k)
+    rec = _train_and_score(config, task["learner"], int(task["trial"]), seed,
+                           settings=task["settings"])
+    rec.update(k=k, seeds={"train": seed, "validation": search_seeds(config)["validation"]})
     atomic_write_text(task["path"], json.dumps(rec, indent=2, default=float) + "\n")
     return rec
 
@@ -458,6 +508,10 @@ def run_trial(task: dict[str, Any]) -> dict[str, Any]:
 # ================================================================================== the search
 def _trial_path(out: Path, learner: str, trial: int) -> Path:
     return out / "trials" / f"{learner}-{trial}.json"
+
+
+def _confirm_path(out: Path, learner: str, trial: int, k: int) -> Path:
+    return out / "confirm" / f"{learner}-{trial}-seed{k}.json"
 
 
 def _check_identity(out: Path, config: HPSearchConfig) -> None:
@@ -507,10 +561,57 @@ def run_hpsearch(out_dir: str | os.PathLike = "runs/hpsearch",
                               "path": str(path), "dir": str(path.with_suffix(""))})
     t0 = time.perf_counter()
     _run_tasks(tasks, "process", config.workers, None, progress, run=run_trial)
+    t_search = time.perf_counter() - t0
+    confirm = _confirmation_tasks(out, config)
+    _run_tasks(confirm, "process", config.workers, None, progress, run=run_confirmation)
     atomic_write_text(out / "run.json", json.dumps(
-        {"trials_run": len(tasks), "seconds": time.perf_counter() - t0,
+        {"trials_run": len(tasks), "confirmation_runs": len(confirm),
+         "seconds": time.perf_counter() - t0, "search_seconds": t_search,
          "workers": config.workers}, indent=2) + "\n")
     return write_hpsearch_report(out)
+
+
+def _confirm_trials(config: HPSearchConfig, table: pd.DataFrame) -> dict[str, list[int]]:
+    """Per learner, the trials the confirmation retrains: the chosen one and trial 0 (one
+    trial when the default was chosen)."""
+    if not config.confirm_seeds or table.empty:
+        return {}
+    return {learner: sorted({int(_best(g, config.rank_by)["trial"]), 0} & set(g["trial"]))
+            for learner, g in table.groupby("learner", sort=False)}
+
+
+def _confirmation_tasks(out: Path, config: HPSearchConfig) -> list[dict[str, Any]]:
+    """The unfinished confirmation runs (the ranking is applied to the finished trials)."""
+    tasks = []
+    recs = load_trials(out)
+    chosen = _confirm_trials(config, _table(recs))
+    for learner in sorted(chosen, key=lambda x: -LEARNERS.index(x)):
+        for trial in chosen[learner]:
+            settings = next(r["settings"] for r in recs
+                            if r["learner"] == learner and r["trial"] == trial)
+            for k in range(config.confirm_seeds):
+                path = _confirm_path(out, learner, trial, k)
+                if not _done(path, config):
+                    tasks.append({"config": config.to_dict(), "learner": learner,
+                                  "trial": trial, "settings": settings, "k": k,
+                                  "path": str(path),
+                                  "dir": str(path.with_suffix(""))})
+    return tasks
+
+
+def load_confirmations(out: str | os.PathLike) -> list[dict[str, Any]]:
+    """The finished confirmation runs in ``out`` for the current ranking's chosen and default
+    trials and the first ``confirm_seeds`` seeds."""
+    out = Path(out)
+    config = HPSearchConfig.from_dict(json.loads((out / "search.json").read_text()))
+    recs = []
+    for learner, trials in _confirm_trials(config, _table(load_trials(out))).items():
+        for trial in trials:
+            for k in range(config.confirm_seeds):
+                path = _confirm_path(out, learner, trial, k)
+                if _done(path, config):
+                    recs.append(json.loads(path.read_text()))
+    return recs
 
 
 def load_trials(out: str | os.PathLike) -> list[dict[str, Any]]:
@@ -539,6 +640,98 @@ def _table(recs: list[dict[str, Any]]) -> pd.DataFrame:
             row[k] = r[k]
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+_CONFIRM_COLUMNS = ("learner", "trial", "default", "k", "score", "sampled_score",
+                    "pushes_per_day", "sampled_pushes_per_day", "opens_per_day",
+                    "opt_outs_per_user_day", "steps", "train_seconds", "collapse")
+
+
+def _confirm_table(recs: list[dict[str, Any]]) -> pd.DataFrame:
+    """One row per confirmation run (``k``: its seed's index; ``train_seed``)."""
+    return pd.DataFrame([{**{c: r[c] for c in _CONFIRM_COLUMNS},
+                          "train_seed": r["seeds"]["train"]} for r in recs],
+                        columns=[*_CONFIRM_COLUMNS, "train_seed"])
+
+
+def _confirmation(confirm: pd.DataFrame, learner: str, trial: int) -> dict[str, Any] | None:
+    """Over the confirmation seeds: the chosen settings' mean sampled and greedy returns with
+    95 % t-intervals and per-seed values, and the paired difference from the default (trial 0)
+    when the default was not chosen; None without confirmation runs."""
+    from covercast.experiments.stats import _mean_ci, paired_test
+
+    mine = confirm[(confirm["learner"] == learner) & (confirm["trial"] == trial)]
+    if mine.empty:
+        return None
+    mine = mine.sort_values("k")
+    out: dict[str, Any] = {"seeds": int(len(mine)), "train_seeds": mine["train_seed"].tolist()}
+    for col in ("sampled_score", "score", "pushes_per_day"):
+        ci = _mean_ci(mine[col].to_numpy(float), 0.95)
+        out[col] = {"mean": ci["mean"], "ci_low": ci["ci_low"], "ci_high": ci["ci_high"],
+                    "per_seed": mine[col].tolist()}
+    out["collapses"] = int(mine["collapse"].notna().sum())
+    d0 = confirm[(confirm["learner"] == learner) & (confirm["trial"] == 0)].sort_values("k")
+    if trial != 0 and len(d0):
+        both = mine.merge(d0, on="k", suffixes=("", "_default"))
+        out["default"] = {col: {"mean": float(both[f"{col}_default"].mean()),
+                                "per_seed": both[f"{col}_default"].tolist()}
+                          for col in ("sampled_score", "score", "pushes_per_day")}
+        if len(both) >= 2:
+            t = paired_test(both["sampled_score"], both["sampled_score_default"])
+            out["sampled_minus_default"] = {
+                "diff": t["diff"], "ci_low": t["ci_low"], "ci_high": t["ci_high"],
+                "p": t["p"], "seeds_better": int((both["sampled_score"]
+                                                  > both["sampled_score_default"]).sum()),
+                "pairs": int(len(both))}
+    return out
+
+
+def _confirm_lines(config: HPSearchConfig, confirm: pd.DataFrame, chosen: dict[str, Any]
+                   ) -> list[str]:
+    """The report's section on the confirmation runs (empty when there are none)."""
+    if not config.confirm_seeds or confirm.empty:
+        return []
+
+    def ci(d: dict[str, Any], f: str = "{:.3f}") -> str:
+        if d["ci_low"] != d["ci_low"]:          # NaN: one seed
+            return f.format(d["mean"])
+        return (f"{f.format(d['mean'])} [{f.format(d['ci_low'])}, "
+                f"{f.format(d['ci_high'])}]")
+
+    lines = [f"## Chosen settings over {config.confirm_seeds} training seeds\n",
+             "The search ranks trials that share one training seed, so the chosen trial's "
+             "score mixes its settings with that seed's luck. Each learner's chosen settings "
+             f"and its default were therefore trained again with {config.confirm_seeds} fresh "
+             "training seeds (branches of the master seed that no trial used; the same seeds "
+             "for every learner and settings) and scored on the same validation users. These "
+             "are the figures to quote; the trials' own scores follow below. Means with 95 % "
+             "t-intervals over the seeds; the difference from the default is paired by "
+             "seed.\n",
+             "| learner | settings | seeds | sampled return | greedy return | greedy "
+             "pushes/day | sampled return per seed | collapses | chosen - default "
+             "(sampled; seeds better) |", "|---|---|---|---|---|---|---|---|---|"]
+    for learner, c in chosen.items():
+        conf = c.get("confirmation")
+        if not conf:
+            continue
+        d = conf.get("sampled_minus_default")
+        diff = (f"{d['diff']:+.3f} [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}], p = "
+                f"{d['p']:.2g}; {d['seeds_better']}/{d['pairs']}" if d else
+                "- (the default was chosen)" if c["trial"] == 0 else "-")
+        lines.append(f"| {learner} | trial {c['trial']}"
+                     f"{' (default)' if c['trial'] == 0 else ''} | {conf['seeds']} | "
+                     f"{ci(conf['sampled_score'])} | {ci(conf['score'])} | "
+                     f"{ci(conf['pushes_per_day'], '{:.2f}')} | "
+                     + ", ".join(f"{v:.3f}" for v in conf["sampled_score"]["per_seed"])
+                     + f" | {conf['collapses']} | {diff} |")
+        if "default" in conf:
+            dd = conf["default"]
+            lines.append(f"| {learner} | trial 0 (default) | {len(dd['score']['per_seed'])} "
+                         f"| {dd['sampled_score']['mean']:.3f} | {dd['score']['mean']:.3f} | "
+                         f"{dd['pushes_per_day']['mean']:.2f} | "
+                         + ", ".join(f"{v:.3f}" for v in dd["sampled_score"]["per_seed"])
+                         + " | | |")
+    return lines + [""]
 
 
 def _best(g: pd.DataFrame, rank_by: str = "sampled") -> pd.Series:
@@ -579,9 +772,16 @@ def write_hpsearch_report(out: str | os.PathLike) -> Path:
             "beats_default": bool(len(d0) and best["trial"] != 0),
             "gruppo_config_fields": fields,
             "train_sb3_kwargs": {**extra, "algo": learner} if learner != "gru-ppo" else None}
+    confirm = _confirm_table(load_confirmations(out))
+    if len(confirm):
+        atomic_write_csv(confirm, out / "confirm.csv")
+    for learner, c in chosen.items():
+        c["confirmation"] = _confirmation(confirm, learner, c["trial"])
     atomic_write_text(out / "chosen.json", json.dumps(chosen, indent=2, default=float) + "\n")
     fig = _figure(out, recs, chosen, RANK_COLUMNS[config.rank_by])
     lines = _report_lines(config, table, recs, chosen)
+    lines[lines.index("## Search spaces\n"):lines.index("## Search spaces\n")] = \
+        _confirm_lines(config, confirm, chosen)
     if fig:
         lines += ["\n## Learning curves\n", "Mean return of the training episodes that ended "
                   "in each rollout (training users, sampled actions), every trial; the chosen "
@@ -771,7 +971,8 @@ def load_sb3_settings(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
 def cmd_experiment_hpsearch(args: Any) -> int:
     """``covercast experiment hpsearch``."""
     kw: dict[str, Any] = {"seed": args.seed, "workers": args.workers}
-    for name in ("trials", "steps_per_trial", "population", "val_users", "rank_by"):
+    for name in ("trials", "steps_per_trial", "population", "val_users", "rank_by",
+                 "confirm_seeds"):
         v = getattr(args, name)
         if v is not None:
             kw[name] = v
@@ -814,6 +1015,9 @@ def add_experiment(experiments: Any) -> None:
     e.add_argument("--rank-by", default=None, choices=list(RANK_COLUMNS),
                    help="validation return that ranks the trials (default sampled; a rerun "
                         "with another ranking rewrites the report without training)")
+    e.add_argument("--confirm-seeds", type=int, default=None,
+                   help="training seeds each learner's chosen settings and default are "
+                        "retrained and scored with after the search (default 5; 0: none)")
     e.add_argument("--seed", type=int, default=0, help="master seed")
     e.add_argument("--workers", type=int, default=1, help="trials at once (processes)")
     e.add_argument("--population", default=None,

@@ -27,7 +27,7 @@ from covercast.experiments.hpsearch import (  # noqa: E402
 
 # tiny: 4 users x 1-day episodes, one rollout per trial, 8 validation users x 1 day
 TINY = dict(trials=2, steps_per_trial=96, num_envs=4, train_horizon_days=1.0,
-            horizon_days=1.0, history_days=1.0, val_users=8, quick=True)
+            horizon_days=1.0, history_days=1.0, val_users=8, quick=True, confirm_seeds=2)
 TIMING = ["train_seconds", "seconds", "steps_per_second"]
 
 
@@ -142,6 +142,7 @@ def test_only_training_populations_are_accepted(population, tmp_path):
                                            ({"learners": ["ppo", "ppo"]}, "learners"),
                                            ({"workers": 0}, "workers"),
                                            ({"val_users": 1}, "val_users"),
+                                           ({"confirm_seeds": -1}, "confirm_seeds"),
                                            ({"horizon_days": 0.01}, "horizon_days"),
                                            ({"history_days": -1}, "history_days")])
 def test_bad_config_names_the_field(change, field):
@@ -214,3 +215,63 @@ def test_rank_by_greedy_rewrites_the_report_without_training(full, tmp_path):
     assert "by the **greedy** validation return" in (copy / "report.md").read_text()
     with pytest.raises(ValueError, match="rank_by"):
         HPSearchConfig(rank_by="best").validate()
+
+
+def test_chosen_settings_and_default_are_confirmed_on_paired_fresh_seeds(full):
+    """Each learner's chosen trial and trial 0 are retrained on ``confirm_seeds`` seeds that no
+    trial used, the same seeds for every learner and settings; chosen.json and the report give
+    the per-seed figures and their mean."""
+    out, report = full
+    config = HPSearchConfig(**TINY)
+    seeds = hpsearch.confirm_train_seeds(config)
+    assert len(seeds) == 2 == len(set(seeds))
+    assert hpsearch.search_seeds(config)["train"] not in seeds
+    chosen = json.loads((out / "chosen.json").read_text())
+    confirm = pd.read_csv(out / "confirm.csv")
+    for learner, c in chosen.items():
+        mine = confirm[confirm["learner"] == learner]
+        assert set(mine["trial"]) == {0, c["trial"]}
+        for _, g in mine.groupby("trial"):
+            assert sorted(g["k"]) == [0, 1] and sorted(g["train_seed"]) == sorted(seeds)
+        conf = c["confirmation"]
+        per_seed = mine[mine["trial"] == c["trial"]].sort_values("k")["sampled_score"]
+        assert conf["seeds"] == 2 and conf["sampled_score"]["per_seed"] == list(per_seed)
+        assert conf["sampled_score"]["mean"] == pytest.approx(per_seed.mean())
+        lo, hi = conf["sampled_score"]["ci_low"], conf["sampled_score"]["ci_high"]
+        assert lo <= per_seed.mean() <= hi
+        if c["trial"] != 0:
+            d = conf["sampled_minus_default"]
+            assert d["pairs"] == 2 and d["diff"] == pytest.approx(
+                per_seed.mean() - conf["default"]["sampled_score"]["mean"])
+    text = report.read_text()
+    assert "## Chosen settings over 2 training seeds" in text
+    assert text.index("over 2 training seeds") < text.index("## Search spaces")
+
+
+def test_confirmation_is_resumed_and_can_be_switched_off(full, tmp_path, monkeypatch):
+    out, _ = full
+    learners = ["gru-ppo"]
+    run_hpsearch(tmp_path, HPSearchConfig(**{**TINY, "learners": learners,
+                                             "confirm_seeds": 0}), progress=False)
+    assert not (tmp_path / "confirm").exists()
+    assert "training seeds" not in (tmp_path / "report.md").read_text()
+    assert json.loads((tmp_path / "chosen.json").read_text())["gru-ppo"]["confirmation"] is None
+    ran = []
+    real = hpsearch.run_confirmation
+
+    def counting(task):
+        ran.append((task["trial"], task["k"]))
+        return real(task)
+
+    monkeypatch.setattr(hpsearch, "run_confirmation", counting)
+    # confirm_seeds may be raised on a rerun (not part of the identity); no trial reruns
+    run_hpsearch(tmp_path, HPSearchConfig(**{**TINY, "learners": learners}), progress=False)
+    trials = sorted({0, json.loads((tmp_path / "chosen.json").read_text())["gru-ppo"]["trial"]})
+    assert sorted(ran) == [(t, k) for t in trials for k in (0, 1)]
+    a = pd.read_csv(tmp_path / "confirm.csv").drop(columns=["train_seconds"])
+    b = pd.read_csv(out / "confirm.csv").drop(columns=["train_seconds"])
+    b = b[b["learner"].isin(learners)].reset_index(drop=True)
+    pd.testing.assert_frame_equal(a, b)                 # the same as a straight run
+    ran.clear()
+    run_hpsearch(tmp_path, HPSearchConfig(**{**TINY, "learners": learners}), progress=False)
+    assert ran == []
