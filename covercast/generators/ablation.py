@@ -189,6 +189,8 @@ class AblationConfig:
     """``auto``, ``cpu`` or ``cuda``."""
     progress: bool = True
     """Progress bars."""
+    workdir: str | None = None
+    """Where the variants are trained (default ``OUT/models``; resumable)."""
     references: tuple[tuple[str, str], ...] = ()
     """``(name, folder)`` of saved diffusion models scored beside the variants without
     training (e.g. the previously committed checkpoint)."""
@@ -217,12 +219,12 @@ def _load_encoder(which: str, device: Any) -> CoverEncoder:
 
 def _md_table(df: pd.DataFrame, first: str) -> list[str]:
     cols = [first, "fd", "kid", "precision", "recall", "style_accuracy", "min_style_accuracy",
-            "topic_accuracy", "mode_collapse", "covers_per_s", "train_seconds", "parameters"]
+            "topic_accuracy", "mode_collapse", "covers_per_s", "train_steps", "parameters"]
     cols = [c for c in cols if c in df]
     head = {"fd": "FD (encoder)", "kid": "KID", "style_accuracy": "style acc. %",
             "min_style_accuracy": "worst style acc. %", "topic_accuracy": "topic acc. %",
             "mode_collapse": "mode collapse %", "covers_per_s": "covers/s",
-            "train_seconds": "train s"}
+            "train_steps": "train steps"}
     lines = ["| " + " | ".join(head.get(c, c) for c in cols) + " |",
              "|" + "---|" * len(cols)]
     for _, r in df.iterrows():
@@ -238,7 +240,7 @@ def _md_table(df: pd.DataFrame, first: str) -> list[str]:
                 cells.append(f"{100 * v:.1f}")
             elif c == "kid":
                 cells.append(f"{v:.3g}")
-            elif c == "parameters":
+            elif c in ("parameters", "train_steps"):
                 cells.append(f"{int(v):,}")
             else:
                 cells.append(f"{v:.3g}" if abs(v) < 100 else f"{v:.0f}")
@@ -247,10 +249,15 @@ def _md_table(df: pd.DataFrame, first: str) -> list[str]:
 
 
 def run_ablation(cfg: AblationConfig) -> pd.DataFrame:
-    """Train and score every variant (resumably, into ``OUT/models/NAME``); write the table."""
+    """Train and score every variant (resumably, into ``OUT/models/NAME``); write the table.
+
+    A variant that ``OUT/ablation.csv`` already scores at the same number of steps is kept as
+    it is (the command resumes; delete the CSV to score again).
+    """
     from covercast.covers.procedural import save_grid
 
     out = Path(cfg.out)
+    work = Path(cfg.workdir) if cfg.workdir else out / "models"
     dev = resolve_device(cfg.device)
     variants = recipe_variants(cfg.arch, steps=cfg.steps, batch_size=cfg.batch_size,
                                seed=cfg.seed)
@@ -276,6 +283,11 @@ def run_ablation(cfg: AblationConfig) -> pd.DataFrame:
     jobs = [(n, None) for n in names] + [(n, d) for n, d in cfg.references]
     for name, ref_dir in jobs:
         folder = folder_of(name)
+        if done is not None and ref_dir is None and "train_steps" in done:
+            prev = done[(done["variant"] == name) & (done["train_steps"] == cfg.steps)]
+            if len(prev):       # scored by an earlier (interrupted or parallel) run: keep it
+                rows.append(prev.iloc[-1].to_dict())
+                continue
         if ref_dir is not None:
             model = DiffusionCoverGenerator.from_pretrained(ref_dir, device=dev)
             tj = Path(ref_dir) / "train.json"
@@ -285,12 +297,12 @@ def run_ablation(cfg: AblationConfig) -> pd.DataFrame:
         elif name == "no ema":
             # the raw weights of the `full` run: the same trajectory without the average
             spec = ModelSpec("full", "diffusion", "covers", *variants["full"])
-            model, info = obtain_model(spec, workdir=out / "models", dataset=data, device=dev,
+            model, info = obtain_model(spec, workdir=work, dataset=data, device=dev,
                                        progress=cfg.progress)
-            model = _raw_weights_of(out / "models" / "full", model)
+            model = _raw_weights_of(work / "full", model)
         else:
             spec = ModelSpec(folder, "diffusion", "covers", *variants[name])
-            model, info = obtain_model(spec, workdir=out / "models", dataset=data, device=dev,
+            model, info = obtain_model(spec, workdir=work, dataset=data, device=dev,
                                        progress=cfg.progress)
         row = score_generator(model, val, per_style=cfg.per_style, seed=cfg.seed,
                               sampler=cfg.sampler, num_inference_steps=cfg.num_inference_steps,
@@ -333,7 +345,9 @@ def run_ablation(cfg: AblationConfig) -> pd.DataFrame:
           + (" Reference rows (not trained here): " + ", ".join(
               f"`{n}` = `{d}`" for n, d in cfg.references) + "." if cfg.references else ""),
           "", *_md_table(table, "variant"), "",
-          "Per-style accuracies are in ablation.csv (`acc_<style>`); sample grids in grids/.",
+          "Per-style accuracies are in ablation.csv (`acc_<style>`); sample grids in grids/. "
+          "covers/s and the training seconds in ablation.csv are wall-clock on the machine "
+          "of the run (shared with other jobs: compare within one run only).",
           ""]
     atomic_write_text(out / "ablation.md", "\n".join(md))
     return table

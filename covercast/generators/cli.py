@@ -293,7 +293,8 @@ def cmd_generators_ablate(args: argparse.Namespace) -> int:
                          num_inference_steps=args.num_inference_steps, eta=args.eta,
                          guidance_scale=args.guidance_scale, seed=args.seed,
                          device=args.device, progress=not args.quiet,
-                         references=tuple(_key_values(args.reference, "--reference").items()))
+                         references=tuple(_key_values(args.reference, "--reference").items()),
+                         workdir=args.workdir)
     table = run_ablation(cfg)
     cols = [c for c in ("variant", "fd", "kid", "precision", "recall", "style_accuracy",
                         "min_style_accuracy", "mode_collapse", "covers_per_s",
@@ -514,6 +515,8 @@ def add_subcommands(subparsers: Any, *, add_quiet: bool = True) -> None:
     ab.add_argument("--per-style", type=int, default=60, help="samples per style scored")
     ab.add_argument("--seed", type=int, default=0)
     ab.add_argument("--device", default="auto")
+    ab.add_argument("--workdir", default=None,
+                    help="where the variants are trained (default OUT/models; resumable)")
     ab.add_argument("--reference", action="append", metavar="NAME=DIR",
                     help="also score a saved diffusion model (not trained here); repeatable")
     _add_sampling_arguments(ab, defaults=True)

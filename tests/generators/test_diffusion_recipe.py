@@ -206,6 +206,8 @@ def test_ablation_and_sampler_sweep_write_their_tables(tmp_path, encoder):
     assert table.loc[0, "fd"] != table.loc[1, "fd"]
     assert {"fd", "kid", "precision", "recall", "style_accuracy", "min_style_accuracy",
             "mode_collapse", "covers_per_s", "acc_noir"} <= set(table.columns)
+    again = run_ablation(cfg)          # resumes: rows already scored are kept as they are
+    assert again.loc[:2, "fd"].tolist() == table.loc[:2, "fd"].tolist()
     md = (tmp_path / "abl" / "ablation.md").read_text()
     assert "NOT Inception" in md and "| full |" in md
     model_dir = tmp_path / "abl" / "models" / "full" / "model"
