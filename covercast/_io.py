@@ -47,6 +47,40 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return atomic_write(path, lambda p: p.write_text(text))
 
 
+def prepare_output_dir(path: str | os.PathLike, *, resume: bool = False,
+                       overwrite: bool = False, what: str = "run folder",
+                       resume_flag: str | None = "--resume",
+                       overwrite_flag: str = "--overwrite") -> Path:
+    """Make ``path`` a folder a command may write into, never silently mixing two runs.
+
+    A missing or empty folder is created. A folder with files is refused with
+    ``FileExistsError`` (naming the files and the flags) unless ``resume`` (the caller continues
+    the run it holds) or ``overwrite`` (its contents are deleted first). ``resume_flag=None``:
+    the command cannot resume, so the error offers ``overwrite_flag`` only. A path that is a
+    file is refused either way.
+    """
+    import shutil
+
+    p = Path(path)
+    if resume and overwrite:
+        raise ValueError(f"{resume_flag} and {overwrite_flag} contradict each other: choose "
+                         "one.")
+    if p.exists() and not p.is_dir():
+        raise FileExistsError(f"{p} is a file, not a {what}; choose another --out.")
+    present = sorted(x.name for x in p.iterdir()) if p.is_dir() else []
+    if present and not resume:
+        if not overwrite:
+            shown = ", ".join(present[:5]) + (", ..." if len(present) > 5 else "")
+            how = (f"pass {resume_flag} to continue it, {overwrite_flag} to delete it and "
+                   "start again, or" if resume_flag else
+                   f"pass {overwrite_flag} to delete it and start again, or")
+            raise FileExistsError(f"{p} already holds a {what} ({shown}); {how} choose "
+                                  "another --out.")
+        shutil.rmtree(p)
+    p.mkdir(parents=True, exist_ok=True)
+    return p
+
+
 def sha256_file(path: str | os.PathLike) -> str:
     """Hex SHA-256 of a file, read in 1 MiB chunks."""
     import hashlib

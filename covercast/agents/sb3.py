@@ -231,12 +231,24 @@ class SB3Agent(PolicyAgent):
         return self._probs(x, self._lstm_or_zeros(state, x.shape[0]), start)
 
     @classmethod
-    def load(cls, path: str | os.PathLike, *, seed: SeedLike = None) -> SB3Agent:
+    def load(cls, path: str | os.PathLike, *, seed: SeedLike = None,
+             trust_pickle: bool = False) -> SB3Agent:
         """An agent from a folder written by :func:`train_sb3` (``model.zip`` +
-        ``agent.json``)."""
+        ``agent.json``).
+
+        SB3 unpickles ``model.zip`` with cloudpickle, and unpickling can run any code the file
+        holds: a downloaded run folder could execute code on load. The load is therefore
+        refused (``ValueError``) unless ``trust_pickle=True``, for folders you made or trust.
+        GRU-PPO checkpoints are safetensors and need no such trust.
+        """
         d = Path(path)
         if not (d / "agent.json").is_file():
             raise FileNotFoundError(f"No SB3 agent in {d} (agent.json missing).")
+        if not trust_pickle:
+            raise ValueError(f"{d / 'model.zip'} is an SB3 model, which SB3 loads with "
+                             "cloudpickle: unpickling can run any code the file holds. Load "
+                             "it only if you made or trust it: pass trust_pickle=True "
+                             "(CLI: --trust-pickle).")
         meta = json.loads((d / "agent.json").read_text())
         model = _import_sb3(meta["algo"]).load(str(d / "model.zip"), device="cpu")
         return cls(model, meta["algo"], meta["n_stack"], meta["mode"], meta["n_styles"],

@@ -20,7 +20,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from covercast._io import atomic_write_csv, atomic_write_text
+from covercast._io import atomic_write_csv, atomic_write_text, prepare_output_dir
 
 __all__ = ["TRAIN_AGENTS", "train", "load_agent", "evaluate_saved", "add_subcommands",
            "cmd_train", "cmd_evaluate"]
@@ -35,11 +35,14 @@ TRAIN_AGENTS: tuple[str, ...] = ("gru-ppo", "ppo", "recurrent-ppo")
 
 def train(agent: str, env_id: str, steps: int, seed: int, out: str | Path, *,
           num_envs: int = 64, horizon_days: float = 7.0, params: str | None = None,
-          resume: bool = False, progress: bool = True, **config: Any) -> Path:
+          resume: bool = False, overwrite: bool = False, progress: bool = True,
+          **config: Any) -> Path:
     """Train ``agent`` on ``env_id`` for ``steps`` env-steps; return the run folder.
 
     ``params`` is a population JSON (None: the default population); ``config`` overrides
-    :class:`~covercast.agents.gru_ppo.GRUPPOConfig` fields.
+    :class:`~covercast.agents.gru_ppo.GRUPPOConfig` fields. A folder ``out`` that already
+    holds files is refused (``FileExistsError``) unless ``resume`` (continue its GRU-PPO run)
+    or ``overwrite`` (delete it first), so a run is never mixed with an older one.
     """
     from covercast.agents.gru_ppo import CONSTRAINT_FIELDS, GRUPPOConfig, GRUPPOTrainer
     from covercast.simulators.suite import load_population
@@ -47,9 +50,14 @@ def train(agent: str, env_id: str, steps: int, seed: int, out: str | Path, *,
     if agent not in TRAIN_AGENTS:
         raise ValueError(f"`agent` must be one of {list(TRAIN_AGENTS)}, got {agent!r}.")
     out = Path(out)
+    if resume and overwrite:
+        raise ValueError("--resume and --overwrite contradict each other: choose one.")
     if resume:
         if agent != "gru-ppo":
             raise ValueError("--resume is only supported for gru-ppo (SB3 runs restart).")
+        if not (out / "checkpoint" / "model.safetensors").is_file():
+            raise FileNotFoundError(f"--resume: {out} holds no GRU-PPO run to continue "
+                                    f"({out / 'checkpoint' / 'model.safetensors'} is missing).")
         tr = GRUPPOTrainer.load(out / "checkpoint", out=out, progress=progress,
                                 total_steps=int(steps))
         tr.train()
@@ -64,6 +72,8 @@ def train(agent: str, env_id: str, steps: int, seed: int, out: str | Path, *,
     pop = load_population(params) if params else None
     cfg = GRUPPOConfig(env_id=env_id, total_steps=int(steps), seed=int(seed),
                        num_envs=int(num_envs), horizon_days=float(horizon_days), **config)
+    cfg.validate()                      # a bad setting fails before the folder is touched
+    prepare_output_dir(out, overwrite=overwrite)
     if agent == "gru-ppo":
         GRUPPOTrainer(cfg, params=pop, out=out, progress=progress).train()
     else:
@@ -72,10 +82,17 @@ def train(agent: str, env_id: str, steps: int, seed: int, out: str | Path, *,
     return out
 
 
-def load_agent(spec: str, env_id: str, seed: int = 0, *, which: str = "final") -> Any:
+def load_agent(spec: str, env_id: str, seed: int = 0, *, which: str = "final",
+               trust_pickle: bool = False) -> Any:
     """An agent from a run folder (GRU-PPO checkpoint or SB3 model) or a baseline name
     (random, static, heuristic, or the style bandits thompson and linucb, which learn as they
-    are evaluated); ``which="best"``: a GRU-PPO run's best validated policy (``eval_every``)."""
+    are evaluated); ``which="best"``: a GRU-PPO run's best validated policy (``eval_every``).
+
+    GRU-PPO checkpoints are safetensors and JSON (loading runs no code). An SB3 run folder's
+    ``model.zip`` is unpickled by SB3 (cloudpickle), which can run any code the file holds, so
+    it loads only with ``trust_pickle=True`` (``--trust-pickle``): for folders you made or
+    trust.
+    """
     if which not in ("final", "best"):
         raise ValueError(f"`which` must be 'final' or 'best', got {which!r}.")
     from covercast.agents import (
@@ -97,7 +114,7 @@ def load_agent(spec: str, env_id: str, seed: int = 0, *, which: str = "final") -
         raise ValueError(f"`--best` needs a GRU-PPO run folder; {spec!r} is not one.")
     if (path / "agent.json").is_file():
         from covercast.agents.sb3 import SB3Agent
-        return SB3Agent.load(path, seed=seed)
+        return SB3Agent.load(path, seed=seed, trust_pickle=trust_pickle)
     baselines = {"random": RandomAgent, "static": StaticScheduler,
                  "heuristic": ActivityHeuristic, "thompson": ThompsonStyleAgent,
                  "linucb": LinUCBStyleAgent}
@@ -114,23 +131,26 @@ def load_agent(spec: str, env_id: str, seed: int = 0, *, which: str = "final") -
 def evaluate_saved(spec: str, env_id: str, episodes: int, seed: int, out: str | Path, *,
                    horizon_days: float = 14.0, deterministic: bool = False,
                    progress: bool = True, which: str = "final",
-                   learning: str = "auto") -> Path:
+                   learning: str = "auto", overwrite: bool = False,
+                   trust_pickle: bool = False) -> Path:
     """Evaluate an agent (see :func:`load_agent`) and write ``episodes.csv`` + ``config.json``.
 
     ``learning`` is passed to :func:`~covercast.experiments.evaluate.evaluate` (``"auto"``:
     continual for an agent that learns, per episode otherwise); ``config.json`` records the mode
-    used (``learning``) and the one asked for (``learning_requested``).
+    used (``learning``) and the one asked for (``learning_requested``). A folder ``out`` that
+    already holds files is refused before anything runs unless ``overwrite``.
+    ``trust_pickle``: see :func:`load_agent`.
     """
     from covercast.experiments.evaluate import evaluate, resolve_learning
 
     resolve_learning(None, learning)        # a bad value fails before the agent is loaded
-    agent = load_agent(spec, env_id, seed, which=which)
+    agent = load_agent(spec, env_id, seed, which=which, trust_pickle=trust_pickle)
+    prepare_output_dir(out, overwrite=overwrite, what="results folder", resume_flag=None)
     df = evaluate(agent, env_id, episodes=episodes, seed=seed, progress=progress,
                   deterministic=deterministic, env_kwargs={"horizon_days": horizon_days},
                   learning=learning)
     mode = df.attrs["learning"]
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     atomic_write_csv(df, out / "episodes.csv")
     atomic_write_text(out / "config.json", json.dumps(
         {"agent": spec, "env": env_id, "episodes": episodes, "seed": seed,
@@ -151,7 +171,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         limits.update(eval_every=args.eval_every, eval_users=args.eval_users)
     out = train(args.agent, args.env, args.steps, args.seed, args.out, num_envs=args.num_envs,
                 horizon_days=args.horizon_days, params=args.params, resume=args.resume,
-                progress=not args.quiet, **limits)
+                overwrite=args.overwrite, progress=not args.quiet, **limits)
     print(f"run: {out}")
     return 0
 
@@ -160,7 +180,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     out = evaluate_saved(args.agent, args.env, args.episodes, args.seed, args.out,
                          horizon_days=args.horizon_days, deterministic=args.deterministic,
                          progress=not args.quiet, which="best" if args.best else "final",
-                         learning=args.learning)
+                         learning=args.learning, overwrite=args.overwrite,
+                         trust_pickle=args.trust_pickle)
     print(f"results: {out}")
     return 0
 
@@ -196,7 +217,12 @@ def add_subcommands(subparsers: Any) -> None:
                          "`covercast evaluate --best`)")
     sp.add_argument("--eval-users", type=int, default=512,
                     help="gru-ppo: validation users (with --eval-every)")
-    sp.add_argument("--resume", action="store_true", help="continue OUT/checkpoint (gru-ppo)")
+    sp.add_argument("--resume", action="store_true",
+                    help="continue the GRU-PPO run in OUT (its checkpoint, progress.csv and "
+                         "TensorBoard files)")
+    sp.add_argument("--overwrite", action="store_true",
+                    help="delete OUT first if it holds files (without --resume or "
+                         "--overwrite, such a folder is refused)")
     sp.add_argument("--out", required=True, help="run folder, e.g. runs/NAME")
     sp.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -220,5 +246,12 @@ def add_subcommands(subparsers: Any) -> None:
                          "learning across users, as deployed), episode (before every user); "
                          "auto (default): continual for an agent that learns, episode otherwise "
                          "(the mode used is `learning` in config.json)")
-    sp.add_argument("--out", required=True)
+    sp.add_argument("--trust-pickle", action="store_true",
+                    help="allow loading an SB3 run folder's model.zip: SB3 unpickles it with "
+                         "cloudpickle, which can run code, so only for folders you made or "
+                         "trust (GRU-PPO runs are safetensors and need no flag)")
+    sp.add_argument("--overwrite", action="store_true",
+                    help="delete OUT first if it holds files (otherwise such a folder is "
+                         "refused)")
+    sp.add_argument("--out", required=True, help="results folder (episodes.csv, config.json)")
     sp.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -66,7 +66,9 @@ def test_train_predict_save_load(algo, env_id, tmp_path):
         np.testing.assert_array_equal(s2[1, -2 * OBS_DIM:-OBS_DIM], obs[1])
     else:                  # the LSTM state (h, c)
         assert isinstance(s, tuple) and s[0].shape[1] == 3
-    loaded = SB3Agent.load(tmp_path, seed=0)
+    with pytest.raises(ValueError, match="cloudpickle.*trust_pickle=True"):
+        SB3Agent.load(tmp_path, seed=0)             # model.zip is a pickle: trust is explicit
+    loaded = SB3Agent.load(tmp_path, seed=0, trust_pickle=True)
     np.testing.assert_allclose(loaded.action_probabilities(obs, s), p, rtol=1e-6)
     with pytest.raises(ValueError, match="algo"):
         train_sb3("a2c", tiny())
