@@ -22,7 +22,7 @@ from typing import Any
 
 from covercast._io import atomic_write_csv, atomic_write_text, prepare_output_dir
 
-__all__ = ["TRAIN_AGENTS", "train", "load_agent", "evaluate_saved", "add_subcommands",
+__all__ = ["TRAIN_AGENTS", "check_env_id", "train", "load_agent", "evaluate_saved", "add_subcommands",
            "cmd_train", "cmd_evaluate"]
 
 #: ``covercast train --steps`` default: GRU-PPO's default budget (``GRUPPOConfig.total_steps``,
@@ -50,6 +50,7 @@ def train(agent: str, env_id: str, steps: int, seed: int, out: str | Path, *,
     if agent not in TRAIN_AGENTS:
         raise ValueError(f"`agent` must be one of {list(TRAIN_AGENTS)}, got {agent!r}.")
     out = Path(out)
+    check_env_id(env_id)
     if resume and overwrite:
         raise ValueError("--resume and --overwrite contradict each other: choose one.")
     if resume:
@@ -80,6 +81,20 @@ def train(agent: str, env_id: str, steps: int, seed: int, out: str | Path, *,
         from covercast.agents.sb3 import train_sb3
         train_sb3(agent, cfg, params=pop, out=out, progress=progress)
     return out
+
+
+def check_env_id(env_id: str) -> str:
+    """``env_id`` if Gymnasium knows it (after covercast registered its ids), else a
+    ``ValueError`` listing covercast's ids (for ``--env``)."""
+    import gymnasium as gym
+
+    import covercast.envs  # noqa: F401  (registers the ids)
+
+    if env_id not in gym.registry:
+        ours = sorted(k for k in gym.registry if k.startswith("covercast/"))
+        raise ValueError(f"--env: unknown environment id {env_id!r}; covercast's ids are "
+                         f"{', '.join(ours)} (any id registered with Gymnasium works).")
+    return env_id
 
 
 def load_agent(spec: str, env_id: str, seed: int = 0, *, which: str = "final",
@@ -144,6 +159,7 @@ def evaluate_saved(spec: str, env_id: str, episodes: int, seed: int, out: str | 
     from covercast.experiments.evaluate import evaluate, resolve_learning
 
     resolve_learning(None, learning)        # a bad value fails before the agent is loaded
+    check_env_id(env_id)
     agent = load_agent(spec, env_id, seed, which=which, trust_pickle=trust_pickle)
     prepare_output_dir(out, overwrite=overwrite, what="results folder", resume_flag=None)
     df = evaluate(agent, env_id, episodes=episodes, seed=seed, progress=progress,

@@ -96,9 +96,10 @@ def cmd_params(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate_log(args: argparse.Namespace) -> int:
-    from covercast.simulators.logs import write_log
+    from covercast.simulators.logs import _log_format, write_log
     from covercast.simulators.population import simulate_log
 
+    _log_format(Path(args.out))      # a bad --out suffix fails before the simulation runs
     params = _load_params(args.params)
     bank = None
     if args.bank:

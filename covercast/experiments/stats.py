@@ -3,7 +3,10 @@
 All functions take the per-episode DataFrames of :mod:`covercast.experiments.evaluate` (or any
 DataFrame of numeric columns) and treat episodes as independent replications.
 
-* :func:`summarize` -- mean of each metric per group with a Student-t confidence interval;
+* :func:`summarize` -- mean of each metric per group with a confidence interval that respects
+  the metric's range: Wilson's score interval for a proportion (a 0/1 metric such as
+  ``opted_out``), a Student-t interval on the log scale for a non-negative count or rate (so
+  its bounds stay positive), a Student-t interval otherwise (``return``);
 * :func:`welch_test` -- two independent samples (Welch's unequal-variance t-test, scipy's
   ``ttest_ind(equal_var=False)``), with the confidence interval of the difference;
 * :func:`paired_test` -- two paired samples (``ttest_rel``): agents evaluated with the same seed
@@ -19,20 +22,32 @@ their mean is a rate.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-__all__ = ["DEFAULT_METRICS", "summarize", "welch_test", "paired_test", "compare",
-           "holm_adjust"]
+__all__ = ["DEFAULT_METRICS", "PROPORTION_METRICS", "NON_NEGATIVE_METRICS", "INTERVALS",
+           "summarize", "welch_test", "paired_test", "compare", "holm_adjust"]
 
 #: The metrics :func:`summarize` and :func:`compare` report by default (those present).
 DEFAULT_METRICS: tuple[str, ...] = (
     "return", "pushes", "opens", "ctr", "pushes_per_day", "dwell_min", "likes", "shares",
     "comments", "opted_out", "hours_to_opt_out", "satisfaction")
+
+#: Metrics that are 0/1 per episode: their mean is a proportion (Wilson interval).
+PROPORTION_METRICS: tuple[str, ...] = ("opted_out",)
+
+#: Metrics that are never negative (counts, rates, durations): log-scale t interval.
+NON_NEGATIVE_METRICS: tuple[str, ...] = (
+    "pushes", "opens", "ctr", "pushes_per_day", "opens_per_day", "sessions_per_day",
+    "dwell_min", "dwell_per_day", "likes", "shares", "comments", "hours_to_opt_out",
+    "seen", "sessions")
+
+#: Interval methods of :func:`summarize` (its ``intervals`` argument).
+INTERVALS: tuple[str, ...] = ("t", "wilson", "log-t")
 
 _ID_COLUMNS = ("episode", "seed")
 
@@ -58,6 +73,47 @@ def _sample(x: Any, name: str) -> np.ndarray:
     if np.isinf(a).any():
         raise ValueError(f"`{name}` contains inf; the t-test needs finite values.")
     return a[~np.isnan(a)]
+
+
+def _interval(a: np.ndarray, confidence: float, method: str) -> dict[str, float]:
+    """``_mean_ci`` with the bounds of ``method`` (see :data:`INTERVALS`)."""
+    out = _mean_ci(a, confidence)
+    n, mean = out["n"], out["mean"]
+    if method == "t" or n < 2:
+        return out
+    if method == "wilson":
+        z = float(stats.norm.ppf(0.5 + confidence / 2))
+        denom = 1.0 + z * z / n
+        centre = (mean + z * z / (2 * n)) / denom
+        half = z / denom * math.sqrt(max(mean * (1 - mean), 0.0) / n + z * z / (4 * n * n))
+        return out | {"ci_low": max(0.0, centre - half), "ci_high": min(1.0, centre + half)}
+    # log-t: the t interval of log(mean) by the delta method, sem(log mean) = sem / mean
+    if mean == 0.0:
+        return out | {"ci_low": 0.0, "ci_high": 0.0}
+    factor = math.exp(float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * out["sem"] / mean)
+    return out | {"ci_low": mean / factor, "ci_high": mean * factor}
+
+
+def _interval_method(m: str, raw: np.ndarray, a: np.ndarray, chosen: Mapping[str, str]
+                     ) -> str:
+    """The interval of metric ``m`` (``raw``: its column, ``a``: its sample)."""
+    binary = bool(np.isin(a, (0.0, 1.0)).all())
+    if m not in chosen:
+        # defaults never raise: a proportion metric given as per-seed rates (not 0/1) gets the
+        # log-scale interval, a "non-negative" one with negative values the t interval
+        if binary and (raw.dtype == bool or m in PROPORTION_METRICS):
+            return "wilson"
+        if (m in NON_NEGATIVE_METRICS or m in PROPORTION_METRICS) and not (a < 0).any():
+            return "log-t"
+        return "t"
+    method = chosen[m]
+    if method == "wilson" and not binary:
+        raise ValueError(f"Metric {m!r} takes values other than 0 and 1: a Wilson interval "
+                         "is for proportions; choose intervals={...: 't'}.")
+    if method == "log-t" and (a < 0).any():
+        raise ValueError(f"Metric {m!r} has negative values: a log-scale interval is for "
+                         "non-negative metrics; choose intervals={...: 't'}.")
+    return method
 
 
 def _mean_ci(a: np.ndarray, confidence: float) -> dict[str, float]:
@@ -92,8 +148,9 @@ def _metrics(df: pd.DataFrame, metrics: Sequence[str] | None, exclude: Sequence[
 
 
 def summarize(df: pd.DataFrame, by: str | Sequence[str] | None = "agent",
-              metrics: Sequence[str] | None = None, confidence: float = 0.95) -> pd.DataFrame:
-    """Mean of each metric per group, with a Student-t confidence interval.
+              metrics: Sequence[str] | None = None, confidence: float = 0.95,
+              intervals: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """Mean of each metric per group, with a confidence interval that respects its range.
 
     Parameters
     ----------
@@ -105,14 +162,24 @@ def summarize(df: pd.DataFrame, by: str | Sequence[str] | None = "agent",
         Columns to summarise (default: those of :data:`DEFAULT_METRICS` present).
     confidence : float
         Level of the intervals (default 0.95).
+    intervals : dict, optional
+        Interval method per metric, one of :data:`INTERVALS`, overriding the defaults:
+        ``"wilson"`` (Wilson's score interval, inside [0, 1]) for boolean columns and
+        :data:`PROPORTION_METRICS` whose values are 0/1; ``"log-t"`` (``mean * exp(-/+ t *
+        sem / mean)``, the Student-t interval of the log of the mean by the delta method:
+        positive bounds, [0, 0] when every value is 0) for :data:`NON_NEGATIVE_METRICS` and for
+        proportions given as rates (e.g. per-seed means); ``"t"`` (``mean -/+ t * sem``) for
+        the rest, e.g. ``return``, which may be negative. Asked for explicitly, a Wilson
+        interval of a metric with values other than 0/1, or a log-scale one of a metric with
+        negative values, is refused.
 
     Returns
     -------
     pandas.DataFrame
         Long format, one row per (group, metric): the ``by`` columns, ``metric``, ``n``
-        (non-missing values), ``mean``, ``sd``, ``sem``, ``ci_low``, ``ci_high``
-        (``mean -/+ t_{(1+confidence)/2, n-1} * sd / sqrt(n)``; NaN when ``n < 2``). Groups
-        keep their order of appearance.
+        (non-missing values), ``mean``, ``sd``, ``sem`` (``sd / sqrt(n)``), ``ci_low``,
+        ``ci_high`` (NaN when ``n < 2``) and ``interval`` (the method). Groups keep their
+        order of appearance.
     """
     if not isinstance(df, pd.DataFrame):
         raise ValueError(f"`df` must be a pandas DataFrame, got {type(df).__name__}.")
@@ -125,15 +192,22 @@ def summarize(df: pd.DataFrame, by: str | Sequence[str] | None = "agent",
         raise ValueError(f"Grouping column(s) {missing} not in the DataFrame (columns "
                          f"{list(df.columns)}); pass `by=` one of them, or None.")
     cols = _metrics(df, metrics, keys)
+    chosen = dict(intervals or {})
+    bad = {m: v for m, v in chosen.items() if v not in INTERVALS}
+    if bad:
+        raise ValueError(f"`intervals` values must be one of {list(INTERVALS)}, got {bad}.")
+    methods = {m: _interval_method(m, df[m].to_numpy(), _sample(df[m].to_numpy(), m), chosen)
+               for m in cols}
     groups = [((), df)] if not keys else df.groupby(keys, sort=False, dropna=False)
     rows = []
     for key, g in groups:
         key = key if isinstance(key, tuple) else (key,)
         for m in cols:
             rows.append(dict(zip(keys, key, strict=True)) | {"metric": m}
-                        | _mean_ci(_sample(g[m].to_numpy(), m), confidence))
+                        | _interval(_sample(g[m].to_numpy(), m), confidence, methods[m])
+                        | {"interval": methods[m]})
     return pd.DataFrame(rows, columns=keys + ["metric", "n", "mean", "sd", "sem", "ci_low",
-                                              "ci_high"])
+                                              "ci_high", "interval"])
 
 
 def welch_test(a: Any, b: Any, confidence: float = 0.95) -> dict[str, float]:

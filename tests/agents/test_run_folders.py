@@ -97,3 +97,28 @@ def test_an_sb3_run_folder_loads_only_when_trusted(tmp_path, capsys):
     assert "cloudpickle" in err and "--trust-pickle" in err
     assert not (tmp_path / "a").exists()             # refused before anything was written
     assert main([*args, "--trust-pickle", "--out", str(tmp_path / "b")]) == 0
+
+
+def test_unknown_env_id_and_bad_log_suffix_fail_at_once_with_a_clear_error(tmp_path, capsys,
+                                                                          monkeypatch):
+    from covercast.experiments.cli import main
+
+    assert main(["evaluate", "--agent", "static", "--env", "covercast/Nope-v0", "--quiet",
+                 "--out", str(tmp_path / "ev")]) == 2
+    err = capsys.readouterr().err
+    assert "--env: unknown environment id 'covercast/Nope-v0'" in err
+    assert "covercast/PushSchedule-v0" in err
+    assert not (tmp_path / "ev").exists()
+    assert main(["train", *TINY[2:], "--env", "Nope-v0", "--out", str(tmp_path / "r")]) == 2
+    assert "unknown environment id" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+    import covercast.simulators.population as population
+
+    def never(*a, **k):
+        raise AssertionError("simulated before checking --out")
+
+    monkeypatch.setattr(population, "simulate_log", never)
+    assert main(["simulate-log", "--days", "1", "--users", "5", "--quiet",
+                 "--out", str(tmp_path / "log.txt")]) == 2
+    assert "suffixes" in capsys.readouterr().err

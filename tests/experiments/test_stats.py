@@ -156,3 +156,41 @@ def test_compare_errors():
         compare(df, baseline="heuristic")
     with pytest.raises(ValueError, match="policy"):
         compare(df, by="policy")
+
+
+def test_summarize_intervals_respect_the_range_of_rates_and_counts():
+    """A rare opt-out (1 of 5) and a skewed count would get negative t bounds; Wilson's interval
+    stays inside [0, 1] and the log-scale one stays positive (issue 18, item 7)."""
+    df = pd.DataFrame({"agent": ["a"] * 5, "opted_out": [True, False, False, False, False],
+                       "opens": [0, 0, 0, 0, 9], "return": [-1.0, 0.5, 0.2, 0.1, 3.0],
+                       "likes": [0, 0, 0, 0, 0]})
+    s = summarize(df, metrics=["opted_out", "opens", "return", "likes"]).set_index("metric")
+    t_half = stats.t.ppf(0.975, 4) * df["opens"].std(ddof=1) / math.sqrt(5)
+    assert 1.8 - t_half < 0                            # the t interval would go negative
+    assert list(s["interval"]) == ["wilson", "log-t", "t", "log-t"]
+    # Wilson by hand: p = 0.2, n = 5, z = 1.959964
+    z, n, p = 1.959963984540054, 5, 0.2
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    w = s.loc["opted_out"]
+    assert (w["ci_low"], w["ci_high"]) == pytest.approx((centre - half, centre + half))
+    assert 0 < w["ci_low"] < 0.2 < w["ci_high"] < 1
+    o = s.loc["opens"]
+    factor = math.exp(t_half / 1.8)
+    assert (o["ci_low"], o["ci_high"]) == pytest.approx((1.8 / factor, 1.8 * factor))
+    assert o["ci_low"] > 0
+    r = s.loc["return"]                                 # may be negative: plain t
+    assert r["ci_high"] - r["mean"] == pytest.approx(r["mean"] - r["ci_low"])
+    assert s.loc["likes", "ci_low"] == s.loc["likes", "ci_high"] == 0.0
+    # a metric's interval can be chosen, and a wrong choice is refused
+    t = summarize(df, metrics=["opens"], intervals={"opens": "t"})
+    assert t["interval"].iloc[0] == "t" and t["ci_low"].iloc[0] < 0
+    with pytest.raises(ValueError, match="negative values"):
+        summarize(df, metrics=["return"], intervals={"return": "log-t"})
+    with pytest.raises(ValueError, match="other than 0 and 1"):
+        summarize(df, metrics=["opens"], intervals={"opens": "wilson"})
+    with pytest.raises(ValueError, match="`intervals`"):
+        summarize(df, metrics=["opens"], intervals={"opens": "bootstrap"})
+    # a proportion given as per-seed rates is not 0/1: the log-scale interval, no error
+    rates = summarize(pd.DataFrame({"opted_out": [0.01, 0.02, 0.0, 0.05]}), by=None)
+    assert rates["interval"].iloc[0] == "log-t" and rates["ci_low"].iloc[0] > 0
