@@ -309,8 +309,19 @@ def cmd_generators_sampler_sweep(args: argparse.Namespace) -> int:
     """``covercast generators sampler-sweep``: choose a diffusion sampler on validation."""
     from covercast.generators.ablation import sweep_samplers
 
+    grid = None
+    if args.configs:
+        grid = []
+        for item in args.configs:
+            parts = item.split(":")
+            try:
+                name, steps, eta, guidance = parts
+                grid.append((name, int(steps), float(eta), float(guidance)))
+            except ValueError as e:
+                raise ValueError(f"`--configs` takes SAMPLER:STEPS:ETA:GUIDANCE, e.g. "
+                                 f"ddim:20:1:2 or dpmsolver++:10:0:2; got {item!r}.") from e
     res = sweep_samplers(args.model, args.out, per_style=args.per_style, seed=args.seed,
-                         device=args.device)
+                         device=args.device, **({"grid": tuple(grid)} if grid else {}))
     table = res["table"]
     cols = ["sampler", "fd", "kid", "precision", "recall", "style_accuracy",
             "min_style_accuracy", "mode_collapse", "covers_per_s"]
@@ -523,13 +534,15 @@ def add_subcommands(subparsers: Any, *, add_quiet: bool = True) -> None:
     ab.set_defaults(func=cmd_generators_ablate)
     quiet(ab)
     sw = gsub.add_parser("sampler-sweep", help="choose the diffusion sampler on validation",
-                         description="Score a diffusion model under DDIM (eta 0/0.5/1; 10, 20, "
-                                     "50 steps), DPM-Solver++ and guidance 1/2/3 on validation "
-                                     "covers; writes sampler_sweep.csv/.md and "
-                                     "chosen_sampler.json.")
+                         description="Score a diffusion model under DDIM (eta 0 and 1; 10, "
+                                     "20, 50 steps; guidance 1/2/3) and DPM-Solver++ (10, 20 "
+                                     "steps) on validation covers; writes sampler_sweep.csv/.md "
+                                     "and chosen_sampler.json.")
     sw.add_argument("--model", default="committed", help="model folder (default: committed)")
     sw.add_argument("--out", required=True)
     sw.add_argument("--per-style", type=int, default=60)
+    sw.add_argument("--configs", nargs="+", default=None, metavar="SAMPLER:STEPS:ETA:GUIDANCE",
+                    help="samplers to score (default: the built-in grid), e.g. ddim:20:1:2")
     sw.add_argument("--seed", type=int, default=0)
     sw.add_argument("--device", default="auto")
     sw.set_defaults(func=cmd_generators_sampler_sweep)

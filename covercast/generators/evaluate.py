@@ -44,8 +44,11 @@ checkpoints are given, samples every model, computes the metrics and writes, ato
 shape of seed 000's Table 1 with the seed's numbers beside ours, the MNIST-5k table with seed
 001's claim, and why they differ) and ``grids/*.png`` (sample grids). Model sizes and training
 steps come from a *preset* (:func:`model_specs`: ``"standard"``, sized for about half an hour
-of CPU time in all -- 1,690 s on one thread of the 2-core development machine, 1,120 s of it
-for the four covers models -- or ``"fast"`` for tests) and can be overridden per model.
+of CPU time in all on one thread of the 2-core development machine -- the diffusion model's
+1,250 steps of the "small" UNet with issue 19's recipe took 740 s of CPU time -- or ``"fast"``
+for tests) and can be overridden per model. The diffusion model of the ``standard`` preset is
+the committed one: v-prediction, zero-terminal-SNR betas, topic conditioning, min-SNR-5, EMA,
+fresh covers every epoch (see :mod:`covercast.generators.ablation`).
 """
 
 from __future__ import annotations
@@ -377,7 +380,7 @@ class ModelSpec:
 
 
 #: Presets of :func:`model_specs`: ``standard`` (the committed checkpoints and the report,
-#: about 28 CPU-minutes of training in all, one thread) and ``fast`` (tests).
+#: about half an hour of CPU time in all, one thread) and ``fast`` (tests).
 PRESETS: tuple[str, ...] = ("standard", "fast")
 
 _FAMILY_CLASS: dict[str, type] = {"encoder": CoverEncoder, "diffusion": DiffusionCoverGenerator,
@@ -408,7 +411,7 @@ def _arch(preset: str, family: str, **data: Any) -> Any:
 
 # steps of the standard preset: int, or (phase 1, phase 2) for the VAEs
 _STANDARD_STEPS: dict[str, Any] = {
-    "encoder": 1500, "diffusion": 3500, "vae-iat": (3000, 1500), "dcgan": 3000,
+    "encoder": 1500, "diffusion": 1250, "vae-iat": (3000, 1500), "dcgan": 3000,
     "mnist-encoder": 800, "mnist-vae-iat": (1500, 1500), "mnist-vae": (3000, 0),
     "mnist-dcgan": 3000,
 }
