@@ -424,7 +424,7 @@ def _control_on_run_users(source: dict[str, Any], run: Path, ep: Any, control: A
             k = min(len(ref), 20)
             chk = evaluate_agents({"static": _static(0)}, "covercast/PushSchedule-v0", k,
                                   eval_seed, env_kwargs=kw, learning="continual")
-            cols = ["pushes", "opens", "return"]
+            cols = [c for c in ("pushes", "opens", "sessions", "return") if c in ref.columns]
             if not np.allclose(chk[cols].to_numpy(float), ref[cols].head(k).to_numpy(float),
                                rtol=1e-9, atol=1e-9):
                 raise RuntimeError(f"The static scheduler rerun on the users of {path.parent} "
