@@ -37,6 +37,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -307,7 +308,14 @@ class LoggedDataset:
         ``pscore`` and the raw responses (arrays ``(T + 1, 1)``, the first row -- the reset --
         NaN for ``pscore`` and 0 for the responses). Stored in Minari's ``arrow`` format (pyarrow, which
         the Parquet files already need; no h5py). ``data_path`` sets ``MINARI_DATASETS_PATH`` for the
-        call (default: Minari's own).
+        call (default: Minari's own; a relative path is taken from the working directory).
+
+        The dataset's environment spec is the logged env's with the log's episode length
+        (``max_episode_steps``) and the env arguments the log recorded, so
+        ``dataset.recover_environment()`` gives back the env the log came from, not the
+        registered default horizon. A dataset id that already exists is refused before
+        anything is written, and a failed export removes what it wrote, so a retry is not
+        blocked.
         """
         try:
             import gymnasium as gym
@@ -337,24 +345,68 @@ class LoggedDataset:
                 truncations=g["truncated"].to_numpy(bool), infos=infos))
         obs_space = gym.spaces.Box(-np.inf, np.inf, (len(obs_cols),), np.float32)
         act_space = gym.spaces.Discrete(self.n_actions)
+        spec = self._minari_env_spec(env_id or self.metadata.get("env_id"))
         old = os.environ.get("MINARI_DATASETS_PATH")
         if data_path is not None:
-            os.environ["MINARI_DATASETS_PATH"] = str(data_path)
+            # minari joins its root with paths it already joined: a relative root breaks it
+            os.environ["MINARI_DATASETS_PATH"] = str(Path(data_path).resolve())
         try:
-            return minari.create_dataset_from_buffers(
-                dataset_id=dataset_id, buffer=buffers, env=env_id or self.metadata.get("env_id"),
-                observation_space=obs_space, action_space=act_space, algorithm_name=str(
-                    self.metadata.get("logging_policy", {}).get("name", "logging")),
-                author=author, author_email=author_email, code_permalink=code_permalink,
-                eval_env=env_id or self.metadata.get("env_id"), data_format="arrow",
-                description="covercast logged push decisions with logging propensities "
-                "(infos['pscore'])")
+            from minari.storage import get_dataset_path
+
+            target = get_dataset_path(dataset_id)
+            if target.exists():
+                raise FileExistsError(f"A Minari dataset {dataset_id!r} already exists at "
+                                      f"{target}; remove it or choose another id.")
+            try:
+                return minari.create_dataset_from_buffers(
+                    dataset_id=dataset_id, buffer=buffers, env=spec,
+                    observation_space=obs_space, action_space=act_space, algorithm_name=str(
+                        self.metadata.get("logging_policy", {}).get("name", "logging")),
+                    author=author, author_email=author_email, code_permalink=code_permalink,
+                    eval_env=spec, data_format="arrow",
+                    description="covercast logged push decisions with logging propensities "
+                    "(infos['pscore'])")
+            except BaseException:
+                shutil.rmtree(target, ignore_errors=True)   # no half-written dataset
+                raise
         finally:
             if data_path is not None:
                 if old is None:
                     os.environ.pop("MINARI_DATASETS_PATH", None)
                 else:
                     os.environ["MINARI_DATASETS_PATH"] = old
+
+
+    def _minari_env_spec(self, env_id: str | None) -> Any:
+        """The registered spec of ``env_id`` with this log's episode length and recorded env
+        arguments (None when ``env_id`` is None or not registered)."""
+        import dataclasses
+
+        import gymnasium as gym
+
+        if env_id is None or env_id not in gym.registry:
+            return None
+        spec = gym.spec(env_id)
+        kwargs = {**spec.kwargs, **self.metadata.get("env_kwargs", {})}
+        if "slot_minutes" in self.metadata:
+            kwargs["slot_minutes"] = int(self.metadata["slot_minutes"])
+        horizon = self.metadata.get("max_episode_steps")
+        if horizon is None:
+            horizon = int(self.frame.groupby("episode").size().max())
+        return dataclasses.replace(spec, max_episode_steps=int(horizon), kwargs=kwargs)
+
+
+def _json_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The JSON-serialisable entries of an env's ``spec.kwargs`` (a population object, say,
+    is left out)."""
+    out = {}
+    for k, v in kwargs.items():
+        try:
+            json.dumps(v)
+        except (TypeError, ValueError):
+            continue
+        out[k] = v
+    return out
 
 
 def load_dataset(path: str | os.PathLike) -> LoggedDataset:
@@ -460,6 +512,7 @@ def collect(env: Any, logging_policy: Agent, episodes: int, seed: int | np.rando
     n_actions = int(env.action_space.n)
     meta = {"env_id": getattr(spec, "id", None),
             "max_episode_steps": getattr(spec, "max_episode_steps", None),
+            "env_kwargs": _json_kwargs(getattr(spec, "kwargs", None) or {}),
             "logging_policy": logging_policy.config() | {"name": logging_policy.name},
             "episodes": int(episodes),
             "seed": seed if isinstance(seed, int) else str(root.entropy)}

@@ -96,16 +96,44 @@ def test_empty_and_bad_datasets(logged) -> None:
 
 
 @pytest.mark.skipif(importlib.util.find_spec("minari") is None, reason="minari extra")
-def test_minari_export(tmp_path, logged) -> None:
+def test_minari_export(tmp_path, logged, monkeypatch) -> None:
     import minari
 
-    ds = logged.to_minari("covercast/test-eps-v0", data_path=tmp_path)
+    # a relative data_path works (minari re-joins its root with joined paths)
+    monkeypatch.chdir(tmp_path)
+    ds = logged.to_minari("covercast/test-eps-v0", data_path="datasets")
+    assert (tmp_path / "datasets" / "covercast" / "test-eps-v0").is_dir()
     assert ds.total_episodes == 12 and ds.total_steps == len(logged)
     ep = next(ds.iterate_episodes())
     g = logged.frame[logged.frame["episode"] == 0]
     np.testing.assert_array_equal(ep.actions, g["action"].to_numpy())
     np.testing.assert_allclose(ep.infos["pscore"][1:, 0], g["pscore"].to_numpy())
-    del minari
+    # the recorded env is the logged one: a 2-day (48-step) horizon, not the registered 336
+    assert logged.metadata["max_episode_steps"] == 48
+    assert ds.env_spec.max_episode_steps == 48
+    env = ds.recover_environment()
+    assert env.spec.max_episode_steps == 48
+    env.close()
+    # an existing id is refused before anything is written
+    with pytest.raises(FileExistsError, match="already exists"):
+        logged.to_minari("covercast/test-eps-v0", data_path="datasets")
+    assert ds.total_episodes == 12
+
+    # a failed export leaves nothing behind, so the retry works
+    real = minari.create_dataset_from_buffers
+
+    def crash(*args, **kwargs):
+        from minari.storage import get_dataset_path
+
+        (get_dataset_path(kwargs["dataset_id"]) / "data").mkdir(parents=True)
+        raise OSError("disk full")
+
+    monkeypatch.setattr(minari, "create_dataset_from_buffers", crash)
+    with pytest.raises(OSError, match="disk full"):
+        logged.to_minari("covercast/test-retry-v0", data_path="datasets")
+    assert not (tmp_path / "datasets" / "covercast" / "test-retry-v0").exists()
+    monkeypatch.setattr(minari, "create_dataset_from_buffers", real)
+    assert logged.to_minari("covercast/test-retry-v0", data_path="datasets").total_episodes == 12
 
 
 @pytest.mark.skipif(importlib.util.find_spec("obp") is None, reason="obd extra")
