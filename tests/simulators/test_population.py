@@ -505,3 +505,26 @@ def test_style_names_topics_and_full_length_arrays(params, bank):
     log = pop.event_log()
     assert (log.loc[log.event == "push", "style"] == "noir").all()
     assert (log[log.event == "push"].topic == "music").all()
+
+
+def test_advance_matches_step_by_step():
+    """advance(n) runs n pushless slots: the same outcomes as n calls of step(), merged."""
+    from covercast.covers.procedural import default_bank
+
+    a = Population(default_params(), 50, bank=default_bank(), seed=5)
+    b = Population(default_params(), 50, bank=default_bank(), seed=5)
+    a.step(push=np.arange(0, 50, 2), style=2)
+    b.step(push=np.arange(0, 50, 2), style=2)
+    out, sessions = a.advance(30)
+    singles = [b.step() for _ in range(30)]
+    assert sessions.shape == (30, 50)
+    for k, o in enumerate(singles):
+        dense = np.zeros(50, dtype=np.int64)
+        dense[o.session_user] = o.session_count
+        assert np.array_equal(sessions[k], dense)
+    assert out.n_opens == sum(o.n_opens for o in singles) > 0
+    assert np.array_equal(out.open_user, np.concatenate([o.open_user for o in singles]))
+    assert (out.start_h, out.end_h) == (singles[0].start_h, singles[-1].end_h)
+    assert a.last_outcome is out and a.now == b.now
+    with pytest.raises(ValueError, match="n_slots"):
+        a.advance(0)

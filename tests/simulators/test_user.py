@@ -246,3 +246,19 @@ def test_the_windows_count_the_last_24_hours_and_7_days():
         assert obs["pushes_24h"][0] == (1 if s < 24 else 0)
         assert obs["pushes_7d"][0] == (1 if s < 168 else 0)
         assert obs["sessions_24h"][0] == sum(sessions[max(0, s - 23):s + 1])
+
+
+def test_pushes_after_an_opt_out_are_blocked_and_sessions_go_on():
+    sure = PARAMS.with_parts(opt_out={"base_hazard": 50.0})
+    sim = UserSimulator(sure, default_bank())
+    sim.reset(1)
+    first = sim.step(3, 5)
+    assert first["pushed"] == 1 and first["opted_out"] and sim.slots_run == 1
+    assert first["opened"] == 0 and sim.hidden_state()["opted_out"][0]
+    sessions = 0
+    for _ in range(48):
+        r = sim.step(3)
+        assert r["pushed"] == 0 and r["blocked"] == 1 and not r["opted_out"]
+        assert r["opened"] == 0 and r["cover"] == -1
+        sessions += r["sessions"]
+    assert sessions > 0
