@@ -262,3 +262,14 @@ def test_pushes_after_an_opt_out_are_blocked_and_sessions_go_on():
         assert r["opened"] == 0 and r["cover"] == -1
         sessions += r["sessions"]
     assert sessions > 0
+
+
+def test_numba_is_imported_on_first_use_only():
+    import subprocess
+    import sys
+
+    code = ("import sys, covercast, covercast.envs, covercast.simulators.user\n"
+            "assert 'numba' not in sys.modules, 'numba imported by import covercast.envs'\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
