@@ -585,7 +585,8 @@ def _confirmation_tasks(out: Path, config: HPSearchConfig) -> list[dict[str, Any
     tasks = []
     recs = load_trials(out)
     chosen = _confirm_trials(config, _table(recs))
-    for learner in sorted(chosen, key=lambda x: -LEARNERS.index(x)):
+    # the cheapest learner first: a stopped run leaves whole learners confirmed
+    for learner in sorted(chosen, key=LEARNERS.index):
         for trial in chosen[learner]:
             settings = next(r["settings"] for r in recs
                             if r["learner"] == learner and r["trial"] == trial)
@@ -699,6 +700,9 @@ def _confirm_lines(config: HPSearchConfig, confirm: pd.DataFrame, chosen: dict[s
                 f"{f.format(d['ci_high'])}]")
 
     lines = [f"## Chosen settings over {config.confirm_seeds} training seeds\n",
+             *([] if confirm.groupby(["learner", "trial"]).size().min() >= config.confirm_seeds
+               else ["**Incomplete**: some settings have fewer finished seeds (the `seeds` "
+                     "column); rerun the same command to finish them.\n"]),
              "The search ranks trials that share one training seed, so the chosen trial's "
              "score mixes its settings with that seed's luck. Each learner's chosen settings "
              f"and its default were therefore trained again with {config.confirm_seeds} fresh "
