@@ -238,3 +238,11 @@ def test_ddim_with_eta_one_survives_the_zero_snr_step():
     x = torch.randn(2, 3, 32, 32, generator=_gen(0))
     out = sched.step(torch.randn_like(x), t, x, eta=1.0, generator=_gen(1)).prev_sample
     assert torch.isfinite(out).all()
+
+
+def test_sampler_sweep_cli_refuses_a_malformed_config(tmp_path, capsys):
+    from covercast.generators import cli
+
+    rc = cli.main(["generators", "sampler-sweep", "--model", str(tmp_path), "--out",
+                   str(tmp_path / "o"), "--configs", "ddim:20:1"])
+    assert rc == 2 and "SAMPLER:STEPS:ETA:GUIDANCE" in capsys.readouterr().err
