@@ -194,11 +194,12 @@ def _plots(out: Path) -> list[str]:
 
 
 def _md_table(df: pd.DataFrame, floatfmt: str = ".3g") -> str:
+    """A Markdown table of ``df``; a missing number (NaN) reads "n/a", not "nan"."""
     cols = list(df.columns)
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for _, r in df.iterrows():
-        cells = [format(v, floatfmt) if isinstance(v, (float, np.floating)) else str(v)
-                 for v in r]
+        cells = [("n/a" if np.isnan(v) else format(v, floatfmt))
+                 if isinstance(v, (float, np.floating)) else str(v) for v in r]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -433,7 +433,7 @@ def aggregate_suite(out: str | os.PathLike) -> dict[str, Path]:
     means = _seed_means(episodes)
     summaries, comps, paired = [], [], []
     for pop, g in means.groupby("population", sort=False):
-        s = summarize(g, by="policy", metrics=list(METRICS))
+        s = summarize(g, by="policy", metrics=list(METRICS), intervals="t")
         s.insert(0, "population", pop)
         summaries.append(s)
         if g["seed_index"].nunique() >= 2:

@@ -99,6 +99,11 @@ def test_fast_run_writes_every_output(fast_run):
     target = json.loads((out / "target.json").read_text())
     assert target["checks"]["significance"]["seeds"] == 2
     assert target["checks"]["significance"]["pass"] is False   # 2 seeds < 5: cannot pass
+    # a --fast run is a smoke run: its target is not assessed, and says so instead of FAIL
+    assert target["assessed"] is False and "--fast" in target["why_not_assessed"]
+    tsection = text[text.index("Issue 5 target"):]
+    assert "**Not assessed**" in tsection and "**FAIL**" not in tsection
+    assert "nan %" not in text                    # a lift without pushes is n/a, not +nan %
     # GRU-PPO trained under the static scheduler's rates; the report says so
     learners = pd.read_csv(out / "learners.csv")
     g = learners[learners["learner"] == "gru-ppo"]

@@ -191,6 +191,16 @@ def test_summarize_intervals_respect_the_range_of_rates_and_counts():
         summarize(df, metrics=["opens"], intervals={"opens": "wilson"})
     with pytest.raises(ValueError, match="`intervals`"):
         summarize(df, metrics=["opens"], intervals={"opens": "bootstrap"})
+    # one method for every metric (the reports over seed means give t half-widths)
+    assert set(summarize(df, metrics=["opted_out", "opens"], intervals="t")["interval"]) \
+        == {"t"}
     # a proportion given as per-seed rates is not 0/1: the log-scale interval, no error
     rates = summarize(pd.DataFrame({"opted_out": [0.01, 0.02, 0.0, 0.05]}), by=None)
     assert rates["interval"].iloc[0] == "log-t" and rates["ci_low"].iloc[0] > 0
+
+
+def test_markdown_tables_show_a_missing_number_as_n_a_not_nan():
+    from covercast.experiments.demo import _md_table
+
+    text = _md_table(pd.DataFrame({"a": [0.5, np.nan], "b": ["x", "y"]}))
+    assert "| 0.5 | x |" in text and "| n/a | y |" in text and "nan" not in text
