@@ -149,7 +149,7 @@ def _metrics(df: pd.DataFrame, metrics: Sequence[str] | None, exclude: Sequence[
 
 def summarize(df: pd.DataFrame, by: str | Sequence[str] | None = "agent",
               metrics: Sequence[str] | None = None, confidence: float = 0.95,
-              intervals: Mapping[str, str] | None = None) -> pd.DataFrame:
+              intervals: str | Mapping[str, str] | None = None) -> pd.DataFrame:
     """Mean of each metric per group, with a confidence interval that respects its range.
 
     Parameters
@@ -162,8 +162,9 @@ def summarize(df: pd.DataFrame, by: str | Sequence[str] | None = "agent",
         Columns to summarise (default: those of :data:`DEFAULT_METRICS` present).
     confidence : float
         Level of the intervals (default 0.95).
-    intervals : dict, optional
-        Interval method per metric, one of :data:`INTERVALS`, overriding the defaults:
+    intervals : str or dict, optional
+        Interval method per metric (a dict) or for every metric (a str), one of
+        :data:`INTERVALS`, overriding the defaults:
         ``"wilson"`` (Wilson's score interval, inside [0, 1]) for boolean columns and
         :data:`PROPORTION_METRICS` whose values are 0/1; ``"log-t"`` (``mean * exp(-/+ t *
         sem / mean)``, the Student-t interval of the log of the mean by the delta method:
@@ -192,7 +193,8 @@ def summarize(df: pd.DataFrame, by: str | Sequence[str] | None = "agent",
         raise ValueError(f"Grouping column(s) {missing} not in the DataFrame (columns "
                          f"{list(df.columns)}); pass `by=` one of them, or None.")
     cols = _metrics(df, metrics, keys)
-    chosen = dict(intervals or {})
+    chosen = ({m: intervals for m in cols} if isinstance(intervals, str)
+              else dict(intervals or {}))
     bad = {m: v for m, v in chosen.items() if v not in INTERVALS}
     if bad:
         raise ValueError(f"`intervals` values must be one of {list(INTERVALS)}, got {bad}.")
