@@ -30,6 +30,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import sys
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -59,6 +60,32 @@ GENERATION_RESPONSE_KEYS: tuple[str, ...] = (
     "relevance", "cover_key")
 
 _LEARNED = ("vae-iat", "diffusion", "dcgan")
+_FORK_GUARDED = False
+
+
+def _one_torch_thread_in_child() -> None:
+    """``os.register_at_fork`` hook: torch on one thread in a forked child (see
+    :func:`_guard_torch_after_fork`)."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(1)
+
+
+def _guard_torch_after_fork() -> None:
+    """Make processes forked from this one run torch on one thread (registered once).
+
+    torch runs its CPU ops on an OpenMP (libgomp) thread team. Once this process has used it
+    (loading a learned generator does), a child made by ``os.fork`` -- the default start method
+    of ``multiprocessing``, and so of ``gymnasium.vector.AsyncVectorEnv``, on Linux -- inherits
+    the team's state but not its threads, and its first parallel torch op (building the
+    generator in the worker) waits for them forever. On one thread torch runs every op inline,
+    without the team, as ``torch.utils.data`` workers do. Spawned and forkserver children start
+    afresh and are not affected.
+    """
+    global _FORK_GUARDED
+    if not _FORK_GUARDED and hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=_one_torch_thread_in_child)
+        _FORK_GUARDED = True
 
 
 def _weight(value: Any, name: str) -> float:
@@ -291,12 +318,14 @@ class CoverGenerationEnv(gym.Env[np.ndarray, np.ndarray]):
     A step simulates one cohort and renders its cover unless the cache holds it. The first
     step of a learned generator also loads torch, the checkpoint, the cover encoder and the
     quality model: about 10 s with VAE-IAT on the 2-core development CPU (under load from
-    other jobs), about 0.1 s with ``"procedural"``. A new diffusion cover costs one
-    ``sample`` call (20 guided DDIM steps of the small UNet: a few tenths of a second on a
-    CPU). :meth:`prerender` renders every grid point (and topic, for a topic-conditioned
-    generator) once -- 70 VAE-IAT covers in about 3 s, 420 procedural covers in about 5 s --
-    after which a step is a cache look-up plus the cohort simulation: median 32-38 ms
-    (procedural, VAE-IAT; 64 users, 24 h of responses) on that loaded CPU.
+    other jobs), about 18 s with ``"diffusion"``, about 0.1 s with ``"procedural"``. A new
+    diffusion cover costs one ``sample`` call (20 guided DDIM steps of the small UNet): 3.8 s
+    on that loaded CPU, and a step whose cover is cached about 10 ms. :meth:`prerender`
+    renders every grid point (and topic, for a topic-conditioned generator) once -- 70
+    VAE-IAT covers in about 3 s, 420 procedural covers in about 5 s; for diffusion, 420 covers
+    one at a time (minutes) -- after which a step is a cache look-up plus the cohort
+    simulation: median 32-38 ms (procedural, VAE-IAT; 64 users, 24 h of responses) on that
+    loaded CPU.
 
     ## Version History
 
@@ -418,6 +447,7 @@ class CoverGenerationEnv(gym.Env[np.ndarray, np.ndarray]):
 
     def _make_renderer(self, generator: Any, checkpoint: Any, encoder: Any, quality: str,
                        sample_kwargs: Mapping[str, Any] | None, device: str) -> Any:
+        _guard_torch_after_fork()        # before this process's first torch op
         if isinstance(generator, str):
             if generator == "procedural":
                 if checkpoint is not None or encoder is not None:
