@@ -8,6 +8,7 @@ space and how an action becomes pushes (:meth:`UserEnv.step`).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from typing import Any
@@ -15,9 +16,11 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+from gymnasium.envs.registration import EnvSpec
 from gymnasium.error import ResetNeeded
 
 from covercast.envs.observation import OBS_DIM, observation_bounds
+from covercast.envs.registration import DEFAULT_HORIZON_DAYS, check_horizon_days, horizon_slots
 from covercast.envs.rewards import RewardFn, make_reward_fn
 from covercast.simulators.params import PopulationParams, default_params
 from covercast.simulators.response import ResponseModel
@@ -111,6 +114,11 @@ class UserEnv(gym.Env[np.ndarray, np.int64]):
         Weights of the default reward :class:`~covercast.envs.rewards.OpenDwellReward`.
     start : str
         Wall-clock time (UTC) of hour 0 of every episode, on the slot grid.
+    horizon_days : float
+        Episode length in simulated days (default 14): the environment truncates the episode
+        (``truncated=True``) after :attr:`horizon_steps` steps, ``horizon_days * 1440 /
+        slot_minutes`` slots (CoverStyle: ``horizon_days * len(push_hours)`` pushes), whatever
+        the slot length. ``env.spec.max_episode_steps`` reports that number.
     history_days : float
         Days of the user's organic sessions the platform has already seen when the episode
         starts (0 to 365; default 0: a new user, nothing seen). With ``d > 0`` the observed
@@ -129,18 +137,26 @@ class UserEnv(gym.Env[np.ndarray, np.int64]):
     metadata = {"render_modes": ["ansi"], "render_fps": 1}
     #: Registered id (set by subclasses; used in messages).
     env_id = "covercast/UserEnv"
+    #: Whether a step is one slot (the horizon is then ``horizon_days`` of slots).
+    _steps_are_slots = True
 
     def __init__(self, params: PopulationParams | str | os.PathLike | None = None,
                  bank: Any = None, slot_minutes: int = 60, reward_fn: RewardFn | None = None,
                  w_dwell: float | None = None, w_optout: float | None = None,
                  start: str = DEFAULT_START, history_days: float = 0.0,
                  render_mode: str | None = None, population: str | os.PathLike | None = None,
-                 response: ResponseModel | None = None) -> None:
+                 response: ResponseModel | None = None,
+                 horizon_days: float = DEFAULT_HORIZON_DAYS) -> None:
         self.params = resolve_params(params, population)
         self.history_days = check_history_days(history_days)
         self.bank = resolve_bank(bank, self.params)
         self.slot_minutes = check_slot_minutes(slot_minutes)
         self.slot_hours = self.slot_minutes / 60.0
+        #: number of steps after which an episode is truncated (see ``horizon_days``; a
+        #: subclass whose steps are not slots sets it in its own ``__init__``)
+        self.horizon_steps = horizon_slots(horizon_days, self.slot_minutes) \
+            if self._steps_are_slots else 0
+        self.horizon_days = check_horizon_days(horizon_days)
         self.reward_fn = make_reward_fn(reward_fn, w_dwell, w_optout)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"`render_mode` must be None or one of "
@@ -157,6 +173,7 @@ class UserEnv(gym.Env[np.ndarray, np.int64]):
         low, high = observation_bounds()
         self.observation_space = spaces.Box(low, high, shape=(OBS_DIM,), dtype=np.float32)
         self._slot = 0                 # slots since hour 0 (the coming slot's index)
+        self._steps = 0                # steps taken in the episode
         self._n_actions = 0            # action_space.n as an int (set at reset)
         self._started = False
         self._done = False
@@ -178,6 +195,7 @@ class UserEnv(gym.Env[np.ndarray, np.int64]):
             self._sim.add_history(self._sim.draw_history(self.history_days, self.np_random)[0],
                                   float(round(24.0 * self.history_days)))
         self._slot = 0
+        self._steps = 0
         self._n_actions = int(self.action_space.n)
         self._started = True
         self._done = False
@@ -248,9 +266,27 @@ class UserEnv(gym.Env[np.ndarray, np.int64]):
         self._done = terminated
         self._last_info = info
         self._last_reward = reward
-        return self._sim.observation.copy(), reward, terminated, False, info
+        self._steps += 1
+        # like gymnasium's TimeLimit, which this replaces: truncated from the horizon's last
+        # step on, even on a terminal step
+        truncated = self._steps >= self.horizon_steps
+        return self._sim.observation.copy(), reward, terminated, truncated, info
 
     # ------------------------------------------------------------------ extras
+    @property
+    def spec(self) -> EnvSpec | None:
+        """The spec ``gym.make`` gave this environment, with ``max_episode_steps`` =
+        :attr:`horizon_steps` (the ids are registered without a ``TimeLimit``: the environment
+        truncates its episodes itself). A ``TimeLimit`` added by ``gym.make(...,
+        max_episode_steps=n)`` reports its own ``n`` on the wrapped environment."""
+        return self.__dict__.get("_spec")
+
+    @spec.setter
+    def spec(self, value: EnvSpec | None) -> None:
+        if value is not None and value.max_episode_steps is None:
+            value = dataclasses.replace(value, max_episode_steps=self.horizon_steps)
+        self._spec = value
+
     @property
     def population(self) -> UserSimulator:
         """The simulated user of the current episode (read it, do not step it); it reads like

@@ -11,6 +11,7 @@ import numpy as np
 from gymnasium import spaces
 
 from covercast.envs.base import DEFAULT_START, UserEnv
+from covercast.envs.registration import DEFAULT_HORIZON_DAYS, horizon_pushes
 from covercast.envs.rewards import RewardFn
 from covercast.simulators.params import PopulationParams
 from covercast.simulators.response import ResponseModel
@@ -50,9 +51,9 @@ class CoverStyleEnv(UserEnv):
     ## Episode End
 
     * Termination: the user opts out; the step stops at the slot where it happened.
-    * Truncation: ``TimeLimit`` after ``max_episode_steps`` pushes. Registered: 28 (14 days of
-      the default two push hours); with other ``push_hours`` pass ``max_episode_steps =
-      horizon_days * len(push_hours)`` to ``gym.make``, or use :func:`covercast.envs.make`.
+    * Truncation: after ``horizon_days * len(push_hours)`` pushes (``horizon_days``, default
+      14, must be a whole number of days): 28 with the default two push hours, for any
+      ``slot_minutes``; ``env.spec.max_episode_steps`` reports the number.
 
     :meth:`reset` runs the slots from the start of the episode (Monday 00:00 UTC by default)
     up to the first push time, without pushes; the observation then already holds those organic
@@ -63,7 +64,8 @@ class CoverStyleEnv(UserEnv):
     ```python
     gym.make("covercast/CoverStyle-v0", push_hours=(8, 20), params=None, bank=None,
              slot_minutes=60, reward_fn=None, w_dwell=None, w_optout=None,
-             start="2026-01-05T00:00:00Z", history_days=0, render_mode=None, response=None)
+             start="2026-01-05T00:00:00Z", history_days=0, render_mode=None, response=None,
+             horizon_days=14)
     ```
 
     * ``push_hours``: distinct hours of day (UTC) of the pushes, in ``[0, 24)``; fractional
@@ -76,6 +78,7 @@ class CoverStyleEnv(UserEnv):
     """
 
     env_id = "covercast/CoverStyle-v0"
+    _steps_are_slots = False      # a step is one push: horizon_steps is set from push_hours
 
     def __init__(self, push_hours: Sequence[float] = (8, 20),
                  params: PopulationParams | str | os.PathLike | None = None, bank: Any = None,
@@ -83,12 +86,14 @@ class CoverStyleEnv(UserEnv):
                  w_dwell: float | None = None, w_optout: float | None = None,
                  start: str = DEFAULT_START, history_days: float = 0.0,
                  render_mode: str | None = None, population: str | os.PathLike | None = None,
-                 response: ResponseModel | None = None) -> None:
+                 response: ResponseModel | None = None,
+                 horizon_days: float = DEFAULT_HORIZON_DAYS) -> None:
         super().__init__(params=params, bank=bank, slot_minutes=slot_minutes,
                          reward_fn=reward_fn, w_dwell=w_dwell, w_optout=w_optout, start=start,
                          history_days=history_days, render_mode=render_mode,
-                         population=population, response=response)
+                         population=population, response=response, horizon_days=horizon_days)
         self.push_hours = self._parse_push_hours(push_hours)
+        self.horizon_steps = horizon_pushes(self.horizon_days, len(self.push_hours), self.env_id)
         spd = 1440 // self.slot_minutes
         self._push_slot = [False] * spd
         for h in self.push_hours:

@@ -9,6 +9,7 @@ import numpy as np
 from gymnasium import spaces
 
 from covercast.envs.base import DEFAULT_START, UserEnv
+from covercast.envs.registration import DEFAULT_HORIZON_DAYS
 from covercast.envs.rewards import RewardFn
 from covercast.simulators.params import PopulationParams
 from covercast.simulators.response import ResponseModel
@@ -72,10 +73,11 @@ class PushScheduleEnv(UserEnv):
 
     * Termination: the user opts out (``info["opted_out"]``); the terminal step's reward
       includes the opt-out penalty. Stepping on after that raises ``ResetNeeded``.
-    * Truncation: by Gymnasium's ``TimeLimit`` after ``max_episode_steps`` slots. The id is
-      registered with 336 steps (14 days of 60-minute slots); with other slot lengths pass
-      ``max_episode_steps`` to ``gym.make`` or use :func:`covercast.envs.make`, which computes
-      it from ``horizon_days`` (e.g. 4032 steps for 5-minute slots over 14 days).
+    * Truncation: after ``horizon_days`` days (default 14), i.e. ``horizon_days * 1440 /
+      slot_minutes`` slots, by the environment itself, for any slot length (336 steps with
+      60-minute slots, 4032 with 5-minute slots); ``env.spec.max_episode_steps`` reports the
+      number. A ``max_episode_steps`` passed to ``gym.make`` adds a ``TimeLimit``, which can
+      only end episodes earlier.
 
     ## Arguments
 
@@ -83,7 +85,7 @@ class PushScheduleEnv(UserEnv):
     import gymnasium as gym, covercast
     env = gym.make("covercast/PushSchedule-v0", params=None, bank=None, slot_minutes=60,
                    reward_fn=None, w_dwell=None, w_optout=None, start="2026-01-05T00:00:00Z",
-                   history_days=0, render_mode=None, response=None)
+                   history_days=0, render_mode=None, response=None, horizon_days=14)
     env = covercast.envs.make("covercast/PushSchedule-v0", horizon_days=7, slot_minutes=5)
     ```
 
@@ -121,11 +123,12 @@ class PushScheduleEnv(UserEnv):
                  w_dwell: float | None = None, w_optout: float | None = None,
                  start: str = DEFAULT_START, history_days: float = 0.0,
                  render_mode: str | None = None, population: str | os.PathLike | None = None,
-                 response: ResponseModel | None = None) -> None:
+                 response: ResponseModel | None = None,
+                 horizon_days: float = DEFAULT_HORIZON_DAYS) -> None:
         super().__init__(params=params, bank=bank, slot_minutes=slot_minutes,
                          reward_fn=reward_fn, w_dwell=w_dwell, w_optout=w_optout, start=start,
                          history_days=history_days, render_mode=render_mode,
-                         population=population, response=response)
+                         population=population, response=response, horizon_days=horizon_days)
         self.action_space = spaces.Discrete(1 + self.n_styles)
 
     def _action_meaning(self) -> str:

@@ -9,6 +9,7 @@ import numpy as np
 from gymnasium import spaces
 
 from covercast.envs.base import DEFAULT_START, UserEnv
+from covercast.envs.registration import DEFAULT_HORIZON_DAYS
 from covercast.envs.rewards import RewardFn
 from covercast.simulators.params import PopulationParams
 from covercast.simulators.response import ResponseModel
@@ -46,16 +47,17 @@ class PushTimingEnv(UserEnv):
     ## Episode End
 
     * Termination: the user opts out (stepping on raises ``ResetNeeded``).
-    * Truncation: ``TimeLimit`` after ``max_episode_steps`` slots (registered: 336, 14 days of
-      60-minute slots). With another ``slot_minutes`` pass ``max_episode_steps`` to
-      ``gym.make`` or use :func:`covercast.envs.make` with ``horizon_days``.
+    * Truncation: after ``horizon_days`` days (default 14) of slots, for any ``slot_minutes``
+      (336 steps of 60 minutes, 4032 of 5 minutes), as in
+      :class:`~covercast.envs.push_schedule.PushScheduleEnv`.
 
     ## Arguments
 
     ```python
     gym.make("covercast/PushTiming-v0", style=0, params=None, bank=None, slot_minutes=60,
              reward_fn=None, w_dwell=None, w_optout=None, start="2026-01-05T00:00:00Z",
-             history_days=0, render_mode=None, response=None)
+             history_days=0, render_mode=None, response=None,
+             horizon_days=14)
     ```
 
     * ``style``: the style of every push: an index in ``[0, n_styles)``, a style name, or
@@ -75,11 +77,12 @@ class PushTimingEnv(UserEnv):
                  w_dwell: float | None = None, w_optout: float | None = None,
                  start: str = DEFAULT_START, history_days: float = 0.0,
                  render_mode: str | None = None, population: str | os.PathLike | None = None,
-                 response: ResponseModel | None = None) -> None:
+                 response: ResponseModel | None = None,
+                 horizon_days: float = DEFAULT_HORIZON_DAYS) -> None:
         super().__init__(params=params, bank=bank, slot_minutes=slot_minutes,
                          reward_fn=reward_fn, w_dwell=w_dwell, w_optout=w_optout, start=start,
                          history_days=history_days, render_mode=render_mode,
-                         population=population, response=response)
+                         population=population, response=response, horizon_days=horizon_days)
         self.style = style
         self._style = self._parse_style(style)
         self.action_space = spaces.Discrete(2)

@@ -113,9 +113,9 @@ class PopulationVectorEnv(VectorEnv):
     * ``num_envs``: number of users N.
     * ``params`` or ``population``: the user model (a suite name such as
       ``"high-fatigue-v1"``, a JSON path, a ``PopulationParams``; default ``calibrated-v1``).
-    * ``horizon_days`` or ``max_episode_steps``: a user's episode length (default 14 days);
-      ``gym.make_vec`` passes the registered ``max_episode_steps`` (336), so with another slot
-      length pass ``max_episode_steps`` too, or use :func:`covercast.envs.make_vec`.
+    * ``horizon_days`` or ``max_episode_steps``: a user's episode length (default 14 days, for
+      any slot length: the id is registered without ``max_episode_steps``, so ``gym.make_vec``
+      passes none).
     * ``history_days``: days of each user's organic sessions seen before their episode
       (also for the users that replace finished ones), as in
       :class:`~covercast.envs.push_schedule.PushScheduleEnv`.
@@ -206,9 +206,8 @@ class PopulationVectorEnv(VectorEnv):
         if from_days is not None and from_days != int(max_episode_steps):
             raise ValueError(f"`horizon_days` = {horizon_days} ({from_days} slots of "
                              f"{self.slot_minutes} min) disagrees with `max_episode_steps` = "
-                             f"{max_episode_steps} (gym.make_vec passes the registered value); "
-                             "give one of them, e.g. with covercast.envs.make_vec(N, "
-                             "horizon_days=...).")
+                             f"{max_episode_steps}; give one of them, e.g. with "
+                             "covercast.envs.make_vec(N, horizon_days=...).")
         return int(max_episode_steps)
 
     # ------------------------------------------------------------------ properties

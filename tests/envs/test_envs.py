@@ -55,11 +55,13 @@ def same(a, b) -> bool:
 
 
 # ------------------------------------------------------------------ registration & checkers
-def test_import_registers_every_id_with_its_time_limit():
+def test_import_registers_every_id_with_its_horizon():
     assert set(ENV_IDS) <= set(gym.registry)
-    assert gym.spec("covercast/PushSchedule-v0").max_episode_steps == 336
-    assert gym.spec("covercast/PushTiming-v0").max_episode_steps == 336
-    assert gym.spec("covercast/CoverStyle-v0").max_episode_steps == 28
+    # no registered TimeLimit: the envs truncate at their horizon_days and report the steps
+    assert all(gym.spec(i).max_episode_steps is None for i in ENV_IDS)
+    assert gym.make("covercast/PushSchedule-v0").spec.max_episode_steps == 336
+    assert gym.make("covercast/PushTiming-v0").spec.max_episode_steps == 336
+    assert gym.make("covercast/CoverStyle-v0").spec.max_episode_steps == 28
 
 
 @pytest.mark.parametrize("env_id", ENV_IDS)
@@ -248,7 +250,7 @@ def test_episode_steps_and_make():
         make("covercast/Nope-v0")
     with pytest.raises(ValueError, match="whole number of 60-minute slots"):
         episode_steps("covercast/PushSchedule-v0", 0.01)
-    # gym.make with another slot length keeps the registered number of steps
+    # a TimeLimit given to gym.make still applies
     assert gym.make("covercast/PushSchedule-v0", slot_minutes=5,
                     max_episode_steps=12).spec.max_episode_steps == 12
 

@@ -32,11 +32,15 @@ def test_make_vec_builds_the_population_env():
     assert env.action_space.shape == (16,) and env.observation_space.shape == (16, 40)
     five = gym.make_vec("covercast/PushSchedule-v0", num_envs=4,
                         vectorization_mode="vector_entry_point", slot_minutes=5)
-    assert five.max_episode_steps == 336          # registered steps, as with gym.make
+    assert five.max_episode_steps == 4032         # 14 days whatever the slot length
     assert make_vec(4, slot_minutes=5, horizon_days=1).max_episode_steps == 288
+    assert gym.make_vec("covercast/PushSchedule-v0", num_envs=4,
+                        vectorization_mode="vector_entry_point",
+                        horizon_days=7).max_episode_steps == 168
     with pytest.raises(ValueError, match="disagrees with `max_episode_steps`"):
         gym.make_vec("covercast/PushSchedule-v0", num_envs=4,
-                     vectorization_mode="vector_entry_point", horizon_days=7)
+                     vectorization_mode="vector_entry_point", horizon_days=7,
+                     max_episode_steps=100)
 
 
 def test_covercast_checker_with_and_without_budget():
