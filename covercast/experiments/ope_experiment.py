@@ -226,7 +226,8 @@ def run_ope_experiment(out: str | os.PathLike, config: OPEExperimentConfig | Non
                             "fqe_converged": model.converged}
                 seq = estimate_sequential(arr["reward"], arr["action"], arr["pscore"], pi,
                                           arr["episode"], model.predict_q(), fqe_model=model,
-                                          n_bootstrap=cfg.n_bootstrap, rng=s)
+                                          n_bootstrap=cfg.n_bootstrap, rng=s,
+                                          progress=progress)   # FQE's refits: the slow part
             # per-decision: a one-step reward model (FQE with gamma = 0), episodes as units
             q1 = fit_fqe(arr["obs"], arr["reward"], arr["action"], pi, arr["episode"],
                          gamma=0.0, iterations=1, horizon=steps).predict_q()

@@ -81,7 +81,11 @@ def add_experiment(experiments: Any) -> None:
     e.add_argument("--horizon-days", type=float, default=None, help="default 2")
     e.add_argument("--truth-users", type=int, default=None,
                    help="on-policy users per truth (default 200000)")
-    e.add_argument("--n-bootstrap", type=int, default=None, help="default 200")
+    e.add_argument("--n-bootstrap", type=int, default=None,
+                   help="bootstrap replicates of every interval (default 200). FQE refits its "
+                        "model once per replicate, the slowest part at large sizes (its time "
+                        "grows in proportion; a progress bar with the time left shows it): "
+                        "lower it for a quicker, rougher interval")
     e.add_argument("--seed", type=int, default=None, help="root seed (default 0)")
     e.add_argument("--fqe-diagnosis", action="store_true",
                    help="instead: FQE before and after its fixes (fqe_diagnosis.md) at the "

@@ -1099,7 +1099,7 @@ def _fqe_refit(d: _FQEData, group_starts: np.ndarray, weights: np.ndarray,
     per_pass = max(1, min(nb, _FQE_ACC_BYTES // (8 * k * p * width)))
     passes = [(b0, min(b0 + per_pass, nb)) for b0 in range(0, nb, per_pass)]
     bar = tqdm(total=len(passes) * (-(-ng // _FQE_GROUP_CHUNK)) + nb, desc="FQE refit",
-               disable=not progress, unit="step")
+               disable=not progress, unit="step", leave=False)
     for r0, r1 in passes:
         acc = np.zeros((r1 - r0, k * p * width))
         for c0 in range(0, ng, _FQE_GROUP_CHUNK):
