@@ -1,5 +1,6 @@
 """Issue 18 hardening of the environments: the registered ids give the documented horizon for
-any slot length."""
+any slot length; every id works in ``AsyncVectorEnv`` workers under fork, forkserver and spawn.
+"""
 
 from __future__ import annotations
 
@@ -85,3 +86,66 @@ def test_make_vec_entry_point_gives_the_documented_horizon():
     assert env.max_episode_steps == 4032
     env.close()
 
+
+# ------------------------------------------------------------------ AsyncVectorEnv start methods
+#: Runs in a fresh interpreter: two workers of each id, reset, one step, close. Prints one line
+#: per id so that a hang shows which id it was.
+VECTOR_SCRIPT = """
+import sys
+import gymnasium as gym
+import covercast
+from covercast.envs import ENV_IDS
+from covercast.envs.registration import GENERATION_ENV_ID
+
+
+def main(context):
+    for env_id in (GENERATION_ENV_ID, *ENV_IDS):
+        envs = gym.vector.AsyncVectorEnv([lambda env_id=env_id: gym.make(env_id)] * 2,
+                                         context=context)
+        obs, _ = envs.reset(seed=0)
+        envs.action_space.seed(0)
+        obs, reward, *_ = envs.step(envs.action_space.sample())
+        assert obs.shape[0] == 2 and reward.shape == (2,)
+        envs.close()
+        print("ok", env_id, flush=True)
+
+
+if __name__ == "__main__":      # spawn and forkserver workers import this file
+    main(sys.argv[1])
+"""
+
+#: Generous for the loaded 2-core development machine (the CoverGeneration workers each load
+#: torch and the VAE-IAT checkpoint; spawned workers re-import everything); a hang never ends.
+VECTOR_TIMEOUT_S = 600
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("context", ["fork", "forkserver", "spawn"])
+def test_every_id_runs_in_async_vector_env_workers(context, tmp_path):
+    """AsyncVectorEnv builds a dummy env in the parent, then the workers build theirs: with
+    fork, torch's OpenMP team used by the parent's CoverGeneration env deadlocked the workers.
+    The check runs in a subprocess (its own process group, killed on timeout) so that a hang
+    fails the test instead of hanging the run."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    script = tmp_path / "vector_check.py"
+    script.write_text(VECTOR_SCRIPT)
+    # torch on 2 OpenMP threads in the parent whatever the machine or the caller's
+    # OMP_NUM_THREADS: with one thread there is no thread team to inherit and no hang to catch
+    env = {**os.environ, "OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "2"}
+    proc = subprocess.Popen([sys.executable, str(script), context], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env=env,
+                            start_new_session=True)
+    try:
+        out, _ = proc.communicate(timeout=VECTOR_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)          # the workers too
+        out, _ = proc.communicate()
+        pytest.fail(f"AsyncVectorEnv with context={context!r} hung (no result in "
+                    f"{VECTOR_TIMEOUT_S} s); finished before the hang:\n{out}")
+    assert proc.returncode == 0, out
+    done = [line.split()[1] for line in out.splitlines() if line.startswith("ok ")]
+    assert done == ["covercast/CoverGeneration-v0", *ENV_IDS], out
