@@ -26,7 +26,8 @@ from covercast.simulators.params import PopulationParams, default_params
 from covercast.simulators.response import ResponseModel
 from covercast.simulators.user import UserSimulator
 
-__all__ = ["UserEnv", "resolve_params", "resolve_bank", "check_slot_minutes", "DEFAULT_START"]
+__all__ = ["UserEnv", "resolve_params", "resolve_bank", "check_slot_minutes", "DEFAULT_START",
+           "horizon_spec"]
 
 #: Hour 0 of every episode: a Monday, 00:00 UTC.
 DEFAULT_START = "2026-01-05T00:00:00Z"
@@ -77,6 +78,29 @@ def check_slot_minutes(slot_minutes: Any) -> int:
         raise ValueError(f"`slot_minutes` must be a positive integer dividing 1440 (minutes in a "
                          f"day), e.g. 5, 10, 15, 20, 30, 60, 120; got {slot_minutes!r}.")
     return int(slot_minutes)
+
+
+def horizon_spec() -> property:
+    """An environment's ``spec`` property that reports the environment's own episode length.
+
+    The covercast ids are registered without a ``TimeLimit`` (a fixed number of steps would be
+    wrong for another slot length or other push hours): the environment truncates its episodes
+    after ``self.horizon_steps`` steps itself. ``gym.make`` sets the unwrapped environment's
+    ``spec`` with ``max_episode_steps=None``; this property fills in ``horizon_steps``, so
+    ``env.spec.max_episode_steps`` stays the episode length. A ``TimeLimit`` added by
+    ``gym.make(..., max_episode_steps=n)`` reports its own ``n`` on the wrapped environment.
+    """
+
+    def get(self: Any) -> EnvSpec | None:
+        return self.__dict__.get("_spec")
+
+    def set_(self: Any, value: EnvSpec | None) -> None:
+        if value is not None and value.max_episode_steps is None:
+            value = dataclasses.replace(value, max_episode_steps=self.horizon_steps)
+        self.__dict__["_spec"] = value
+
+    return property(get, set_, doc="The environment's spec, with ``max_episode_steps`` = "
+                                   "``horizon_steps`` (see :func:`horizon_spec`).")
 
 
 #: Longest observed history an environment accepts (a year).
@@ -273,19 +297,7 @@ class UserEnv(gym.Env[np.ndarray, np.int64]):
         return self._sim.observation.copy(), reward, terminated, truncated, info
 
     # ------------------------------------------------------------------ extras
-    @property
-    def spec(self) -> EnvSpec | None:
-        """The spec ``gym.make`` gave this environment, with ``max_episode_steps`` =
-        :attr:`horizon_steps` (the ids are registered without a ``TimeLimit``: the environment
-        truncates its episodes itself). A ``TimeLimit`` added by ``gym.make(...,
-        max_episode_steps=n)`` reports its own ``n`` on the wrapped environment."""
-        return self.__dict__.get("_spec")
-
-    @spec.setter
-    def spec(self, value: EnvSpec | None) -> None:
-        if value is not None and value.max_episode_steps is None:
-            value = dataclasses.replace(value, max_episode_steps=self.horizon_steps)
-        self._spec = value
+    spec = horizon_spec()
 
     @property
     def population(self) -> UserSimulator:

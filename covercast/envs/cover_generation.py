@@ -44,8 +44,9 @@ from gymnasium.error import ResetNeeded
 
 from covercast.covers.attributes import cover_attributes
 from covercast.covers.bank import CoverBank
-from covercast.envs.base import DEFAULT_START, resolve_params
+from covercast.envs.base import DEFAULT_START, horizon_spec, resolve_params
 from covercast.envs.observation import clock_features
+from covercast.envs.registration import DEFAULT_HORIZON_DAYS, check_horizon_days, horizon_pushes
 from covercast.envs.rewards import DEFAULT_W_DWELL, DEFAULT_W_OPTOUT
 from covercast.simulators.params import PopulationParams
 from covercast.simulators.population import Population
@@ -270,8 +271,10 @@ class CoverGenerationEnv(gym.Env[np.ndarray, np.ndarray]):
     ## Episode End
 
     * Termination: never (every campaign reaches a fresh cohort).
-    * Truncation: ``TimeLimit`` after ``max_episode_steps`` campaigns; registered: 28 (14 days
-      of the default two push hours).
+    * Truncation: after ``horizon_days * len(push_hours)`` campaigns (``horizon_days``, a whole
+      number of days, default 14): 28 with the default two push hours. The environment
+      truncates itself (the id has no registered ``TimeLimit``) and
+      ``env.spec.max_episode_steps`` reports the number.
 
     ## Arguments
 
@@ -281,7 +284,7 @@ class CoverGenerationEnv(gym.Env[np.ndarray, np.ndarray]):
              push_hours=(8, 20), response_hours=24, quality="craft", reward_fn=None,
              w_dwell=None, w_optout=None, w_aesthetic=0.0, w_relevance=0.0, cache_size=512,
              latent_seed=0, sample_kwargs=None, device="cpu", start="2026-01-05T00:00:00Z",
-             render_mode=None)
+             render_mode=None, horizon_days=14)
     ```
 
     * ``generator``: ``"vae-iat"`` (default: the committed checkpoint, fast on a CPU),
@@ -298,6 +301,8 @@ class CoverGenerationEnv(gym.Env[np.ndarray, np.ndarray]):
       ``C(grid + K - 1, K - 1)`` distinct covers, 70 for ``grid = 4`` and 5 styles).
     * ``sharpness``: the softmax's inverse temperature (> 0).
     * ``push_hours``: the campaign hours of each day (UTC, whole hours in [0, 24)).
+    * ``horizon_days``: episode length in days (a whole number; ``len(push_hours)`` campaigns
+      a day).
     * ``response_hours``: hours of responses counted after each push (1 to 168).
     * ``quality``: how generated covers are scored (``"craft"``, ``"confidence"``,
       ``"constant"``).
@@ -334,6 +339,7 @@ class CoverGenerationEnv(gym.Env[np.ndarray, np.ndarray]):
 
     metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 1}
     env_id = "covercast/CoverGeneration-v0"
+    spec = horizon_spec()          # max_episode_steps = horizon_steps
 
     def __init__(self, generator: Any = "vae-iat", checkpoint: str | os.PathLike | None = None,
                  encoder: Any = None, params: PopulationParams | str | os.PathLike | None = None,
@@ -346,7 +352,8 @@ class CoverGenerationEnv(gym.Env[np.ndarray, np.ndarray]):
                  cache_size: int = 512, latent_seed: int = 0,
                  sample_kwargs: Mapping[str, Any] | None = None, device: str = "cpu",
                  start: str = DEFAULT_START, render_mode: str | None = None,
-                 population: str | os.PathLike | None = None) -> None:
+                 population: str | os.PathLike | None = None,
+                 horizon_days: float = DEFAULT_HORIZON_DAYS) -> None:
         self.params = resolve_params(params, population)
         self.cohort_size = self._int(cohort_size, "cohort_size", 1, 10_000)
         self.grid = self._int(grid, "grid", 1, 64)
@@ -358,6 +365,9 @@ class CoverGenerationEnv(gym.Env[np.ndarray, np.ndarray]):
             raise ValueError(f"`sharpness` must be a finite number > 0, got {sharpness!r}.")
         self.sharpness = float(sharpness)
         self.push_hours = self._hours(push_hours)
+        self.horizon_days = check_horizon_days(horizon_days)
+        #: campaigns after which an episode is truncated
+        self.horizon_steps = horizon_pushes(self.horizon_days, len(self.push_hours), self.env_id)
         from covercast.generators.banks import QUALITY_METHODS
 
         if quality not in QUALITY_METHODS:
@@ -640,7 +650,7 @@ class CoverGenerationEnv(gym.Env[np.ndarray, np.ndarray]):
         self._last, self._last_image, self._last_reward = info, cover.image, reward
         self._step += 1
         self._draw_context()
-        return self._observe(), reward, False, False, info
+        return self._observe(), reward, False, self._step >= self.horizon_steps, info
 
     def _responses(self, outs: list[Any], seg: int, topic: int, ts: pd.Timestamp,
                    key: tuple[int, ...], cover: _Cover, relevance: float) -> dict[str, Any]:

@@ -13,7 +13,8 @@ id                              entry point                                    s
 **Episode length.** Each environment truncates its episodes itself after ``horizon_days`` days
 (an argument of the environment, default :data:`DEFAULT_HORIZON_DAYS` = 14): ``horizon_days *
 1440 / slot_minutes`` slots, or ``horizon_days * len(push_hours)`` pushes for CoverStyle
-(:func:`episode_steps`). The ids are therefore registered with ``max_episode_steps=None`` (no
+(:func:`episode_steps`); ``covercast/CoverGeneration-v0`` after ``horizon_days *
+len(push_hours)`` campaigns. The ids are therefore registered with ``max_episode_steps=None`` (no
 ``TimeLimit`` whose fixed number of steps would be wrong for another slot length), so
 ``gym.make(id, slot_minutes=5)`` gives 14 days (4032 steps) and ``gym.make(id,
 horizon_days=7)`` 7 days; ``env.spec.max_episode_steps`` reports the environment's number of
@@ -169,10 +170,10 @@ def register_envs() -> None:
     """Register :data:`ENV_IDS` and :data:`GENERATION_ENV_ID` with Gymnasium (idempotent;
     ``import covercast`` calls it)."""
     if GENERATION_ENV_ID not in gym.registry:
-        # 28 steps = 14 days of two campaigns a day (push_hours=(8, 20)).
+        # the env truncates after horizon_days * len(push_hours) campaigns (28 by default)
         gym.register(id=GENERATION_ENV_ID,
                      entry_point="covercast.envs.cover_generation:CoverGenerationEnv",
-                     max_episode_steps=28)
+                     max_episode_steps=None)
     for env_id in ENV_IDS:
         if env_id in gym.registry:
             continue

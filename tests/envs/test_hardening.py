@@ -9,7 +9,7 @@ import pytest
 
 import covercast  # noqa: F401  (registers the ids)
 from covercast.envs import ENV_IDS, make
-from covercast.envs.registration import DEFAULT_HORIZON_DAYS
+from covercast.envs.registration import DEFAULT_HORIZON_DAYS, GENERATION_ENV_ID
 from covercast.simulators.params import default_params
 
 #: no opt-outs, so every episode runs to its horizon
@@ -72,6 +72,23 @@ def test_cover_style_horizon_follows_push_hours():
     assert episode_length(env, seed=0) == (14, pytest.approx(14 * 24.0))
     with pytest.raises(ValueError, match="whole number of days"):
         gym.make("covercast/CoverStyle-v0", horizon_days=1.5)
+
+
+def test_cover_generation_horizon_follows_push_hours():
+    kw = dict(generator="procedural", cohort_size=4, response_hours=1)
+    for extra, want in (({}, 28), ({"push_hours": (8,)}, 14), ({"horizon_days": 2}, 4)):
+        env = gym.make(GENERATION_ENV_ID, **kw, **extra)
+        assert env.spec.max_episode_steps == want, extra
+        env.reset(seed=0)
+        env.action_space.seed(0)
+        n, truncated = 0, False
+        while not truncated:
+            _, _, terminated, truncated, _ = env.step(env.action_space.sample())
+            n += 1
+            assert not terminated and n <= 100
+        assert n == want, extra
+    with pytest.raises(ValueError, match="whole number of days"):
+        gym.make(GENERATION_ENV_ID, horizon_days=0.5, **kw)
 
 
 @pytest.mark.parametrize("bad", [0, -1.0, float("nan"), "7", True])
