@@ -2,8 +2,8 @@
 
 :func:`bench_envs` times, in one run and on the same machine state:
 
-* each single-user covercast environment through ``gym.make`` (with the ``TimeLimit``,
-  ``OrderEnforcing`` and ``PassiveEnvChecker`` wrappers), stepping with
+* each single-user covercast environment through ``gym.make`` (with the ``OrderEnforcing``
+  and ``PassiveEnvChecker`` wrappers; the env truncates itself at its horizon), stepping with
   ``env.action_space.sample()`` and resetting at episode ends;
 * the population vector environment (``gym.make_vec(..., vectorization_mode=
   "vector_entry_point")``) at ``n_users`` users, in user-steps per second;
