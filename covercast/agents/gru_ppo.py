@@ -1495,19 +1495,19 @@ class GRUPPOTrainer:
         d = Path(path)
         if not (d / "model.safetensors").is_file():
             raise FileNotFoundError(f"No GRU-PPO checkpoint in {d} (model.safetensors missing).")
-        cfg = json.loads((d / "config.json").read_text())
+        cfg = _read_json(d / "config.json")
         cfg.update(overrides)
         config = GRUPPOConfig.from_checkpoint_dict(cfg)
         params = PopulationParams.load(d / "params.json") if (d / "params.json").exists() \
             else None
         trainer = cls(config, params=params, out=out, progress=progress)
-        tensors = load_file(str(d / "model.safetensors"))
+        tensors = _read_tensors(d / "model.safetensors", load_file)
         trainer.policy.load_state_dict({k[len("policy."):]: v for k, v in tensors.items()
                                         if k.startswith("policy.")})
         trainer.obs_rms.load(tensors)
         trainer.torch_gen.set_state(tensors["torch_gen_state"])
         trainer.optimizer.load_state_dict(torch.load(d / "optimizer.pt", weights_only=True))
-        state = json.loads((d / "state.json").read_text())
+        state = _read_json(d / "state.json")
         trainer.iteration = int(state["iteration"])
         trainer.global_step = int(state["global_step"])
         trainer.np_rng.bit_generator.state = state["np_rng"]
@@ -1545,6 +1545,34 @@ class GRUPPOTrainer:
         elif which == "final":
             agent.push_threshold = self.final_push_threshold
         return agent
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    """A checkpoint's JSON file, or a ``ValueError`` / ``FileNotFoundError`` naming the file
+    and what is wrong with it (missing, truncated, not JSON)."""
+    if not path.is_file():
+        raise FileNotFoundError(f"The GRU-PPO checkpoint file {path} is missing.")
+    try:
+        out = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"The GRU-PPO checkpoint file {path} is not valid JSON ({e}); it is "
+                         "truncated or corrupted: restore it or train again.") from None
+    if not isinstance(out, dict):
+        raise ValueError(f"The GRU-PPO checkpoint file {path} holds a "
+                         f"{type(out).__name__}, not a JSON object.")
+    return out
+
+
+def _read_tensors(path: Path, load_file: Callable[[str], Any]) -> dict[str, Any]:
+    """A checkpoint's safetensors file, or a ``ValueError`` naming the file when it cannot be
+    read (truncated or corrupted)."""
+    try:
+        return load_file(str(path))
+    except Exception as e:                    # safetensors raises its own SafetensorError
+        if isinstance(e, FileNotFoundError):
+            raise
+        raise ValueError(f"The GRU-PPO weights {path} cannot be read ({e}); the file is "
+                         "truncated or corrupted: restore it or train again.") from None
 
 
 def check_push_thresholds(thresholds: Any) -> None:
@@ -1625,9 +1653,9 @@ class GRUPPOAgent(PolicyAgent):
         d = Path(path)
         if not (d / "model.safetensors").is_file():
             raise FileNotFoundError(f"No GRU-PPO checkpoint in {d} (model.safetensors missing).")
-        cfg = GRUPPOConfig.from_checkpoint_dict(json.loads((d / "config.json").read_text()))
-        state = json.loads((d / "state.json").read_text())
-        tensors = load_file(str(d / "model.safetensors"))
+        cfg = GRUPPOConfig.from_checkpoint_dict(_read_json(d / "config.json"))
+        state = _read_json(d / "state.json")
+        tensors = _read_tensors(d / "model.safetensors", load_file)
         threshold = state.get("final_push_threshold")
         if which == "best":
             tensors = {k[len("best."):]: v for k, v in tensors.items() if k.startswith("best.")}

@@ -122,3 +122,33 @@ def test_unknown_env_id_and_bad_log_suffix_fail_at_once_with_a_clear_error(tmp_p
     assert main(["simulate-log", "--days", "1", "--users", "5", "--quiet",
                  "--out", str(tmp_path / "log.txt")]) == 2
     assert "suffixes" in capsys.readouterr().err
+
+
+def test_a_corrupted_checkpoint_is_named_with_what_is_wrong(tmp_path, capsys):
+    """A truncated weights file or a broken JSON file of a GRU-PPO run gives an error naming
+    the file (issue 18, item 5), from the Python API and the CLI."""
+    pytest.importorskip("torch")
+    from covercast.agents.gru_ppo import GRUPPOAgent, GRUPPOTrainer
+    from covercast.experiments.cli import main
+
+    run = tmp_path / "run"
+    assert main(["train", *TINY, "--out", str(run)]) == 0
+    ck = run / "checkpoint"
+    weights = (ck / "model.safetensors").read_bytes()
+    (ck / "model.safetensors").write_bytes(weights[:100])            # truncated
+    with pytest.raises(ValueError, match=r"model\.safetensors cannot be read.*truncated"):
+        GRUPPOAgent.load(ck)
+    with pytest.raises(ValueError, match=r"model\.safetensors cannot be read"):
+        GRUPPOTrainer.load(ck, progress=False)
+    capsys.readouterr()
+    assert main(["evaluate", "--agent", str(run), "--env", "covercast/PushTiming-v0",
+                 "--episodes", "1", "--horizon-days", "1", "--quiet",
+                 "--out", str(tmp_path / "ev")]) == 2
+    assert "model.safetensors cannot be read" in capsys.readouterr().err
+    (ck / "model.safetensors").write_bytes(weights)
+    (ck / "state.json").write_text('{"iteration": 1,')                 # cut JSON
+    with pytest.raises(ValueError, match=r"state\.json is not valid JSON"):
+        GRUPPOAgent.load(ck)
+    (ck / "state.json").unlink()
+    with pytest.raises(FileNotFoundError, match=r"state\.json is missing"):
+        GRUPPOAgent.load(ck)
