@@ -120,6 +120,11 @@ def load_agent(spec: str, env_id: str, seed: int = 0, *, which: str = "final",
     from covercast.agents.base import ActionLayout
 
     path = Path(spec)
+    if (path / "checkpoint").is_dir() and not (path / "checkpoint" / "model.safetensors").is_file():
+        raise FileNotFoundError(f"{path} is a run folder whose checkpoint/ holds no "
+                                "model.safetensors: the run stopped before saving its weights, "
+                                "or they were removed; train it again (or --resume an earlier "
+                                "copy).")
     if (path / "checkpoint" / "model.safetensors").is_file():
         path = path / "checkpoint"
     if (path / "model.safetensors").is_file():
@@ -139,6 +144,10 @@ def load_agent(spec: str, env_id: str, seed: int = 0, *, which: str = "final",
         layout = ActionLayout.from_env(env)
         env.close()
         return baselines[spec](mode=layout.mode, n_styles=layout.n_styles, seed=seed)
+    if path.is_dir():
+        raise FileNotFoundError(f"`--agent` {spec!r} is a folder but not a run folder: it holds "
+                                "neither checkpoint/model.safetensors (GRU-PPO) nor agent.json "
+                                f"(SB3); files there: {sorted(x.name for x in path.iterdir())[:8]}.")
     raise ValueError(f"`--agent` {spec!r} is neither a run folder (with checkpoint/ or "
                      f"agent.json) nor a baseline ({sorted(baselines)}).")
 

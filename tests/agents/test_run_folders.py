@@ -152,3 +152,18 @@ def test_a_corrupted_checkpoint_is_named_with_what_is_wrong(tmp_path, capsys):
     (ck / "state.json").unlink()
     with pytest.raises(FileNotFoundError, match=r"state\.json is missing"):
         GRUPPOAgent.load(ck)
+
+
+def test_a_run_folder_without_weights_says_so(tmp_path):
+    from covercast.agents.train import load_agent
+
+    run = tmp_path / "run"
+    (run / "checkpoint").mkdir(parents=True)
+    (run / "progress.csv").write_text("global_step\n")
+    with pytest.raises(FileNotFoundError, match="holds no model.safetensors"):
+        load_agent(str(run), "covercast/PushTiming-v0")
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("x")
+    with pytest.raises(FileNotFoundError, match="not a run folder.*notes.txt"):
+        load_agent(str(other), "covercast/PushTiming-v0")
