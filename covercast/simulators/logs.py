@@ -703,14 +703,24 @@ def read_log(path: str | os.PathLike, *, assume_utc: bool = False) -> pd.DataFra
     fmt = _log_format(path)
     if not path.exists():
         raise FileNotFoundError(f"No log at {path}.")
-    if fmt == "parquet":
-        df = pd.read_parquet(path)
-    else:
-        header = pd.read_csv(path, nrows=0, compression="gzip" if fmt == "csv.gz" else None)
-        text_cols = {c: str for c in ("timestamp", *_STRING_COLUMNS) if c in header.columns}
-        exact = {} if _PANDAS_3 else {"float_precision": "round_trip"}  # pandas 3: the default
-        df = pd.read_csv(path, dtype=text_cols, keep_default_na=False, na_values=[""], **exact,
-                         compression="gzip" if fmt == "csv.gz" else None)
+    try:
+        if fmt == "parquet":
+            df = pd.read_parquet(path)
+        else:
+            header = pd.read_csv(path, nrows=0, compression="gzip" if fmt == "csv.gz" else None)
+            text_cols = {c: str for c in ("timestamp", *_STRING_COLUMNS) if c in header.columns}
+            exact = {} if _PANDAS_3 else {"float_precision": "round_trip"}  # pandas 3: default
+            df = pd.read_csv(path, dtype=text_cols, keep_default_na=False, na_values=[""],
+                             **exact, compression="gzip" if fmt == "csv.gz" else None)
+    except pd.errors.EmptyDataError:
+        raise ValueError(f"The log {path} is empty (no header row); a log is a table with the "
+                         f"columns {list(COLUMNS)}.") from None
+    except (UnicodeDecodeError, pd.errors.ParserError, OSError, EOFError) as e:
+        if isinstance(e, FileNotFoundError):
+            raise
+        raise ValueError(f"The log {path} cannot be read as {fmt} ({type(e).__name__}: {e}); "
+                         "is it a log written by covercast simulate-log or a table in that "
+                         "format?") from None
     return validate_log(df.reset_index(drop=True), assume_utc=assume_utc)
 
 

@@ -420,3 +420,28 @@ def test_a_large_log_goes_through_every_check():
     assert len(out) == n and out["timestamp"].dtype == DTYPES["timestamp"]
     df.loc[n - 1, "dwell_s"] = -1.0
     assert _err(df).problems[0].rows == (n - 1,)
+
+
+def test_an_empty_or_unreadable_log_file_is_named_in_a_clear_error(tmp_path):
+    """Issue 18, item 5: an empty file, a binary file and a broken CSV give a ValueError naming
+    the file (not pandas' or the codec's bare error)."""
+    from covercast.simulators.logs import read_log
+
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    with pytest.raises(ValueError, match=r"empty\.csv is empty.*user_id"):
+        read_log(empty)
+    binary = tmp_path / "binary.csv"
+    binary.write_bytes(b"\x89PNG\x00\xff\xfe not text")
+    with pytest.raises(ValueError, match=r"binary\.csv cannot be read as csv.*UnicodeDecodeError"):
+        read_log(binary)
+    broken = tmp_path / "broken.csv"
+    broken.write_text('user_id,timestamp\n1,"2026-01-01\n')
+    with pytest.raises(ValueError, match=r"broken\.csv cannot be read as csv.*ParserError"):
+        read_log(broken)
+    bad_gz = tmp_path / "log.csv.gz"
+    bad_gz.write_text("not gzip")
+    with pytest.raises(ValueError, match=r"log\.csv\.gz cannot be read as csv\.gz"):
+        read_log(bad_gz)
+    with pytest.raises(FileNotFoundError):
+        read_log(tmp_path / "missing.csv")
