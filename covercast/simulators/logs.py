@@ -242,13 +242,18 @@ def _parse_float(name: str, s: pd.Series, problems: list[LogProblem]) -> pd.Seri
         problems.append(_problem("bad_type", name, "holds booleans, not numbers",
                                  f"store numbers in `{name}`", np.ones(len(s), bool)))
         return None
-    num = s if pd.api.types.is_numeric_dtype(s.dtype) else pd.to_numeric(s, errors="coerce")
+    numeric = pd.api.types.is_numeric_dtype(s.dtype)
+    num = s if numeric else pd.to_numeric(s, errors="coerce")
     out = num.astype("float64")
     bad = s.notna().to_numpy() & out.isna().to_numpy()
+    if bad.any() and not numeric:
+        # a literal "NaN" (as numpy and pandas write a missing float) is a missing number
+        bad &= ~s.astype(str).str.strip().str.lower().eq("nan").to_numpy()
     if bad.any():
         problems.append(_problem("bad_type", name,
                                  f"holds values that are not numbers, e.g. {_examples(s, bad)}",
-                                 f"store numbers (or NaN) in `{name}`", bad))
+                                 f"store numbers in `{name}` (an empty cell or NaN for a "
+                                 "missing value)", bad))
         return None
     return pd.Series(out.to_numpy(dtype=np.float64, na_value=np.nan), index=s.index, name=s.name)
 
@@ -270,7 +275,7 @@ def _parse_str(name: str, s: pd.Series, problems: list[LogProblem]) -> pd.Series
     if bad.any():
         problems.append(_problem("bad_type", name,
                                  f"holds values that are not text, e.g. {_examples(s, bad)}",
-                                 f"store strings (or NaN) in `{name}`, e.g. "
+                                 f"store strings in `{name}` (an empty cell for a missing value), e.g. "
                                  f"`df['{name}'] = df['{name}'].astype(str)`", bad))
         return None
     return _as_text(s)

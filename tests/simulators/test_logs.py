@@ -445,3 +445,32 @@ def test_an_empty_or_unreadable_log_file_is_named_in_a_clear_error(tmp_path):
         read_log(bad_gz)
     with pytest.raises(FileNotFoundError):
         read_log(tmp_path / "missing.csv")
+
+
+def test_a_literal_nan_in_a_csv_number_column_is_a_missing_value(log, tmp_path):
+    """Issue 18, item 5: "NaN" (as numpy/pandas write a missing float) in a numeric column of a
+    CSV reads as missing; a real non-number is refused with advice that does not contradict
+    it."""
+    from covercast.simulators.logs import read_log
+
+    path = tmp_path / "log.csv"
+    log.to_csv(path, index=False)           # missing dwell_s / propensity cells are empty
+    text = path.read_text()
+    lines = text.splitlines()
+    header = lines[0].split(",")
+    col = header.index("dwell_s")
+    i = next(k for k in range(1, len(lines)) if lines[k].split(",")[col] == "")  # no dwell
+    cells = lines[i].split(",")
+
+    def write(value: str) -> None:
+        changed = list(cells)
+        changed[col] = value
+        path.write_text("\n".join([*lines[:i], ",".join(changed), *lines[i + 1:]]) + "\n")
+
+    write("NaN")
+    got = read_log(path)
+    assert np.isnan(got["dwell_s"].iloc[i - 1])
+    write("abc")
+    with pytest.raises(LogValidationError) as e:
+        read_log(path)
+    assert "abc" in str(e.value) and "(or NaN)" not in str(e.value)
