@@ -6,7 +6,9 @@ random stream and the order of the draws; :func:`make` compiles a step function 
 
 from __future__ import annotations
 
+import hashlib
 import math
+import types
 from typing import Any
 
 import numpy as np
@@ -399,4 +401,94 @@ def make(response: R.ResponseModel, build_coef: Any, jit_tree: Any) -> Any:
         N[_SLOTS] = done
         observe(S, F, T, obs)
 
+    cache_on_disk(run, code_digest([run], repr(build_coef.layout)))
     return run
+
+
+# ------------------------------------------------------------------ on-disk cache
+_CONSTANT = (bool, int, float, complex, str, bytes, tuple, type(None), np.generic)
+
+
+def code_digest(functions: list[Any], extra: str = "") -> str | None:
+    """A digest of the Python code compiled into one step function, or None where it cannot
+    be told (then the function is not cached).
+
+    It covers each function's module, name, byte code and constants, and the values numba
+    freezes into the machine code: the numbers, strings, tuples and arrays it reads as
+    globals, as module attributes or from its closure, and the functions it calls (numba
+    dispatchers by their Python function), plus ``extra``. A closure holding anything else
+    gives None.
+    """
+    h = hashlib.sha256(extra.encode())
+    seen: set[int] = set()
+
+    def feed_value(v: Any) -> bool:
+        if isinstance(v, _CONSTANT):
+            h.update(repr(v).encode())
+        elif isinstance(v, np.ndarray):
+            h.update(repr((v.dtype.str, v.shape)).encode() + v.tobytes())
+        elif callable(getattr(v, "py_func", None)):
+            return feed_function(v.py_func)
+        elif isinstance(v, types.FunctionType):
+            return feed_function(v)
+        else:
+            return False
+        return True
+
+    def feed_code(code: types.CodeType) -> None:
+        h.update(code.co_code + repr(code.co_names).encode())
+        for c in code.co_consts:
+            if isinstance(c, types.CodeType):
+                feed_code(c)
+            else:
+                h.update(repr(c).encode())
+
+    def feed_function(fn: types.FunctionType) -> bool:
+        if id(fn) in seen:
+            return True
+        seen.add(id(fn))
+        h.update(f"{fn.__module__}.{fn.__qualname__}".encode())
+        feed_code(fn.__code__)
+        names = fn.__code__.co_names
+        for name in names:
+            v = fn.__globals__.get(name)
+            if isinstance(v, types.ModuleType):
+                for attr in names:
+                    w = getattr(v, attr, None)
+                    if isinstance(w, (*_CONSTANT, np.ndarray)):
+                        h.update(f"{name}.{attr}".encode())
+                        feed_value(w)
+            elif isinstance(v, (*_CONSTANT, np.ndarray, types.FunctionType)) or \
+                    callable(getattr(v, "py_func", None)):
+                h.update(name.encode())
+                if not feed_value(v):
+                    return False
+        return all(feed_value(c.cell_contents) for c in fn.__closure__ or ())
+
+    return h.hexdigest() if all(feed_value(f) for f in functions) else None
+
+
+def cache_on_disk(dispatcher: Any, digest: str | None) -> bool:
+    """Give a step function numba's on-disk cache, indexed by ``digest``.
+
+    numba's ``cache=True`` indexes a closure by a pickle of its closure, which holds the
+    compiled response functions and with them a random id per process, so it would never hit
+    again. This cache is numba's own (:class:`numba.core.caching.FunctionCache`: beside the
+    source in ``__pycache__``, or in ``NUMBA_CACHE_DIR`` or the user's cache folder where
+    that is read-only), indexed by ``digest`` (:func:`code_digest` of everything compiled in)
+    instead. Returns False, and the function compiles in every process as before, where the
+    digest is None or this numba has no such class.
+    """
+    if digest is None:
+        return False
+    try:
+        from numba.core.caching import FunctionCache
+
+        class DigestCache(FunctionCache):
+            def _index_key(self, sig: Any, codegen: Any) -> tuple:
+                return (sig, codegen.magic_tuple(), digest)
+
+        dispatcher._cache = DigestCache(dispatcher.py_func)
+    except (ImportError, AttributeError, TypeError, RuntimeError):
+        return False
+    return True

@@ -105,7 +105,9 @@ class UserSimulator:
         Slot length (divides 1440).
     response : ResponseModel, optional
         The response functions (default :data:`~covercast.simulators.response.
-        DEFAULT_RESPONSE`); compiled with numba on first use (once per model and process).
+        DEFAULT_RESPONSE`); compiled with numba on first use, once per model: the machine
+        code is kept in numba's on-disk cache (``__pycache__`` beside the package, else
+        ``NUMBA_CACHE_DIR`` or the user's cache folder), so later processes load it.
 
     It reads like a one-user :class:`~covercast.simulators.population.Population` for the
     agents that look inside an environment: :attr:`params`, :attr:`bank`, :attr:`n_users`,
@@ -371,6 +373,7 @@ def _record_builder(layout: tuple) -> Any:
         parts.append(f"NT_{part}({', '.join(args)})")
     src = f"def build(c):\n    return ({', '.join(parts)},)\n"
     exec(compile(src, "<covercast.simulators.user coefficients>", "exec"), env)
+    env["build"].layout = layout          # the namedtuples' field names, for the cache key
     return env["build"]
 
 

@@ -273,3 +273,54 @@ def test_numba_is_imported_on_first_use_only():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0, done.stderr
+
+
+_ON_DISK = """
+import sys
+import covercast.simulators.user as U
+from covercast.covers.procedural import default_bank
+from covercast.simulators.params import default_params
+sim = U.UserSimulator(default_params(), default_bank(), slot_minutes=60)
+sim.reset(seed=1)
+sim.step(0)
+(run,) = U._COMPILED.values()
+print(sum(run.stats.cache_hits.values()), sum(run.stats.cache_misses.values()))
+"""
+
+
+def test_the_step_function_is_compiled_once_and_loaded_from_disk_by_the_next_process(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path), "OMP_NUM_THREADS": "1"}
+    counts = []
+    for _ in range(2):
+        done = subprocess.run([sys.executable, "-c", _ON_DISK], capture_output=True, text=True,
+                              timeout=600, env=env)
+        assert done.returncode == 0, done.stderr
+        counts.append(tuple(int(x) for x in done.stdout.split()))
+    assert counts == [(0, 1), (1, 0)]          # (cache hits, misses): compiled, then loaded
+    assert list(tmp_path.rglob("_user_kernel.make.locals.run-*.nbi"))
+
+
+def _scaled(scale):
+    def open_probability(x):
+        return x * scale
+    return open_probability
+
+
+def _times_two(x):
+    return 2.0 * x
+
+
+def test_the_cache_key_follows_the_code_and_the_constants_compiled_in():
+    from covercast.simulators._user_kernel import cache_on_disk, code_digest
+
+    a = code_digest([_scaled(0.5)], "layout")
+    assert a == code_digest([_scaled(0.5)], "layout")
+    assert a != code_digest([_scaled(0.25)], "layout")       # a closure's constant
+    assert a != code_digest([_scaled(0.5)], "other layout")
+    assert a != code_digest([_times_two], "layout")
+    assert code_digest([_scaled(object())]) is None          # unknown: not cached
+    assert cache_on_disk(object(), None) is False
