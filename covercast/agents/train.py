@@ -218,24 +218,26 @@ def add_subcommands(subparsers: Any) -> None:
     sp = subparsers.add_parser("train", help="train GRU-PPO or an SB3 reference agent",
                                description="train GRU-PPO or an SB3 reference agent")
     sp.set_defaults(func=cmd_train)
-    sp.add_argument("--agent", default="gru-ppo", choices=list(TRAIN_AGENTS))
+    sp.add_argument("--agent", default="gru-ppo", choices=list(TRAIN_AGENTS), help="learner")
     sp.add_argument("--env", default="covercast/PushSchedule-v0",
                     help="covercast id, or covercast/PopulationVector-v0 (N users, one engine)")
     sp.add_argument("--steps", type=int, default=DEFAULT_STEPS,
                     help="env-steps to train for (default: %(default)s, GRU-PPO's default "
                     "budget; with 200,000, 16 of 40 runs on the suite populations never pushed)")
-    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--seed", type=int, default=0, help="master seed")
     sp.add_argument("--num-envs", type=int, default=64, help="parallel users")
     sp.add_argument("--horizon-days", type=float, default=7.0, help="days per training episode")
     sp.add_argument("--params", help="a suite population name (`covercast populations list`) "
                     "or a population JSON (default: the default population, calibrated-v1)")
     sp.add_argument("--max-pushes-per-day", type=float, default=None,
                     help="gru-ppo: hold delivered pushes per user-day at or below this "
-                         "(PPO-Lagrangian constraint)")
+                         "(PPO-Lagrangian constraint; default: unconstrained)")
     sp.add_argument("--min-pushes-per-day", type=float, default=None,
-                    help="gru-ppo: hold delivered pushes per user-day at or above this")
+                    help="gru-ppo: hold delivered pushes per user-day at or above this "
+                         "(default: unconstrained)")
     sp.add_argument("--max-opt-outs-per-day", type=float, default=None,
-                    help="gru-ppo: hold opt-outs per user-day at or below this")
+                    help="gru-ppo: hold opt-outs per user-day at or below this "
+                         "(default: unconstrained)")
     sp.add_argument("--eval-every", type=int, default=0, metavar="K",
                     help="gru-ppo: validate every K iterations on users of the training "
                          "population it never trains on, keep the best policy (eval.csv; "
@@ -258,11 +260,12 @@ def add_subcommands(subparsers: Any) -> None:
                     help="run folder (from covercast train) or a baseline: random, static, "
                          "heuristic, or a style bandit (thompson, linucb; they learn as they "
                          "are evaluated, see --learning)")
-    sp.add_argument("--env", default="covercast/PushSchedule-v0")
-    sp.add_argument("--episodes", type=int, default=100)
-    sp.add_argument("--seed", type=int, default=0)
-    sp.add_argument("--horizon-days", type=float, default=14.0)
-    sp.add_argument("--deterministic", action="store_true")
+    sp.add_argument("--env", default="covercast/PushSchedule-v0", help="registered env id")
+    sp.add_argument("--episodes", type=int, default=100, help="users (episodes) evaluated")
+    sp.add_argument("--seed", type=int, default=0, help="master seed")
+    sp.add_argument("--horizon-days", type=float, default=14.0, help="days per episode")
+    sp.add_argument("--deterministic", action="store_true",
+                    help="greedy actions (default: sample from the policy)")
     sp.add_argument("--best", action="store_true",
                     help="a GRU-PPO run's best validated policy (trained with --eval-every) "
                          "instead of its final one")

@@ -213,11 +213,11 @@ def build_parser() -> argparse.ArgumentParser:
                     help="days in the population section (default 14)")
     sp.add_argument("--ppo-steps", type=int, default=1_500_000,
                     help="GRU-PPO training env-steps (default 1,500,000; 0 skips it)")
-    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--seed", type=int, default=0, help="master seed")
     sp.add_argument("--fast", action="store_true", help="tiny sizes, for smoke tests")
 
     sp = add("params", cmd_params, "write the default population parameters as JSON")
-    sp.add_argument("--out", required=True)
+    sp.add_argument("--out", required=True, help="output params JSON")
 
     sp = add("populations", cmd_populations, "the population suite: list it, show or "
              "re-measure a data card's statistics beside the published figures, rebuild it")
@@ -235,9 +235,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--params", default="default",
                     help="a suite population name (see `covercast populations list`; "
                          "default: 'default', i.e. calibrated-v1) or a params JSON")
-    sp.add_argument("--days", type=int, default=7)
-    sp.add_argument("--users", type=int, default=1000)
-    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--days", type=int, default=7, help="simulated days")
+    sp.add_argument("--users", type=int, default=1000, help="simulated users")
+    sp.add_argument("--seed", type=int, default=0, help="master seed")
     sp.add_argument("--policy", default="random", choices=["none", "static", "random"],
                     help="logging policy (default: random, which logs useful propensities)")
     sp.add_argument("--push-prob", type=float, default=0.05,
@@ -245,7 +245,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--hours", type=int, nargs="+", default=[8, 20],
                     help="push hours of the static policy")
     sp.add_argument("--style", type=int, default=0, help="style index of the static policy")
-    sp.add_argument("--slot-minutes", type=int, default=60)
+    sp.add_argument("--slot-minutes", type=int, default=60,
+                    help="decision slot length in minutes (must divide 1440)")
     sp.add_argument("--bank", help="a cover bank .npz (default: the procedural bank)")
     sp.add_argument("--out", required=True, help="output .parquet or .csv")
 
@@ -254,18 +255,23 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", required=True, help="output params JSON")
     sp.add_argument("--segments", type=int, default=None,
                     help="number of segments (default: chosen from the data)")
-    sp.add_argument("--bank", help="cover bank the log's cover_id refers to")
-    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--bank", help="cover bank the log's cover_id refers to "
+                    "(default: the procedural bank)")
+    sp.add_argument("--seed", type=int, default=0, help="master seed")
 
     sp = add("calibrate", cmd_calibrate, "compare the fitted simulator with real held-out data")
-    sp.add_argument("--source", default="obd", choices=["obd"])
-    sp.add_argument("--obd-policy", default="random", choices=["random", "bts"])
-    sp.add_argument("--campaign", default="all", choices=["all", "men", "women"])
-    sp.add_argument("--seed", type=int, default=0)
-    sp.add_argument("--out", default="reports/calibration")
+    sp.add_argument("--source", default="obd", choices=["obd"],
+                    help="real data to calibrate against (the Open Bandit Dataset sample)")
+    sp.add_argument("--obd-policy", default="random", choices=["random", "bts"],
+                    help="OBD logging policy whose log is used")
+    sp.add_argument("--campaign", default="all", choices=["all", "men", "women"],
+                    help="OBD campaign")
+    sp.add_argument("--seed", type=int, default=0, help="master seed")
+    sp.add_argument("--out", default="reports/calibration", help="report folder")
 
     sp = add("bench", cmd_bench, "speed benchmarks (figures and ratios, not tests)")
-    sp.add_argument("what", choices=["population", "envs", "ope", "generators"])
+    sp.add_argument("what", choices=["population", "envs", "ope", "generators"],
+                    help="which benchmark")
     sp.add_argument("--n", type=int, nargs="+", default=[1, 1000, 100_000],
                     help="population: population sizes")
     sp.add_argument("--days", type=int, default=None,
@@ -278,7 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--decisions", type=int, default=1_000_000,
                     help="ope: logged decisions (default 1,000,000)")
     sp.add_argument("--json", default=None, help="ope: also write the figures to this JSON file")
-    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--seed", type=int, default=0, help="master seed")
     from covercast.generators.cli import add_bench_generators_arguments
     from covercast.generators.cli import add_subcommands as add_generator_commands
 
@@ -305,7 +311,64 @@ def build_parser() -> argparse.ArgumentParser:
     from covercast.agents.train import add_subcommands as add_rl_subcommands
 
     add_rl_subcommands(sub)
+    for each in _each_parser(p):  # defaults in every help; errors translated to its flags
+        each.formatter_class = HelpFormatter
+        each.set_defaults(_cli_parser=each)
     return p
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """Every option's help ends with its default, unless the text already says it.
+
+    ``None`` and ``False`` defaults are not printed (they mean "not given"); an option whose
+    default is ``None`` says in its own help what happens without it.
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if (not action.option_strings or action.default is None or action.default is False
+                or action.default is argparse.SUPPRESS or "default" in text.lower()):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+def _each_parser(parser: argparse.ArgumentParser):
+    """``parser`` and every subcommand parser under it."""
+    yield parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in dict.fromkeys(action.choices.values()):  # aliases share a parser
+                yield from _each_parser(sub)
+
+
+#: Library parameter names whose CLI flag is spelled differently (``n_users`` -> ``--users``).
+_FLAG_ALIASES: dict[str, tuple[str, ...]] = {
+    "n_users": ("users", "n_users"), "total_steps": ("steps",), "ns": ("n",),
+    "n_segments": ("segments",), "n_episodes": ("episodes",), "n_decisions": ("decisions",),
+    "n_trials": ("trials",),
+}
+
+
+def cli_message(message: str, parser: argparse.ArgumentParser) -> str:
+    """Rewrite the library's `` `param` `` names in ``message`` as ``parser``'s CLI flags.
+
+    Library errors name Python parameters (`` `n_users` must be in [1, ...]``); on the command
+    line the user typed ``--users``, so that is what the error should say. Names with no flag
+    in this subcommand are left as they are.
+    """
+    import re
+
+    flags = {a.dest: max(a.option_strings, key=len) for a in parser._actions
+             if a.option_strings and a.dest not in ("help", "version")}
+
+    def flag(match: re.Match) -> str:
+        name, index = match.group(1), match.group(2) or ""
+        for dest in (name, *_FLAG_ALIASES.get(name, ())):
+            if dest in flags:
+                return f"`{flags[dest]}`" + (" (each value)" if index else "")
+        return match.group(0)
+
+    return re.sub(r"`([A-Za-z_][A-Za-z0-9_]*)(\[[^\]`]*\])?`", flag, message)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -314,7 +377,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except (ValueError, FileNotFoundError, FileExistsError, ImportError) as e:
-        print(f"covercast {args.command}: error: {e}", file=sys.stderr)
+        print(f"covercast {args.command}: error: {cli_message(str(e), args._cli_parser)}",
+              file=sys.stderr)
         return 2
 
 

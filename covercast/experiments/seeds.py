@@ -1180,7 +1180,7 @@ def add_experiment(experiments: Any) -> None:
     e.add_argument("--out", default="reports", help="folder of seed_reproduction.md")
     e.add_argument("--from-run", default=None,
                    help="a `covercast experiment scheduling --suite` (or older `scheduling`) "
-                        "folder to reuse")
+                        "folder to reuse (default: train GRU-PPO here)")
     e.add_argument("--users", type=int, default=300, help="paired users for Table 2")
     e.add_argument("--horizon-days", type=float, default=14.0, help="days per user (Table 2)")
     e.add_argument("--ab-users", type=int, default=200, help="users per A/B group")
@@ -1190,6 +1190,6 @@ def add_experiment(experiments: Any) -> None:
                    help="training users per candidate schedule when the control is tuned here")
     e.add_argument("--n-boot", type=int, default=2000,
                    help="bootstrap resamples of the lifts' intervals")
-    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--seed", type=int, default=0, help="master seed")
     e.add_argument("--fast", action="store_true", help="tiny sizes, for smoke tests")
     e.add_argument("--quiet", action="store_true", help="no progress bars")

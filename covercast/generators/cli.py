@@ -334,13 +334,13 @@ def _add_sampling_arguments(sp: argparse.ArgumentParser, *, defaults: bool) -> N
     """``--sampler``, ``--num-inference-steps`` (alias ``--ddim-steps``), ``--eta`` and
     ``--guidance-scale`` (``defaults=False``: None, i.e. the model's own sampling options)."""
     sp.add_argument("--sampler", choices=["ddim", "dpmsolver++"],
-                    default="ddim" if defaults else None, help="diffusion sampler")
+                    default="ddim" if defaults else None, help="diffusion sampler (default: the model's own)")
     sp.add_argument("--num-inference-steps", "--ddim-steps", dest="num_inference_steps",
-                    type=int, default=20 if defaults else None, help="diffusion sampler steps")
+                    type=int, default=20 if defaults else None, help="diffusion sampler steps (default: the model's own)")
     sp.add_argument("--eta", type=float, default=1.0 if defaults else None,
-                    help="DDIM eta (0 deterministic, 1 DDPM-like)")
+                    help="DDIM eta, 0 deterministic, 1 DDPM-like (default: the model's own)")
     sp.add_argument("--guidance-scale", type=float, default=2.0 if defaults else None,
-                    help="classifier-free guidance (1: none)")
+                    help="classifier-free guidance, 1: none (default: the model's own)")
 
 
 def cmd_bank_build(args: argparse.Namespace) -> int:
@@ -405,7 +405,7 @@ def _add_evaluate_arguments(sp: argparse.ArgumentParser) -> None:
                     help="generators of the covers table (default: all three)")
     sp.add_argument("--no-mnist", action="store_true", help="skip the MNIST-5k table")
     sp.add_argument("--size", type=int, default=32, choices=[32, 64], help="cover side (px)")
-    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--seed", type=int, default=0, help="master seed")
     sp.add_argument("--train-per-style-topic", type=int, default=None,
                     help="training covers per style x topic (default 64)")
     sp.add_argument("--ref-per-style-topic", type=int, default=None,
@@ -416,18 +416,19 @@ def _add_evaluate_arguments(sp: argparse.ArgumentParser) -> None:
                     help="generated digits per class (default 250)")
     _add_sampling_arguments(sp, defaults=False)
     sp.add_argument("--img-dir", default=None,
-                    help="also write the real-beside-generator grids here (e.g. docs/img)")
+                    help="also write the real-beside-generator grids here, e.g. docs/img "
+                         "(default: only under OUT)")
     sp.add_argument("--document-committed", action="store_true",
                     help="write each committed generator's accuracy into its folder "
                          "(evaluation.json; the committed-checkpoint test reads it)")
     sp.add_argument("--steps", action="append", metavar="NAME=N",
                     help="training steps of one model, e.g. diffusion=6000 or "
-                         "vae-iat=3000+2000 (phase 1 + phase 2); repeatable")
+                         "vae-iat=3000+2000 (phase 1 + phase 2); repeatable (default: the preset's)")
     sp.add_argument("--scale", type=float, default=None,
-                    help="multiply every preset step count (e.g. 10 on a GPU)")
+                    help="multiply every preset step count, e.g. 10 on a GPU (default 1)")
     sp.add_argument("--checkpoint", action="append", metavar="NAME=DIR",
                     help="load model NAME from a save_pretrained folder (or 'committed') "
-                         "instead of training it; repeatable")
+                         "instead of training it; repeatable (default: train every model)")
     sp.add_argument("--committed", action="store_true",
                     help="use the committed checkpoints for encoder, diffusion, vae-iat, dcgan")
     sp.add_argument("--workdir", default=None,
@@ -437,7 +438,7 @@ def _add_evaluate_arguments(sp: argparse.ArgumentParser) -> None:
 
 def _add_bank_arguments(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--generator", required=True,
-                    choices=["procedural", "diffusion", "vae-iat", "dcgan"])
+                    choices=["procedural", "diffusion", "vae-iat", "dcgan"], help="which generator")
     sp.add_argument("--per-style", type=int, required=True, help="covers per style")
     sp.add_argument("--out", required=True, help="output bank (.npz)")
     sp.add_argument("--checkpoint", default=None,
@@ -447,11 +448,13 @@ def _add_bank_arguments(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--quality", default="craft", choices=["craft", "confidence", "constant"],
                     help="quality of generated covers (default: encoder-estimated craft)")
     sp.add_argument("--size", type=int, default=32, help="procedural cover side (px)")
-    sp.add_argument("--seed", type=int, default=0)
-    sp.add_argument("--batch-size", type=int, default=None, help="covers generated at once")
+    sp.add_argument("--seed", type=int, default=0, help="master seed")
+    sp.add_argument("--batch-size", type=int, default=None,
+                    help="covers generated at once (default: all of a style)")
     _add_sampling_arguments(sp, defaults=False)
     sp.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda")
-    sp.add_argument("--grid", default=None, help="also write a PNG contact sheet here")
+    sp.add_argument("--grid", default=None,
+                    help="also write a PNG contact sheet here (default: none)")
 
 
 def add_bench_generators_arguments(sp: argparse.ArgumentParser, *,
@@ -504,7 +507,8 @@ def add_subcommands(subparsers: Any, *, add_quiet: bool = True) -> None:
                          help="train diffusion, vae-iat, dcgan or the encoder (resumable); "
                               "`covercast generators train --help` for options",
                          description="Forwarded to train_command.")
-    tr.add_argument("train_args", nargs=argparse.REMAINDER)
+    tr.add_argument("train_args", nargs=argparse.REMAINDER,
+                    help="options of the training command (`covercast generators train --help`)")
     tr.set_defaults(func=cmd_generators_train)
     ev = gsub.add_parser("evaluate", help="the generation-metrics report (Table 1 and MNIST-5k)",
                          description="Train (resumably) or load the generators, sample them "
@@ -520,16 +524,18 @@ def add_subcommands(subparsers: Any, *, add_quiet: bool = True) -> None:
                                      "cover-encoder features, NOT Inception-FID numbers.")
     ab.add_argument("--out", required=True, help="output folder (resumable)")
     ab.add_argument("--variants", nargs="+", default=None, help="variant names (default all)")
-    ab.add_argument("--arch", default="compact", choices=["compact", "small", "tiny"])
+    ab.add_argument("--arch", default="compact", choices=["compact", "small", "tiny"],
+                    help="UNet size of every variant")
     ab.add_argument("--train-steps", type=int, default=1500, help="steps of every variant")
-    ab.add_argument("--batch-size", type=int, default=32)
+    ab.add_argument("--batch-size", type=int, default=32, help="training batch size")
     ab.add_argument("--per-style", type=int, default=60, help="samples per style scored")
-    ab.add_argument("--seed", type=int, default=0)
-    ab.add_argument("--device", default="auto")
+    ab.add_argument("--seed", type=int, default=0, help="master seed")
+    ab.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda")
     ab.add_argument("--workdir", default=None,
                     help="where the variants are trained (default OUT/models; resumable)")
     ab.add_argument("--reference", action="append", metavar="NAME=DIR",
-                    help="also score a saved diffusion model (not trained here); repeatable")
+                    help="also score a saved diffusion model (not trained here); repeatable "
+                         "(default: none)")
     _add_sampling_arguments(ab, defaults=True)
     ab.set_defaults(func=cmd_generators_ablate)
     quiet(ab)
@@ -539,12 +545,12 @@ def add_subcommands(subparsers: Any, *, add_quiet: bool = True) -> None:
                                      "steps) on validation covers; writes sampler_sweep.csv/.md "
                                      "and chosen_sampler.json.")
     sw.add_argument("--model", default="committed", help="model folder (default: committed)")
-    sw.add_argument("--out", required=True)
-    sw.add_argument("--per-style", type=int, default=60)
+    sw.add_argument("--out", required=True, help="output folder")
+    sw.add_argument("--per-style", type=int, default=60, help="samples per style scored")
     sw.add_argument("--configs", nargs="+", default=None, metavar="SAMPLER:STEPS:ETA:GUIDANCE",
                     help="samplers to score (default: the built-in grid), e.g. ddim:20:1:2")
-    sw.add_argument("--seed", type=int, default=0)
-    sw.add_argument("--device", default="auto")
+    sw.add_argument("--seed", type=int, default=0, help="master seed")
+    sw.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda")
     sw.set_defaults(func=cmd_generators_sampler_sweep)
     quiet(sw)
 

@@ -68,7 +68,7 @@ def add_experiment(experiments: Any) -> None:
                                description="Score off-policy estimators against the "
                                "simulator's on-policy truth, over seeds and dataset sizes.")
     e.set_defaults(func=cmd_experiment_ope)
-    e.add_argument("--out", default="runs/ope")
+    e.add_argument("--out", default="runs/ope", help="output folder")
     e.add_argument("--fast", action="store_true",
                    help="a small run (seconds): two small sizes, one seed, one pair")
     e.add_argument("--sizes", nargs="+", default=None,
@@ -91,8 +91,9 @@ def add_experiment(experiments: Any) -> None:
                    help="instead: FQE before and after its fixes (fqe_diagnosis.md) at the "
                    "sequential sizes")
     e.add_argument("--truth-csv", default=None,
-                   help="with --fqe-diagnosis: reuse the truths of a run (its truth.csv)")
-    e.add_argument("--quiet", action="store_true")
+                   help="with --fqe-diagnosis: reuse the truths of a run, its truth.csv "
+                        "(default: simulate them)")
+    e.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def add_subcommands(subparsers: Any) -> None:
@@ -105,7 +106,8 @@ def add_subcommands(subparsers: Any) -> None:
     """
     o = subparsers.add_parser("ope-obd-check", help="BTS's CTR from OBD's random log")
     o.set_defaults(func=cmd_obd_check)
-    o.add_argument("--out", default="reports/ope_obd")
-    o.add_argument("--campaign", default="all", choices=["all", "men", "women"])
-    o.add_argument("--seed", type=int, default=0)
-    o.add_argument("--quiet", action="store_true")
+    o.add_argument("--out", default="reports/ope_obd", help="report folder")
+    o.add_argument("--campaign", default="all", choices=["all", "men", "women"],
+                   help="OBD campaign")
+    o.add_argument("--seed", type=int, default=0, help="master seed")
+    o.add_argument("--quiet", action="store_true", help="no progress bars")
