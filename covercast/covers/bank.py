@@ -88,6 +88,17 @@ class CoverBank:
                              f"{self.quality.max():.3g}].")
 
     # ------------------------------------------------------------------ views
+    def copy(self) -> CoverBank:
+        """An independent copy (arrays and ``meta`` copied): changing one never changes the
+        other."""
+        import copy as _copy
+
+        return CoverBank(images=self.images.copy(), style=self.style.copy(),
+                         topic=self.topic.copy(), quality=self.quality.copy(),
+                         features=self.features.copy(), styles=list(self.styles),
+                         topics=list(self.topics), generator=self.generator,
+                         meta=_copy.deepcopy(self.meta))
+
     def __len__(self) -> int:
         return len(self.images)
 

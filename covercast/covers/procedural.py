@@ -62,7 +62,6 @@ do not depend on which other styles or topics the bank has.
 
 from __future__ import annotations
 
-import copy
 import os
 import zlib
 from collections.abc import Callable, Sequence
@@ -561,11 +560,7 @@ def default_bank() -> CoverBank:
     Built once per process (about 50 ms) and cached; each call returns an independent copy, so
     changing one bank never changes another.
     """
-    b = _cached_default_bank()
-    return CoverBank(images=b.images.copy(), style=b.style.copy(), topic=b.topic.copy(),
-                     quality=b.quality.copy(), features=b.features.copy(),
-                     styles=list(b.styles), topics=list(b.topics), generator=b.generator,
-                     meta=copy.deepcopy(b.meta))
+    return _cached_default_bank().copy()
 
 
 # ---------------------------------------------------------------------- contact sheet

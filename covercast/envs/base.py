@@ -56,16 +56,28 @@ def resolve_params(params: PopulationParams | str | os.PathLike | None,
 
 
 def resolve_bank(bank: Any, params: PopulationParams) -> Any:
-    """``None`` -> the procedural default bank; a path -> :meth:`CoverBank.load`.
+    """The environment's covers from its ``bank`` argument.
 
-    The bank's styles and topics must be the population's.
+    * ``None`` or ``"procedural"``: the procedural default bank;
+    * ``"diffusion"``, ``"vae-iat"``, ``"dcgan"``: the bank built from the committed checkpoint
+      (:func:`covercast.generators.banks.named_bank`: 24 covers per style, seed 0, cached in
+      the process and on disk; building one needs torch, the ``gen`` extra);
+    * a path (``str`` or ``os.PathLike``) of a bank ``.npz``: :meth:`CoverBank.load`;
+    * a :class:`~covercast.covers.bank.CoverBank`: itself.
+
+    The bank's styles and topics must be the population's. An unknown name is a
+    ``ValueError`` naming the ones there are.
     """
-    if bank is None:
+    if bank is None or (isinstance(bank, str) and bank == "procedural"):
         from covercast.covers.procedural import default_bank
         bank = default_bank()
     elif isinstance(bank, (str, os.PathLike)):
-        from covercast.covers.bank import CoverBank
-        bank = CoverBank.load(bank)
+        from covercast.generators.banks import BANK_NAMES, check_bank_spec, named_bank
+        if isinstance(bank, str) and bank in BANK_NAMES:
+            bank = named_bank(bank)
+        else:
+            from covercast.covers.bank import CoverBank
+            bank = CoverBank.load(check_bank_spec(bank))
     from covercast.simulators.population import Population
     Population._check_bank(bank, params)
     return bank
@@ -103,6 +115,17 @@ def horizon_spec() -> property:
                                    "``horizon_steps`` (see :func:`horizon_spec`).")
 
 
+def _check_bank_switch(bank_switch: Any) -> tuple[int, Any]:
+    """``bank_switch`` must be ``(step, bank)`` with an integer ``step >= 1``."""
+    if not isinstance(bank_switch, (tuple, list)) or len(bank_switch) != 2:
+        raise ValueError(f"`bank_switch` must be a pair (step, bank), got {bank_switch!r}.")
+    step, other = bank_switch
+    if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 1:
+        raise ValueError(f"The step of `bank_switch` must be an integer >= 1 (the decision "
+                         f"from which the other bank's covers are pushed), got {step!r}.")
+    return int(step), other
+
+
 #: Longest observed history an environment accepts (a year).
 MAX_HISTORY_DAYS = 365.0
 
@@ -128,8 +151,10 @@ class UserEnv(gym.Env[np.ndarray, np.int64]):
     population : str or path, optional
         The user model by suite name (e.g. ``"high-fatigue-v1"``; see
         :mod:`covercast.simulators.suite`) or JSON path; exclusive with ``params``.
-    bank : CoverBank, path or None
-        The covers; ``None``: :func:`~covercast.covers.procedural.default_bank`.
+    bank : CoverBank, name, path or None
+        The covers (:func:`resolve_bank`): ``None`` / ``"procedural"``: the procedural
+        default bank; ``"diffusion"``, ``"vae-iat"``, ``"dcgan"``: the bank built from that
+        committed generator (cached; needs torch the first time); or a bank ``.npz`` path.
     slot_minutes : int
         Length of a decision slot in minutes (divides 1440; 5 to 1440).
     reward_fn : callable, optional
@@ -156,6 +181,14 @@ class UserEnv(gym.Env[np.ndarray, np.int64]):
         How the user answers a push (:class:`~covercast.simulators.response.ResponseModel`;
         default: the model of :mod:`covercast.simulators.params`). Its functions are compiled
         with numba on first use.
+    bank_switch : (int, bank), optional
+        ``(step, other)``: from decision ``step`` (>= 1) of every episode on, pushes carry
+        covers of ``other`` (a bank as ``bank`` takes it) instead of ``bank`` -- a content
+        intervention on the same user: their state, history and random stream carry on, only
+        the covers change (seed 001's A/B design with generated covers as the treatment). A
+        push sent before the switch and still unseen at it is shown with a cover of the same
+        style drawn from ``other`` (from ``np_random``). Each :meth:`reset` starts on ``bank``
+        again; :attr:`bank` is the bank in use.
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 1}
@@ -170,7 +203,8 @@ class UserEnv(gym.Env[np.ndarray, np.int64]):
                  start: str = DEFAULT_START, history_days: float = 0.0,
                  render_mode: str | None = None, population: str | os.PathLike | None = None,
                  response: ResponseModel | None = None,
-                 horizon_days: float = DEFAULT_HORIZON_DAYS) -> None:
+                 horizon_days: float = DEFAULT_HORIZON_DAYS,
+                 bank_switch: tuple[int, Any] | None = None) -> None:
         self.params = resolve_params(params, population)
         self.history_days = check_history_days(history_days)
         self.bank = resolve_bank(bank, self.params)
@@ -190,6 +224,15 @@ class UserEnv(gym.Env[np.ndarray, np.int64]):
         self._sim = UserSimulator(self.params, self.bank, start=start,
                                   slot_minutes=self.slot_minutes, response=response)
         self.response = self._sim.response
+        self._switch_step: int | None = None
+        if bank_switch is not None:
+            step, other = _check_bank_switch(bank_switch)
+            other = resolve_bank(other, self.params)
+            self._switch_step = step
+            self._banks = (self.bank, other)
+            self._sims = (self._sim, UserSimulator(self.params, other, start=start,
+                                                   slot_minutes=self.slot_minutes,
+                                                   response=self.response))
         self.start = self._sim.start
         self._minute0 = self.start.hour * 60 + self.start.minute    # minute of day of hour 0
         self.n_styles = len(self.params.styles)
@@ -214,6 +257,8 @@ class UserEnv(gym.Env[np.ndarray, np.int64]):
         super().reset(seed=seed)
         if options:
             raise ValueError(f"`options` is not used by {self.env_id}; got {options!r}.")
+        if self._switch_step is not None:
+            self._sim, self.bank = self._sims[0], self._banks[0]
         self._sim.reset(int(self.np_random.integers(0, 2**63 - 1)))
         if self.history_days:
             self._sim.add_history(self._sim.draw_history(self.history_days, self.np_random)[0],
@@ -252,7 +297,24 @@ class UserEnv(gym.Env[np.ndarray, np.int64]):
         if not 0 <= a < n:
             raise ValueError(f"Invalid action {a} for {self.env_id}: expected an integer in "
                              f"[0, {n - 1}] ({self._action_meaning()}).")
+        if self._steps == self._switch_step:
+            self._switch_bank()
         return a
+
+    def _switch_bank(self) -> None:
+        """Carry the user over to the simulator of the other bank (``bank_switch``)."""
+        from covercast.simulators.user import S_PEND, S_PEND_C
+
+        old, new = self._sims
+        new._S[:] = old._S          # the user's state and random stream (its last 4 words)
+        new._N[:] = old._N
+        new._obs[:] = old._obs
+        new._started = True
+        if old._S[S_PEND] >= 0.0:   # an unseen push: shown with a new cover of its style
+            style = int(self._banks[0].style[int(old._S[S_PEND_C])])
+            idx = self._banks[1].indices(style=style)
+            new._S[S_PEND_C] = float(idx[int(self.np_random.integers(len(idx)))])
+        self._sim, self.bank = new, self._banks[1]
 
     def _action_meaning(self) -> str:
         raise NotImplementedError

@@ -65,7 +65,7 @@ class CoverStyleEnv(UserEnv):
     gym.make("covercast/CoverStyle-v0", push_hours=(8, 20), params=None, bank=None,
              slot_minutes=60, reward_fn=None, w_dwell=None, w_optout=None,
              start="2026-01-05T00:00:00Z", history_days=0, render_mode=None, response=None,
-             horizon_days=14)
+             horizon_days=14, bank_switch=None)
     ```
 
     * ``push_hours``: distinct hours of day (UTC) of the pushes, in ``[0, 24)``; fractional
@@ -87,11 +87,13 @@ class CoverStyleEnv(UserEnv):
                  start: str = DEFAULT_START, history_days: float = 0.0,
                  render_mode: str | None = None, population: str | os.PathLike | None = None,
                  response: ResponseModel | None = None,
-                 horizon_days: float = DEFAULT_HORIZON_DAYS) -> None:
+                 horizon_days: float = DEFAULT_HORIZON_DAYS,
+                 bank_switch: tuple[int, Any] | None = None) -> None:
         super().__init__(params=params, bank=bank, slot_minutes=slot_minutes,
                          reward_fn=reward_fn, w_dwell=w_dwell, w_optout=w_optout, start=start,
                          history_days=history_days, render_mode=render_mode,
-                         population=population, response=response, horizon_days=horizon_days)
+                         population=population, response=response, horizon_days=horizon_days,
+                         bank_switch=bank_switch)
         self.push_hours = self._parse_push_hours(push_hours)
         self.horizon_steps = horizon_pushes(self.horizon_days, len(self.push_hours), self.env_id)
         spd = 1440 // self.slot_minutes

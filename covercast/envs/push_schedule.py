@@ -85,14 +85,20 @@ class PushScheduleEnv(UserEnv):
     import gymnasium as gym, covercast
     env = gym.make("covercast/PushSchedule-v0", params=None, bank=None, slot_minutes=60,
                    reward_fn=None, w_dwell=None, w_optout=None, start="2026-01-05T00:00:00Z",
-                   history_days=0, render_mode=None, response=None, horizon_days=14)
+                   history_days=0, render_mode=None, response=None, horizon_days=14,
+                   bank_switch=None)
     env = covercast.envs.make("covercast/PushSchedule-v0", horizon_days=7, slot_minutes=5)
     ```
 
     * ``params``: a :class:`~covercast.simulators.params.PopulationParams` (or the path of its
       JSON, e.g. one fitted from a log); ``None`` = the default population.
-    * ``bank``: a :class:`~covercast.covers.bank.CoverBank` (or its path) with the
-      population's styles and topics; ``None`` = the procedural default bank.
+    * ``bank``: the covers, with the population's styles and topics: ``None`` /
+      ``"procedural"`` = the procedural default bank; ``"diffusion"``, ``"vae-iat"``,
+      ``"dcgan"`` = the bank built from that committed generator (24 covers per style, cached
+      in the process and on disk; the first build needs torch);
+      a :class:`~covercast.covers.bank.CoverBank`; or the path of a bank ``.npz``.
+    * ``bank_switch``: ``(step, bank)``, covers from another bank from decision ``step`` of
+      every episode on (a content intervention on the same users; :class:`UserEnv`).
     * ``slot_minutes``: slot length, a divisor of 1440 (5, 10, 15, 20, 30, 60, 120, ...).
     * ``reward_fn``: ``reward_fn(responses) -> float`` replacing the default reward;
       ``w_dwell`` / ``w_optout``: the default reward's weights (not with ``reward_fn``).
@@ -124,11 +130,13 @@ class PushScheduleEnv(UserEnv):
                  start: str = DEFAULT_START, history_days: float = 0.0,
                  render_mode: str | None = None, population: str | os.PathLike | None = None,
                  response: ResponseModel | None = None,
-                 horizon_days: float = DEFAULT_HORIZON_DAYS) -> None:
+                 horizon_days: float = DEFAULT_HORIZON_DAYS,
+                 bank_switch: tuple[int, Any] | None = None) -> None:
         super().__init__(params=params, bank=bank, slot_minutes=slot_minutes,
                          reward_fn=reward_fn, w_dwell=w_dwell, w_optout=w_optout, start=start,
                          history_days=history_days, render_mode=render_mode,
-                         population=population, response=response, horizon_days=horizon_days)
+                         population=population, response=response, horizon_days=horizon_days,
+                         bank_switch=bank_switch)
         self.action_space = spaces.Discrete(1 + self.n_styles)
 
     def _action_meaning(self) -> str:

@@ -57,7 +57,7 @@ class PushTimingEnv(UserEnv):
     gym.make("covercast/PushTiming-v0", style=0, params=None, bank=None, slot_minutes=60,
              reward_fn=None, w_dwell=None, w_optout=None, start="2026-01-05T00:00:00Z",
              history_days=0, render_mode=None, response=None,
-             horizon_days=14)
+             horizon_days=14, bank_switch=None)
     ```
 
     * ``style``: the style of every push: an index in ``[0, n_styles)``, a style name, or
@@ -78,11 +78,13 @@ class PushTimingEnv(UserEnv):
                  start: str = DEFAULT_START, history_days: float = 0.0,
                  render_mode: str | None = None, population: str | os.PathLike | None = None,
                  response: ResponseModel | None = None,
-                 horizon_days: float = DEFAULT_HORIZON_DAYS) -> None:
+                 horizon_days: float = DEFAULT_HORIZON_DAYS,
+                 bank_switch: tuple[int, Any] | None = None) -> None:
         super().__init__(params=params, bank=bank, slot_minutes=slot_minutes,
                          reward_fn=reward_fn, w_dwell=w_dwell, w_optout=w_optout, start=start,
                          history_days=history_days, render_mode=render_mode,
-                         population=population, response=response, horizon_days=horizon_days)
+                         population=population, response=response, horizon_days=horizon_days,
+                         bank_switch=bank_switch)
         self.style = style
         self._style = self._parse_style(style)
         self.action_space = spaces.Discrete(2)

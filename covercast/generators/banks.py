@@ -11,9 +11,14 @@ field           procedural                             learned generators
                                                        seeded ``torch.Generator``
 ``style``       the style the cover was rendered for   the style the cover was *asked for*
 ``topic``       the topic it was rendered for          the cover encoder's most likely topic
-                                                       (the generators are conditioned on style
-                                                       only; the encoder's topic head says which
-                                                       motif a cover shows)
+                                                       (what a user sees). A topic-conditioned
+                                                       generator (the committed diffusion model)
+                                                       is *asked* for every style x topic,
+                                                       cycling through the topics as procedural
+                                                       covers do; the asked topics and how often
+                                                       the encoder agrees are in ``meta``.
+                                                       VAE-IAT and DCGAN are conditioned on style
+                                                       only.
 style probs     one-hot (the exact label)              the trained cover encoder's
                                                        :meth:`~covercast.generators.encoder.
                                                        CoverEncoder.style_probs`, so users judge
@@ -45,15 +50,34 @@ Checkpoints
 ``covercast/data/checkpoints/`` (:func:`committed_checkpoint`; its ``README.md`` gives the
 command that rebuilds each). Any folder written by ``save_pretrained`` works as well.
 
+Banks by name
+-------------
+:func:`named_bank` is what ``bank="diffusion"`` (``"vae-iat"``, ``"dcgan"``, ``"procedural"``)
+means in every environment, benchmark and reproduction (``--bank`` on the command line;
+:func:`covercast.envs.base.resolve_bank`): ``"procedural"`` is the default procedural bank
+(4 covers per style x topic, 32 px, seed 0); a learned name is :func:`build_bank` from the
+committed checkpoint with :data:`NAMED_BANK_PER_STYLE_TOPIC` x 6 topics = 24 covers per style
+(as many as the default bank), seed :data:`NAMED_BANK_SEED`, craft quality, on the CPU, with
+the checkpoint's own sampler (the committed diffusion model: 20 DDIM steps, eta 1, guidance
+2). Building costs about 1 minute for diffusion on one CPU core and a few seconds for VAE-IAT
+and DCGAN, so the bank is cached: in the process, and on disk under
+:func:`bank_cache_dir` (``$COVERCAST_CACHE_DIR``, else ``$XDG_CACHE_HOME/covercast``, else
+``~/.cache/covercast``; ``banks/NAME-KEY.npz``, written atomically) with a key that hashes the
+checkpoint's and the encoder's files and the settings above. A second construction -- in this
+process or another -- loads it in milliseconds, and a cached bank loads without torch.
+
 Only :func:`build_bank` with ``generator="procedural"`` runs without torch; the learned
 generators import it on demand.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import os
 import time
+import warnings
 import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -73,7 +97,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["GENERATORS", "LEARNED_GENERATORS", "QUALITY_METHODS", "COMMITTED_DIR",
            "committed_checkpoint", "load_generator", "load_encoder", "QualityModel",
-           "quality_design", "fit_quality_model", "cover_quality", "label_covers", "build_bank"]
+           "quality_design", "fit_quality_model", "cover_quality", "label_covers", "build_bank",
+           "BANK_NAMES", "BANK_HELP", "NAMED_BANK_PER_STYLE_TOPIC", "NAMED_BANK_SEED",
+           "bank_cache_dir", "named_bank_key", "named_bank", "check_bank_spec"]
 
 #: Generators :func:`build_bank` knows by name.
 GENERATORS: tuple[str, ...] = ("procedural", "diffusion", "vae-iat", "dcgan")
@@ -311,7 +337,8 @@ def build_bank(generator: str, per_style: int, *, checkpoint: str | os.PathLike 
                encoder: str | os.PathLike | CoverEncoder | None = None, size: int = 32,
                seed: int = 0, quality: str = "craft", device: str | None = "auto",
                batch_size: int | None = None, sample_kwargs: Mapping[str, Any] | None = None,
-               model: CoverGenerator | None = None, progress: bool = False) -> CoverBank:
+               model: CoverGenerator | None = None, progress: bool = False,
+               topics: bool | None = None) -> CoverBank:
     """Build a cover bank of ``per_style`` covers for every style.
 
     Parameters
@@ -345,6 +372,13 @@ def build_bank(generator: str, per_style: int, *, checkpoint: str | os.PathLike 
         ``generator``.
     progress
         A progress bar over the generation batches (and the procedural pairs).
+    topics
+        Ask a topic-conditioned generator for each topic, cycling through the topics within a
+        style (cover ``i`` of a style gets topic ``i mod n_topics``); ``None`` (default): when
+        the generator is conditioned on the encoder's topics. ``False``: the null topic. The
+        bank's ``topic`` is still what the encoder sees; ``meta`` keeps the asked topics
+        (``requested_topic``) and the share the encoder reads as asked
+        (``topic_agreement``). ``True`` with a generator that has no topics is refused.
 
     Raises
     ------
@@ -397,9 +431,22 @@ def build_bank(generator: str, per_style: int, *, checkpoint: str | os.PathLike 
         kwargs["batch_size"] = _positive(batch_size, "batch_size")
     n_styles = len(enc.styles)
     style = np.repeat(np.arange(n_styles), per_style)
+    conditioned = bool(model.topics)
+    if topics and not conditioned:
+        raise ValueError(f"This {generator} model is not conditioned on topics; build the bank "
+                         "with topics=None or False.")
+    if conditioned and list(model.topics) != list(enc.topics):
+        raise ValueError(f"The generator's topics {list(model.topics)} differ from the cover "
+                         f"encoder's {list(enc.topics)}; use an encoder trained on the same "
+                         "topics, or topics=False.")
+    asked = None
+    if conditioned and topics is not False:
+        asked = np.tile(np.arange(per_style) % len(enc.topics), n_styles)
+        kwargs["topic"] = asked.tolist()
     g = torch.Generator().manual_seed(int(seed))
     t_gen = time.perf_counter()
     images = model.sample(style.tolist(), len(style), generator=g, progress=progress, **kwargs)
+    kwargs.pop("topic", None)
     if dev.type == "cuda":
         torch.cuda.synchronize()
     t_gen = time.perf_counter() - t_gen
@@ -407,9 +454,13 @@ def build_bank(generator: str, per_style: int, *, checkpoint: str | os.PathLike 
     meta = {"per_style": per_style, "seed": int(seed), "checkpoint": str(checkpoint or
                                                                          "committed"),
             "model_config": _jsonable(model.config), "topic_source": "cover encoder",
+            "topic_conditioned": asked is not None,
             "style_probs_source": "cover encoder", "sample_kwargs": _jsonable(kwargs),
             "seconds_generating": round(t_gen, 3),
             "covers_per_s": round(len(images) / max(t_gen, 1e-9), 2), **lab["meta"]}
+    if asked is not None:
+        meta["requested_topic"] = asked.tolist()
+        meta["topic_agreement"] = round(float(np.mean(lab["topic"] == asked)), 4)
     return CoverBank.from_images(images, style, lab["topic"], list(enc.styles),
                                  list(enc.topics), quality=lab["quality"],
                                  style_probs=lab["style_probs"], generator=generator, meta=meta)
@@ -442,3 +493,156 @@ def _jsonable(x: Any) -> Any:
     if dataclasses.is_dataclass(x):
         x = dataclasses.asdict(x)
     return json.loads(json.dumps(x, default=str))
+
+
+# ---------------------------------------------------------------------------------- by name
+#: What ``bank=`` / ``--bank`` accept by name (a path to a built bank ``.npz`` works too).
+BANK_NAMES: tuple[str, ...] = GENERATORS
+#: Covers per style x topic of a learned bank by name (24 per style, as the default bank).
+NAMED_BANK_PER_STYLE_TOPIC = 4
+#: Seed of the covers of a learned bank by name.
+NAMED_BANK_SEED = 0
+#: Bumped when what a named bank holds changes for the same checkpoint (old cache files are
+#: then ignored).
+NAMED_BANK_VERSION = 1
+#: Help text of every ``--bank`` option.
+BANK_HELP = ("the covers: procedural (default), diffusion, vae-iat or dcgan -- a bank built "
+             "from the committed checkpoint, 24 covers per style, cached -- or the path of a "
+             "bank .npz from `covercast bank build`")
+
+_NAMED_CACHE: dict[str, CoverBank] = {}
+
+
+def bank_cache_dir() -> Path:
+    """Where banks by name are cached on disk: ``$COVERCAST_CACHE_DIR/banks``, else
+    ``$XDG_CACHE_HOME/covercast/banks``, else ``~/.cache/covercast/banks``."""
+    root = os.environ.get("COVERCAST_CACHE_DIR")
+    if not root:
+        xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"),
+                                                                ".cache")
+        root = os.path.join(xdg, "covercast")
+    return Path(root) / "banks"
+
+
+def _folder_digest(folder: Path) -> str:
+    """SHA-256 over a model folder's file names and contents (sorted)."""
+    from covercast._io import sha256_file
+
+    h = hashlib.sha256()
+    files = sorted(p for p in Path(folder).rglob("*") if p.is_file())
+    if not files:
+        raise FileNotFoundError(f"The model folder {folder} holds no files.")
+    for p in files:
+        h.update(p.relative_to(folder).as_posix().encode())
+        h.update(sha256_file(p).encode())
+    return h.hexdigest()
+
+
+def named_bank_key(name: str, *, per_style: int | None = None, seed: int = NAMED_BANK_SEED,
+                   quality: str = "craft", checkpoint: str | os.PathLike | None = None,
+                   encoder: str | os.PathLike | None = None) -> str:
+    """The cache key of a learned bank by name: a hash of the checkpoint's and the encoder's
+    files and the settings (without loading torch)."""
+    if name not in LEARNED_GENERATORS:
+        raise ValueError(f"{name!r} is not a learned generator; learned banks by name are "
+                         f"{list(LEARNED_GENERATORS)}.")
+    ck = Path(checkpoint) if checkpoint is not None else committed_checkpoint(name)
+    en = Path(encoder) if encoder is not None else committed_checkpoint("encoder")
+    for what, folder in (("checkpoint", ck), ("encoder", en)):
+        if not folder.is_dir():
+            raise FileNotFoundError(f"No {name if what == 'checkpoint' else 'encoder'} "
+                                    f"{what} at {folder}: the folder does not exist.")
+    settings = {"version": NAMED_BANK_VERSION, "name": name,
+                "per_style": per_style or NAMED_BANK_PER_STYLE_TOPIC * len(DEFAULT_TOPICS),
+                "seed": int(seed), "quality": quality, "device": "cpu",
+                "checkpoint": _folder_digest(ck), "encoder": _folder_digest(en)}
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def named_bank(name: str, *, per_style: int | None = None, seed: int = NAMED_BANK_SEED,
+               quality: str = "craft", checkpoint: str | os.PathLike | None = None,
+               encoder: str | os.PathLike | None = None, disk_cache: bool = True,
+               progress: bool = False) -> CoverBank:
+    """The cover bank that ``bank=name`` means (module docstring, "Banks by name").
+
+    ``"procedural"``: :func:`~covercast.covers.procedural.default_bank`. A learned name
+    (``"diffusion"``, ``"vae-iat"``, ``"dcgan"``): :func:`build_bank` from ``checkpoint``
+    (default the committed one) with ``per_style`` covers per style (default
+    :data:`NAMED_BANK_PER_STYLE_TOPIC` x the topics = 24), ``seed``, ``quality``, on the CPU --
+    deterministic, and cached in the process and (``disk_cache``) in :func:`bank_cache_dir`
+    under :func:`named_bank_key`. Each call returns an independent copy.
+
+    Raises
+    ------
+    ValueError
+        For an unknown name (naming the ones there are).
+    ImportError
+        When a learned bank must be built and torch is not installed (a cached one loads
+        without it): install the ``gen`` extra.
+    """
+    if name not in BANK_NAMES:
+        raise ValueError(f"Unknown bank {name!r}; choose one of {list(BANK_NAMES)} or give "
+                         "the path of a bank .npz (`covercast bank build`).")
+    if name == "procedural":
+        if checkpoint is not None or per_style is not None:
+            raise ValueError("The procedural bank by name is the default bank; build other "
+                             "procedural banks with build_bank('procedural', ...).")
+        from covercast.covers.procedural import default_bank
+
+        return default_bank()
+    if per_style is not None:
+        per_style = _positive(per_style, "per_style")
+    key = named_bank_key(name, per_style=per_style, seed=seed, quality=quality,
+                         checkpoint=checkpoint, encoder=encoder)
+    cached = _NAMED_CACHE.get(key)
+    if cached is not None:
+        return cached.copy()
+    path = bank_cache_dir() / f"{name}-{key}.npz"
+    bank = None
+    if disk_cache and path.is_file():
+        try:
+            bank = CoverBank.load(path)
+        except ValueError as e:
+            warnings.warn(f"Rebuilding the cached {name} bank: {e}", stacklevel=2)
+    if bank is None:
+        try:
+            import torch  # noqa: F401
+        except ImportError as e:
+            raise ImportError(f"bank={name!r} generates covers with the learned {name} model, "
+                              "which needs torch: install it and the `gen` extra (pip install "
+                              "torch 'covercast[gen]'), or use bank='procedural' or the path "
+                              "of a bank .npz built elsewhere.") from e
+        n = per_style or NAMED_BANK_PER_STYLE_TOPIC * len(DEFAULT_TOPICS)
+        bank = build_bank(name, n, checkpoint=checkpoint, encoder=encoder, seed=seed,
+                          quality=quality, device="cpu", progress=progress)
+        bank.meta["named_bank_key"] = key
+        if disk_cache:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                bank.save(path)
+            except OSError as e:
+                warnings.warn(f"Could not cache the {name} bank at {path} ({e}); it will be "
+                              "built again in the next process.", stacklevel=2)
+    _NAMED_CACHE[key] = bank
+    return bank.copy()
+
+
+def check_bank_spec(spec: Any) -> str | None:
+    """Check a ``bank`` / ``--bank`` value early (before a long run): ``None``, a name of
+    :data:`BANK_NAMES` or the path of an existing ``.npz``; returns it (a path as a string).
+
+    Raises ``ValueError`` for an unknown name, ``FileNotFoundError`` for a missing ``.npz``."""
+    if spec is None or (isinstance(spec, str) and spec in BANK_NAMES):
+        return spec
+    if isinstance(spec, (str, os.PathLike)):
+        p = Path(spec)
+        if p.is_file():
+            return str(p)
+        if p.suffix == ".npz" or not isinstance(spec, str):
+            raise FileNotFoundError(f"No cover bank at {p}; build one with `covercast bank "
+                                    f"build --out {p.name}`, or give one of {list(BANK_NAMES)}.")
+        raise ValueError(f"Unknown bank {str(spec)!r}: not one of {list(BANK_NAMES)} and no "
+                         "such file; give a name or the path of a bank .npz (`covercast bank "
+                         "build`).")
+    raise ValueError(f"`bank` must be one of {list(BANK_NAMES)}, the path of a bank .npz or "
+                     f"None, got {type(spec).__name__}.")
