@@ -1315,10 +1315,15 @@ class _OptOutLikelihood:
 
     def evaluate(self, x: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
         lam = np.maximum(x[0] + x[1] * self.F, 1e-300)
-        em1 = np.expm1(lam)
-        ll = np.where(self.y, np.log(-np.expm1(-lam)), -lam)
-        l1 = np.where(self.y, 1.0 / em1, -1.0)
-        l2 = np.where(self.y, -np.exp(lam) / em1 ** 2, 0.0)
+        y = self.y
+        ll, l1, l2 = -lam, np.full(len(y), -1.0), np.zeros(len(y))
+        if y.any():  # only opt-out rows: with none, the hazard may sit at 0 (no 1/0 warning)
+            lam_y = lam[y]
+            em1 = np.expm1(lam_y)
+            ll = ll.copy()
+            ll[y] = np.log(-np.expm1(-lam_y))
+            l1[y] = 1.0 / em1
+            l2[y] = -np.exp(lam_y) / em1 ** 2
         F = self.F
         g = np.array([l1.sum(), (l1 * F).sum()])
         H = np.array([[l2.sum(), (l2 * F).sum()], [(l2 * F).sum(), (l2 * F * F).sum()]])

@@ -440,3 +440,22 @@ def test_open_of_an_unknown_push_is_refused(small_log):
     bad.loc[row, "push_id"] = 10**9
     with pytest.raises(ValueError, match=r"push_id"):
         fit_population(bad)
+
+
+
+def test_fit_on_small_logs_warns_nothing():
+    """A week of a few dozen users often has no opt-out: the hazard then sits at 0 and the fit
+    must say so quietly (a 1/0 RuntimeWarning from the standard errors leaked to users)."""
+    import warnings
+
+    truth = default_params()
+    without_opt_outs = 0
+    for seed in range(4):
+        small = simulate_log(truth, policy(truth), days=7, n_users=25, seed=seed)
+        without_opt_outs += not (small["event"] == "opt_out").any()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)
+            params = fit_population(small, n_segments=1, bank=default_bank(), seed=seed,
+                                    progress=False)
+        assert np.isfinite(params.segments[0].open_intercept)
+    assert without_opt_outs >= 1  # the case that warned is exercised
