@@ -20,6 +20,7 @@ Subcommands (``covercast COMMAND --help`` for each)::
     covercast experiment scheduling      8 policies x seeds x populations, on Ray
     covercast experiment hpsearch        equal-budget hyperparameter search of the RL learners
     covercast experiment seeds           the seed papers' tables beside ours
+    covercast experiment bank-open-rates generated vs procedural covers, same schedule
     covercast ope-obd-check              BTS's CTR estimated from OBD's random log
 
 Heavy modules are imported inside each command, so ``covercast --help`` is instant.
@@ -299,6 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
     from covercast.ope.cli import add_subcommands as add_ope_commands
 
     add_experiment(experiments)
+    from covercast.experiments.bank_open_rates import add_experiment as add_bank_open_rates
     from covercast.experiments.hpsearch import add_experiment as add_hpsearch
     from covercast.experiments.scheduling import add_experiment as add_scheduling
     from covercast.experiments.seeds import add_experiment as add_seeds
@@ -306,6 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_scheduling(experiments)
     add_hpsearch(experiments)
     add_seeds(experiments)
+    add_bank_open_rates(experiments)
     add_ope_commands(sub)
 
     from covercast.agents.train import add_subcommands as add_rl_subcommands
