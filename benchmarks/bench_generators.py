@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 
 from covercast.experiments.bench_generators import bench_generators, format_table
-from covercast.generators.cli import add_bench_generators_arguments
+from covercast.experiments.generators_cli import add_bench_generators_arguments
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,6 +25,7 @@ LIGHT_MODULES = [
     "covercast.envs.vector",
     "covercast.testing",
     "covercast.agents",
+    "covercast.agents.evaluate",
     "covercast.experiments.cli",
     "covercast.experiments.evaluate",
     "covercast.experiments.stats",

@@ -12,7 +12,7 @@ for one observation (shape ``(OBS_DIM,)`` -> an ``int`` action) or a batch (``(N
 * ``reset(seed)``: forget everything learned and re-seed the agent's random stream;
 * ``action_probabilities(obs, state=None) -> (N, n_actions)``: the probability the agent gives
   each action, for off-policy evaluation;
-* ``attach(env)``: called by :func:`covercast.experiments.evaluate.evaluate` with the
+* ``attach(env)``: called by :func:`covercast.agents.evaluate.evaluate` with the
   environment it runs on (only the oracle, which reads the hidden state, needs it).
 
 Agents decide two things: whether to push now, and with which cover style. An

@@ -1141,7 +1141,7 @@ class GRUPPOTrainer:
 
     def _validation_row(self, agent: GRUPPOAgent) -> dict[str, float]:
         """``agent`` on the validation users: the row :meth:`validate` describes."""
-        from covercast.experiments.evaluate import evaluate, evaluate_vector
+        from covercast.agents.evaluate import evaluate, evaluate_vector
 
         cfg = self.config
         kw = env_kwargs(cfg, self.params, cfg.eval_horizon_days or cfg.horizon_days)

@@ -378,7 +378,7 @@ class LookaheadOracle(Agent):
         if self._env is None:
             raise ValueError("The oracle is not attached to an environment: pass `env=` or "
                              "`population=`, call attach(env), or run it through "
-                             "covercast.experiments.evaluate.")
+                             "covercast.agents.evaluate.")
         return self._env.population
 
     def value_model(self, pop: Any = None) -> PushValueModel:

@@ -295,7 +295,7 @@ class PlanningOracle(Agent):
         if self._env is None:
             raise ValueError("The planning oracle is not attached to an environment: pass "
                              "`env=`, call attach(env), or run it through "
-                             "covercast.experiments.evaluate (evaluate / evaluate_vector).")
+                             "covercast.agents.evaluate (evaluate / evaluate_vector).")
         return self._env.population
 
     def _slot_hours(self) -> float:

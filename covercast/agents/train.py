@@ -8,7 +8,7 @@ with a progress bar; ``--resume`` continues a GRU-PPO run from ``runs/NAME/check
 baseline by name: random, static, heuristic, and the style bandits thompson and linucb;
 ``--best``: a GRU-PPO run's best validated policy) and writes ``episodes.csv`` beside
 ``config.json``. ``--learning {auto,continual,episode}`` (default auto) says when a learning
-agent is reset (see :mod:`covercast.experiments.evaluate`: auto is continual for an agent that
+agent is reset (see :mod:`covercast.agents.evaluate`: auto is continual for an agent that
 learns, as deployed, and per episode otherwise); ``config.json`` records the mode used
 (``learning``) and the one asked for (``learning_requested``).
 """
@@ -159,13 +159,13 @@ def evaluate_saved(spec: str, env_id: str, episodes: int, seed: int, out: str | 
                    trust_pickle: bool = False) -> Path:
     """Evaluate an agent (see :func:`load_agent`) and write ``episodes.csv`` + ``config.json``.
 
-    ``learning`` is passed to :func:`~covercast.experiments.evaluate.evaluate` (``"auto"``:
+    ``learning`` is passed to :func:`~covercast.agents.evaluate.evaluate` (``"auto"``:
     continual for an agent that learns, per episode otherwise); ``config.json`` records the mode
     used (``learning``) and the one asked for (``learning_requested``). A folder ``out`` that
     already holds files is refused before anything runs unless ``overwrite``.
     ``trust_pickle``: see :func:`load_agent`.
     """
-    from covercast.experiments.evaluate import evaluate, resolve_learning
+    from covercast.agents.evaluate import evaluate, resolve_learning
 
     resolve_learning(None, learning)        # a bad value fails before the agent is loaded
     check_env_id(env_id)
@@ -213,7 +213,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def add_subcommands(subparsers: Any) -> None:
     """Add ``train`` and ``evaluate`` to an ``argparse`` subparsers object."""
-    from covercast.experiments.evaluate import LEARNING_CHOICES
+    from covercast.agents.evaluate import LEARNING_CHOICES
 
     sp = subparsers.add_parser("train", help="train GRU-PPO or an SB3 reference agent",
                                description="train GRU-PPO or an SB3 reference agent")

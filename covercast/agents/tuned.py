@@ -19,7 +19,7 @@ simulated *training* users of the population. This module finds it.
   result (:meth:`TunedStaticScheduler.to_dict` / :meth:`~TunedStaticScheduler.from_dict`).
 
 **What is measured.** Each schedule's users run one episode of ``horizon_days`` days, exactly
-as :func:`covercast.experiments.evaluate.evaluate_vector` counts them: the episode each row
+as :func:`covercast.agents.evaluate.evaluate_vector` counts them: the episode each row
 starts at reset (a user who opts out is replaced, and the replacement is not counted). A
 single schedule evaluated on ``n_users`` users with an integer ``seed`` gives the very users and
 numbers ``evaluate_vector(StaticScheduler(hours, style), n_users, seed)`` gives. The table has
@@ -220,7 +220,7 @@ def _check_schedules(schedules: Any, styles: Sequence[str], allowed: Sequence[in
 
 
 def _env_seed(ss: np.random.SeedSequence) -> int:
-    """The environment seed :func:`~covercast.experiments.evaluate.evaluate_vector` uses for a
+    """The environment seed :func:`~covercast.agents.evaluate.evaluate_vector` uses for a
     fresh ``ss`` (the first word of its first child)."""
     return int(_child(ss, 0).generate_state(1, dtype=np.uint32)[0])
 

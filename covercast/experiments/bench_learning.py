@@ -107,8 +107,8 @@ def train_one_active_hour(seed: int, overrides: Mapping[str, Any] | None = None,
     it greedily on ``episodes`` users; returns the run's figures (``ratio`` = its mean return
     over the push-at-``hour`` policy's on the same users)."""
     from covercast.agents.baselines import StaticScheduler
+    from covercast.agents.evaluate import evaluate
     from covercast.agents.gru_ppo import GRUPPOConfig
-    from covercast.experiments.evaluate import evaluate
 
     params = one_active_hour_params(hour)
     cfg = GRUPPOConfig(**{**ONE_HOUR_TASK, "tensorboard": False, "seed": int(seed),
@@ -156,8 +156,8 @@ def train_on_population(population: str, seed: int, *, steps: int | None = None,
     08:00/20:00 static schedule) on the same ``users`` fresh users (``horizon_days``, existing
     users with ``history_days`` days of seen sessions, as the suite benchmark)."""
     from covercast.agents.baselines import StaticScheduler
+    from covercast.agents.evaluate import evaluate_vector
     from covercast.agents.gru_ppo import GRUPPOConfig
-    from covercast.experiments.evaluate import evaluate_vector
     from covercast.simulators.suite import load_population
 
     params = load_population(population)

@@ -156,7 +156,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     if args.what == "generators":
-        from covercast.generators.cli import cmd_bench_generators
+        from covercast.experiments.generators_cli import cmd_bench_generators
 
         return cmd_bench_generators(args)
     if args.what == "population":
@@ -171,9 +171,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
                    progress=not args.quiet)
         return 0
     if args.what == "ope":
-        from covercast.ope.cli import cmd_bench_ope
+        from covercast.experiments.bench_ope import bench_ope
 
-        return cmd_bench_ope(args)
+        bench_ope(n=args.decisions, repeats=args.repeats, seed=args.seed, out=args.json,
+                  progress=True, collect_decisions=args.decisions)
+        return 0
     raise ValueError(f"Unknown benchmark {args.what!r}; available: population, envs, ope.")
 
 
@@ -286,8 +288,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="ope: logged decisions (default 1,000,000)")
     sp.add_argument("--json", default=None, help="ope: also write the figures to this JSON file")
     sp.add_argument("--seed", type=int, default=0, help="master seed")
-    from covercast.generators.cli import add_bench_generators_arguments
-    from covercast.generators.cli import add_subcommands as add_generator_commands
+    from covercast.experiments.generators_cli import add_bench_generators_arguments
+    from covercast.experiments.generators_cli import add_subcommands as add_generator_commands
 
     add_bench_generators_arguments(sp, exclude=("--seed", "--repeats"))
     add_generator_commands(sub)
@@ -296,8 +298,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "hpsearch, seeds)",
                         description="Experiments that write reports.")
     experiments = sp.add_subparsers(dest="experiment", metavar="EXPERIMENT", required=True)
-    from covercast.ope.cli import add_experiment
-    from covercast.ope.cli import add_subcommands as add_ope_commands
+    from covercast.experiments.ope_experiment import add_experiment
+    from covercast.experiments.ope_experiment import add_subcommands as add_ope_commands
 
     add_experiment(experiments)
     from covercast.experiments.bank_open_rates import add_experiment as add_bank_open_rates

@@ -10,7 +10,7 @@
 :func:`train_command` (``generators train``) writes ``DIR/checkpoint/`` (run it again to resume),
 ``DIR/model/`` (``from_pretrained``-ready), ``DIR/history.csv`` and ``DIR/config.json``.
 :func:`cmd_bench_generators` is the handler of ``covercast bench generators``. The same
-commands run without the main CLI as ``python -m covercast.generators.cli ...``. Torch and the
+commands run without the main CLI as ``python -m covercast.experiments.generators_cli ...``. Torch and the
 models are imported inside the handlers, so building the parser is instant.
 """
 
@@ -566,7 +566,7 @@ def add_subcommands(subparsers: Any, *, add_quiet: bool = True) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """A stand-alone parser with the generator subcommands and ``bench generators``."""
-    p = argparse.ArgumentParser(prog="python -m covercast.generators.cli",
+    p = argparse.ArgumentParser(prog="python -m covercast.experiments.generators_cli",
                                 description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
     add_subcommands(sub)

@@ -35,7 +35,7 @@ Protocol
   validation users of the *training* population, one ``horizon_days`` = 14-day episode each
   with ``history_days`` of seen sessions (the suite benchmark's evaluation settings, through
   its :func:`~covercast.experiments.suite_benchmark._env_kwargs`, and
-  :func:`~covercast.experiments.evaluate.evaluate_vector`). The score is their mean return.
+  :func:`~covercast.agents.evaluate.evaluate_vector`). The score is their mean return.
   Every trial of every learner meets the same validation users (common random numbers: the
   scores are paired).
 * **Seeds.** Everything comes from ``np.random.SeedSequence(seed)`` through fixed spawn keys
@@ -434,7 +434,7 @@ def _score(agent: Any, config: HPSearchConfig, seed: int) -> dict[str, float]:
     """The agent on the validation users, greedily: mean return and the per-user-day rates;
     and, not part of the score, its mean return and pushes per user-day with sampled actions
     (as in training) on the same users."""
-    from covercast.experiments.evaluate import evaluate_vector
+    from covercast.agents.evaluate import evaluate_vector
     from covercast.experiments.suite_benchmark import _env_kwargs, _per_user_day
 
     kw = _env_kwargs(config, config.population)  # type: ignore[arg-type]

@@ -1,6 +1,6 @@
 """Statistics of evaluation results: confidence intervals, Welch and paired t-tests, A/B tables.
 
-All functions take the per-episode DataFrames of :mod:`covercast.experiments.evaluate` (or any
+All functions take the per-episode DataFrames of :mod:`covercast.agents.evaluate` (or any
 DataFrame of numeric columns) and treat episodes as independent replications.
 
 * :func:`summarize` -- mean of each metric per group with a confidence interval that respects
@@ -155,7 +155,7 @@ def summarize(df: pd.DataFrame, by: str | Sequence[str] | None = "agent",
     Parameters
     ----------
     df : pandas.DataFrame
-        One row per episode (e.g. from :func:`covercast.experiments.evaluate.evaluate`).
+        One row per episode (e.g. from :func:`covercast.agents.evaluate.evaluate`).
     by : str, list of str or None
         Grouping column(s) (default ``"agent"``); ``None``: the whole frame is one group.
     metrics : list of str, optional
@@ -316,7 +316,7 @@ def compare(df: pd.DataFrame, baseline: str = "static", by: str = "agent",
     ----------
     df : pandas.DataFrame
         Per-episode results of several agents (e.g.
-        :func:`covercast.experiments.evaluate.evaluate_agents`).
+        :func:`covercast.agents.evaluate.evaluate_agents`).
     baseline : str
         The value of ``by`` to compare with (default ``"static"``, the source paper's control).
     by : str

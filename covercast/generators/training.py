@@ -21,7 +21,7 @@ common lives here, so that each model file holds only its architecture and its l
   steps and resuming it gives the same weights as an uninterrupted run with the same seed.
 
 The training command, ``covercast generators train MODEL --out DIR ...``, lives with the other
-generator commands in :mod:`covercast.generators.cli` (it imports every model, and every model
+generator commands in :mod:`covercast.experiments.generators_cli` (it imports every model, and every model
 imports this module).
 
 Checkpoints and saved models are refused with a :class:`CheckpointError` (a ``ValueError``)

@@ -445,7 +445,7 @@ def collect(env: Any, logging_policy: Agent, episodes: int, seed: int | np.rando
         Episodes (users) to log, >= 1.
     seed : int or SeedSequence
         Split into environment seeds (one per episode) and the agent's seed, like
-        :func:`covercast.experiments.evaluate.evaluate`, so that the same seed meets the same
+        :func:`covercast.agents.evaluate.evaluate`, so that the same seed meets the same
         users there (the truth) and here.
     progress : bool
         Show a progress bar.

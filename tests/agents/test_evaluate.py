@@ -16,7 +16,7 @@ from covercast.agents import (
     StaticScheduler,
     ThompsonStyleAgent,
 )
-from covercast.experiments.evaluate import (
+from covercast.agents.evaluate import (
     EPISODE_COLUMNS,
     LEARNING_CHOICES,
     LEARNING_MODES,
@@ -254,7 +254,7 @@ def test_vector_and_single_env_agree_in_distribution():
 
 def test_on_step_sees_every_step_with_the_chosen_action():
     from covercast.agents import StaticScheduler
-    from covercast.experiments.evaluate import evaluate
+    from covercast.agents.evaluate import evaluate
 
     seen = []
 

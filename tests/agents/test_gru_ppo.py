@@ -132,7 +132,7 @@ def test_predict_carries_state_and_resets_at_episode_start(tmp_path):
 
 
 def test_predict_through_evaluate_across_episodes():
-    from covercast.experiments.evaluate import evaluate
+    from covercast.agents.evaluate import evaluate
 
     tr = GRUPPOTrainer(tiny("covercast/PushTiming-v0"), progress=False)
     tr.train(iterations=1)
@@ -188,7 +188,7 @@ def test_learns_the_one_active_hour_task(seed):
     return is close to the push-at-12-only policy's on the same users. Measured over seeds
     0-19 (``python benchmarks/bench_learning.py``): all 20 reached >= 0.99 of it."""
     from covercast.agents.baselines import StaticScheduler
-    from covercast.experiments.evaluate import evaluate
+    from covercast.agents.evaluate import evaluate
 
     params = one_active_hour_params(12)
     kw = ONE_HOUR_TASK["env_kwargs"]

@@ -147,7 +147,7 @@ def test_update_is_a_no_op_for_fixed_agents(random_obs_factory):
 
 def test_agents_do_not_import_torch():
     code = ("import sys\n"
-            "import covercast.agents, covercast.experiments.evaluate, "
+            "import covercast.agents, covercast.agents.evaluate, covercast.experiments.evaluate, "
             "covercast.experiments.stats\n"
             "assert 'torch' not in sys.modules, 'torch was imported'\n")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -22,7 +22,7 @@ import pandas as pd
 
 import covercast  # noqa: F401
 from covercast.agents import ActivityHeuristic, PlanningOracle, RandomAgent
-from covercast.experiments.evaluate import evaluate_vector
+from covercast.agents.evaluate import evaluate_vector
 from covercast.experiments.stats import summarize, welch_test
 
 

@@ -21,10 +21,10 @@ from covercast.agents import (
     StaticScheduler,
     ThompsonStyleAgent,
 )
+from covercast.agents.evaluate import evaluate, evaluate_vector
 from covercast.agents.planning import default_fatigue_grid
 from covercast.envs import make, make_vec
 from covercast.envs.push_schedule import PushScheduleEnv
-from covercast.experiments.evaluate import evaluate, evaluate_vector
 from covercast.simulators.params import default_params
 
 

@@ -14,6 +14,7 @@ import covercast  # noqa: F401  (registers the env ids)
 import covercast.agents
 from covercast.agents import StaticScheduler
 from covercast.agents.base import hour_of_day
+from covercast.agents.evaluate import evaluate, evaluate_vector
 from covercast.agents.tuned import (
     SCHEDULE_COLUMNS,
     TunedStaticScheduler,
@@ -23,7 +24,6 @@ from covercast.agents.tuned import (
     tune_static_schedule,
 )
 from covercast.covers.attributes import ATTRIBUTE_NAMES
-from covercast.experiments.evaluate import evaluate, evaluate_vector
 from covercast.simulators.params import default_params, weekly_profile
 
 PEAK_HOUR = 15

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from covercast.covers.bank import CoverBank
-from covercast.generators import cli
+from covercast.experiments import generators_cli as cli
 
 torch = pytest.importorskip("torch")
 

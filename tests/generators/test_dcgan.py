@@ -131,7 +131,7 @@ def test_save_load_and_config_check(tmp_path, data):
 
 
 def test_training_command_writes_a_resumable_run(tmp_path, capsys):
-    from covercast.generators.cli import main
+    from covercast.experiments.generators_cli import main
 
     out = tmp_path / "run"
     base = ["generators", "train", "dcgan", "--out", str(out), "--arch", "tiny",

@@ -241,7 +241,7 @@ def test_ddim_with_eta_one_survives_the_zero_snr_step():
 
 
 def test_sampler_sweep_cli_refuses_a_malformed_config(tmp_path, capsys):
-    from covercast.generators import cli
+    from covercast.experiments import generators_cli as cli
 
     rc = cli.main(["generators", "sampler-sweep", "--model", str(tmp_path), "--out",
                    str(tmp_path / "o"), "--configs", "ddim:20:1"])
