@@ -33,9 +33,12 @@ index       name                    meaning                                     
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
-LOG_HOURS_CAP = float(np.log1p(720.0))
+_CAP_HOURS = 720.0
+LOG_HOURS_CAP = float(np.log1p(_CAP_HOURS))
 """Cap of the log-hours features: 30 days (also the value when there was never a push/open)."""
 
 OBS_NAMES: tuple[str, ...] = (
@@ -83,9 +86,11 @@ class ObservationBuilder:
         """Hours each user has been observed (users replaced in a population start at 0)."""
         self._out = np.zeros((self.n_users, OBS_DIM), dtype=np.float32)
         # observed share of sessions per hour of day, kept up to date row by row (a row is
-        # recomputed when its user has sessions); `_share_stale` forces a full recomputation
-        self._share = np.full((self.n_users, 24), 1.0 / 24.0)
+        # recomputed when its user has sessions); `_share_stale` forces a full recomputation.
+        # float32, the observation's type: each share is computed in float64 and cast once.
+        self._share = np.full((self.n_users, 24), 1.0 / 24.0, dtype=np.float32)
         self._share_stale = False
+        self._log_since = np.empty((2, self.n_users))       # scratch of build()
 
     def reset(self) -> None:
         """Forget every user's history."""
@@ -109,15 +114,9 @@ class ObservationBuilder:
         ``hour`` is the hour of day at the start of the slot that just ended.
         """
         if session_user.size:
-            counts = self.profile_counts
-            col = counts[:, hour]                     # a view: one column is updated
-            col[session_user] += session_count
-            tot = self.total_sessions
-            tot[session_user] += session_count
-            if not self._share_stale:
-                rows = counts.take(session_user, axis=0)
-                rows /= tot.take(session_user)[:, None]
-                self._share[session_user] = rows
+            _kernel().record_sessions(self.profile_counts, self.total_sessions, self._share,
+                                         int(hour), session_user, session_count,
+                                         not self._share_stale)
         self.elapsed_h += slot_hours
 
     def add_history(self, users: np.ndarray, counts: np.ndarray, hours: float) -> None:
@@ -143,32 +142,48 @@ class ObservationBuilder:
         return share, share[:, hour], _sessions_per_day(tot, self.elapsed_h[users])
 
     def build(self, obs: dict[str, np.ndarray], out: np.ndarray | None = None) -> np.ndarray:
-        """The ``(n_users, OBS_DIM)`` observation matrix (a reused buffer unless ``out``)."""
+        """The ``(n_users, OBS_DIM)`` observation matrix (a reused buffer unless ``out``).
+
+        ``obs`` is :meth:`Population.observe`'s dict, or :meth:`Population.observe_state`'s
+        (which has ``now``, ``last_push`` and ``last_open`` instead of the hours since: nothing
+        is allocated)."""
         o = self._out if out is None else out
-        hour = float(obs["hour"][0]) + float(obs["minute"][0]) / 60.0
-        wd = float(obs["weekday"][0])
-        o[:, :5] = clock_features(hour, wd)
-        np.minimum(np.log1p(obs["hours_since_push"]), LOG_HOURS_CAP, out=o[:, 5],
-                   casting="unsafe")
-        np.minimum(np.log1p(obs["hours_since_open"]), LOG_HOURS_CAP, out=o[:, 6],
-                   casting="unsafe")
-        o[:, 7] = obs["pushes_24h"]
-        o[:, 8] = obs["opens_24h"]
-        o[:, 9] = obs["dwell_24h"] / 60.0
-        o[:, 10] = obs["pushes_7d"]
-        o[:, 11] = obs["opens_7d"]
-        o[:, 12] = obs["dwell_7d"] / 60.0
-        o[:, 13] = obs["sessions_24h"]
-        tot = self.total_sessions
-        share = self._share
+        if o.shape != (self.n_users, OBS_DIM) or o.dtype != np.float32 \
+                or not o.flags.c_contiguous or not o.flags.writeable:
+            raise ValueError(f"`out` must be a writeable C-contiguous float32 array of shape "
+                             f"({self.n_users}, {OBS_DIM}), got {o.dtype} {o.shape}.")
+        hour = int(obs["hour"][0])
+        clock = clock_features(hour + float(obs["minute"][0]) / 60.0, float(obs["weekday"][0]))
         if self._share_stale:
-            share.fill(1.0 / 24.0)
+            tot = self.total_sessions
+            share = np.full((self.n_users, 24), 1.0 / 24.0)
             np.divide(self.profile_counts, tot[:, None], out=share, where=(tot > 0)[:, None])
+            self._share[:] = share
             self._share_stale = False
-        o[:, PROFILE_SLICE] = share
-        o[:, 14] = share[:, int(obs["hour"][0])]
-        o[:, 15] = _sessions_per_day(tot, self.elapsed_h)
+        logs = self._log_since
+        if "last_push" in obs:           # hours since = now - last (as Population.observe)
+            now = float(obs["now"])
+            np.subtract(now, obs["last_push"], out=logs[0])
+            np.subtract(now, obs["last_open"], out=logs[1])
+        else:
+            logs[0] = obs["hours_since_push"]
+            logs[1] = obs["hours_since_open"]
+        # capping the hours before log1p gives the same values (log1p is increasing and
+        # log1p(720) is the cap) without log1p's slow path for inf (never pushed / opened)
+        np.minimum(logs, _CAP_HOURS, out=logs)
+        np.log1p(logs, out=logs)
+        _kernel().fill_observations(
+            o, clock, logs, obs["pushes_24h"], obs["opens_24h"], obs["dwell_24h"],
+            obs["pushes_7d"], obs["opens_7d"], obs["dwell_7d"], obs["sessions_24h"],
+            self._share, self.total_sessions, self.elapsed_h, hour)
         return o
+
+
+def _kernel() -> Any:
+    """The compiled loops (:mod:`covercast.envs._obs_kernel`), imported on first use."""
+    from covercast.envs import _obs_kernel
+
+    return _obs_kernel
 
 
 def _sessions_per_day(total: np.ndarray, elapsed_h: np.ndarray) -> np.ndarray:

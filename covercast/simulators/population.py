@@ -1086,7 +1086,7 @@ class Population(PopulationTables):
     def __getstate__(self) -> dict[str, Any]:
         """Pickle support: everything but the SimPy engine, which is rebuilt on load."""
         state = self.__dict__.copy()
-        for key in ("_env", "_slot_done", "_new_day", "_act_mask"):
+        for key in ("_env", "_slot_done", "_new_day", "_act_mask", "_state_views"):
             state.pop(key, None)
         state["_act_mask_of"] = None                    # rebuilt when needed
         state["_pickled_now"] = self.now
@@ -1141,6 +1141,34 @@ class Population(PopulationTables):
             "sessions_24h": get(self._sess24),
             "opted_out": get(self._opted_out),
         }
+
+    def observe_state(self) -> dict[str, Any]:
+        """What :meth:`observe` is computed from, without allocating: ``hour``, ``minute``,
+        ``weekday`` (broadcast views as in :meth:`observe`), ``now`` (a float), ``last_push`` /
+        ``last_open`` (times of the last delivered push / open, ``-inf`` when never; hours since
+        = ``now - last``) and the window counters of :meth:`observe`, all read-only views of the
+        live arrays (valid until the next step). What the vector environment builds its
+        observations from; the views are made once per set of arrays (:meth:`reset` makes new
+        arrays)."""
+        arrays = (self._last_push, self._last_open, self._push24, self._push7, self._open24,
+                  self._open7, self._dwell24, self._dwell7, self._sess24, self._opted_out)
+        cached = self.__dict__.get("_state_views")
+        if cached is None or any(a is not b for a, b in zip(cached[0], arrays, strict=True)):
+            views = {}
+            for key, a in zip(("last_push", "last_open", "pushes_24h", "pushes_7d",
+                               "opens_24h", "opens_7d", "dwell_24h", "dwell_7d",
+                               "sessions_24h", "opted_out"), arrays, strict=True):
+                v = a.view()
+                v.flags.writeable = False
+                views[key] = v
+            cached = self._state_views = (arrays, views)
+        n = self.n_users
+        now = self.now
+        minute_of_week = int(round((self._week0_h + now) * 60)) % (HOURS_PER_WEEK * 60)
+        return {"hour": np.broadcast_to(np.int64((minute_of_week // 60) % 24), (n,)),
+                "minute": np.broadcast_to(np.int64(minute_of_week % 60), (n,)),
+                "weekday": np.broadcast_to(np.int64(minute_of_week // 1440), (n,)),
+                "now": now, **cached[1]}
 
     def hidden_state(self) -> dict[str, np.ndarray]:
         """What the platform cannot see (for oracles and diagnostics), as fresh arrays.
