@@ -61,12 +61,18 @@ def _check_id(env_id: Any) -> str:
     return env_id
 
 
+#: Longest episode an environment accepts, in days (a century: beyond it a step counter would
+#: lose precision long before any run ends).
+MAX_HORIZON_DAYS = 36_500.0
+
+
 def check_horizon_days(horizon_days: Any) -> float:
-    """``horizon_days`` must be a positive finite number; returns it as a float."""
+    """``horizon_days`` must be a number in (0, 36500]; returns it as a float."""
     if isinstance(horizon_days, bool) or not isinstance(horizon_days, (int, float, np.integer,
                                                                        np.floating)) \
-            or not math.isfinite(horizon_days) or horizon_days <= 0:
-        raise ValueError(f"`horizon_days` must be a positive number, got {horizon_days!r}.")
+            or not math.isfinite(horizon_days) or not 0 < horizon_days <= MAX_HORIZON_DAYS:
+        raise ValueError(f"`horizon_days` must be a positive number of days, at most "
+                         f"{MAX_HORIZON_DAYS:,.0f}; got {horizon_days!r}.")
     return float(horizon_days)
 
 

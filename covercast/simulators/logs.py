@@ -217,6 +217,8 @@ def _parse_int(name: str, s: pd.Series, problems: list[LogProblem], *,
         num = num.astype("float64")
         arr = num.to_numpy(dtype=np.float64, na_value=np.nan)
         not_number = ~missing & np.isnan(arr)
+        if s.dtype == object:  # True/False mixed into a text column would read as 1/0
+            not_number |= np.fromiter((isinstance(v, (bool, np.bool_)) for v in s), bool, len(s))
         with np.errstate(invalid="ignore"):
             fractional = ~np.isnan(arr) & ((arr != np.round(arr)) | (np.abs(arr) >= 2.0 ** 63))
         bad = not_number | fractional
