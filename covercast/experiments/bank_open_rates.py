@@ -249,7 +249,10 @@ def _report(config: dict[str, Any], by_style: pd.DataFrame, by_seg: pd.DataFrame
 Ratio to procedural (mean over seeds) of each learned bank as built and with its quality, style
 probabilities, image attributes or topics replaced by the procedural bank's (module docstring of
 `covercast.experiments.bank_open_rates`). A part whose replacement brings the ratio up is what
-costs the generated covers their opens.
+costs the generated covers their opens. "all four" is not exactly 1: its covers are the
+per-style means of the procedural ones, while the procedural bank's vary around them.
+
+{chr(10).join(_why(c))}
 
 {_md(c, '.3f')}
 """
@@ -286,6 +289,22 @@ covers show and the most common topic's share, and the mean standardised image a
 
 {_md(st, '.3f')}
 """
+
+
+def _why(c: pd.DataFrame) -> list[str]:
+    """One line per (bank, style) below the target: the part whose replacement raises its
+    ratio most, and what it raises it to."""
+    parts = [v for v in ("quality", "style probs", "attributes", "topics") if v in c.columns]
+    lines = []
+    for _, r in c.iterrows():
+        if r["as built"] >= TARGET_RATIO:
+            continue
+        gains = sorted(((r[p] - r["as built"], p) for p in parts), reverse=True)
+        (g, best), rest = gains[0], gains[1:]
+        others = ", ".join(f"{p} {d:+.3f}" for d, p in rest)
+        lines.append(f"- {r['bank']} {r['style']}: {r['as built']:.3f}; with procedural "
+                     f"{best} {r[best]:.3f} ({g:+.3f}; the others: {others}).")
+    return lines or ["- Every learned bank and style is at or above the target."]
 
 
 def cmd_experiment_bank_open_rates(args: Any) -> int:

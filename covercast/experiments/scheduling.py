@@ -315,6 +315,12 @@ class SchedulingConfig:
     results, the one ``shifted`` and ``fitted`` are made from. ``"default"`` is
     ``calibrated-v1``; ``"peaked-v0"`` reproduces the runs before it (the figures in this
     module's docstring and in the README's history)."""
+    bank: str = "procedural"
+    """The covers of every environment of the run (training, validation, the static
+    scheduler's rates, the fitted population's log, evaluation): ``"procedural"`` (the default
+    bank), ``"diffusion"``, ``"vae-iat"``, ``"dcgan"`` (the bank built from that committed
+    generator, :func:`covercast.generators.banks.named_bank`) or the path of a bank ``.npz``
+    (``--bank``)."""
     fit_users: int = 2000
     """Users of the simulated log the fitted population is fitted to."""
     fit_days: float = 14.0
@@ -337,6 +343,9 @@ class SchedulingConfig:
             raise ValueError(f"Need 0 < `min_push_fraction` <= `max_push_fraction`, got "
                              f"{self.min_push_fraction!r} and {self.max_push_fraction!r}.")
         check_history_days(self.history_days)
+        from covercast.generators.banks import check_bank_spec
+
+        check_bank_spec(self.bank)
         if not (isinstance(self.population, str) and self.population):
             raise ValueError(f"`population` must be a suite name or a JSON path, got "
                              f"{self.population!r}.")
@@ -406,19 +415,22 @@ def shifted_params(base: PopulationParams | None = None, *, hours_later: int = 2
 
 
 def fitted_params(users: int, days: float, seed: int, *, progress: bool = False,
-                  truth: PopulationParams | None = None) -> PopulationParams:
+                  truth: PopulationParams | None = None, bank: Any = None) -> PopulationParams:
     """A population fitted to a simulated log of ``users`` users of ``truth`` (default: the
     default population) over ``days`` days under the uniformly random logging policy (push
-    probability 2/24, random style)."""
-    from covercast.covers.procedural import default_bank
+    probability 2/24, random style), with the covers of ``bank`` (a bank or its name; default
+    procedural) in the log and the fit."""
+    from covercast.envs.base import resolve_bank
     from covercast.simulators.fit import fit_population
     from covercast.simulators.policies import UniformRandomPolicy
     from covercast.simulators.population import simulate_log
 
     truth = default_params() if truth is None else truth
+    covers = resolve_bank(bank, truth)
     log = simulate_log(truth, UniformRandomPolicy(push_prob=2 / 24, n_styles=len(truth.styles)),
-                       days=days, n_users=int(users), seed=int(seed), progress=progress)
-    return fit_population(log, n_segments=len(truth.segments), bank=default_bank(),
+                       days=days, n_users=int(users), seed=int(seed), progress=progress,
+                       bank=covers)
+    return fit_population(log, n_segments=len(truth.segments), bank=covers,
                           seed=int(seed), progress=progress)
 
 
@@ -438,7 +450,7 @@ def build_populations(out: Path, config: SchedulingConfig, *, progress: bool = F
     else:
         fit_seed = int(np.random.SeedSequence([config.seed, 10**6]).generate_state(1)[0])
         pops["fitted"] = fitted_params(config.fit_users, config.fit_days, fit_seed,
-                                       progress=progress, truth=base)
+                                       progress=progress, truth=base, bank=config.bank)
     for name, p in pops.items():
         p.save(d / f"{name}.json")
     return pops
@@ -479,7 +491,9 @@ def _gru_config(config: SchedulingConfig, seed: int, **constraints: float) -> An
     return GRUPPOConfig(env_id="covercast/PopulationVector-v0", num_envs=config.num_envs,
                         horizon_days=config.train_horizon_days, total_steps=config.gru_steps,
                         num_minibatches=min(4, config.num_envs), tensorboard=False, seed=seed,
-                        torch_threads=1, env_kwargs=_history_kwargs(config.history_days),
+                        torch_threads=1,
+                        env_kwargs={**_history_kwargs(config.history_days),
+                                    **bank_kwargs(config.bank)},
                         eval_every=config.gru_eval_every, eval_users=config.gru_eval_users,
                         eval_horizon_days=config.horizon_days,
                         eval_deterministic=config.deterministic_learners, **constraints)
@@ -490,8 +504,16 @@ def _history_kwargs(history_days: float) -> dict[str, Any]:
     return {"history_days": float(history_days)} if history_days else {}
 
 
+def bank_kwargs(bank: str | None) -> dict[str, Any]:
+    """The environments' ``bank`` argument, left out for the procedural default (so that the
+    environment arguments, and the checkpoints that store them, are those of runs before
+    ``--bank``)."""
+    return {} if bank in (None, "procedural") else {"bank": bank}
+
+
 def static_rates(params: PopulationParams | None, *, users: int, horizon_days: float,
-                 seed: int, history_days: float = 0.0) -> dict[str, float]:
+                 seed: int, history_days: float = 0.0, bank: str | None = None
+                 ) -> dict[str, float]:
     """The static scheduler's pushes and opt-outs per user-day on a population.
 
     Runs :class:`~covercast.agents.StaticScheduler` (the benchmark's control) on ``users``
@@ -502,7 +524,8 @@ def static_rates(params: PopulationParams | None, *, users: int, horizon_days: f
     from covercast.experiments.evaluate import evaluate_vector
 
     agent = make_baselines(seed, ["static"])["static"]
-    kw: dict[str, Any] = {"horizon_days": horizon_days, **_history_kwargs(history_days)}
+    kw: dict[str, Any] = {"horizon_days": horizon_days, **_history_kwargs(history_days),
+                          **bank_kwargs(bank)}
     if params is not None:
         kw["params"] = params
     df = evaluate_vector(agent, users, seed, env_kwargs=kw)
@@ -520,7 +543,7 @@ def gru_constraints(config: SchedulingConfig, params: PopulationParams | None, s
         return {}, {"mode": "none"}
     rates = static_rates(params, users=config.constraint_users,
                          horizon_days=config.train_horizon_days, seed=seed,
-                         history_days=config.history_days)
+                         history_days=config.history_days, bank=config.bank)
     fields = {"min_pushes_per_day": config.min_push_fraction * rates["pushes_per_day"],
               "max_pushes_per_day": config.max_push_fraction * rates["pushes_per_day"]}
     if rates["opt_outs_per_day"] > 0:
@@ -624,7 +647,8 @@ def _evaluate(agents: dict[str, Any], params: PopulationParams, config: Scheduli
     frames = [evaluate_agents({label: agent}, "covercast/PushSchedule-v0", config.eval_users,
                               eval_seed, env_kwargs={"horizon_days": config.horizon_days,
                                                      "params": params,
-                                                     **_history_kwargs(config.history_days)},
+                                                     **_history_kwargs(config.history_days),
+                                                     **bank_kwargs(config.bank)},
                               learning="continual",
                               deterministic=config.deterministic_learners and label in LEARNERS)
               for label, agent in agents.items()]
@@ -1062,7 +1086,8 @@ def write_report(out: str | os.PathLike) -> Path:
              f"{config['seeds']} seeds x {config['eval_users']} users x "
              f"{config['horizon_days']:g}-day episodes per policy and population on "
              f"`covercast/PushSchedule-v0`, "
-             f"{_history_words(config.get('history_days', 0.0))}; the learners act "
+             f"{_history_words(config.get('history_days', 0.0))}, covers from the "
+             f"**{config.get('bank', 'procedural')}** bank; the learners act "
              f"{acts} in evaluation. Configuration: `config.json`; module docstring of "
              f"`covercast.experiments.scheduling` for the design. Values: mean over seeds ± "
              f"half-width of the 95 % t-interval (per-seed means over users; CTR pooled per "
@@ -1196,7 +1221,7 @@ def run_scheduling(out_dir: str | os.PathLike = "runs/scheduling",
     out.mkdir(parents=True, exist_ok=True)
     cfg_path = out / "config.json"
     if cfg_path.exists():
-        old = json.loads(cfg_path.read_text())
+        old = {"bank": "procedural", **json.loads(cfg_path.read_text())}   # runs before --bank
         keep = {k: v for k, v in old.items() if k not in ("workers", "backend", "address")}
         now = {k: v for k, v in config.to_dict().items() if k != "workers"}
         if keep != now:
@@ -1229,7 +1254,7 @@ def cmd_experiment_scheduling(args: Any) -> int:
 
         kw["sb3_settings"] = load_sb3_settings(args.sb3_settings)
     for name in ("population", "seeds", "eval_users", "horizon_days", "gru_steps", "num_envs",
-                 "fit_users",
+                 "fit_users", "bank",
                  "gru_constraints", "min_push_fraction", "max_push_fraction",
                  "opt_out_fraction", "history_days", "train_horizon_days", "gru_eval_every",
                  "gru_eval_users"):
@@ -1264,12 +1289,12 @@ def _cmd_suite(args: Any) -> int:
     if ignored or args.policies:
         raise ValueError(f"{', '.join(ignored + (['--policies'] if args.policies else []))} "
                          "do not apply with --suite; its settings are --seeds, --horizon-days, "
-                         "--history-days, --gru-steps, --suite-users, --suite-populations, "
-                         "--pareto-volumes, "
+                         "--history-days, --gru-steps, --bank, --suite-users, "
+                         "--suite-populations, --suite-policies, --pareto-volumes, "
                          "--no-sensitivity, --workers, --seed.")
     kw: dict[str, Any] = {"seed": args.seed, "workers": args.workers,
                           "sensitivity": not args.no_sensitivity}
-    for name in ("seeds", "horizon_days", "history_days", "gru_steps"):
+    for name in ("seeds", "horizon_days", "history_days", "gru_steps", "bank"):
         v = getattr(args, name)
         if v is not None:
             kw[name] = v
@@ -1279,6 +1304,8 @@ def _cmd_suite(args: Any) -> int:
         kw["eval_populations"] = list(args.suite_populations)
     if args.pareto_volumes:
         kw["pareto_volumes"] = [int(v) for v in args.pareto_volumes]
+    if args.suite_policies:
+        kw["policies"] = list(args.suite_policies)
     config = (SuiteConfig.fast_config if args.fast else SuiteConfig)(**kw)
     out = args.out if args.out != "runs/scheduling" else "runs/scheduling_suite"
     report = run_suite(out, config, backend=args.backend, address=args.address,
@@ -1358,6 +1385,9 @@ def add_experiment(experiments: Any) -> None:
     e.add_argument("--history-days", type=float, default=None,
                    help="days of each user's organic sessions seen before the episode "
                         "(default 14: existing users; 0: new users)")
+    from covercast.generators.banks import BANK_HELP
+
+    e.add_argument("--bank", default=None, help=BANK_HELP + " (every environment of the run)")
     e.add_argument("--workers", type=int, default=2, help="cells at once (default 2)")
     e.add_argument("--backend", choices=["auto", "ray", "process", "sequential"],
                    default="auto", help="auto: Ray when installed, else processes")
@@ -1380,5 +1410,8 @@ def add_experiment(experiments: Any) -> None:
     e.add_argument("--suite-populations", nargs="+", default=None,
                    help="--suite: populations to evaluate on (default: the 3 training and 4 "
                         "test populations of the suite)")
+    e.add_argument("--suite-policies", nargs="+", default=None,
+                   help="--suite: policies to run (default: all but the lookahead oracle; "
+                        "the control static-tuned is always needed)")
     e.add_argument("--no-sensitivity", action="store_true",
                    help="--suite: skip the sensitivity table")

@@ -134,6 +134,11 @@ class SuiteConfig:
     sensitivity: bool = True
     """Run the sensitivity table (one seed, ``sensitivity_users`` users per cell)."""
     sensitivity_users: int = 500
+    bank: str = "procedural"
+    """The covers of every environment (training, tuning, evaluation, sensitivity):
+    ``"procedural"``, ``"diffusion"``, ``"vae-iat"``, ``"dcgan"`` (a bank built from the
+    committed generator, :func:`covercast.generators.banks.named_bank`) or a bank ``.npz``
+    path."""
     workers: int = 2
     fast: bool = False
 
@@ -146,6 +151,9 @@ class SuiteConfig:
                                 ("tune_users", 2), ("pushes_per_day", 1), ("workers", 1),
                                 ("seed", 0), ("sensitivity_users", 2)))
         resolve_name(self.train_population)
+        from covercast.generators.banks import check_bank_spec
+
+        check_bank_spec(self.bank)
         for p in self.eval_populations:
             resolve_name(p)
         bad = [p for p in self.policies if p not in SUITE_POLICIES]
@@ -178,7 +186,8 @@ def _scheduling_config(config: SuiteConfig) -> Any:
 
     kw: dict[str, Any] = dict(seeds=config.seeds, seed=config.seed,
                               horizon_days=config.horizon_days,
-                              history_days=config.history_days, gru_steps=config.gru_steps)
+                              history_days=config.history_days, gru_steps=config.gru_steps,
+                              bank=config.bank)
     if config.fast:
         return SchedulingConfig.fast_config(**kw, train_horizon_days=min(1.0,
                                                                           config.horizon_days))
@@ -193,7 +202,10 @@ def _seeds(config: SuiteConfig, i: int) -> dict[str, int]:
 
 
 def _env_kwargs(config: SuiteConfig, population: str | Any) -> dict[str, Any]:
-    kw: dict[str, Any] = {"horizon_days": config.horizon_days, "population": population}
+    from covercast.experiments.scheduling import bank_kwargs
+
+    kw: dict[str, Any] = {"horizon_days": config.horizon_days, "population": population,
+                          **bank_kwargs(config.bank)}
     if config.history_days:
         kw["history_days"] = float(config.history_days)
     return kw
@@ -201,10 +213,12 @@ def _env_kwargs(config: SuiteConfig, population: str | Any) -> dict[str, Any]:
 
 def _tune(config: SuiteConfig, volume: int, seed: int) -> Any:
     from covercast.agents.tuned import TunedStaticScheduler
+    from covercast.experiments.scheduling import bank_kwargs
 
     return TunedStaticScheduler.tune(
         config.train_population, volume, n_users=config.tune_users, seed=seed,
         horizon_days=config.horizon_days, history_days=config.history_days,
+        env_kwargs=bank_kwargs(config.bank) or None,
         name="static-tuned" if volume == config.pushes_per_day else f"static-tuned-{volume}")
 
 
@@ -353,12 +367,17 @@ def run_suite(out_dir: str | os.PathLike = "runs/scheduling_suite",
     out.mkdir(parents=True, exist_ok=True)
     cfg_path = out / "config.json"
     if cfg_path.exists():
-        old = json.loads(cfg_path.read_text())
+        old = {"bank": "procedural", **json.loads(cfg_path.read_text())}   # runs before --bank
         if old != config.to_dict():
             raise ValueError(f"{cfg_path} holds another configuration; resume with the same "
                              "settings or use another --out.")
     else:
         atomic_write_text(cfg_path, json.dumps(config.to_dict(), indent=2) + "\n")
+    if config.bank != "procedural":     # build (or load) a bank by name once, before the cells
+        from covercast.envs.base import resolve_bank
+        from covercast.simulators.suite import load_population
+
+        resolve_bank(config.bank, load_population(config.train_population))
     tasks = [{"config": config.to_dict(), "index": i, "dir": str(out / "cells" / f"seed{i}")}
              for i in range(config.seeds)]
     _run_tasks(tasks, backend, config.workers, address, progress, run=run_suite_cell)
@@ -711,7 +730,8 @@ def gru_push_by_hour(out: str | os.PathLike, users: int = 300, days: float = 3.0
         for pop in config.eval_populations:
             params = load_population(pop)
             env = PopulationVectorEnv(users, params, horizon_days=days,
-                                      history_days=config.history_days)
+                                      history_days=config.history_days,
+                                      bank=None if config.bank == "procedural" else config.bank)
             obs, _ = env.reset(seed=int(cell["seeds"]["eval"]))
             state, start = None, np.ones(users, dtype=bool)
             pushes = np.zeros(24)
@@ -977,6 +997,8 @@ def write_suite_report(out: str | os.PathLike) -> Path:
              f"the whole window (an opted-out user adds zero after leaving). Lifts and p "
              f"against the **tuned control** (`static-tuned`, Welch over seed means, Holm "
              f"within the metric; user-level paired tests in `paired_vs_control.csv`). "
+             f"Covers: **{config.get('bank', 'procedural')}** bank"
+             f"{'' if config.get('bank', 'procedural') == 'procedural' else ' (every environment: training, tuning, evaluation; `--bank`)'}. "
              f"Produced by `covercast experiment scheduling --suite` "
              f"(`covercast.experiments.suite_benchmark`).\n",
              "## Policies\n"]
