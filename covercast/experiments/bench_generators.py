@@ -7,7 +7,7 @@ and on a GPU when one is present:
 * **covers/s** at batch 1 and at batch 256 (``batch_sizes``): wall-clock covers per second
   of ``sample``, the best of ``repeats`` timings after one warm-up call (weights do not change
   the speed, so the models are freshly initialised with the architectures of the committed
-  checkpoints -- the ``standard`` preset of :func:`covercast.generators.evaluate.model_specs`,
+  checkpoints -- the ``standard`` preset of :func:`covercast.experiments.generator_report.model_specs`,
   the "small" diffusion UNet with topic conditioning -- plus diffusion's lighter ``compact``
   UNet); diffusion is timed with 20 DDIM steps (guided and unguided) and 10 DPM-Solver++
   steps;
@@ -68,7 +68,7 @@ def _sync(device: Any) -> None:
 def _train_step_seconds(spec: Any, model: Any, dataset: Any, device: Any,
                         steps: int) -> float:
     """Median seconds of an optimisation step (after two warm-up steps)."""
-    from covercast.generators import evaluate as ev
+    from covercast.experiments import generator_report as ev
 
     stamps: list[float] = []
 
@@ -144,7 +144,7 @@ def bench_generators(devices: Sequence[str] | None = None, *,
     import torch
 
     from covercast.covers.procedural import procedural_bank
-    from covercast.generators import evaluate as ev
+    from covercast.experiments import generator_report as ev
     from covercast.generators.data import cover_dataset
     from covercast.generators.training import parameter_count, resolve_device
 

@@ -249,7 +249,7 @@ def cmd_generators_train(args: argparse.Namespace) -> int:
 
 def cmd_generators_evaluate(args: argparse.Namespace) -> int:
     """``covercast generators evaluate``: train or load, sample, score, write the report."""
-    from covercast.generators.evaluate import EvalConfig, evaluate_generators
+    from covercast.experiments.generator_report import EvalConfig, evaluate_generators
 
     opts: dict[str, Any] = {"device": args.device, "progress": not args.quiet,
                             "mnist": not args.no_mnist, "size": args.size, "seed": args.seed}
@@ -285,7 +285,7 @@ def cmd_generators_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_generators_ablate(args: argparse.Namespace) -> int:
     """``covercast generators ablate``: the diffusion recipe ablation (validation split)."""
-    from covercast.generators.ablation import AblationConfig, run_ablation
+    from covercast.experiments.generator_ablation import AblationConfig, run_ablation
 
     cfg = AblationConfig(out=args.out, variants=tuple(args.variants or ()), arch=args.arch,
                          steps=args.train_steps, batch_size=args.batch_size,
@@ -307,7 +307,7 @@ def cmd_generators_ablate(args: argparse.Namespace) -> int:
 
 def cmd_generators_sampler_sweep(args: argparse.Namespace) -> int:
     """``covercast generators sampler-sweep``: choose a diffusion sampler on validation."""
-    from covercast.generators.ablation import sweep_samplers
+    from covercast.experiments.generator_ablation import sweep_samplers
 
     grid = None
     if args.configs:

@@ -9,7 +9,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 
 from covercast.covers.attributes import DEFAULT_STYLES, DEFAULT_TOPICS  # noqa: E402
-from covercast.generators.ablation import (  # noqa: E402
+from covercast.experiments.generator_ablation import (  # noqa: E402
     AblationConfig,
     ValidationSet,
     recipe_variants,

@@ -8,6 +8,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from covercast.experiments import generator_report as report  # noqa: E402
 from covercast.generators import evaluate as ev  # noqa: E402
 from covercast.generators.data import cover_dataset  # noqa: E402
 from covercast.generators.encoder import CoverEncoder, CoverEncoderConfig  # noqa: E402
@@ -141,10 +142,10 @@ def test_style_accuracy_and_mode_collapse():
 # ------------------------------------------------------------------------------- plain VAE
 def test_plain_vae_has_only_the_cnn_branch_trains_and_round_trips(tmp_path):
     cfg = VAEIATConfig.tiny(decoder="conv")
-    model = ev.PlainVAE(cfg, seed=0)
+    model = report.PlainVAE(cfg, seed=0)
     names = {n for n, _ in model.named_parameters()}
     assert not any("row_lstm" in n for n in names)
-    assert isinstance(model.encoder, ev.CNNOnlyEncoder)
+    assert isinstance(model.encoder, report.CNNOnlyEncoder)
     data = cover_dataset(2, seed=0)
     res = train_vae_iat(model, data, VAEIATTrainConfig(phase1_steps=12, phase2_steps=0,
                                                         batch_size=16, warmup_steps=0,
@@ -153,73 +154,73 @@ def test_plain_vae_has_only_the_cnn_branch_trains_and_round_trips(tmp_path):
     loss = res.metric("mse")
     assert loss[-3:].mean() < loss[:3].mean()
     model.save_pretrained(tmp_path / "vae")
-    back = ev.PlainVAE.from_pretrained(tmp_path / "vae", device="cpu")
+    back = report.PlainVAE.from_pretrained(tmp_path / "vae", device="cpu")
     g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
     assert np.array_equal(model.sample("noir", 3, generator=g()),
                           back.sample("noir", 3, generator=g()))
     with pytest.raises(ValueError, match="decoder='conv'"):
-        ev.PlainVAE(VAEIATConfig.tiny())
+        report.PlainVAE(VAEIATConfig.tiny())
 
 
 # ------------------------------------------------------------------------------- model zoo
 def test_model_specs_presets_and_overrides():
-    std = ev.model_specs("standard")
+    std = report.model_specs("standard")
     assert set(std) == {"encoder", "diffusion", "vae-iat", "dcgan", "mnist-encoder",
                         "mnist-vae-iat", "mnist-vae", "mnist-dcgan"}
     assert std["mnist-vae"].train_config.phase2_steps == 0
     assert std["mnist-vae"].config.decoder == "conv" and std["mnist-vae"].config.channels == 1
-    over = ev.model_specs("fast", steps={"vae-iat": "5+7", "dcgan": 9, "mnist-vae": 4})
+    over = report.model_specs("fast", steps={"vae-iat": "5+7", "dcgan": 9, "mnist-vae": 4})
     assert (over["vae-iat"].train_config.phase1_steps,
             over["vae-iat"].train_config.phase2_steps) == (5, 7)
     assert over["dcgan"].steps == 9 and over["mnist-vae"].steps == 4
-    scaled = ev.model_specs("standard", scale=0.5)
+    scaled = report.model_specs("standard", scale=0.5)
     assert scaled["diffusion"].steps == std["diffusion"].steps // 2
     with pytest.raises(ValueError, match="unknown model"):
-        ev.model_specs("fast", steps={"gan": 3})
+        report.model_specs("fast", steps={"gan": 3})
     with pytest.raises(ValueError, match="preset"):
-        ev.model_specs("huge")
+        report.model_specs("huge")
     with pytest.raises(ValueError, match="P1\\+P2"):
-        ev.model_specs("fast", steps={"vae-iat": "a+b"})
+        report.model_specs("fast", steps={"vae-iat": "a+b"})
 
 
 def test_obtain_model_trains_resumably_then_reloads(tmp_path):
-    spec = ev.model_specs("fast")["dcgan"]
+    spec = report.model_specs("fast")["dcgan"]
     data = cover_dataset(1, seed=0)
-    m1, info1 = ev.obtain_model(spec, workdir=tmp_path, dataset=data, device="cpu")
+    m1, info1 = report.obtain_model(spec, workdir=tmp_path, dataset=data, device="cpu")
     assert info1["source"] == "trained" and info1["steps"] == spec.steps
     assert (tmp_path / "dcgan" / "model" / "covercast_model.json").is_file()
     calls = []
-    m2, info2 = ev.obtain_model(spec, workdir=tmp_path,
+    m2, info2 = report.obtain_model(spec, workdir=tmp_path,
                                 dataset=lambda: calls.append(1) or data, device="cpu")
     assert info2["steps"] == spec.steps
     for a, b in zip(m1.state_dict().values(), m2.state_dict().values(), strict=True):
         assert torch.equal(a, b)
-    m3, info3 = ev.obtain_model(spec, workdir=None, checkpoint=tmp_path / "dcgan" / "model",
+    m3, info3 = report.obtain_model(spec, workdir=None, checkpoint=tmp_path / "dcgan" / "model",
                                 device="cpu")
     assert info3["source"].startswith("checkpoint") and info3["steps"] == spec.steps
     with pytest.raises(FileNotFoundError, match="does not exist"):
-        ev.obtain_model(spec, workdir=None, checkpoint=tmp_path / "nope")
+        report.obtain_model(spec, workdir=None, checkpoint=tmp_path / "nope")
     with pytest.raises(ValueError, match="no committed checkpoint|No committed checkpoint"):
-        ev.obtain_model(ev.model_specs("fast")["mnist-dcgan"], workdir=None,
+        report.obtain_model(report.model_specs("fast")["mnist-dcgan"], workdir=None,
                         checkpoint="committed")
 
 
 def test_eval_config_refuses_bad_settings(tmp_path):
     with pytest.raises(ValueError, match="models"):
-        ev.EvalConfig(out=str(tmp_path), models=("gan",))
+        report.EvalConfig(out=str(tmp_path), models=("gan",))
     with pytest.raises(ValueError, match="size"):
-        ev.EvalConfig(out=str(tmp_path), size=48)
+        report.EvalConfig(out=str(tmp_path), size=48)
     with pytest.raises(FileNotFoundError, match="does not exist"):
-        ev.EvalConfig(out=str(tmp_path), checkpoints=(("vae-iat", str(tmp_path / "x")),))
+        report.EvalConfig(out=str(tmp_path), checkpoints=(("vae-iat", str(tmp_path / "x")),))
     with pytest.raises(ValueError, match="unknown model"):
-        ev.EvalConfig(out=str(tmp_path), checkpoints=(("gan", str(tmp_path)),))
+        report.EvalConfig(out=str(tmp_path), checkpoints=(("gan", str(tmp_path)),))
 
 
 # ------------------------------------------------------------------------------- evaluate
 @pytest.fixture(scope="module")
 def fast_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("eval")
-    return out, ev.evaluate_generators(ev.EvalConfig.fast(str(out)))
+    return out, report.evaluate_generators(report.EvalConfig.fast(str(out)))
 
 
 def test_fast_evaluation_writes_every_file_with_sane_values(fast_run):
@@ -251,7 +252,7 @@ def test_fast_evaluation_writes_every_file_with_sane_values(fast_run):
 def test_fast_evaluation_is_reproducible_and_resumes_without_retraining(fast_run):
     out, result = fast_run
     before = {p: p.stat().st_mtime_ns for p in (out / "models").rglob("weights-*")}
-    again = ev.evaluate_generators(ev.EvalConfig.fast(str(out)))
+    again = report.evaluate_generators(report.EvalConfig.fast(str(out)))
     after = {p: p.stat().st_mtime_ns for p in (out / "models").rglob("weights-*")}
     assert before == after       # finished checkpoints are reloaded, not rewritten
     cols = ["frechet_distance", "kid", "style_accuracy", "mode_collapse_rate"]

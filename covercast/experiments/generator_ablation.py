@@ -34,6 +34,7 @@ import torch
 
 from covercast._io import atomic_write_csv, atomic_write_text
 from covercast.covers.attributes import DEFAULT_STYLES, DEFAULT_TOPICS
+from covercast.experiments.generator_report import ModelSpec, obtain_model
 from covercast.generators.data import cover_dataset
 from covercast.generators.diffusion import (
     DiffusionConfig,
@@ -43,11 +44,9 @@ from covercast.generators.diffusion import (
 from covercast.generators.encoder import CoverEncoder
 from covercast.generators.evaluate import (
     NOT_INCEPTION_NOTE,
-    ModelSpec,
     frechet_distance,
     kernel_distance,
     mode_collapse,
-    obtain_model,
     precision_recall,
 )
 from covercast.generators.training import parameter_count, resolve_device
