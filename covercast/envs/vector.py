@@ -287,7 +287,10 @@ class PopulationVectorEnv(VectorEnv):
             info["_final_obs"] = done
             info["final_info"] = {k: v for k, v in info.items()
                                   if not k.startswith("_") and not k.startswith("final")}
-            info["final_info"].update({f"_{k}": done for k in list(info["final_info"])})
+            # a final value is there where the user ended *and* the live mask had one (a
+            # final `satisfaction` only for users who answered a survey on that step)
+            info["final_info"].update({f"_{k}": done & info[f"_{k}"] if f"_{k}" in info
+                                       else done for k in list(info["final_info"])})
             info["_final_info"] = done
             pop.replace_users(idx)
             self._builder.reset_users(idx)

@@ -100,6 +100,10 @@ def test_opted_out_users_are_replaced_in_the_same_step():
     rebuilt = env._builder.build(env.population.observe()).copy()
     assert np.array_equal(obs, rebuilt)
     assert np.array_equal(info["final_info"]["_opted_out"], te)
+    # a final satisfaction is claimed only where a survey was answered, never a NaN under a mask
+    final = info["final_info"]
+    assert np.array_equal(final["_satisfaction"], te & info["_satisfaction"])
+    assert np.isfinite(final["satisfaction"][final["_satisfaction"]]).all()
 
 
 def test_truncation_after_each_users_own_horizon():
