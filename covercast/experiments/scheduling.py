@@ -1253,8 +1253,13 @@ def cmd_experiment_scheduling(args: Any) -> int:
         from covercast.experiments.hpsearch import load_sb3_settings
 
         kw["sb3_settings"] = load_sb3_settings(args.sb3_settings)
+    if args.bank:
+        if len(args.bank) > 1:
+            raise ValueError("Several --bank values run the suite benchmark once per bank; "
+                             "add --suite, or give one bank.")
+        kw["bank"] = args.bank[0]
     for name in ("population", "seeds", "eval_users", "horizon_days", "gru_steps", "num_envs",
-                 "fit_users", "bank",
+                 "fit_users",
                  "gru_constraints", "min_push_fraction", "max_push_fraction",
                  "opt_out_fraction", "history_days", "train_horizon_days", "gru_eval_every",
                  "gru_eval_users"):
@@ -1294,7 +1299,7 @@ def _cmd_suite(args: Any) -> int:
                          "--no-sensitivity, --workers, --seed.")
     kw: dict[str, Any] = {"seed": args.seed, "workers": args.workers,
                           "sensitivity": not args.no_sensitivity}
-    for name in ("seeds", "horizon_days", "history_days", "gru_steps", "bank"):
+    for name in ("seeds", "horizon_days", "history_days", "gru_steps"):
         v = getattr(args, name)
         if v is not None:
             kw[name] = v
@@ -1306,8 +1311,18 @@ def _cmd_suite(args: Any) -> int:
         kw["pareto_volumes"] = [int(v) for v in args.pareto_volumes]
     if args.suite_policies:
         kw["policies"] = list(args.suite_policies)
+    banks = args.bank or []
+    if len(banks) == 1:
+        kw["bank"] = banks[0]
     config = (SuiteConfig.fast_config if args.fast else SuiteConfig)(**kw)
     out = args.out if args.out != "runs/scheduling" else "runs/scheduling_suite"
+    if len(banks) > 1:
+        from covercast.experiments.suite_benchmark import run_suite_banks
+
+        path = run_suite_banks(out, config, banks, backend=args.backend, address=args.address,
+                               progress=not args.quiet)
+        print(f"report: {path} (each bank's benchmark: {out}/bank_NAME/benchmark.md)")
+        return 0
     report = run_suite(out, config, backend=args.backend, address=args.address,
                        progress=not args.quiet)
     target = json.loads((Path(out) / "target.json").read_text())
@@ -1387,7 +1402,10 @@ def add_experiment(experiments: Any) -> None:
                         "(default 14: existing users; 0: new users)")
     from covercast.generators.banks import BANK_HELP
 
-    e.add_argument("--bank", default=None, help=BANK_HELP + " (every environment of the run)")
+    e.add_argument("--bank", nargs="+", default=None,
+                   help=BANK_HELP + " (every environment of the run). With --suite, several "
+                        "banks run the benchmark once per bank (OUT/bank_NAME) and write "
+                        "OUT/banks.md side by side")
     e.add_argument("--workers", type=int, default=2, help="cells at once (default 2)")
     e.add_argument("--backend", choices=["auto", "ray", "process", "sequential"],
                    default="auto", help="auto: Ray when installed, else processes")

@@ -58,7 +58,7 @@ from covercast._io import atomic_write_csv, atomic_write_text
 
 __all__ = ["SUITE_POLICIES", "DEPLOYABLE", "SuiteConfig", "run_suite", "aggregate_suite",
            "write_suite_report", "gru_return_vs_control", "return_decomposition",
-           "gru_push_by_hour",
+           "gru_push_by_hour", "run_suite_banks", "bank_comparison",
            "OPENS_LIFT_BAND", "GRU_SEED_SHARE"]
 
 #: Policies of the suite benchmark, in table order.
@@ -1083,5 +1083,114 @@ def write_suite_report(out: str | os.PathLike) -> Path:
     secs = [c["seconds"] for c in cells]
     lines.append(f"\nCells: {len(cells)}, {np.mean(secs):.0f} s each on average.")
     path = out / "benchmark.md"
+    atomic_write_text(path, "\n".join(lines) + "\n")
+    return path
+
+
+# ================================================================================== banks
+#: Metrics of the bank comparison (``bank_comparison``).
+BANK_METRICS: tuple[tuple[str, str, float, str], ...] = (
+    ("return", "return / user", 1.0, ""), ("opens_per_day", "opens / user-day", 1.0, ""),
+    ("pushes_per_day", "pushes / user-day", 1.0, ""), ("ctr", "CTR", 100.0, " %"),
+    ("opted_out", "opted out", 100.0, " %"))
+
+
+def run_suite_banks(out_dir: str | os.PathLike, config: SuiteConfig, banks: list[str], *,
+                    backend: str = "auto", address: str | None = None,
+                    progress: bool = True) -> Path:
+    """The suite benchmark once per bank (``config`` with ``bank`` set; each run in
+    ``out/bank_NAME``, resumable), then :func:`bank_comparison` into ``out/banks.md``."""
+    from covercast.generators.banks import check_bank_spec
+
+    if len(set(banks)) != len(banks) or not banks:
+        raise ValueError(f"Give distinct banks, got {banks!r}.")
+    for b in banks:
+        check_bank_spec(b)
+    out = Path(out_dir)
+    runs = {}
+    for b in banks:
+        runs[b] = out / f"bank_{Path(b).stem if b.endswith('.npz') else b}"
+        run_suite(runs[b], dataclasses.replace(config, bank=b), backend=backend,
+                  address=address, progress=progress)
+    return bank_comparison(runs, out)
+
+
+def bank_comparison(runs: dict[str, str | os.PathLike], out: str | os.PathLike) -> Path:
+    """``banks.md`` (and ``banks.csv``): every policy of suite runs that differ only in their
+    bank, side by side per population -- mean over seeds ± 95 % t half-width -- with each
+    bank's opens per user-day relative to the first bank's (mean over seeds of the per-seed
+    ratio: the runs share their seeds, so the users are the same) and GRU-PPO's return
+    against the tuned control within each run."""
+    from covercast.experiments.demo import _md_table
+    from covercast.experiments.stats import _mean_ci
+
+    out = Path(out)
+    names = list(runs)
+    configs = {b: json.loads((Path(p) / "config.json").read_text()) for b, p in runs.items()}
+    base = {k: v for k, v in configs[names[0]].items() if k not in ("bank", "workers")}
+    for b, c in configs.items():
+        diff = sorted(k for k in set(base) | set(c) if k not in ("bank", "workers")
+                      and base.get(k) != c.get(k))
+        if diff:
+            raise ValueError(f"The runs of {names[0]!r} and {b!r} differ in more than the bank "
+                             f"({diff}); compare runs made with the same settings.")
+    means = pd.concat([pd.read_csv(Path(p) / "seed_means.csv").assign(bank=b)
+                       for b, p in runs.items()], ignore_index=True)
+    rows = []
+    for (pop, pol, b), g in means.groupby(["population", "policy", "bank"], sort=False):
+        row: dict[str, Any] = {"population": pop, "policy": pol, "bank": b}
+        for m, _, f, _ in BANK_METRICS:
+            ci = _mean_ci(g[m].to_numpy(float) * f, 0.95)
+            row[m], row[f"{m}_half"] = ci["mean"], ci["ci_high"] - ci["mean"]
+        ref = means[(means["population"] == pop) & (means["policy"] == pol)
+                    & (means["bank"] == names[0])].set_index("seed_index")["opens_per_day"]
+        ratio = g.set_index("seed_index")["opens_per_day"] / ref.reindex(g["seed_index"]).values
+        ci = _mean_ci(ratio.to_numpy(float), 0.95)
+        row["opens_vs_first"], row["opens_vs_first_half"] = ci["mean"], ci["ci_high"] - ci["mean"]
+        ctl = means[(means["population"] == pop) & (means["policy"] == "static-tuned")
+                    & (means["bank"] == b)].set_index("seed_index")["return"]
+        d = g.set_index("seed_index")["return"] - ctl.reindex(g["seed_index"]).values
+        row["return_vs_control"] = float(d.mean())
+        row["seeds_at_or_above_control"] = f"{int((d >= 0).sum())}/{len(d)}"
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    atomic_write_csv(table, out / "banks.csv")
+    c0 = configs[names[0]]
+
+    def cell(r: pd.Series, m: str, unit: str) -> str:
+        h = r[f"{m}_half"]
+        return f"{r[m]:.3g}{unit}" + ("" if not np.isfinite(h) else f" ± {h:.2g}")
+
+    lines = [f"# Scheduling benchmark with generated covers: {', '.join(names)}\n",
+             f"The suite benchmark (`covercast.experiments.suite_benchmark`) run once per bank "
+             f"with the same settings: {c0['seeds']} seeds (master seed {c0['seed']}), "
+             f"{c0['eval_users']} users x {c0['horizon_days']:g}-day episodes per policy and "
+             f"population (existing users, {c0['history_days']:g} days seen), GRU-PPO "
+             f"{c0['gru_steps']:,} env-steps, the control tuned on {c0['tune_users']} users per "
+             f"candidate at {c0['pushes_per_day']} pushes a day; policies "
+             f"{', '.join(c0['policies'])}; populations {', '.join(c0['eval_populations'])} "
+             f"(training: {c0['train_population']}; the others held out). In each run every "
+             f"environment -- GRU-PPO's training and validation, the control's tuning, the "
+             f"evaluation -- pushes covers from its bank (`--bank`; learned banks by name: 24 "
+             f"covers per style from the committed checkpoint). The seeds are the same in every "
+             f"run, so each seed's users are the same users under every bank. Values: mean over "
+             f"seeds ± 95 % t half-width. 'opens vs {names[0]}': the policy's opens per "
+             f"user-day over its opens with the {names[0]} bank (per seed, then the mean). "
+             f"'GRU-PPO - control': return per user over the tuned control's in the same run. "
+             f"Runs: " + ", ".join(f"`{p}`" for p in runs.values()) + ".\n"]
+    for pop in dict.fromkeys(table["population"]):
+        held = "" if pop == c0["train_population"] else " (held out)"
+        lines.append(f"\n## {pop}{held}\n")
+        t = table[table["population"] == pop]
+        rows_md = []
+        for pol in dict.fromkeys(t["policy"]):
+            for _, r in t[t["policy"] == pol].iterrows():
+                rows_md.append({"policy": pol, "bank": r["bank"],
+                                **{lab: cell(r, m, unit) for m, lab, _, unit in BANK_METRICS},
+                                f"opens vs {names[0]}": cell(r, "opens_vs_first", ""),
+                                "return - control": f"{r['return_vs_control']:+.3f}",
+                                "seeds >= control": r["seeds_at_or_above_control"]})
+        lines.append(_md_table(pd.DataFrame(rows_md)))
+    path = out / "banks.md"
     atomic_write_text(path, "\n".join(lines) + "\n")
     return path

@@ -127,3 +127,30 @@ def test_cli_bank_flags_reach_the_configs(tmp_path, monkeypatch):
             main(["experiment", "scheduling", "--fast", "--bank", "vae-iat", *extra,
                   "--out", str(tmp_path / "x")])
         assert seen.pop("config").bank == "vae-iat"
+
+
+def test_several_banks_run_the_suite_once_each_and_compare_them(tmp_path):
+    from covercast.covers.procedural import procedural_bank
+    from covercast.experiments.suite_benchmark import bank_comparison, run_suite_banks
+
+    path = str(procedural_bank(1, seed=21).save(tmp_path / "other.npz"))
+    cfg = SuiteConfig.fast_config(seeds=2, policies=["static", "static-tuned"],
+                                  eval_populations=["calibrated-v1"], sensitivity=False,
+                                  pareto_volumes=[2])
+    report = run_suite_banks(tmp_path / "out", cfg, ["procedural", path],
+                             backend="sequential", progress=False)
+    assert (tmp_path / "out" / "bank_procedural" / "benchmark.md").exists()
+    assert (tmp_path / "out" / "bank_other" / "benchmark.md").exists()
+    text = report.read_text()
+    assert "## calibrated-v1" in text and f"| static | {path} |" in text
+    t = pd.read_csv(tmp_path / "out" / "banks.csv")
+    first = t[t["bank"] == "procedural"]
+    assert (first["opens_vs_first"].dropna() == 1.0).all()
+    assert (t[t["policy"] == "static-tuned"]["return_vs_control"] == 0).all()
+    # runs that differ in more than the bank are refused
+    other = tmp_path / "out" / "bank_other" / "config.json"
+    c = json.loads(other.read_text())
+    other.write_text(json.dumps({**c, "eval_users": 99}))
+    with pytest.raises(ValueError, match="differ in more than the bank"):
+        bank_comparison({"procedural": tmp_path / "out" / "bank_procedural",
+                         "other": tmp_path / "out" / "bank_other"}, tmp_path)
