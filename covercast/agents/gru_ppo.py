@@ -115,7 +115,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from covercast._io import atomic_write_text
+from covercast._io import atomic_write, atomic_write_text
 from covercast.agents.base import PolicyAgent, SeedLike, as_episode_start, as_obs_batch
 from covercast.envs.observation import OBS_DIM, OBS_INDEX
 from covercast.simulators.params import PopulationParams
@@ -1459,12 +1459,8 @@ class GRUPPOTrainer:
         if self._best_tensors is not None:
             tensors.update({f"best.{k}": v for k, v in self._best_tensors.items()})
         tensors["torch_gen_state"] = self.torch_gen.get_state().clone()
-        tmp = d / "model.safetensors.tmp"
-        save_file(tensors, str(tmp))
-        os.replace(tmp, d / "model.safetensors")
-        tmp = d / "optimizer.pt.tmp"
-        torch.save(self.optimizer.state_dict(), tmp)
-        os.replace(tmp, d / "optimizer.pt")
+        atomic_write(d / "model.safetensors", lambda tmp: save_file(tensors, str(tmp)))
+        atomic_write(d / "optimizer.pt", lambda tmp: torch.save(self.optimizer.state_dict(), tmp))
         if self.params is not None:
             self.params.save(d / "params.json")
         elif (d / "params.json").exists():

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from covercast._io import atomic_write_text
+from covercast._io import atomic_write, atomic_write_text
 from covercast.agents.base import PolicyAgent, SeedLike, as_episode_start, as_obs_batch
 from covercast.agents.gru_ppo import GRUPPOConfig, make_train_env, set_push_prior
 from covercast.envs.observation import OBS_DIM
@@ -306,9 +306,7 @@ def train_sb3(algo: str, config: GRUPPOConfig, *, params: PopulationParams | Non
     if out is not None:
         d = Path(out)
         d.mkdir(parents=True, exist_ok=True)
-        tmp = d / "model.tmp.zip"
-        model.save(str(tmp))
-        os.replace(tmp, d / "model.zip")
+        atomic_write(d / "model.zip", lambda tmp: model.save(str(tmp)))
         atomic_write_text(d / "agent.json", json.dumps(
             {"algo": algo, "n_stack": n_stack, "mode": mode, "n_styles": n_styles}, indent=2))
         atomic_write_text(d / "config.json", json.dumps(config.to_dict(), indent=2))

@@ -36,7 +36,6 @@ import dataclasses
 import json
 import math
 import os
-import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,7 +48,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm.auto import tqdm
 
-from covercast._io import atomic_write_text, sha256_file
+from covercast._io import atomic_write, atomic_write_text, sha256_file
 
 #: Version of the checkpoint and saved-model folder layouts written by this module.
 FORMAT_VERSION = 1
@@ -112,11 +111,6 @@ def seeded_init(seed: int) -> Iterator[None]:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(seed))
         yield
-
-
-def generator_for(seed: int) -> torch.Generator:
-    """A CPU ``torch.Generator`` seeded with ``seed`` (a convenience for callers and tests)."""
-    return torch.Generator().manual_seed(int(seed))
 
 
 def randn(shape: Sequence[int], generator: torch.Generator | None,
@@ -370,19 +364,6 @@ def config_differences(expected: Mapping[str, Any], found: Mapping[str, Any],
 # ---------------------------------------------------------------------------------- files
 
 
-def _atomic_write(path: Path, writer: Callable[[str], None]) -> None:
-    """Call ``writer(tmp_path)`` then rename the temporary file onto ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        writer(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def _flat_state(modules: Mapping[str, nn.Module]) -> dict[str, torch.Tensor]:
     out: dict[str, torch.Tensor] = {}
     for name, module in modules.items():
@@ -470,7 +451,7 @@ def save_model_folder(path: str | os.PathLike, kind: str, config: Mapping[str, A
     folder = Path(path)
     folder.mkdir(parents=True, exist_ok=True)
     flat = _flat_state(modules)
-    _atomic_write(folder / MODEL_WEIGHTS_FILE,
+    atomic_write(folder / MODEL_WEIGHTS_FILE,
                   lambda tmp: save_file(flat, tmp, metadata={"kind": kind}))
     meta = {"format_version": FORMAT_VERSION, "kind": kind, "config": dict(config),
             "sha256": {MODEL_WEIGHTS_FILE: sha256_file(folder / MODEL_WEIGHTS_FILE)},
@@ -546,10 +527,10 @@ def save_checkpoint(folder: str | os.PathLike, *, kind: str, model_config: Mappi
     folder.mkdir(parents=True, exist_ok=True)
     wname, sname = f"weights-{step:08d}.safetensors", f"state-{step:08d}.pt"
     flat = _flat_state(modules)
-    _atomic_write(folder / wname, lambda tmp: save_file(flat, tmp, metadata={"kind": kind}))
+    atomic_write(folder / wname, lambda tmp: save_file(flat, tmp, metadata={"kind": kind}))
     state = {"optimizers": {k: o.state_dict() for k, o in optimizers.items()},
              "rng": {k: g.get_state() for k, g in generators.items()}}
-    _atomic_write(folder / sname, lambda tmp: torch.save(state, tmp))
+    atomic_write(folder / sname, lambda tmp: torch.save(state, tmp))
     meta = {"format_version": FORMAT_VERSION, "kind": kind, "step": int(step),
             "model_config": dict(model_config), "train_config": dict(train_config),
             "files": {"weights": wname, "state": sname},

@@ -36,7 +36,6 @@ distribution over all items, only the propensity of the item it showed):
 
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 from typing import Any
@@ -46,24 +45,10 @@ import pandas as pd
 
 from covercast._io import atomic_write_csv, atomic_write_text
 
-__all__ = ["BTS_PROBABILITY_METHODS", "bts_action_dist", "obd_check", "wilson_interval"]
+__all__ = ["BTS_PROBABILITY_METHODS", "bts_action_dist", "obd_check"]
 
 #: Ways to estimate BTS's per-position item distribution from the BTS log.
 BTS_PROBABILITY_METHODS: tuple[str, ...] = ("frequency", "pscore")
-
-
-def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
-    """Wilson score interval of a binomial proportion."""
-    if n <= 0:
-        raise ValueError(f"`n` must be >= 1, got {n!r}.")
-    from statistics import NormalDist
-
-    z = NormalDist().inv_cdf(0.5 + confidence / 2)
-    p = successes / n
-    den = 1 + z * z / n
-    mid = (p + z * z / (2 * n)) / den
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
-    return mid - half, mid + half
 
 
 def bts_action_dist(bts: pd.DataFrame, n_items: int, method: str = "frequency",
@@ -119,6 +104,7 @@ def obd_check(out: str | os.PathLike | None = None, *, campaign: str = "all",
     ``out/obd_check.csv`` and ``out/obd_check.md`` (the table and the assumptions).
     """
     from covercast.ope.estimators import estimate_per_decision
+    from covercast.simulators.calibrate import wilson_interval
     from covercast.simulators.obd import load_obd
 
     rnd = load_obd("random", campaign)
@@ -137,7 +123,7 @@ def obd_check(out: str | os.PathLike | None = None, *, campaign: str = "all",
         c_ik = np.bincount(item[sel], weights=click[sel], minlength=n_items)
         q[k] = (c_ik + prior_impressions * base) / (n_ik + prior_impressions)
     truth = float(bts["click"].mean())
-    t_lo, t_hi = wilson_interval(int(bts["click"].sum()), len(bts))
+    t_lo, t_hi = (float(x) for x in wilson_interval(int(bts["click"].sum()), len(bts)))
     rows: list[dict[str, Any]] = []
     for method in BTS_PROBABILITY_METHODS:
         dist = bts_action_dist(bts, n_items, method, alpha)
