@@ -184,7 +184,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     report = run_demo(args.out, episodes=args.episodes, horizon_days=args.horizon_days,
                       n_users=args.users, days=args.days, ppo_steps=args.ppo_steps,
-                      seed=args.seed, fast=args.fast, progress=not args.quiet)
+                      seed=args.seed, fast=args.fast, progress=not args.quiet, bank=args.bank)
     print(f"report: {report}")
     return 0
 
@@ -218,6 +218,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="GRU-PPO training env-steps (default 1,500,000; 0 skips it)")
     sp.add_argument("--seed", type=int, default=0, help="master seed")
     sp.add_argument("--fast", action="store_true", help="tiny sizes, for smoke tests")
+    from covercast.generators.banks import BANK_HELP
+
+    sp.add_argument("--bank", default="procedural", help=BANK_HELP)
 
     sp = add("params", cmd_params, "write the default population parameters as JSON")
     sp.add_argument("--out", required=True, help="output params JSON")

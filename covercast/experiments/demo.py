@@ -240,21 +240,24 @@ POLICY_METRICS = (
     "dwell_min", "likes", "shares", "comments", "opted_out", "hours_to_opt_out", "satisfaction")
 
 
-def train_gru_ppo(out: Path, *, steps: int, seed: int, fast: bool, progress: bool
-                  ) -> tuple[Any, dict[str, Any]]:
-    """A short GRU-PPO training on the population vector env; returns (agent, facts).
+def train_gru_ppo(out: Path, *, steps: int, seed: int, fast: bool, progress: bool,
+                  bank: str = "procedural") -> tuple[Any, dict[str, Any]]:
+    """A short GRU-PPO training on the population vector env (covers from ``bank``); returns
+    (agent, facts).
 
     Raises ImportError when torch is not installed (the demo then skips GRU-PPO).
     """
     from covercast.agents.gru_ppo import GRUPPOConfig, GRUPPOTrainer
+    from covercast.experiments.scheduling import bank_kwargs
 
     if fast:
         cfg = GRUPPOConfig(env_id="covercast/PopulationVector-v0", num_envs=8, horizon_days=1,
-                           total_steps=steps, num_minibatches=2, tensorboard=False, seed=seed)
+                           total_steps=steps, num_minibatches=2, tensorboard=False, seed=seed,
+                           env_kwargs=bank_kwargs(bank))
     else:
         cfg = GRUPPOConfig(env_id="covercast/PopulationVector-v0", num_envs=64,
                            horizon_days=7, total_steps=steps, tensorboard=False, seed=seed,
-                           torch_threads=2)
+                           torch_threads=2, env_kwargs=bank_kwargs(bank))
     t0 = time.perf_counter()
     trainer = GRUPPOTrainer(cfg, out=out / "gru_ppo", progress=progress)
     history = trainer.train()
@@ -271,16 +274,18 @@ def tune_seed(seed: int) -> np.random.SeedSequence:
 
 
 def tune_control(seed: int, horizon_days: float, *, n_users: int = TUNE_USERS,
-                 progress: bool = False) -> Any:
+                 progress: bool = False, bank: str = "procedural") -> Any:
     """The tuned control: :meth:`TunedStaticScheduler.tune
     <covercast.agents.tuned.TunedStaticScheduler.tune>` at :data:`PUSHES_PER_DAY` pushes a day
     on ``n_users`` training users per candidate of the default population, drawn from
     :func:`tune_seed`, with the demo's episodes (``horizon_days``, :data:`HISTORY_DAYS`)."""
     from covercast.agents.tuned import TunedStaticScheduler
+    from covercast.experiments.scheduling import bank_kwargs
 
     return TunedStaticScheduler.tune(default_params(), PUSHES_PER_DAY, n_users=n_users,
                                      seed=tune_seed(seed), horizon_days=float(horizon_days),
-                                     history_days=HISTORY_DAYS, progress=progress, name=CONTROL)
+                                     history_days=HISTORY_DAYS, progress=progress, name=CONTROL,
+                                     env_kwargs=bank_kwargs(bank) or None)
 
 
 def make_agents(seed: int, gru_ppo: Any = None, control: Any = None) -> dict[str, Any]:
@@ -313,15 +318,17 @@ def make_agents(seed: int, gru_ppo: Any = None, control: Any = None) -> dict[str
     return {k: agents[k] for k in AGENT_ORDER if k in agents}
 
 
-def _env_kwargs(horizon_days: float) -> dict[str, Any]:
-    kw: dict[str, Any] = {"horizon_days": horizon_days}
+def _env_kwargs(horizon_days: float, bank: str = "procedural") -> dict[str, Any]:
+    from covercast.experiments.scheduling import bank_kwargs
+
+    kw: dict[str, Any] = {"horizon_days": horizon_days, **bank_kwargs(bank)}
     if HISTORY_DAYS:
         kw["history_days"] = HISTORY_DAYS
     return kw
 
 
-def evaluate_policy(label: str, agent: Any, *, episodes: int, horizon_days: float, seed: int
-                    ) -> dict[str, Any]:
+def evaluate_policy(label: str, agent: Any, *, episodes: int, horizon_days: float, seed: int,
+                    bank: str = "procedural") -> dict[str, Any]:
     """One agent on the comparison's users: ``{"episodes": DataFrame, "push_hours": (24,)
     counts of pushes by hour of day, "seconds": wall time}``. A module-level function, so a
     worker process can run it."""
@@ -336,25 +343,26 @@ def evaluate_policy(label: str, agent: Any, *, episodes: int, horizon_days: floa
 
     t0 = time.perf_counter()
     df = evaluate_agents({label: agent}, ENV_ID, episodes, seed,
-                         env_kwargs=_env_kwargs(horizon_days), learning="continual",
+                         env_kwargs=_env_kwargs(horizon_days, bank), learning="continual",
                          on_step=record)
     return {"episodes": df, "push_hours": push_hours, "seconds": time.perf_counter() - t0}
 
 
-def submit_offloaded(pool: Any, *, episodes: int, horizon_days: float, seed: int
-                     ) -> dict[str, Any]:
+def submit_offloaded(pool: Any, *, episodes: int, horizon_days: float, seed: int,
+                     bank: str = "procedural") -> dict[str, Any]:
     """Start the :data:`OFFLOADED` agents' evaluations in ``pool`` (a ``multiprocessing``
     pool); ``{label: AsyncResult}`` for :func:`compare_policies`' ``pending``."""
     agents = make_agents(seed)
     return {label: pool.apply_async(evaluate_policy, (label, agents[label]),
                                     {"episodes": episodes, "horizon_days": horizon_days,
-                                     "seed": seed})
+                                     "seed": seed, "bank": bank})
             for label in OFFLOADED if label in agents}
 
 
 def compare_policies(out: Path, *, episodes: int, horizon_days: int, seed: int,
                      progress: bool, gru_ppo: Any = None, control: Any = None,
-                     pending: dict[str, Any] | None = None) -> dict[str, Path]:
+                     pending: dict[str, Any] | None = None, bank: str = "procedural"
+                     ) -> dict[str, Path]:
     """Evaluate the demo's agents on PushSchedule-v0 and save per-episode and per-step data.
 
     ``pending`` holds evaluations already started elsewhere (:func:`submit_offloaded`): those
@@ -371,7 +379,7 @@ def compare_policies(out: Path, *, episodes: int, horizon_days: int, seed: int,
     for label in tqdm([a for a in labels if a not in pending], desc="policies",
                       disable=not progress, unit="agent"):
         results[label] = evaluate_policy(label, agents[label], episodes=episodes,
-                                         horizon_days=horizon_days, seed=seed)
+                                         horizon_days=horizon_days, seed=seed, bank=bank)
     waited = 0.0
     for label, job in pending.items():
         t0 = time.perf_counter()
@@ -625,7 +633,8 @@ def _control_text(control: Any, params: PopulationParams, seed: int) -> str:
 
 def run_demo(out_dir: str | Path = "runs/demo", *, episodes: int = 300, horizon_days: int = 14,
              n_users: int = 20_000, days: int = 14, ppo_steps: int = 1_500_000, seed: int = 0,
-             fast: bool = False, progress: bool = True, workers: int | None = None) -> Path:
+             fast: bool = False, progress: bool = True, workers: int | None = None,
+             bank: str = "procedural") -> Path:
     """Run the demo and return the path of ``report.md``.
 
     ``episodes`` single-user episodes of ``horizon_days`` per policy; ``n_users`` users over
@@ -633,11 +642,13 @@ def run_demo(out_dir: str | Path = "runs/demo", *, episodes: int = 300, horizon_
     skip). ``fast`` shrinks everything for smoke tests. ``workers``: processes for the policy
     comparison (default ``min(2, CPUs)``, and 1 with ``fast``, where the oracle is quick; with
     2 or more the planning oracle runs in a second process beside the rest, with the same
-    results).
+    results). ``bank``: the covers of every section (``"procedural"``, ``"diffusion"``,
+    ``"vae-iat"``, ``"dcgan"`` or a bank ``.npz``; see :func:`covercast.envs.base.resolve_bank`).
     """
     import os
 
-    from covercast.covers.procedural import default_bank
+    from covercast.envs.base import resolve_bank
+    from covercast.generators.banks import check_bank_spec
     from covercast.simulators.calibrate import calibrate_obd
     from covercast.simulators.fit import fit_population_report
     from covercast.simulators.policies import StaticSchedulePolicy, UniformRandomPolicy
@@ -653,6 +664,7 @@ def run_demo(out_dir: str | Path = "runs/demo", *, episodes: int = 300, horizon_
         workers = 1 if fast else min(2, os.cpu_count() or 1)
     if int(workers) < 1:
         raise ValueError(f"`workers` must be >= 1, got {workers}.")
+    bank = check_bank_spec(bank) or "procedural"
     if fast:
         episodes, horizon_days = min(episodes, 12), min(horizon_days, 3)
         n_users, days = min(n_users, 600), min(days, 7)
@@ -663,7 +675,8 @@ def run_demo(out_dir: str | Path = "runs/demo", *, episodes: int = 300, horizon_
     out.mkdir(parents=True, exist_ok=True)
     seeds = np.random.SeedSequence(seed).generate_state(4)
     params = default_params()
-    config = {"episodes": episodes, "horizon_days": horizon_days, "n_users": n_users,
+    covers = resolve_bank(bank, params)     # built (or loaded) once, before any section
+    config = {"bank": bank, "episodes": episodes, "horizon_days": horizon_days, "n_users": n_users,
               "days": days, "seed": seed, "fast": fast, "fit_users": fit_users,
               "population": params.name, "static_hours": list(HOURS_STATIC),
               "random_push_prob": PUSHES_PER_DAY / 24, "env": ENV_ID,
@@ -692,15 +705,16 @@ def run_demo(out_dir: str | Path = "runs/demo", *, episodes: int = 300, horizon_
         if ppo_steps > 0:
             try:
                 gru, ppo = train_gru_ppo(out, steps=ppo_steps, seed=seed, fast=fast,
-                                         progress=progress)
+                                         progress=progress, bank=bank)
             except ImportError as e:
                 ppo = {"skipped": str(e)}
         t = lap("gru_ppo_training_s", t0)
         pool = _offload_pool(int(workers))      # started now: GRU-PPO has both cores
         pending = ({} if pool is None else
                    submit_offloaded(pool, episodes=episodes, horizon_days=horizon_days,
-                                    seed=seed))
-        control = tune_control(seed, horizon_days, n_users=tune_users, progress=progress)
+                                    seed=seed, bank=bank))
+        control = tune_control(seed, horizon_days, n_users=tune_users, progress=progress,
+                               bank=bank)
         atomic_write_text(out / "control.json", json.dumps(control.to_dict(), indent=2) + "\n")
         atomic_write_csv(control.result.table, out / "control_tuning.csv")
         t = lap("tuning_s", t)
@@ -714,7 +728,7 @@ def run_demo(out_dir: str | Path = "runs/demo", *, episodes: int = 300, horizon_
         summaries, logs = [], {}
         for i, (name, pol) in enumerate(policies.items()):
             log = simulate_log(params, pol, days=days, n_users=n_users, seed=int(seeds[i]),
-                               progress=progress)
+                               progress=progress, bank=covers)
             logs[name] = log
             s = summarise_log(log, days)
             s.insert(0, "policy", name)
@@ -727,9 +741,9 @@ def run_demo(out_dir: str | Path = "runs/demo", *, episodes: int = 300, horizon_
 
         # 3. Parameter recovery on a smaller log of the random policy (pushes at every hour).
         fit_log = simulate_log(params, policies["random"], days=days, n_users=fit_users,
-                               seed=int(seeds[2]), progress=progress)
+                               seed=int(seeds[2]), progress=progress, bank=covers)
         fit_report = fit_population_report(fit_log, n_segments=len(params.segments),
-                                           bank=default_bank(), seed=seed, progress=progress)
+                                           bank=covers, seed=seed, progress=progress)
         fit_report.params.save(out / "params_fitted.json")
         rec = recovery_table(params, fit_report)
         atomic_write_csv(rec, out / "recovery.csv")
@@ -755,7 +769,8 @@ def run_demo(out_dir: str | Path = "runs/demo", *, episodes: int = 300, horizon_
 
         # 1b. The other policies, and the planning oracle's results.
         compare_policies(out, episodes=episodes, horizon_days=horizon_days, seed=seed,
-                         progress=progress, gru_ppo=gru, control=control, pending=pending)
+                         progress=progress, gru_ppo=gru, control=control, pending=pending,
+                         bank=bank)
         t = lap("policy_evaluations_s", t)
     except BaseException:
         if pool is not None:
@@ -789,7 +804,7 @@ def run_demo(out_dir: str | Path = "runs/demo", *, episodes: int = 300, horizon_
                     "opt_out_rate", "satisfaction"]]
     report = f"""# covercast demo
 
-Seed {seed}. Wall time {t_all:.0f} s: GRU-PPO training {clock['gru_ppo_training_s']:.0f} s,
+Seed {seed}; covers from the **{bank}** bank (`--bank`). Wall time {t_all:.0f} s: GRU-PPO training {clock['gru_ppo_training_s']:.0f} s,
 tuning the control {clock['tuning_s']:.0f} s, population {clock['population_s']:.0f} s, fitting
 {clock['fitting_s']:.0f} s, calibration {clock['calibration_s']:.0f} s, the policy evaluations
 {clock['policy_evaluations_s']:.0f} s ({here}).{where} Configuration: `config.json`; timings:
