@@ -8,8 +8,9 @@
 * the population vector environment (``gym.make_vec(..., vectorization_mode=
   "vector_entry_point")``) at ``n_users`` users, in user-steps per second;
 * Gymnasium's ``CartPole-v1`` through ``gym.make``, the same way;
-* RecoGym's random agent on ``RecoEnv1`` when recogym is installed (it is not a covercast
-  dependency; see :func:`recogym_steps_per_s` for the recipe that works with NumPy 2).
+* RecoGym's random agent on ``RecoEnv1`` when recogym is installed (the ``bench`` extra and
+  ``make bench`` install it; see :data:`RECOGYM_INSTALL` for the recipe that works with
+  NumPy 2).
 
 Each entry is run ``repeats`` times; the median rate is reported next to the best (other
 processes share a small machine, so the median is what to expect and the best is the code's
@@ -33,13 +34,19 @@ import pandas as pd
 
 from covercast._io import atomic_write_csv
 
-__all__ = ["bench_envs", "format_env_table", "recogym_steps_per_s", "TARGET_RECOGYM_RATIO",
-           "TARGET_VECTOR_USER_STEPS_PER_S"]
+__all__ = ["bench_envs", "format_env_table", "import_recogym", "recogym_steps_per_s",
+           "RECOGYM_INSTALL", "TARGET_RECOGYM_RATIO", "TARGET_VECTOR_USER_STEPS_PER_S"]
 
-#: Each single-user environment should step at least this many times faster than RecoGym.
-TARGET_RECOGYM_RATIO = 5.0
-#: Target of the population vector environment at 10,000 users.
-TARGET_VECTOR_USER_STEPS_PER_S = 3_000_000
+#: How to install RecoGym beside covercast (what ``make bench`` runs): the ``bench`` extra has
+#: the packages RecoGym imports; RecoGym itself goes in without its declared dependencies, which
+#: include tensorflow and jupyter (never imported by its environments or random agent).
+RECOGYM_INSTALL = ('pip install -e ".[bench]" && pip install --no-deps recogym==0.1.3.0')
+
+#: Each single-user environment should step at least this many times faster than RecoGym
+#: (issue 21; was 5).
+TARGET_RECOGYM_RATIO = 10.0
+#: Target of the population vector environment at 10,000 users (issue 21; issue 17's was 3 M).
+TARGET_VECTOR_USER_STEPS_PER_S = 10_000_000
 
 _SINGLE_IDS = ("covercast/PushTiming-v0", "covercast/CoverStyle-v0", "covercast/PushSchedule-v0")
 
@@ -90,14 +97,25 @@ def _time_vector(n_users: int, steps: int, seed: int) -> float:
     return steps * n_users / dt
 
 
-def _import_recogym() -> Any:
-    """Import recogym 0.1.3 under NumPy 2 / SciPy 1.17, or return None if not installed.
+def import_recogym() -> Any:
+    """Import recogym 0.1.3 under NumPy 2 / SciPy 1.17; ``None`` if it is not installed.
 
-    recogym calls ``scipy.rand`` (removed from SciPy) and imports the unmaintained ``gym``,
-    which prints a deprecation notice; both are handled here.
+    Returns ``(recogym, RecoEnv1, RandomAgent, random_args)``. recogym calls ``scipy.rand``
+    (removed from SciPy) and imports the unmaintained ``gym``, which prints a deprecation
+    notice; both are handled here. Install it with :data:`RECOGYM_INSTALL`.
+
+    Raises
+    ------
+    ImportError
+        When recogym is installed but one of the packages it imports is not (the message
+        names it and the recipe).
     """
+    import importlib.util
+
     import scipy
 
+    if importlib.util.find_spec("recogym") is None:
+        return None
     if not hasattr(scipy, "rand"):
         scipy.rand = np.random.rand          # what recogym 0.1.3 expects
     try:
@@ -107,25 +125,26 @@ def _import_recogym() -> Any:
             import recogym
             from recogym.agents import RandomAgent, random_args
             from recogym.envs.reco_env_v1 import RecoEnv1
-    except ImportError:
-        return None
+    except ImportError as exc:
+        raise ImportError(f"RecoGym is installed but does not import ({exc}); install what it "
+                          f"needs with `{RECOGYM_INSTALL}`.") from exc
     return recogym, RecoEnv1, RandomAgent, random_args
 
 
 def recogym_steps_per_s(steps: int = 10_000, seed: int = 0) -> float:
     """Steps per second of RecoGym's random agent on ``RecoEnv1`` (NaN without recogym).
 
-    Install it outside covercast's dependencies with::
+    Install it as ``make bench`` does (:data:`RECOGYM_INSTALL`)::
 
-        pip install --no-deps recogym==0.1.3.0 gym==0.26.2 gym-notices simplegeneric
-        pip install numba
+        pip install -e ".[bench]"
+        pip install --no-deps recogym==0.1.3.0
 
     The loop is RecoGym's own: ``env.init_gym(env_1_args)`` (RecoGym's envs are not made with
     ``gym.make``), ``env.reset()``, ``env.step(None)`` to start a user, then ``action =
     agent.act(observation, reward, done)`` and ``env.step(action["a"])`` until ``done``; every
     ``env.step`` counts as a step.
     """
-    mod = _import_recogym()
+    mod = import_recogym()
     if mod is None:
         return math.nan
     recogym, RecoEnv1, RandomAgent, random_args = mod
@@ -200,7 +219,7 @@ def bench_envs(*, steps: int = 20_000, n_users: int = 10_000, vector_steps: int 
 
     jobs: list[tuple[str, str, str, Any]] = [("CartPole-v1", "reference", "steps/s",
                                               lambda: _time_gym("CartPole-v1", steps, seed))]
-    if include_recogym and _import_recogym() is not None:
+    if include_recogym and import_recogym() is not None:
         jobs.append(("RecoGym RecoEnv1 (random agent)", "reference", "steps/s",
                      lambda: recogym_steps_per_s(recogym_steps, seed)))
     for env_id in env_ids:
@@ -259,6 +278,5 @@ def format_env_table(df: pd.DataFrame) -> str:
         lines.append("RecoGym compiles its numba functions in its first run; the median leaves "
                      "that warm-up out (with repeats >= 3)")
     else:
-        lines.append("RecoGym is not installed: `pip install --no-deps recogym==0.1.3.0 "
-                     "gym==0.26.2 gym-notices simplegeneric && pip install numba`")
+        lines.append(f"RecoGym is not installed: `{RECOGYM_INSTALL}` (or `make bench`)")
     return "\n".join(lines)

@@ -12,6 +12,7 @@ Subcommands (``covercast COMMAND --help`` for each)::
     covercast bench envs                 env steps/s beside CartPole and RecoGym
     covercast bench ope                  off-policy estimators on 1,000,000 decisions
     covercast bench generators           covers/s, parameters, time per epoch of each generator
+    covercast bench all [--quick]        every benchmark, one report (runs/bench/report.md)
     covercast generators train|evaluate  train generators; the seed-000-style quality table
     covercast bank build --generator vae-iat --per-style 32 --out bank.npz
     covercast train --agent gru-ppo --env covercast/PushSchedule-v0 --steps N --out runs/NAME
@@ -155,6 +156,10 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    if args.what == "all":
+        from covercast.experiments.bench_report import run_from_args
+
+        return run_from_args(args)
     if args.what == "generators":
         from covercast.experiments.generators_cli import cmd_bench_generators
 
@@ -176,7 +181,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         bench_ope(n=args.decisions, repeats=args.repeats, seed=args.seed, out=args.json,
                   progress=True, collect_decisions=args.decisions)
         return 0
-    raise ValueError(f"Unknown benchmark {args.what!r}; available: population, envs, ope.")
+    raise ValueError(f"Unknown benchmark {args.what!r}; available: population, envs, ope, "
+                     "generators, all.")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -276,7 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", default="reports/calibration", help="report folder")
 
     sp = add("bench", cmd_bench, "speed benchmarks (figures and ratios, not tests)")
-    sp.add_argument("what", choices=["population", "envs", "ope", "generators"],
+    sp.add_argument("what", choices=["population", "envs", "ope", "generators", "all"],
                     help="which benchmark")
     sp.add_argument("--n", type=int, nargs="+", default=[1, 1000, 100_000],
                     help="population: population sizes")
@@ -295,6 +301,9 @@ def build_parser() -> argparse.ArgumentParser:
     from covercast.experiments.generators_cli import add_subcommands as add_generator_commands
 
     add_bench_generators_arguments(sp, exclude=("--seed", "--repeats"))
+    from covercast.experiments.bench_report import add_arguments as add_bench_all_arguments
+
+    add_bench_all_arguments(sp, with_out=False)           # --out: the generators' option
     add_generator_commands(sub)
 
     sp = sub.add_parser("experiment", help="experiments that write reports (ope, scheduling, "
