@@ -248,7 +248,7 @@ def train_gru_ppo(out: Path, *, steps: int, seed: int, fast: bool, progress: boo
     Raises ImportError when torch is not installed (the demo then skips GRU-PPO).
     """
     from covercast.agents.gru_ppo import GRUPPOConfig, GRUPPOTrainer
-    from covercast.experiments.scheduling import bank_kwargs
+    from covercast.generators.banks import bank_kwargs
 
     if fast:
         cfg = GRUPPOConfig(env_id="covercast/PopulationVector-v0", num_envs=8, horizon_days=1,
@@ -280,7 +280,7 @@ def tune_control(seed: int, horizon_days: float, *, n_users: int = TUNE_USERS,
     on ``n_users`` training users per candidate of the default population, drawn from
     :func:`tune_seed`, with the demo's episodes (``horizon_days``, :data:`HISTORY_DAYS`)."""
     from covercast.agents.tuned import TunedStaticScheduler
-    from covercast.experiments.scheduling import bank_kwargs
+    from covercast.generators.banks import bank_kwargs
 
     return TunedStaticScheduler.tune(default_params(), PUSHES_PER_DAY, n_users=n_users,
                                      seed=tune_seed(seed), horizon_days=float(horizon_days),
@@ -319,7 +319,7 @@ def make_agents(seed: int, gru_ppo: Any = None, control: Any = None) -> dict[str
 
 
 def _env_kwargs(horizon_days: float, bank: str = "procedural") -> dict[str, Any]:
-    from covercast.experiments.scheduling import bank_kwargs
+    from covercast.generators.banks import bank_kwargs
 
     kw: dict[str, Any] = {"horizon_days": horizon_days, **bank_kwargs(bank)}
     if HISTORY_DAYS:

@@ -157,6 +157,7 @@ import pandas as pd
 
 from covercast._io import atomic_write_csv, atomic_write_text
 from covercast.envs.base import check_history_days
+from covercast.generators.banks import bank_kwargs
 from covercast.simulators.params import PopulationParams, default_params
 
 __all__ = ["POLICIES", "LEARNERS", "POPULATIONS", "METRICS", "SchedulingConfig",
@@ -502,13 +503,6 @@ def _gru_config(config: SchedulingConfig, seed: int, **constraints: float) -> An
 def _history_kwargs(history_days: float) -> dict[str, Any]:
     """The environments' ``history_days`` argument, left out when 0 (their default)."""
     return {"history_days": float(history_days)} if history_days else {}
-
-
-def bank_kwargs(bank: str | None) -> dict[str, Any]:
-    """The environments' ``bank`` argument, left out for the procedural default (so that the
-    environment arguments, and the checkpoints that store them, are those of runs before
-    ``--bank``)."""
-    return {} if bank in (None, "procedural") else {"bank": bank}
 
 
 def static_rates(params: PopulationParams | None, *, users: int, horizon_days: float,

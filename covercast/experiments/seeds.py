@@ -54,7 +54,17 @@ results.
    with the **tuned control** in the control group and the pre period. Per user and period:
    comments, shares (the seed's "retweets"), likes, and interactions = likes + shares +
    comments (the seed does not define its "interactions" dimension; this is our definition).
-   Users who opt out count zero for the rest of the run (intention to treat). Tests: Welch
+   A third variant makes **generated content the treatment**, as in the seed (its intervention
+   is VAE-IAT content): both groups stay under the tuned control -- the same scheduler -- for
+   both periods, and in the post period the experimental group's pushes carry covers from the
+   ``content_bank`` (default ``"vae-iat"``, the committed VAE-IAT generator's bank) instead of
+   the run's ``bank`` (the environments' ``bank_switch``: the same users, their state carried
+   over; only the covers change). Users who opt out count zero for the rest of the run
+   (intention to treat).
+
+   **Covers.** ``bank`` (``--bank``) gives the covers of every environment here (GRU-PPO's
+   training when it is trained here, the control's tuning, Table 2, the A/B); with
+   ``from_run`` it is the run's own bank. Tests: Welch
    between groups before (homogeneity) and after, paired t-tests before/after within each
    group, and Welch on the per-user change (difference in differences). The same tests on the
    first 20 users of each group show what the seed's sample size gives.
@@ -74,6 +84,7 @@ import numpy as np
 
 from covercast._io import atomic_write_csv, atomic_write_text
 from covercast.agents.base import Agent, SeedLike, as_seed_sequence
+from covercast.generators.banks import bank_kwargs
 
 __all__ = ["SEED000_TABLE2", "SEED000_CTR_LIFT", "SEED001_P_VALUES", "SEED001_USERS",
            "INDUSTRY_LIFTS", "INDUSTRY_FEW_PERCENT", "AB_METRICS", "TABLE2_POLICIES",
@@ -247,11 +258,13 @@ def _read_run(run: Path) -> dict[str, Any]:
 
         name = resolve_name(cfg["train_population"])
         return {"kind": "suite", "config": cfg, "population": name,
+                "bank": cfg.get("bank", "procedural"),
                 "params": load_population(name), "horizon_days": float(cfg["horizon_days"]),
                 "history_days": float(cfg.get("history_days", 0.0)), "greedy": True}
     pop_file = run / "populations" / "default.json"
     params = PopulationParams.load(pop_file) if pop_file.exists() else default_params()
     return {"kind": "scheduling", "config": cfg, "population": "default", "params": params,
+            "bank": cfg.get("bank", "procedural"),
             "params_source": str(pop_file) if pop_file.exists() else
             "the current default population (the run saved none)",
             "horizon_days": float(cfg.get("horizon_days", 14.0)),
@@ -270,7 +283,7 @@ def _cells(run: Path, kind: str) -> list[tuple[int, Path]]:
 
 
 def _gru_agent(from_run: Path | None, out: Path, *, steps: int, seed: int, fast: bool,
-               progress: bool) -> tuple[Agent, dict[str, Any]]:
+               progress: bool, bank: str = "procedural") -> tuple[Agent, dict[str, Any]]:
     """A GRU-PPO agent: the policy the run evaluated from its first cell's checkpoint (the
     lowest seed index; its best validated policy when the run validated, else the final one),
     or one trained here with :func:`covercast.experiments.demo.train_gru_ppo`."""
@@ -302,19 +315,21 @@ def _gru_agent(from_run: Path | None, out: Path, *, steps: int, seed: int, fast:
         cfg = json.loads((ckpt / "config.json").read_text())
         state = json.loads((ckpt / "state.json").read_text())
         if cfg.get("total_steps") == steps and cfg.get("seed") == seed \
-                and int(state["global_step"]) >= steps:
+                and int(state["global_step"]) >= steps \
+                and cfg.get("env_kwargs", {}).get("bank", "procedural") == bank:
             from covercast.agents.gru_ppo import GRUPPOAgent
 
             return (GRUPPOAgent.load(ckpt, seed=seed, name="gru-ppo"),
                     {"source": str(ckpt), "reused": True,
                      "steps": int(state["global_step"])})
-    agent, facts = train_gru_ppo(out, steps=steps, seed=seed, fast=fast, progress=progress)
+    agent, facts = train_gru_ppo(out, steps=steps, seed=seed, fast=fast, progress=progress,
+                                 bank=bank)
     agent.name = "gru-ppo"
     return agent, {"source": str(out / "gru_ppo" / "checkpoint"), **facts}
 
 
 def _tune_control(params: Any, d: Path, *, users: int, seed: int, horizon_days: float,
-                  history_days: float) -> tuple[Agent, dict[str, Any]]:
+                  history_days: float, bank: str = "procedural") -> tuple[Agent, dict[str, Any]]:
     """The tuned control, tuned here on training users of ``params`` (two pushes a day, the
     seed control's volume; the users come from ``SeedSequence([seed, TUNE_BRANCH])``); saved
     as ``control.json`` with its search table ``control_tuning.csv``."""
@@ -323,7 +338,8 @@ def _tune_control(params: Any, d: Path, *, users: int, seed: int, horizon_days: 
     ctl = TunedStaticScheduler.tune(params, _PUSHES_PER_DAY, n_users=users,
                                     seed=np.random.SeedSequence([seed, TUNE_BRANCH]),
                                     horizon_days=horizon_days, history_days=history_days,
-                                    name="static-tuned")
+                                    name="static-tuned",
+                                    env_kwargs=bank_kwargs(bank) or None)
     atomic_write_text(d / "control.json", json.dumps(ctl.to_dict(), indent=2) + "\n")
     if ctl.result is not None:
         atomic_write_csv(ctl.result.table, d / "control_tuning.csv")
@@ -360,7 +376,7 @@ def _per_user_day(ep: Any, horizon_days: float) -> Any:
 
 def _table2_episodes(source: dict[str, Any] | None, run: Path | None, agent: Agent,
                      control: Agent, *, users: int, horizon_days: float, seed: int,
-                     progress: bool) -> Any:
+                     progress: bool, bank: str = "procedural") -> Any:
     """Per-episode rows of :data:`TABLE2_POLICIES` with a ``pair`` column (the same user under
     every policy) and the per-user-day columns."""
     import pandas as pd
@@ -370,7 +386,8 @@ def _table2_episodes(source: dict[str, Any] | None, run: Path | None, agent: Age
     if source is None:
         df = evaluate_agents({"static": _static(seed), "static-tuned": _copy_control(control),
                               "gru-ppo": agent}, "covercast/PushSchedule-v0", users, seed,
-                             env_kwargs={"horizon_days": horizon_days}, progress=progress)
+                             env_kwargs={"horizon_days": horizon_days, **bank_kwargs(bank)},
+                             progress=progress)
         df = df.rename(columns={"agent": "policy"})
         df["pair"] = df["episode"]
         return _per_user_day(df, horizon_days)
@@ -399,7 +416,8 @@ def _control_on_run_users(source: dict[str, Any], run: Path, ep: Any, control: A
 
     frames = []
     cells = dict(_cells(run, "scheduling"))
-    kw: dict[str, Any] = {"horizon_days": source["horizon_days"], "params": source["params"]}
+    kw: dict[str, Any] = {"horizon_days": source["horizon_days"], "params": source["params"],
+                          **bank_kwargs(source.get("bank"))}
     if source["history_days"]:
         kw["history_days"] = source["history_days"]
     for i in sorted(set(ep["seed_index"].astype(int))):
@@ -690,9 +708,11 @@ def table2(episodes: Any, *, n_boot: int = 2000, seed: SeedLike = 0) -> tuple[An
 # ================================================================================== A/B
 def _ab_group(agent: Agent, users: int, seed: Any, period_steps: int, progress: bool,
               history_days: float = 0.0, deterministic: bool = False,
-              params: Any = None) -> Any:
+              params: Any = None, bank: str = "procedural",
+              post_bank: str | None = None) -> Any:
     """Per-user, per-period engagement counts of one group (2 periods of ``period_steps``)
-    on users of ``params`` (None: the default population)."""
+    on users of ``params`` (None: the default population), with covers of ``bank`` -- and of
+    ``post_bank`` in the post period when given (the content treatment)."""
     import pandas as pd
 
     from covercast.experiments.evaluate import evaluate
@@ -709,7 +729,9 @@ def _ab_group(agent: Agent, users: int, seed: Any, period_steps: int, progress: 
                                     info.get("comments", 0), info["opened"], info["pushed"]]
 
     days = 2 * period_steps / 24.0
-    kw: dict[str, Any] = {"horizon_days": days}
+    kw: dict[str, Any] = {"horizon_days": days, **bank_kwargs(bank)}
+    if post_bank is not None:
+        kw["bank_switch"] = (period_steps, post_bank)
     if history_days:
         kw["history_days"] = history_days
     if params is not None:
@@ -761,7 +783,7 @@ def ab_test(data: Any, *, first: int | None = None) -> Any:
 
 
 # ================================================================================== report
-_VARIANTS: tuple[str, ...] = ("seed control", "tuned control")
+_VARIANTS: tuple[str, ...] = ("seed control", "tuned control", "generated covers")
 
 
 def _figures(d: Path, ab: Any) -> list[str]:
@@ -950,7 +972,8 @@ def _reasons(extra: dict[str, Any], ab: Any, ab_users: int, gru: dict[str, Any],
 - **Seed 001's A/B.** The seed measures *perceptions* on a Likert scale (10 questions per
   dimension, 1-5) of 40 people, and its treatment is a content-production path built on its
   VAE-IAT generator; ours counts *behaviour* (comments, shares, likes) of {ab_users} simulated
-  users per group, and the treatment is the GRU-PPO scheduler. Engagement after an open is rare
+  users per group, and the treatment is the GRU-PPO scheduler -- or, in the generated-covers
+  variant, the learned generator's covers under an unchanged scheduler. Engagement after an open is rare
   in our model (in this run: likes after {rate['likes']:.1f} % of opens, shares
   {rate['shares']:.1f} %, comments {rate['comments']:.1f} %), so per-user counts are small and
   a group of 20 has little power: see the seed-sized rows. The seed calls its
@@ -968,7 +991,8 @@ def _reasons(extra: dict[str, Any], ab: Any, ab_users: int, gru: dict[str, Any],
 def run_seeds(out_dir: str | os.PathLike = "reports", *, from_run: str | os.PathLike | None = None,
               users: int = 300, horizon_days: float = 14.0, ab_users: int = 200,
               ppo_steps: int = 1_500_000, tune_users: int = 500, n_boot: int = 2000,
-              seed: int = 0, fast: bool = False, progress: bool = True) -> Path:
+              seed: int = 0, fast: bool = False, progress: bool = True,
+              bank: str | None = None, content_bank: str | None = "vae-iat") -> Path:
     """Write ``seed_reproduction.md`` in ``out_dir`` (CSVs and figures in
     ``out_dir/seed_reproduction/``) and return its path.
 
@@ -980,10 +1004,14 @@ def run_seeds(out_dir: str | os.PathLike = "reports", *, from_run: str | os.Path
     here on ``tune_users`` training users per candidate, and the three policies evaluated on
     ``users`` paired new users of ``horizon_days`` days. ``ab_users`` users per A/B group (two
     14-day periods). ``n_boot`` bootstrap resamples for the lifts' intervals. ``fast`` shrinks
-    everything.
+    everything. ``bank``: the covers of every environment (``None``: the run's with
+    ``from_run``, else procedural); ``content_bank``: the post-period covers of the A/B's
+    generated-content variant (``None``: no such variant).
     """
     import pandas as pd
 
+    from covercast.envs.base import resolve_bank
+    from covercast.generators.banks import check_bank_spec
     from covercast.simulators.params import default_params
 
     for name, v in (("users", users), ("ab_users", ab_users), ("ppo_steps", ppo_steps),
@@ -996,6 +1024,12 @@ def run_seeds(out_dir: str | os.PathLike = "reports", *, from_run: str | os.Path
         raise ValueError(f"`horizon_days` must be > 0, got {horizon_days!r}.")
     run = None if from_run is None else Path(from_run)
     source = None if run is None else _read_run(run)
+    check_bank_spec(bank)
+    check_bank_spec(content_bank)
+    if source is not None and bank is not None and bank != source["bank"]:
+        raise ValueError(f"--bank {bank} differs from the run's bank {source['bank']!r}; the "
+                         "reused episodes and policy were made with the run's covers.")
+    bank = bank or (source["bank"] if source is not None else "procedural")
     # the A/B follows the run: its population, its users (existing users with its
     # `history_days` of seen sessions) and how its learners act (greedily or not); the default
     # population's new users and sampled actions when GRU-PPO is trained here (as the demo)
@@ -1015,21 +1049,27 @@ def run_seeds(out_dir: str | os.PathLike = "reports", *, from_run: str | os.Path
               "population": params.name, "users": users, "horizon_days": horizon_days,
               "ab_users": ab_users, "ppo_steps": ppo_steps, "tune_users": tune_users,
               "n_boot": n_boot, "period_days": period_days, "history_days": history_days,
-              "deterministic": greedy, "seed": seed, "fast": fast}
+              "deterministic": greedy, "seed": seed, "fast": fast, "bank": bank,
+              "content_bank": content_bank}
     atomic_write_text(d / "config.json", json.dumps(config, indent=2) + "\n")
     t0 = time.perf_counter()
+    for b in (bank, content_bank):          # built (or loaded) once, before any evaluation
+        if b is not None:
+            resolve_bank(b, params)
     ss = np.random.SeedSequence(seed)
     s_eval, s_ctrl, s_exp = (int(x) for x in ss.generate_state(3))
-    agent, gru = _gru_agent(run, d, steps=ppo_steps, seed=seed, fast=fast, progress=progress)
+    agent, gru = _gru_agent(run, d, steps=ppo_steps, seed=seed, fast=fast, progress=progress,
+                            bank=bank)
     if source is not None and source["kind"] == "suite":
         control, ctl_facts = _suite_control(run, int(gru.get("seed_index", 0)))
     else:
         tune_days = horizon_days if source is None else source["horizon_days"]
         control, ctl_facts = _tune_control(params, d, users=tune_users, seed=seed,
-                                           horizon_days=tune_days, history_days=history_days)
+                                           horizon_days=tune_days, history_days=history_days,
+                                           bank=bank)
 
     ep = _table2_episodes(source, run, agent, control, users=users, horizon_days=horizon_days,
-                          seed=s_eval, progress=progress)
+                          seed=s_eval, progress=progress, bank=bank)
     atomic_write_csv(ep, d / "table2_episodes.csv")
     t2, extra = table2(ep, n_boot=n_boot, seed=seed)
     atomic_write_csv(t2, d / "table2.csv")
@@ -1038,22 +1078,30 @@ def run_seeds(out_dir: str | os.PathLike = "reports", *, from_run: str | os.Path
 
     steps = period_days * 24
     frames = []
+    designs: list[tuple[str, str, Agent, int, str | None]] = []
     for variant, make in (("seed control", _static),
                           ("tuned control", lambda s: _copy_control(control))):
-        for grp, a, s in (("control", make(s_ctrl), s_ctrl),
-                          ("experimental", SwitchAgent(make(s_exp), agent, steps,
-                                                       name="control->gru-ppo"), s_exp)):
-            g = _ab_group(a, ab_users, s, steps, progress, history_days, greedy, params)
-            g.insert(0, "group", grp)
-            g.insert(0, "variant", variant)
-            frames.append(g)
+        designs += [(variant, "control", make(s_ctrl), s_ctrl, None),
+                    (variant, "experimental", SwitchAgent(make(s_exp), agent, steps,
+                                                          name="control->gru-ppo"), s_exp, None)]
+    if content_bank is not None:
+        # the same scheduler in both groups; the treatment is the post period's covers
+        designs += [("generated covers", "control", _copy_control(control), s_ctrl, None),
+                    ("generated covers", "experimental", _copy_control(control), s_exp,
+                     content_bank)]
+    for variant, grp, a, s, post in designs:
+        g = _ab_group(a, ab_users, s, steps, progress, history_days, greedy, params, bank,
+                      post)
+        g.insert(0, "group", grp)
+        g.insert(0, "variant", variant)
+        frames.append(g)
     ab = pd.concat(frames, ignore_index=True)
     atomic_write_csv(ab, d / "ab_users.csv")
     n_small = min(SEED001_USERS // 2, ab_users)
     tests = {}
     for label, first in (("full", None), ("seed_sized", n_small)):
         parts = []
-        for variant in _VARIANTS:
+        for variant in [v for v in _VARIANTS if v in set(ab["variant"])]:
             t = ab_test(ab[ab["variant"] == variant], first=first)
             t.insert(0, "variant", variant)
             parts.append(t)
@@ -1067,7 +1115,7 @@ def run_seeds(out_dir: str | os.PathLike = "reports", *, from_run: str | os.Path
         row: dict[str, Any] = {"metric": m}
         for grp in ("experimental", "control"):
             row[f"seed {grp} pre/post p"] = SEED001_P_VALUES[grp][m]
-            for variant in _VARIANTS:
+            for variant in [v for v in _VARIANTS if v in set(ab["variant"])]:
                 t = tests["full"]
                 v = t[(t["variant"] == variant) & (t["metric"] == m)].iloc[0]
                 row[f"ours {grp} pre/post p ({variant})"] = float(
@@ -1098,10 +1146,15 @@ def run_seeds(out_dir: str | os.PathLike = "reports", *, from_run: str | os.Path
     ab_ctl = ("the suite run's seed-"
               f"{gru.get('seed_index', 0)} control" if source is not None
               and source["kind"] == "suite" else "the same tuned control")
+    content_txt = ("" if content_bank is None else
+                   f"; and **generated covers**, seed 001's own treatment: both groups on "
+                   f"{ab_ctl} in both periods (the same scheduler), the experimental group's "
+                   f"post-period pushes carrying covers from the **{content_bank}** bank instead "
+                   f"of the {bank} bank (same users, their state carried over)")
     report = f"""# Seed reproductions
 
 Seed {seed}{' (fast mode: tiny sizes, numbers not meaningful)' if fast else ''}; wall time
-{time.perf_counter() - t0:.0f} s; population `{pop}`. Configuration and every table:
+{time.perf_counter() - t0:.0f} s; population `{pop}`; covers from the `{bank}` bank. Configuration and every table:
 `seed_reproduction/`. Claimed numbers are the seeds' (quoted with their section/table) and
 published industry figures (with their sources); ours come from the covercast simulator. Design:
 the module docstring of `covercast.experiments.seeds`.
@@ -1126,9 +1179,10 @@ intervals from a paired bootstrap over users ({n_boot} resamples).
 ## Seed 001: A/B design (experimental vs control, pre/post)
 
 {ab_users} users per group, {period_days}-day pre period (both groups on the control) and
-{period_days}-day post period (experimental group on GRU-PPO). Two variants on the same users:
+{period_days}-day post period (experimental group on GRU-PPO). Variants on the same users:
 **seed control** (the seed's design: the untuned static scheduler as the control and in the pre
-period) and **tuned control** ({ab_ctl} instead). Means per user per period.
+period) and **tuned control** ({ab_ctl} instead){content_txt}. Covers: the **{bank}** bank.
+Means per user per period.
 
 {_md(tests['full'])}
 
@@ -1157,7 +1211,8 @@ def cmd_experiment_seeds(args: Any) -> int:
                      horizon_days=args.horizon_days, ab_users=args.ab_users,
                      ppo_steps=args.ppo_steps, tune_users=args.tune_users,
                      n_boot=args.n_boot, seed=args.seed, fast=args.fast,
-                     progress=not args.quiet)
+                     progress=not args.quiet, bank=args.bank,
+                     content_bank=None if args.content_bank == "none" else args.content_bank)
     print(f"report: {path}")
     return 0
 
@@ -1192,4 +1247,12 @@ def add_experiment(experiments: Any) -> None:
                    help="bootstrap resamples of the lifts' intervals")
     e.add_argument("--seed", type=int, default=0, help="master seed")
     e.add_argument("--fast", action="store_true", help="tiny sizes, for smoke tests")
+    from covercast.generators.banks import BANK_HELP
+
+    e.add_argument("--bank", default=None,
+                   help=BANK_HELP + " (default: the --from-run run's, else procedural)")
+    e.add_argument("--content-bank", default="vae-iat",
+                   help="the generated covers of the A/B's content treatment (a bank as "
+                        "--bank takes it; default vae-iat, seed 001's generator; 'none' "
+                        "drops that variant)")
     e.add_argument("--quiet", action="store_true", help="no progress bars")

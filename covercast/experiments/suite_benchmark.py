@@ -202,7 +202,7 @@ def _seeds(config: SuiteConfig, i: int) -> dict[str, int]:
 
 
 def _env_kwargs(config: SuiteConfig, population: str | Any) -> dict[str, Any]:
-    from covercast.experiments.scheduling import bank_kwargs
+    from covercast.generators.banks import bank_kwargs
 
     kw: dict[str, Any] = {"horizon_days": config.horizon_days, "population": population,
                           **bank_kwargs(config.bank)}
@@ -213,7 +213,7 @@ def _env_kwargs(config: SuiteConfig, population: str | Any) -> dict[str, Any]:
 
 def _tune(config: SuiteConfig, volume: int, seed: int) -> Any:
     from covercast.agents.tuned import TunedStaticScheduler
-    from covercast.experiments.scheduling import bank_kwargs
+    from covercast.generators.banks import bank_kwargs
 
     return TunedStaticScheduler.tune(
         config.train_population, volume, n_users=config.tune_users, seed=seed,

@@ -99,7 +99,7 @@ __all__ = ["GENERATORS", "LEARNED_GENERATORS", "QUALITY_METHODS", "COMMITTED_DIR
            "committed_checkpoint", "load_generator", "load_encoder", "QualityModel",
            "quality_design", "fit_quality_model", "cover_quality", "label_covers", "build_bank",
            "BANK_NAMES", "BANK_HELP", "NAMED_BANK_PER_STYLE_TOPIC", "NAMED_BANK_SEED",
-           "bank_cache_dir", "named_bank_key", "named_bank", "check_bank_spec"]
+           "bank_cache_dir", "named_bank_key", "named_bank", "check_bank_spec", "bank_kwargs"]
 
 #: Generators :func:`build_bank` knows by name.
 GENERATORS: tuple[str, ...] = ("procedural", "diffusion", "vae-iat", "dcgan")
@@ -625,6 +625,13 @@ def named_bank(name: str, *, per_style: int | None = None, seed: int = NAMED_BAN
                               "built again in the next process.", stacklevel=2)
     _NAMED_CACHE[key] = bank
     return bank.copy()
+
+
+def bank_kwargs(bank: str | None) -> dict[str, Any]:
+    """The environments' ``bank`` argument for a bank spec, left out for the procedural default
+    (so that the environment arguments, and the checkpoints that store them, are those of runs
+    before ``--bank``)."""
+    return {} if bank in (None, "procedural") else {"bank": bank}
 
 
 def check_bank_spec(spec: Any) -> str | None:

@@ -8,8 +8,9 @@ import json
 import pandas as pd
 import pytest
 
-from covercast.experiments.scheduling import SchedulingConfig, bank_kwargs, run_scheduling
+from covercast.experiments.scheduling import SchedulingConfig, run_scheduling
 from covercast.experiments.suite_benchmark import SuiteConfig, run_suite
+from covercast.generators.banks import bank_kwargs
 
 POLICIES = ["static", "static-tuned", "heuristic", "bandit", "gru-ppo"]
 

@@ -213,7 +213,7 @@ def _check_report(out, *, tuned_here: bool) -> tuple[str, pd.DataFrame]:
     assert row["treatment_value"].iloc[0] == pytest.approx(means["static-tuned"])
     ab = pd.read_csv(d / "ab_users.csv")
     assert set(ab["group"]) == {"experimental", "control"}
-    assert set(ab["variant"]) == {"seed control", "tuned control"}
+    assert set(ab["variant"]) == {"seed control", "tuned control", "generated covers"}
     assert (ab["interactions"] == ab["likes"] + ab["shares"] + ab["comments"]).all()
     return text, ep
 
@@ -231,6 +231,24 @@ def test_fast_report_end_to_end(tmp_path):
     # the tuned control pushes at its own hours, two a day, on the evaluation users
     tuned = ep[ep["policy"] == "static-tuned"]
     assert (tuned["pushes"] <= 2 * 2).all()
+    # the generated-covers A/B: the same scheduler in both groups, the same users as the tuned
+    # variant; only the experimental group's post-period covers differ
+    ab = pd.read_csv(tmp_path / "seed_reproduction" / "ab_users.csv")
+    cols = ["user", "period", "likes", "shares", "comments", "opens", "pushes"]
+
+    def rows(variant, group, period=None):
+        g = ab[(ab["variant"] == variant) & (ab["group"] == group)]
+        if period is not None:
+            g = g[g["period"] == period]
+        return g[cols].reset_index(drop=True)
+
+    pd.testing.assert_frame_equal(rows("generated covers", "control"),
+                                  rows("tuned control", "control"))
+    pd.testing.assert_frame_equal(rows("generated covers", "experimental", "pre"),
+                                  rows("tuned control", "experimental", "pre"))
+    cfg = json.loads((tmp_path / "seed_reproduction" / "config.json").read_text())
+    assert cfg["bank"] == "procedural" and cfg["content_bank"] == "vae-iat"
+    assert "generated covers" in (tmp_path / "seed_reproduction.md").read_text()
 
 
 def test_run_seeds_rejects_bad_input(tmp_path):
@@ -354,3 +372,12 @@ def test_from_old_scheduling_run_tunes_a_control_on_its_users(scheduling_run, tm
     load_population("irregular-v1").save(bad / "populations" / "default.json")
     with pytest.raises(RuntimeError, match="does not reproduce"):
         run_seeds(tmp_path / "out_bad2", from_run=bad, fast=True, progress=False)
+
+
+def test_a_bank_other_than_the_runs_is_refused_and_names_are_checked(tmp_path, suite_run):
+    from covercast.experiments.seeds import run_seeds
+
+    with pytest.raises(ValueError, match="differs from the run's bank 'procedural'"):
+        run_seeds(tmp_path, from_run=suite_run, bank="dcgan", fast=True, progress=False)
+    with pytest.raises(ValueError, match="Unknown bank 'vae'"):
+        run_seeds(tmp_path, content_bank="vae", fast=True, progress=False)
