@@ -784,11 +784,21 @@ def _run_tasks(tasks: list[dict[str, Any]], backend: str, workers: int, address:
                 kw: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
                                       "configure_logging": False}
                 if address:
-                    ray.init(address=address, **kw)
+                    try:
+                        ray.init(address=address, **kw)
+                    except ConnectionError as e:
+                        raise ValueError(
+                            f"Cannot connect to the Ray cluster at `--address` {address} ({e}). "
+                            "Start it with `ray start --head` on that machine; with Ray's "
+                            "token authentication (RAY_AUTH_MODE=token), give this process the "
+                            "cluster's token in RAY_AUTH_TOKEN.") from None
                 else:
                     ray.init(num_cpus=workers, **kw)
             try:
-                remote = ray.remote(num_cpus=1)(run)
+                # a cell whose worker dies is run again elsewhere (its files are written
+                # atomically, cell.json last, so a dead attempt leaves nothing that passes for
+                # finished; a rerun of the command skips the cells that have cell.json)
+                remote = ray.remote(num_cpus=1, max_retries=3)(run)
                 pending = [remote.remote({**t, "progress": False}) for t in todo]
                 while pending:
                     ready, pending = ray.wait(pending, num_returns=1)
