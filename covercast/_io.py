@@ -1,11 +1,14 @@
-"""Atomic file writing shared by every part of covercast (numpy-only, no heavy imports)."""
+"""Helpers shared by every part of covercast (standard library only, no heavy imports):
+atomic file writing, argument checks with one message form, Markdown tables."""
 
 from __future__ import annotations
 
 import contextlib
+import math
+import numbers
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -95,3 +98,88 @@ def sha256_file(path: str | os.PathLike) -> str:
 def atomic_write_csv(df: Any, path: str | os.PathLike) -> Path:
     """Write a DataFrame as CSV (without its index) to ``path`` atomically."""
     return atomic_write(path, lambda p: df.to_csv(p, index=False), suffix=".csv")
+
+
+def check_int(value: Any, name: str, lo: int = 1, hi: int | None = None) -> int:
+    """``value`` as an int; bools, non-integers and values outside ``[lo, hi]`` are refused
+    with ``ValueError: `name` must be an integer >= lo (or in [lo, hi]), got value.``
+    (numpy integers are accepted)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < lo \
+            or (hi is not None and value > hi):
+        bounds = f"in [{lo}, {hi}]" if hi is not None else f">= {lo}"
+        raise ValueError(f"`{name}` must be an integer {bounds}, got {value!r}.")
+    return int(value)
+
+
+def check_number(value: Any, name: str, *, lo: float = -math.inf, hi: float = math.inf,
+                 lo_open: bool = False, hi_open: bool = False) -> float:
+    """``value`` as a float; bools, non-numbers, NaN and values outside the interval from
+    ``lo`` to ``hi`` (each end closed unless ``lo_open`` / ``hi_open``) are refused with
+    ``ValueError: `name` must be ... , got value.``; an infinite end is always open."""
+    ok = not isinstance(value, bool) and isinstance(value, numbers.Real)
+    if ok:
+        v = float(value)
+        ok = (not math.isnan(v) and (v > lo if lo_open or lo == -math.inf else v >= lo)
+              and (v < hi if hi_open or hi == math.inf else v <= hi))
+    if not ok:
+        if hi == math.inf:
+            bounds = f"> {lo:g}" if lo_open or lo == -math.inf else f">= {lo:g}"
+        elif lo == -math.inf:
+            bounds = f"< {hi:g}" if hi_open else f"<= {hi:g}"
+        else:
+            bounds = (f"in {'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}")
+        raise ValueError(f"`{name}` must be a number {bounds}, got {value!r}.")
+    return float(value)
+
+
+def check_fields(config: Any, *, ints: Iterable[str] = (), counts: Iterable[str] = (),
+                 positive: Iterable[str] = (), nonneg: Iterable[str] = (),
+                 fractions: Iterable[str] = (),
+                 choices: dict[str, Sequence[Any]] | None = None) -> None:
+    """Refuse a config (any object) whose named fields are out of range: ``ints`` must be
+    integers >= 1, ``counts`` integers >= 0, ``positive`` numbers > 0, ``nonneg`` numbers
+    >= 0, ``fractions`` numbers in [0, 1), ``choices`` one of the values given per field.
+    The first bad field raises (see :func:`check_int`, :func:`check_number`)."""
+    for name in ints:
+        check_int(getattr(config, name), name)
+    for name in counts:
+        check_int(getattr(config, name), name, 0)
+    for name in positive:
+        check_number(getattr(config, name), name, lo=0, lo_open=True)
+    for name in nonneg:
+        check_number(getattr(config, name), name, lo=0)
+    for name in fractions:
+        check_number(getattr(config, name), name, lo=0, hi=1, hi_open=True)
+    for name, allowed in (choices or {}).items():
+        if getattr(config, name) not in allowed:
+            raise ValueError(f"`{name}` must be one of {tuple(allowed)}, got "
+                             f"{getattr(config, name)!r}.")
+
+
+def md_table(header: Sequence[str], rows: Iterable[Sequence[Any]],
+             align: str | Sequence[str] | None = None, fmt: Callable[[Any], str] = str
+             ) -> list[str]:
+    """A Markdown table as lines: the header, the rule, one line per row.
+
+    ``rows`` hold cells (each passed through ``fmt``; strings are kept as they are);
+    ``align`` is one rule cell per column (``"---"``, ``"---:"``...) or one for all (default
+    ``"---"``).
+    """
+    rule = [align or "---"] * len(header) if align is None or isinstance(align, str) \
+        else list(align)
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(rule) + "|"]
+    lines += ["| " + " | ".join(c if isinstance(c, str) else fmt(c) for c in r) + " |"
+              for r in rows]
+    return lines
+
+
+def md_frame(df: Any, floatfmt: str = ".3g") -> str:
+    """A DataFrame as a Markdown table (its columns as the header, no index): real numbers
+    that are not integers as ``floatfmt``, NaN as "n/a", anything else as ``str``."""
+    def cell(v: Any) -> str:
+        if isinstance(v, numbers.Real) and not isinstance(v, numbers.Integral):
+            return "n/a" if math.isnan(v) else format(v, floatfmt)
+        return str(v)
+
+    return "\n".join(md_table([str(c) for c in df.columns], df.itertuples(index=False),
+                              fmt=cell))

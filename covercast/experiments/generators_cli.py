@@ -23,6 +23,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from covercast._io import check_int
+
 if TYPE_CHECKING:
     from covercast.generators.training import TrainResult
 
@@ -110,29 +112,29 @@ def train_command(argv: Sequence[str] | None = None) -> TrainResult:
     from covercast._io import atomic_write_csv, atomic_write_text
     from covercast.covers.attributes import DEFAULT_STYLES, DEFAULT_TOPICS
     from covercast.generators.data import load_dataset
-    from covercast.generators.training import check_positive_int, config_to_dict, resolve_device
+    from covercast.generators.training import config_to_dict, resolve_device
 
     args = build_train_parser().parse_args(argv)
     device = resolve_device(args.device)
     out = Path(args.out)
     overrides: dict[str, Any] = {}
     if args.batch_size is not None:
-        overrides["batch_size"] = check_positive_int(args.batch_size, "--batch-size")
+        overrides["batch_size"] = check_int(args.batch_size, "--batch-size")
     if args.lr is not None:
         if not args.lr > 0:
             raise ValueError(f"`--lr` must be > 0, got {args.lr}.")
         overrides[("lr_phase2" if args.model == "vae-iat" else "lr")] = args.lr
     if args.steps is not None:
         overrides["phase2_steps" if args.model == "vae-iat" else "steps"] = \
-            check_positive_int(args.steps, "--steps", 0)
+            check_int(args.steps, "--steps", 0)
     if args.phase1_steps is not None:
         if args.model != "vae-iat":
             raise ValueError("`--phase1-steps` applies to vae-iat only.")
-        overrides["phase1_steps"] = check_positive_int(args.phase1_steps, "--phase1-steps", 0)
+        overrides["phase1_steps"] = check_int(args.phase1_steps, "--phase1-steps", 0)
     if args.model == "encoder" and args.data != "covers":
         raise ValueError(f"The cover encoder is trained on --data covers, got {args.data!r}.")
-    check_positive_int(args.per_style_topic, "--per-style-topic")
-    overrides["seed"] = check_positive_int(args.seed, "--seed", 0)
+    check_int(args.per_style_topic, "--per-style-topic")
+    overrides["seed"] = check_int(args.seed, "--seed", 0)
 
     digits = tuple(str(d) for d in range(10))
     classes, channels = {"covers": (DEFAULT_STYLES, 3), "mnist5k": (digits, 1),
@@ -148,7 +150,7 @@ def train_command(argv: Sequence[str] | None = None) -> TrainResult:
         if given or args.arch == "compact":
             raise ValueError(f"{given or ['--arch compact']} apply to diffusion only.")
     if args.warmup_steps is not None:
-        overrides["warmup_steps"] = check_positive_int(args.warmup_steps, "--warmup-steps", 0)
+        overrides["warmup_steps"] = check_int(args.warmup_steps, "--warmup-steps", 0)
     if args.model == "diffusion":
         from covercast.generators import diffusion as mod
 

@@ -24,16 +24,16 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from covercast._io import check_fields
 from covercast.covers.attributes import DEFAULT_STYLES
 from covercast.generators.data import ImageDataset
 from covercast.generators.training import (
     CoverGenerator,
+    ModelConfig,
     TrainResult,
     batch_indices,
     check_dataset,
-    check_positive_int,
     check_power_of_two_size,
-    check_styles,
     config_to_dict,
     labels_to_weights,
     randn,
@@ -118,8 +118,10 @@ class ConvDiscriminator(nn.Module):
 
 
 @dataclass(frozen=True)
-class DCGANConfig:
+class DCGANConfig(ModelConfig):
     """Architecture of a :class:`DCGAN`."""
+
+    _TINY = dict(latent_dim=16, style_embed_dim=4, gen_width=8, disc_width=8)
 
     styles: tuple[str, ...] = DEFAULT_STYLES
     """Style names, in label order."""
@@ -137,19 +139,9 @@ class DCGANConfig:
     """Discriminator width at the first convolution (doubles with each downsampling)."""
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "styles", check_styles(self.styles))
-        if self.channels not in (1, 3):
-            raise ValueError(f"`channels` must be 1 or 3, got {self.channels!r}.")
+        self._check_common()
         check_power_of_two_size(self.image_size, 4, "the DCGAN")
-        for name in ("latent_dim", "style_embed_dim", "gen_width", "disc_width"):
-            check_positive_int(getattr(self, name), name)
-
-    @classmethod
-    def tiny(cls, **overrides: Any) -> DCGANConfig:
-        """A very small model for tests."""
-        base = dict(latent_dim=16, style_embed_dim=4, gen_width=8, disc_width=8)
-        base.update(overrides)
-        return cls(**base)
+        check_fields(self, ints=("latent_dim", "style_embed_dim", "gen_width", "disc_width"))
 
 
 @dataclass(frozen=True)
@@ -170,14 +162,8 @@ class DCGANTrainConfig:
     """Seed of the batch order and of the latents."""
 
     def __post_init__(self) -> None:
-        check_positive_int(self.steps, "steps", 0)
-        check_positive_int(self.batch_size, "batch_size")
-        check_positive_int(self.seed, "seed", 0)
-        if not self.lr > 0:
-            raise ValueError(f"`lr` must be > 0, got {self.lr!r}.")
-        if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
-            raise ValueError(f"`beta1` and `beta2` must lie in [0, 1), got {self.beta1!r}, "
-                             f"{self.beta2!r}.")
+        check_fields(self, ints=("batch_size",), counts=("steps", "seed"), positive=("lr",),
+                     fractions=("beta1", "beta2"))
 
 
 class DCGAN(CoverGenerator):

@@ -41,7 +41,7 @@ from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler,
 from torch import nn
 from torch.nn import functional as F
 
-from covercast._io import atomic_write_text, sha256_file
+from covercast._io import atomic_write_text, check_fields, check_int, sha256_file
 from covercast.covers.attributes import DEFAULT_STYLES
 from covercast.generators.data import CoverDataset, ImageDataset, cover_dataset
 from covercast.generators.training import (
@@ -50,13 +50,12 @@ from covercast.generators.training import (
     CheckpointError,
     CheckpointNotFoundError,
     CoverGenerator,
+    ModelConfig,
     TrainResult,
     _checked_file,
     batch_indices,
     check_dataset,
     check_image_size,
-    check_positive_int,
-    check_styles,
     config_from_dict,
     config_to_dict,
     labels_to_weights,
@@ -83,11 +82,16 @@ _UNET_WEIGHTS = "unet/diffusion_pytorch_model.safetensors"
 
 
 @dataclass(frozen=True)
-class DiffusionConfig:
+class DiffusionConfig(ModelConfig):
     """Architecture and noise schedule of a :class:`DiffusionCoverGenerator`.
 
-    The defaults are the "small" model for 32x32 covers; :meth:`tiny` is for tests.
+    The defaults are the "small" model for 32x32 covers; :meth:`tiny` (two levels of 16 and
+    32 channels, 100 timesteps) is for tests.
     """
+
+    _TINY = dict(block_out_channels=(16, 32), attention_levels=(False, False),
+                 mid_attention=False, norm_num_groups=8, num_train_timesteps=100)
+    _TUPLES = ("block_out_channels",)
 
     styles: tuple[str, ...] = DEFAULT_STYLES
     """Style names, in label order; the UNet gets ``len(styles) + 1`` class embeddings (the
@@ -127,21 +131,18 @@ class DiffusionConfig:
     style's and its topic's rows."""
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "styles", check_styles(self.styles))
+        self._check_common()
         topics = tuple(str(t) for t in self.topics)
         if len(set(topics)) != len(topics) or any(not t for t in topics):
             raise ValueError(f"`topics` must be distinct non-empty names, got {topics}.")
         object.__setattr__(self, "topics", topics)
-        object.__setattr__(self, "block_out_channels", tuple(self.block_out_channels))
         object.__setattr__(self, "attention_levels", tuple(bool(a) for a in
                                                            self.attention_levels))
-        if self.channels not in (1, 3):
-            raise ValueError(f"`channels` must be 1 or 3, got {self.channels!r}.")
         levels = len(self.block_out_channels)
         if levels < 1:
             raise ValueError("`block_out_channels` needs at least one level, got ().")
         for w in self.block_out_channels:
-            check_positive_int(w, "block_out_channels entries")
+            check_int(w, "block_out_channels entries")
             if w % self.norm_num_groups:
                 raise ValueError(f"Every width in `block_out_channels` {self.block_out_channels}"
                                  f" must be divisible by `norm_num_groups`={self.norm_num_groups}"
@@ -153,16 +154,11 @@ class DiffusionConfig:
             if a and w % self.attention_head_dim:
                 raise ValueError(f"Width {w} of an attention level must be divisible by "
                                  f"`attention_head_dim`={self.attention_head_dim}.")
-        check_positive_int(self.layers_per_block, "layers_per_block")
-        check_positive_int(self.num_train_timesteps, "num_train_timesteps", 2)
+        check_int(self.num_train_timesteps, "num_train_timesteps", 2)
         check_image_size(self.image_size, 2 ** (levels - 1),
                          f"a UNet with {levels} resolution levels")
-        if self.beta_schedule not in _BETA_SCHEDULES:
-            raise ValueError(f"`beta_schedule` must be one of {_BETA_SCHEDULES}, got "
-                             f"{self.beta_schedule!r}.")
-        if self.prediction_type not in _PREDICTIONS:
-            raise ValueError(f"`prediction_type` must be one of {_PREDICTIONS}, got "
-                             f"{self.prediction_type!r}.")
+        check_fields(self, ints=("layers_per_block",),
+                     choices={"beta_schedule": _BETA_SCHEDULES, "prediction_type": _PREDICTIONS})
         if self.rescale_betas_zero_snr and self.prediction_type != "v_prediction":
             raise ValueError("`rescale_betas_zero_snr=True` needs prediction_type="
                              "'v_prediction': at zero terminal SNR the noise is the whole "
@@ -184,14 +180,6 @@ class DiffusionConfig:
         about twice as fast to train and sample as :meth:`small` on a CPU."""
         base = dict(block_out_channels=(16, 32, 64), attention_levels=(False, False, False),
                     mid_attention=False)
-        base.update(overrides)
-        return cls(**base)
-
-    @classmethod
-    def tiny(cls, **overrides: Any) -> DiffusionConfig:
-        """A very small model for tests (two levels of 16 and 32 channels, 100 timesteps)."""
-        base = dict(block_out_channels=(16, 32), attention_levels=(False, False),
-                    mid_attention=False, norm_num_groups=8, num_train_timesteps=100)
         base.update(overrides)
         return cls(**base)
 
@@ -235,25 +223,10 @@ class DiffusionTrainConfig:
     """Seed of the batch order, the noise, the timesteps and the label dropout."""
 
     def __post_init__(self) -> None:
-        check_positive_int(self.steps, "steps", 0)
-        if not (self.min_snr_gamma >= 0 and self.offset_noise >= 0):
-            raise ValueError(f"`min_snr_gamma` and `offset_noise` must be >= 0, got "
-                             f"{self.min_snr_gamma!r} and {self.offset_noise!r}.")
-        if not 0 <= self.topic_drop_prob < 1:
-            raise ValueError(f"`topic_drop_prob` must lie in [0, 1), got "
-                             f"{self.topic_drop_prob!r}.")
-        check_positive_int(self.batch_size, "batch_size")
-        check_positive_int(self.warmup_steps, "warmup_steps", 0)
-        check_positive_int(self.seed, "seed", 0)
-        if not (self.lr > 0):
-            raise ValueError(f"`lr` must be > 0, got {self.lr!r}.")
-        if not 0 <= self.cond_drop_prob < 1:
-            raise ValueError(f"`cond_drop_prob` must lie in [0, 1), got {self.cond_drop_prob!r}.")
-        if not 0 <= self.ema_decay < 1:
-            raise ValueError(f"`ema_decay` must lie in [0, 1), got {self.ema_decay!r}.")
-        if self.grad_clip < 0 or self.weight_decay < 0:
-            raise ValueError(f"`grad_clip` and `weight_decay` must be >= 0, got "
-                             f"{self.grad_clip!r} and {self.weight_decay!r}.")
+        check_fields(self, ints=("batch_size",), counts=("steps", "warmup_steps", "seed"),
+                     positive=("lr",), fractions=("cond_drop_prob", "ema_decay",
+                                                  "topic_drop_prob"),
+                     nonneg=("min_snr_gamma", "offset_noise", "grad_clip", "weight_decay"))
 
 
 class _MixableEmbedding(nn.Embedding):
@@ -449,7 +422,7 @@ class DiffusionCoverGenerator(CoverGenerator):
     def _check_sample_kwargs(self, num_inference_steps: int = 20, guidance_scale: float = 2.0,
                              eta: float = 0.0, sampler: str = "ddim",
                              topic_weights: Any = None) -> None:
-        check_positive_int(num_inference_steps, "num_inference_steps")
+        check_int(num_inference_steps, "num_inference_steps")
         if num_inference_steps > self.config.num_train_timesteps:
             raise ValueError(f"`num_inference_steps` {num_inference_steps} exceeds the "
                              f"{self.config.num_train_timesteps} training timesteps; use at most"

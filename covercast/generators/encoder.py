@@ -39,14 +39,14 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from covercast._io import check_fields, check_int
 from covercast.covers.attributes import DEFAULT_STYLES, DEFAULT_TOPICS
 from covercast.generators.data import CoverDataset
 from covercast.generators.training import (
+    ModelConfig,
     TrainResult,
     batch_indices,
     check_image_size,
-    check_positive_int,
-    check_styles,
     config_from_dict,
     config_to_dict,
     images_to_tensor,
@@ -63,8 +63,11 @@ _INPUT_RANGES = ("unit", "symmetric")
 
 
 @dataclass(frozen=True)
-class CoverEncoderConfig:
+class CoverEncoderConfig(ModelConfig):
     """Architecture of a :class:`CoverEncoder`."""
+
+    _TINY = dict(widths=(8, 16), feature_dim=16)
+    _TUPLES = ("widths",)
 
     styles: tuple[str, ...] = DEFAULT_STYLES
     """Style names (output order of :meth:`CoverEncoder.style_probs`)."""
@@ -80,30 +83,20 @@ class CoverEncoderConfig:
     """Dimension of the penultimate features (the Frechet-distance space)."""
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "styles", check_styles(self.styles))
+        self._check_common()
         topics = tuple(self.topics)
         if not topics or len(set(topics)) != len(topics) or \
                 not all(isinstance(t, str) and t for t in topics):
             raise ValueError(f"`topics` must be a non-empty sequence of distinct names, got "
                              f"{list(topics)!r}.")
         object.__setattr__(self, "topics", topics)
-        object.__setattr__(self, "widths", tuple(self.widths))
-        if self.channels not in (1, 3):
-            raise ValueError(f"`channels` must be 1 or 3, got {self.channels!r}.")
         if not self.widths:
             raise ValueError("`widths` needs at least one stage, got ().")
         for w in self.widths:
-            check_positive_int(w, "widths entries")
-        check_positive_int(self.feature_dim, "feature_dim")
+            check_int(w, "widths entries")
+        check_int(self.feature_dim, "feature_dim")
         check_image_size(self.image_size, 2 ** len(self.widths),
                          f"a cover encoder with {len(self.widths)} pooling stages")
-
-    @classmethod
-    def tiny(cls, **overrides: Any) -> CoverEncoderConfig:
-        """A very small encoder for tests."""
-        base = dict(widths=(8, 16), feature_dim=16)
-        base.update(overrides)
-        return cls(**base)
 
 
 @dataclass(frozen=True)
@@ -128,15 +121,8 @@ class EncoderTrainConfig:
     """Seed of the batch order and the augmentation."""
 
     def __post_init__(self) -> None:
-        check_positive_int(self.steps, "steps", 0)
-        check_positive_int(self.batch_size, "batch_size")
-        check_positive_int(self.warmup_steps, "warmup_steps", 0)
-        check_positive_int(self.seed, "seed", 0)
-        if not self.lr > 0:
-            raise ValueError(f"`lr` must be > 0, got {self.lr!r}.")
-        if self.weight_decay < 0 or self.topic_weight < 0:
-            raise ValueError(f"`weight_decay` and `topic_weight` must be >= 0, got "
-                             f"{self.weight_decay!r}, {self.topic_weight!r}.")
+        check_fields(self, ints=("batch_size",), counts=("steps", "warmup_steps", "seed"),
+                     positive=("lr",), nonneg=("weight_decay", "topic_weight"))
 
 
 class CoverEncoder(nn.Module):

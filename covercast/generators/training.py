@@ -48,7 +48,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm.auto import tqdm
 
-from covercast._io import atomic_write, atomic_write_text, sha256_file
+from covercast._io import atomic_write, atomic_write_text, check_int, sha256_file
 
 #: Version of the checkpoint and saved-model folder layouts written by this module.
 FORMAT_VERSION = 1
@@ -145,9 +145,7 @@ def style_weights(style: StyleSpec, n: int, styles: Sequence[str]) -> torch.Tens
         For an unknown style name, an index out of range, a list of the wrong length, or
         mixture weights that are negative, non-finite or do not sum to 1.
     """
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"`n` must be a positive int, got {n!r}.")
-    n = int(n)
+    n = check_int(n, "n")
     k = len(styles)
 
     def index_of(s: Any) -> int:
@@ -251,9 +249,7 @@ def check_image_size(size: int, multiple: int, what: str) -> None:
 
     ``what`` names the architecture in the message (e.g. ``"a UNet with 3 levels"``).
     """
-    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size <= 0:
-        raise ValueError(f"`image_size` must be a positive int, got {size!r}.")
-    if size % multiple:
+    if check_int(size, "image_size") % multiple:
         lo = max(multiple, size - size % multiple)
         raise ValueError(f"`image_size` {size} cannot be taken by {what}: it must be a "
                          f"multiple of {multiple}. Use {lo} or {lo + multiple} (pad or resize "
@@ -262,8 +258,7 @@ def check_image_size(size: int, multiple: int, what: str) -> None:
 
 def check_power_of_two_size(size: int, base: int, what: str) -> int:
     """Refuse a size that is not ``base * 2**k`` (k >= 1); returns ``k``."""
-    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size <= 0:
-        raise ValueError(f"`image_size` must be a positive int, got {size!r}.")
+    check_int(size, "image_size")
     k = math.log2(size / base) if size >= base else -1.0
     if k < 1 or k != int(k):
         raise ValueError(f"`image_size` {size} cannot be taken by {what}: it must be "
@@ -295,13 +290,6 @@ def check_dataset(dataset: Any, config: Any, model: str) -> None:
                          "with styles=tuple(dataset.class_names).")
 
 
-def check_positive_int(value: Any, name: str, minimum: int = 1) -> int:
-    """``value`` as an int, refusing bools, non-ints and values below ``minimum``."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"`{name}` must be an int >= {minimum}, got {value!r}.")
-    return int(value)
-
-
 def check_styles(styles: Any) -> tuple[str, ...]:
     """A non-empty tuple of distinct style names."""
     if isinstance(styles, str):
@@ -312,6 +300,32 @@ def check_styles(styles: Any) -> tuple[str, ...]:
         raise ValueError(f"`styles` must be a non-empty sequence of distinct names, got "
                          f"{list(out)!r}.")
     return out
+
+
+class ModelConfig:
+    """Base of the generators' architecture configs (frozen dataclasses with ``styles`` and
+    ``channels`` fields): :meth:`_check_common` checks what they share and :meth:`tiny` builds
+    a very small model for tests from the class's :attr:`_TINY` settings."""
+
+    _TINY: ClassVar[dict[str, Any]] = {}
+    """Settings of :meth:`tiny`."""
+    _TUPLES: ClassVar[tuple[str, ...]] = ()
+    """Sequence fields stored as tuples."""
+
+    def _check_common(self) -> None:
+        """Make ``styles`` a checked tuple (and the :attr:`_TUPLES` fields tuples) and refuse
+        ``channels`` other than 1 or 3."""
+        object.__setattr__(self, "styles", check_styles(self.styles))
+        for name in self._TUPLES:
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        if self.channels not in (1, 3):
+            raise ValueError(f"`channels` must be 1 or 3, got {self.channels!r}.")
+
+    @classmethod
+    def tiny(cls, **overrides: Any) -> Any:
+        """A very small model for tests (the class's :attr:`_TINY` settings, then
+        ``overrides``)."""
+        return cls(**{**cls._TINY, **overrides})
 
 
 def parameter_count(module: nn.Module) -> int:
@@ -843,8 +857,7 @@ class CoverGenerator(nn.Module):
             Model-specific options (e.g. ``num_inference_steps`` for diffusion).
         """
         weights = style_weights(style, n, self.styles)
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"`batch_size` must be a positive int, got {batch_size!r}.")
+        check_int(batch_size, "batch_size")
         topic_w = None
         if topic is not None:
             if not self.topics:

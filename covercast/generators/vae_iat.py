@@ -86,19 +86,19 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from covercast._io import check_fields, check_int
 from covercast.covers.attributes import DEFAULT_STYLES
 from covercast.generators.data import ImageDataset
 from covercast.generators.dcgan import ConvDecoder, ConvDiscriminator
 from covercast.generators.training import (
     CoverGenerator,
+    ModelConfig,
     StyleSpec,
     TrainResult,
     batch_indices,
     check_dataset,
     check_image_size,
-    check_positive_int,
     check_power_of_two_size,
-    check_styles,
     config_to_dict,
     images_to_tensor,
     labels_to_weights,
@@ -117,8 +117,13 @@ _PHASE1_MODES = ("teacher", "free", "both")
 
 
 @dataclass(frozen=True)
-class VAEIATConfig:
+class VAEIATConfig(ModelConfig):
     """Architecture of a :class:`VAEIAT` model (defaults: 32x32 RGB covers)."""
+
+    _TINY = dict(latent_dim=8, style_embed_dim=4, encoder_channels=(8, 16),
+                 encoder_lstm_hidden=16, feature_dim=16, generator_hidden=32, conv_width=8,
+                 disc_width=8)
+    _TUPLES = ("encoder_channels",)
 
     styles: tuple[str, ...] = DEFAULT_STYLES
     """Style names, in label order."""
@@ -156,34 +161,18 @@ class VAEIATConfig:
     paper's unconditional discriminator."""
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "styles", check_styles(self.styles))
-        object.__setattr__(self, "encoder_channels", tuple(self.encoder_channels))
-        if self.channels not in (1, 3):
-            raise ValueError(f"`channels` must be 1 or 3, got {self.channels!r}.")
-        if self.fusion not in _FUSIONS:
-            raise ValueError(f"`fusion` must be one of {_FUSIONS}, got {self.fusion!r}.")
-        if self.decoder not in _DECODERS:
-            raise ValueError(f"`decoder` must be one of {_DECODERS}, got {self.decoder!r}.")
+        self._check_common()
+        check_fields(self, ints=("latent_dim", "style_embed_dim", "encoder_lstm_hidden",
+                                 "feature_dim", "generator_hidden", "conv_width", "disc_width"),
+                     choices={"fusion": _FUSIONS, "decoder": _DECODERS})
         if not self.encoder_channels:
             raise ValueError("`encoder_channels` needs at least one width, got ().")
-        for name in ("latent_dim", "style_embed_dim", "encoder_lstm_hidden", "feature_dim",
-                     "generator_hidden", "conv_width", "disc_width"):
-            check_positive_int(getattr(self, name), name)
         for w in self.encoder_channels:
-            check_positive_int(w, "encoder_channels entries")
+            check_int(w, "encoder_channels entries")
         check_power_of_two_size(self.image_size, 4, "VAE-IAT's discriminator")
         check_image_size(self.image_size, 2 ** len(self.encoder_channels),
                          f"VAE-IAT's CNN encoder branch ({len(self.encoder_channels)} stride-2 "
                          "convolutions)")
-
-    @classmethod
-    def tiny(cls, **overrides: Any) -> VAEIATConfig:
-        """A very small model for tests."""
-        base = dict(latent_dim=8, style_embed_dim=4, encoder_channels=(8, 16),
-                    encoder_lstm_hidden=16, feature_dim=16, generator_hidden=32, conv_width=8,
-                    disc_width=8)
-        base.update(overrides)
-        return cls(**base)
 
 
 @dataclass(frozen=True)
@@ -226,21 +215,14 @@ class VAEIATTrainConfig:
     """Seed of the batch order and of every latent and noise draw."""
 
     def __post_init__(self) -> None:
-        for name in ("phase1_steps", "phase2_steps", "warmup_steps", "kl_warmup_steps", "seed"):
-            check_positive_int(getattr(self, name), name, 0)
-        check_positive_int(self.batch_size, "batch_size")
+        check_fields(self, ints=("batch_size",), positive=("lr", "lr_phase2"),
+                     counts=("phase1_steps", "phase2_steps", "warmup_steps", "kl_warmup_steps",
+                             "seed"),
+                     nonneg=("kl_weight", "gamma", "pixel_weight", "adv_weight", "grad_clip"),
+                     choices={"phase1_mode": _PHASE1_MODES})
         if self.pixel_sigma is not None and not self.pixel_sigma > 0:
             raise ValueError(f"`pixel_sigma` must be > 0 or None (calibrated), got "
                              f"{self.pixel_sigma!r}.")
-        for name in ("lr", "lr_phase2"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"`{name}` must be > 0, got {getattr(self, name)!r}.")
-        for name in ("kl_weight", "gamma", "pixel_weight", "adv_weight", "grad_clip"):
-            if not getattr(self, name) >= 0:
-                raise ValueError(f"`{name}` must be >= 0, got {getattr(self, name)!r}.")
-        if self.phase1_mode not in _PHASE1_MODES:
-            raise ValueError(f"`phase1_mode` must be one of {_PHASE1_MODES}, got "
-                             f"{self.phase1_mode!r}.")
 
     @property
     def steps(self) -> int:

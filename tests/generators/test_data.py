@@ -163,7 +163,7 @@ def test_style_weights_accepts_every_form():
     (np.array([0.5, 0.6, 0, 0, 0]), 2, "sum to 1"),
     (np.array([1.5, -0.5, 0, 0, 0]), 2, ">= 0"),
     (np.ones((2, 3)) / 3, 2, r"shape \(5,\) or \(2, 5\)"),
-    ("noir", 0, "positive int"),
+    ("noir", 0, "`n` must be an integer >= 1"),
 ])
 def test_style_weights_errors(style, n, match):
     with pytest.raises(ValueError, match=match):

@@ -73,7 +73,7 @@ def test_grey_digits_model():
 @pytest.mark.parametrize("kwargs, match", [
     (dict(image_size=24), "`image_size` 24 cannot be taken by the DCGAN: it must be 4 \\* 2\\*\\*k"),
     (dict(image_size=4), "4 \\* 2\\*\\*k with k >= 1"),
-    (dict(latent_dim=0), "`latent_dim` must be an int >= 1"),
+    (dict(latent_dim=0), "`latent_dim` must be an integer >= 1"),
 ])
 def test_config_errors(kwargs, match):
     with pytest.raises(ValueError, match=match):
