@@ -97,6 +97,10 @@ RecurrentPPO is barely trained; ``sb3_budget="steps"`` gives it the same steps i
 1.5 M). All three learners start from the same untrained push probability, 2/24 per slot
 (``GRUPPOConfig.initial_push_prob``; :func:`covercast.agents.sb3.set_initial_push_prob`).
 
+**Covers.** ``bank`` (``--bank``): every environment of the run pushes covers from that bank
+-- procedural (default), a learned generator's by name (``diffusion``, ``vae-iat``, ``dcgan``)
+or a bank file; the fitted population's log and fit use it too.
+
 **Execution.** ``backend="auto"`` uses Ray when it is importable (a local cluster of
 ``workers`` CPUs, or ``address`` for an existing cluster), otherwise a
 ``concurrent.futures.ProcessPoolExecutor`` of ``workers`` processes; ``"sequential"`` runs in

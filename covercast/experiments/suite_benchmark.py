@@ -35,6 +35,14 @@ The protocol (fixed before any run; see :mod:`covercast.simulators.suite` for th
   is 0) on the training population, every policy (GRU-PPO as trained, not retrained) is
   evaluated there on one seed, and the report says whether the ranking by return flips.
 
+* **Covers** (``bank``, ``--bank``): every environment of a run -- GRU-PPO's training and
+  validation, the control's tuning, the evaluation, the sensitivity -- pushes covers from one
+  bank: procedural (default) or a learned generator's (``diffusion``, ``vae-iat``, ``dcgan``:
+  :func:`covercast.generators.banks.named_bank`) or a bank file. Several banks
+  (:func:`run_suite_banks`; ``--bank procedural diffusion vae-iat``) run the benchmark once per
+  bank with the same seeds -- the same users -- and :func:`bank_comparison` writes them side by
+  side (``banks.md``).
+
 Results go to ``out``: ``cells/*/`` (resumable), ``episodes.csv``, ``seed_means.csv``,
 ``summary.csv``, ``vs_control.csv``, ``paired_vs_control.csv``, ``pareto.csv``,
 ``sensitivity.csv``, ``upper_bound.csv``, ``benchmark.md`` and the figures.
