@@ -172,9 +172,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.what == "envs":
         from covercast.experiments.bench_envs import bench_envs
 
-        bench_envs(steps=args.steps, n_users=args.n_users, repeats=args.repeats, seed=args.seed,
+        bench_envs(steps=20_000 if args.steps is None else args.steps, n_users=args.n_users, repeats=args.repeats, seed=args.seed,
                    progress=not args.quiet)
         return 0
+    if args.what == "soak":
+        from covercast.experiments.soak import DEFAULT_SOAK_STEPS, soak_from_bench_args
+
+        return soak_from_bench_args(args, DEFAULT_SOAK_STEPS if args.steps is None
+                                    else args.steps)
     if args.what == "ope":
         from covercast.experiments.bench_ope import bench_ope
 
@@ -282,16 +287,18 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", default="reports/calibration", help="report folder")
 
     sp = add("bench", cmd_bench, "speed benchmarks (figures and ratios, not tests)")
-    sp.add_argument("what", choices=["population", "envs", "ope", "generators", "all"],
-                    help="which benchmark")
+    sp.add_argument("what", choices=["population", "envs", "ope", "generators", "soak", "all"],
+                    help="which benchmark (soak: every env for millions of random steps: "
+                         "NaN/inf, memory growth, determinism)")
     sp.add_argument("--n", type=int, nargs="+", default=[1, 1000, 100_000],
                     help="population: population sizes")
     sp.add_argument("--days", type=int, default=None,
                     help="population: simulated days per size (default: scaled to the size)")
-    sp.add_argument("--steps", type=int, default=20_000,
-                    help="envs: steps per timed run of each single-user env")
+    sp.add_argument("--steps", type=int, default=None,
+                    help="envs: steps per timed run of each single-user env (default 20,000); "
+                         "soak: env-steps in all (default 10,000,000)")
     sp.add_argument("--n-users", type=int, default=10_000,
-                    help="envs: users of the population vector env")
+                    help="envs, soak: users of the population vector env")
     sp.add_argument("--repeats", type=int, default=3, help="envs, ope: timed runs per entry")
     sp.add_argument("--decisions", type=int, default=1_000_000,
                     help="ope: logged decisions (default 1,000,000)")
@@ -304,6 +311,8 @@ def build_parser() -> argparse.ArgumentParser:
     from covercast.experiments.bench_report import add_arguments as add_bench_all_arguments
 
     add_bench_all_arguments(sp, with_out=False)           # --out: the generators' option
+    out_option = next(a for a in sp._actions if a.dest == "out")
+    out_option.help += "; soak: the report's folder (default runs/soak)"
     add_generator_commands(sub)
 
     sp = sub.add_parser("experiment", help="experiments that write reports (ope, scheduling, "

@@ -313,6 +313,16 @@ def add_soak_arguments(parser: Any) -> None:
     parser.add_argument("--out", default="runs/soak", help="folder for soak.csv and soak.md")
 
 
+def soak_from_bench_args(args: Any, steps: int) -> int:
+    """``covercast bench soak``: the bench command's ``--n-users``/``--seed``/``--out`` (default
+    runs/soak), the other soak options at their defaults."""
+    import argparse
+
+    return run_soak(argparse.Namespace(
+        steps=steps, n_users=args.n_users, generation_steps=300, spot_steps=2000, envs=None,
+        seed=args.seed, out=args.out or "runs/soak", quiet=args.quiet))
+
+
 def run_soak(args: Any) -> int:
     """Run :func:`soak` from parsed :func:`add_soak_arguments` options and print the table;
     returns 1 (a failure) if any env produced a non-finite value or was not deterministic."""

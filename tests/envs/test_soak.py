@@ -62,3 +62,28 @@ def test_bad_arguments_name_themselves():
         soak(0, progress=False)
     with pytest.raises(ValueError, match="Unknown env ids"):
         soak(10, env_ids=["covercast/Nope-v0"], progress=False)
+
+
+def test_bench_soak_command_passes_its_options_and_fails_on_a_dirty_run(monkeypatch, tmp_path,
+                                                                        capsys):
+    from covercast.experiments import cli
+
+    seen = {}
+
+    def fake(steps, **kw):
+        seen.update(steps=steps, **kw)
+        return pd.DataFrame([{"env": "PushTiming-v0", "steps": steps, "episodes": 1,
+                              "seconds": 1.0, "nonfinite_obs": 0, "nonfinite_reward": 0,
+                              "nonfinite_info": kw["seed"], "rss_warm_mib": 1.0,
+                              "rss_end_mib": 1.0, "deterministic": True, "steps_per_s": 1.0,
+                              "rss_growth_mib": 0.0, "rss_growth_mib_per_m_steps": 0.0,
+                              "nonfinite": kw["seed"]}])
+
+    monkeypatch.setattr(soak_module, "soak", fake)
+    out = tmp_path / "soak"
+    assert cli.main(["bench", "soak", "--n-users", "30", "--out", str(out), "--quiet"]) == 0
+    assert seen["steps"] == soak_module.DEFAULT_SOAK_STEPS and seen["n_users"] == 30
+    assert seen["out"] == str(out) and seen["progress"] is False
+    assert cli.main(["bench", "soak", "--steps", "500", "--seed", "2", "--quiet"]) == 1
+    assert seen["steps"] == 500 and seen["out"] == "runs/soak"
+    assert "PushTiming-v0" in capsys.readouterr().out
