@@ -35,7 +35,6 @@ estimators need.
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
 from collections.abc import Mapping
@@ -46,7 +45,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from covercast._io import atomic_write, atomic_write_text
+from covercast._io import atomic_write, atomic_write_text, check_int, check_number
 from covercast.agents.base import Agent, SeedLike, as_obs_batch, as_seed_sequence
 from covercast.envs.vector import last_observations
 
@@ -157,11 +156,7 @@ class EpsilonGreedyAgent(_WrappedAgent):
     def __init__(self, base: Agent, epsilon: float = 0.1, *, seed: SeedLike = None,
                  name: str | None = None) -> None:
         super().__init__(base, seed=seed, name=name or f"eps{epsilon:g}-{base.name}")
-        if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) \
-                or not 0 < epsilon <= 1:
-            raise ValueError(f"`epsilon` must be in (0, 1] (0 would leave actions with "
-                             f"propensity 0), got {epsilon!r}.")
-        self.epsilon = float(epsilon)
+        self.epsilon = check_number(epsilon, "epsilon", lo=0, hi=1, lo_open=True)
 
     def config(self) -> dict[str, Any]:
         return super().config() | {"epsilon": self.epsilon, "base": self.base.config()}
@@ -192,14 +187,8 @@ class SoftmaxAgent(_WrappedAgent):
     def __init__(self, base: Agent, temperature: float = 2.0, floor: float = 0.01, *,
                  seed: SeedLike = None, name: str | None = None) -> None:
         super().__init__(base, seed=seed, name=name or f"softmax{temperature:g}-{base.name}")
-        for nm, v, ok in (("temperature", temperature, lambda t: t > 0),
-                          ("floor", floor, lambda f: 0 < f < 1)):
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) \
-                    or not ok(v):
-                raise ValueError(f"`{nm}` must be {'> 0' if nm == 'temperature' else 'in (0, 1)'}"
-                                 f", got {v!r}.")
-        self.temperature = float(temperature)
-        self.floor = float(floor)
+        self.temperature = check_number(temperature, "temperature", lo=0, lo_open=True)
+        self.floor = check_number(floor, "floor", lo=0, hi=1, lo_open=True, hi_open=True)
 
     def config(self) -> dict[str, Any]:
         return super().config() | {"temperature": self.temperature, "floor": self.floor,
@@ -238,10 +227,7 @@ class LoggedDataset:
                              f"missing {missing}.")
         if len(self.frame) == 0:
             raise ValueError("The logged dataset is empty (0 decisions).")
-        if isinstance(self.n_actions, bool) or not isinstance(self.n_actions, (int, np.integer)) \
-                or self.n_actions < 1:
-            raise ValueError(f"`n_actions` must be an integer >= 1, got {self.n_actions!r}.")
-        self.n_actions = int(self.n_actions)
+        self.n_actions = check_int(self.n_actions, "n_actions")
         a = self.frame["action"].to_numpy()
         if a.min() < 0 or a.max() >= self.n_actions:
             raise ValueError(f"Logged actions must lie in [0, {self.n_actions - 1}], got "
@@ -391,8 +377,21 @@ class LoggedDataset:
         if "slot_minutes" in self.metadata:
             kwargs["slot_minutes"] = int(self.metadata["slot_minutes"])
         horizon = self.metadata.get("max_episode_steps")
-        if horizon is None:
+        if horizon is None:  # a log that did not record it: its longest episode
             horizon = int(self.frame.groupby("episode").size().max())
+        from covercast.envs.registration import ENV_IDS, episode_steps
+
+        if "horizon_days" not in kwargs and env_id in ENV_IDS:
+            # the env truncates itself at `horizon_days` (14 by default): recover the days
+            # that give the logged horizon, so env and TimeLimit agree on the episode length
+            per_day = episode_steps(env_id, 1.0, **{k: kwargs[k] for k in
+                                                    ("slot_minutes", "push_hours") if k in kwargs})
+            days = horizon / per_day
+            if env_id == "covercast/CoverStyle-v0":  # whole days of pushes
+                days = float(np.ceil(days - 1e-9))
+            kwargs["horizon_days"] = days
+            horizon = episode_steps(env_id, days, **{k: kwargs[k] for k in
+                                                     ("slot_minutes", "push_hours") if k in kwargs})
         return dataclasses.replace(spec, max_episode_steps=int(horizon), kwargs=kwargs)
 
 
@@ -461,8 +460,7 @@ def collect(env: Any, logging_policy: Agent, episodes: int, seed: int | np.rando
     if not isinstance(logging_policy, Agent):
         raise ValueError(f"`logging_policy` must be a covercast Agent, got "
                          f"{type(logging_policy).__name__}.")
-    if isinstance(episodes, bool) or not isinstance(episodes, (int, np.integer)) or episodes < 1:
-        raise ValueError(f"`episodes` must be an integer >= 1, got {episodes!r}.")
+    check_int(episodes, "episodes")
     if seed is None:
         raise ValueError("`seed` must be a non-negative integer or a SeedSequence (a logged "
                          "dataset is reproducible by design), got None.")
@@ -581,8 +579,7 @@ def collect_vector(env: Any, logging_policy: Agent, episodes: int,
         raise ValueError(f"The population vector environment takes PushSchedule actions; the "
                          f"logging policy's mode must be 'schedule', not "
                          f"{logging_policy.mode!r}.")
-    if isinstance(episodes, bool) or not isinstance(episodes, (int, np.integer)) or episodes < 1:
-        raise ValueError(f"`episodes` must be an integer >= 1, got {episodes!r}.")
+    check_int(episodes, "episodes")
     if seed is None:
         raise ValueError("`seed` must be a non-negative integer or a SeedSequence (a logged "
                          "dataset is reproducible by design), got None.")

@@ -143,3 +143,24 @@ def test_obd_dataset() -> None:
     d = obd_dataset("random", "all")
     assert len(d) == 10_000 and d.n_actions == 240
     np.testing.assert_allclose(d.frame["pscore"], 1 / 80)
+
+
+def test_recovered_env_of_a_log_without_a_recorded_horizon(logged) -> None:
+    """An older log records neither its horizon nor `horizon_days`: the recovered env takes
+    both from the longest episode (2 days, 48 slots), not the registered 14 days."""
+    import gymnasium as gym
+
+    meta = {k: v for k, v in logged.metadata.items() if k != "max_episode_steps"}
+    meta["env_kwargs"] = {k: v for k, v in meta.get("env_kwargs", {}).items()
+                          if k != "horizon_days"}
+    old = LoggedDataset(logged.frame, logged.n_actions, meta)
+    spec = old._minari_env_spec("covercast/PushSchedule-v0")
+    assert spec.max_episode_steps == 48 and spec.kwargs["horizon_days"] == 2.0
+    env = gym.make(spec)
+    assert env.unwrapped.horizon_steps == 48
+    env.close()
+    # and a 30-minute-slot log of 48 steps is one day
+    half = LoggedDataset(logged.frame, logged.n_actions,
+                         {**meta, "env_kwargs": {"slot_minutes": 30}})
+    spec = half._minari_env_spec("covercast/PushTiming-v0")
+    assert spec.kwargs["horizon_days"] == 1.0 and spec.max_episode_steps == 48
