@@ -377,14 +377,15 @@ def add_experiment(experiments: Any) -> None:
                     "cover (quality, style probabilities, attributes, topic) costs opens. "
                     "Seconds per seed; the first diffusion bank build about a minute.")
     e.set_defaults(func=cmd_experiment_bank_open_rates)
-    e.add_argument("--out", default="docs/results/bank_open_rates")
+    e.add_argument("--out", default="docs/results/bank_open_rates", help="report folder")
     e.add_argument("--banks", nargs="+", default=["diffusion", "vae-iat", "dcgan"],
                    help="learned banks (names or .npz paths) to compare with procedural")
-    e.add_argument("--seeds", type=int, default=5)
+    e.add_argument("--seeds", type=int, default=5, help="seeds (independent user draws)")
     e.add_argument("--users", type=int, default=5000, help="users per seed (all arms)")
-    e.add_argument("--days", type=int, default=14)
-    e.add_argument("--population", default="calibrated-v1")
-    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--days", type=int, default=14, help="days of the fixed schedule")
+    e.add_argument("--population", default="calibrated-v1",
+                   help="suite population name or params JSON")
+    e.add_argument("--seed", type=int, default=0, help="master seed")
     e.add_argument("--no-counterfactuals", action="store_true",
                    help="only the banks as built")
     e.add_argument("--quiet", action="store_true", help="(no progress bars are shown)")

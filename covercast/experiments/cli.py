@@ -394,7 +394,8 @@ def cli_message(message: str, parser: argparse.ArgumentParser) -> str:
                 return f"`{flags[dest]}`" + (" (each value)" if index else "")
         return match.group(0)
 
-    return re.sub(r"`([A-Za-z_][A-Za-z0-9_]*)(\[[^\]`]*\])?`", flag, message)
+    # `name`, `name[*]` / `name[3]` (one element) and `name entries` (each element)
+    return re.sub(r"`([A-Za-z_][A-Za-z0-9_]*)(\[[^\]`]*\]| entries)?`", flag, message)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
