@@ -87,8 +87,8 @@ class BenchPlan:
     for its defaults)."""
     generator_repeats: int = 3
     """Timings per figure (best kept)."""
-    rl_steps: int = 20_000
-    """Env-steps each learner trains for."""
+    rl_steps: int = 100_000
+    """Env-steps each learner trains for (``--quick``: 20,000, the issue's measure)."""
     rl_num_envs: int = 64
     """Users (envs) of the RL benchmark."""
     rl_repeats: int = 1
@@ -104,7 +104,7 @@ QUICK = BenchPlan(population_ns=(1000, 100_000), population_days=2, population_r
                   ope_fqe=False,
                   generator_runs=((("procedural", "vae-iat", "dcgan"), (1, 256), None),
                                   (("diffusion",), (1, 8), 8)),
-                  generator_repeats=1)
+                  generator_repeats=1, rl_steps=20_000)
 
 
 def _cpu_model() -> str:
@@ -343,15 +343,31 @@ def _run_rl(plan: BenchPlan, sec: Section, out: Path) -> None:
         df = bench_throughput(plan.rl_num_envs, plan.rl_steps, repeats=plan.rl_repeats)
     finally:
         torch.set_num_threads(threads)
+    # the learning loop alone (rollouts + updates): what grows with the steps; the rest of a
+    # train() call is fixed (construction; GRU-PPO's greedy push-threshold calibration)
+    df["loop_env_steps_per_s"] = df["env_steps"] / (df["rollout_s"] + df["update_s"])
+    ref = df.loc[df["agent"] == "gru-ppo", "loop_env_steps_per_s"]
+    df["gru_ppo_loop_speedup"] = (float(ref.iloc[0]) / df["loop_env_steps_per_s"]
+                                  if len(ref) else math.nan)
     sec.frames["rl"] = df
     sec.table = _md_table(df[["agent", "num_envs", "env_steps", "seconds", "rollout_s",
-                              "update_s", "env_steps_per_s", "gru_ppo_speedup"]])
+                              "update_s", "other_s", "env_steps_per_s", "gru_ppo_speedup",
+                              "loop_env_steps_per_s", "gru_ppo_loop_speedup"]]) + (
+        "\n\n`env_steps_per_s`: the whole `train()` call; `loop_env_steps_per_s`: rollouts "
+        "and updates only (`other_s` is the rest: building the learner, and for GRU-PPO the "
+        "greedy push-threshold calibration after training, a fixed cost that weighs more the "
+        "fewer steps are trained). The target is judged on the whole call.")
     for r in df.itertuples():
-        sec.rows.append(_row(r.agent, "env-steps/s (training)", r.env_steps_per_s,
+        sec.rows.append(_row(r.agent, "env-steps/s (training, whole call)", r.env_steps_per_s,
                              "env-steps/s"))
+        sec.rows.append(_row(r.agent, "env-steps/s (rollouts + updates)",
+                             r.loop_env_steps_per_s, "env-steps/s"))
         if r.agent != "gru-ppo":
             sec.rows.append(_row(f"GRU-PPO vs {r.agent}", "env-steps/s ratio (same run)",
                                  r.gru_ppo_speedup, "ratio", 10.0))
+            sec.rows.append(_row(f"GRU-PPO vs {r.agent} (rollouts + updates)",
+                                 "env-steps/s ratio (same run)", r.gru_ppo_loop_speedup,
+                                 "ratio"))
 
 
 _RUNNERS: dict[str, tuple[str, tuple[str, ...], Callable[[BenchPlan, Section, Path], None]]] = {
@@ -482,8 +498,9 @@ def _targets(sections: list[Section]) -> list[dict[str, Any]]:
     out.append(("Every single-user env >= 10x RecoGym's random agent (medians, same run)",
                 figures(reco, ".1f"), verdict(reco)))
     rl = pick("rl", "GRU-PPO vs recurrent-ppo", "ratio")
-    out.append(("GRU-PPO >= 10x RecurrentPPO env-steps/s (same run)", figures(rl, ".1f"),
-                verdict(rl)))
+    rl_call = rl[~rl["item"].str.contains("rollouts", regex=False)] if len(rl) else rl
+    out.append(("GRU-PPO >= 10x RecurrentPPO env-steps/s (same run; judged on the whole "
+                "train() call)", figures(rl, ".1f"), verdict(rl_call)))
     v3 = v10.copy()
     if len(v3):
         v3["holds"] = v3["value"] >= 3_000_000
@@ -554,7 +571,7 @@ def add_arguments(ap: argparse.ArgumentParser, *, with_out: bool = True) -> None
                     help="all: smaller sizes, under 5 minutes on 2 cores (--out: the report "
                          "folder, default runs/bench)")
     ap.add_argument("--only", nargs="+", choices=SECTIONS, default=None,
-                    help="all: run only these benchmarks")
+                    help="all: run only these benchmarks (default: every one)")
     if with_out:
         ap.add_argument("--out", default=None,
                         help="folder of report.md, results.csv and scaling.png "

@@ -30,6 +30,7 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import subprocess
 import sys
 import time
@@ -41,11 +42,21 @@ import pandas as pd
 
 from covercast._io import atomic_write_text
 
-__all__ = ["WORKLOADS", "vector_split", "scaling", "format_split", "format_scaling", "main"]
+__all__ = ["WORKLOADS", "PARTS", "vector_split", "scaling", "format_split", "format_parts",
+           "format_scaling", "main"]
 
 #: The action workloads (see the module docstring).
 WORKLOADS = ("random", "schedule")
 _SCHEDULE_HOURS = (8, 20)
+
+
+#: The env layer's parts timed by :func:`vector_split`: (object, method, part); a part sums its
+#: methods (the autoreset part: the new users' first observation rows and their profile reset).
+_PARTS = (("env", "_check_actions", "actions"), ("builder", "record_sessions", "profile"),
+          ("env", "_responses", "responses"), ("env", "_rewards", "rewards"),
+          ("builder", "build", "observation"), ("env", "_fresh_rows", "autoreset"),
+          ("builder", "reset_users", "autoreset"), ("env", "_add_history", "autoreset"))
+PARTS = ("actions", "profile", "responses", "rewards", "observation", "autoreset")
 
 
 def _actions(env: Any, workload: str, steps: int, seed: int) -> list[np.ndarray]:
@@ -101,13 +112,18 @@ def _split_once(n: int, workload: str, steps: int, seed: int) -> dict[str, float
         return wrapper
 
     # instance attributes shadow the methods: the env calls these wrappers
-    pop.step = timed("step", type(pop).step.__get__(pop))
-    pop.replace_users = timed("replace", type(pop).replace_users.__get__(pop))
+    pop.step = timed("step", pop.step)
+    pop.replace_users = timed("replace", pop.replace_users)
+    for obj, method, part in _PARTS:
+        target = env._builder if obj == "builder" else env
+        if hasattr(target, method):
+            acc.setdefault(part, 0.0)
+            setattr(target, method, timed(part, getattr(target, method)))
     step = env.step
     replaced = 0
     for a in acts[:steps]:                                 # warm-up: a steady state of users
         step(a)
-    acc.update(step=0.0, replace=0.0)
+    acc.update(dict.fromkeys(acc, 0.0))
     t0 = time.perf_counter()
     for a in acts[steps:]:
         _, _, term, trunc, _ = step(a)
@@ -115,9 +131,11 @@ def _split_once(n: int, workload: str, steps: int, seed: int) -> dict[str, float
     total = time.perf_counter() - t0
     env.close()
     engine = acc["step"] + acc["replace"]
+    parts = {f"{part}_s": acc.get(part, 0.0) for part in PARTS}
+    parts["rest_s"] = total - engine - sum(parts.values())
     return {"total_s": total, "engine_step_s": acc["step"], "engine_replace_s": acc["replace"],
             "engine_s": engine, "env_layer_s": total - engine,
-            "replaced_per_step": replaced / steps}
+            "replaced_per_step": replaced / steps, **parts}
 
 
 def vector_split(ns: Sequence[int] = (10_000, 100_000), *, steps: int | None = None,
@@ -173,11 +191,23 @@ def vector_split(ns: Sequence[int] = (10_000, 100_000), *, steps: int | None = N
                 "user_steps_per_s": n * k / best["total_s"],
                 "engine_user_steps_per_s": n * k / best["engine_s"],
                 "replaced_per_step": best["replaced_per_step"],
+                **{f"{part}_ms": best[f"{part}_s"] * ms for part in (*PARTS, "rest")},
             })
     df = pd.DataFrame(rows)
     if verbose:
         print(format_split(df))
     return df
+
+
+def format_parts(df: pd.DataFrame) -> str:
+    """The env layer by part (ms per step) as a Markdown table."""
+    names = [*PARTS, "rest"]
+    lines = ["| users | workload | env layer ms | " + " | ".join(names) + " |",
+             "|---:|---|---:|" + "---:|" * len(names)]
+    for r in df.itertuples():
+        lines.append(f"| {r.n_users:,} | {r.workload} | {r.env_layer_ms:.3f} | " +
+                     " | ".join(f"{getattr(r, f'{p}_ms'):.3f}" for p in names) + " |")
+    return "\n".join(lines)
 
 
 def format_split(df: pd.DataFrame) -> str:
@@ -346,7 +376,12 @@ def split_report(split: pd.DataFrame, command: str, scale: pd.DataFrame | None =
              "Engine = `Population.step` (the slot) + `Population.replace_users` (the users "
              "autoreset brings in); env layer = the rest of `PopulationVectorEnv.step` "
              "(actions, observation, responses and rewards, autoreset bookkeeping). Best of "
-             "the repeats (shared machine).", "", format_split(split)]
+             "the repeats (shared machine).", "", format_split(split), "",
+             "The env layer by part (ms per step): `actions` checks them, `profile` adds the "
+             "slot's sessions to the hour-of-day profiles, `responses` builds `info`, `rewards` "
+             "the rewards, `observation` the observation matrix (from the engine's arrays), "
+             "`autoreset` the new users' rows; `rest` is the step's own code (masks, "
+             "`final_obs` / `final_info`, truncation).", "", format_parts(split)]
     if scale is not None:
         parts += ["", "## Scaling (each size in a fresh process)", "", format_scaling(scale)]
     return "\n".join(parts) + "\n"
@@ -365,6 +400,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="also the scaling table for 1, 100, 10k, 100k, 1M users")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=None, help="write the Markdown report there")
+    ap.add_argument("--title", default="Population vector env: engine vs env layer",
+                    help="title of the report")
     args = ap.parse_args(argv)
     if args.one:
         target, n, k, workload, seed = args.one
@@ -374,9 +411,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                          repeats=args.repeats, seed=args.seed)
     scale = scaling(seed=args.seed) if args.scaling else None
     if args.out:
-        cmd = "python -m covercast.experiments.bench_vector " + " ".join(
-            sys.argv[1:] if argv is None else argv)
-        atomic_write_text(args.out, split_report(split, cmd.strip(), scale))
+        cmd = shlex.join(["python", "-m", "covercast.experiments.bench_vector",
+                          *(sys.argv[1:] if argv is None else argv)])
+        atomic_write_text(args.out, split_report(split, cmd, scale, title=args.title))
         if scale is not None:
             plot_scaling(scale, os.path.splitext(args.out)[0] + "_scaling.png")
         print(f"wrote {args.out}")
