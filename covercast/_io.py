@@ -112,18 +112,22 @@ def check_int(value: Any, name: str, lo: int = 1, hi: int | None = None) -> int:
 
 
 def check_number(value: Any, name: str, *, lo: float = -math.inf, hi: float = math.inf,
-                 lo_open: bool = False, hi_open: bool = False) -> float:
+                 lo_open: bool = False, hi_open: bool = False, allow_inf: bool = False
+                 ) -> float:
     """``value`` as a float; bools, non-numbers, NaN and values outside the interval from
     ``lo`` to ``hi`` (each end closed unless ``lo_open`` / ``hi_open``) are refused with
-    ``ValueError: `name` must be ... , got value.``; an infinite end is always open."""
+    ``ValueError: `name` must be a number ..., got value.`` An infinite value is refused
+    unless ``allow_inf`` (``+inf`` where ``hi`` is infinite)."""
     ok = not isinstance(value, bool) and isinstance(value, numbers.Real)
     if ok:
         v = float(value)
         ok = (not math.isnan(v) and (v > lo if lo_open or lo == -math.inf else v >= lo)
-              and (v < hi if hi_open or hi == math.inf else v <= hi))
+              and ((v < hi if hi_open or hi == math.inf else v <= hi)
+                   or (allow_inf and v == hi == math.inf)))
     if not ok:
         if hi == math.inf:
             bounds = f"> {lo:g}" if lo_open or lo == -math.inf else f">= {lo:g}"
+            bounds += " (or inf)" if allow_inf else ""
         elif lo == -math.inf:
             bounds = f"< {hi:g}" if hi_open else f"<= {hi:g}"
         else:

@@ -72,3 +72,11 @@ def test_md_table_and_md_frame():
     df = pd.DataFrame({"n": [1, 2], "p": [0.12345, np.nan], "s": ["x", "y"]})
     assert md_frame(df) == "| n | p | s |\n|---|---|---|\n| 1 | 0.123 | x |\n| 2 | n/a | y |"
     assert md_frame(df, ".1f").splitlines()[2] == "| 1 | 0.1 | x |"
+
+
+def test_check_number_refuses_infinity_unless_allowed():
+    with pytest.raises(ValueError, match=r"`x` must be a number > 0, got inf"):
+        check_number(float("inf"), "x", lo=0, lo_open=True)
+    assert check_number(float("inf"), "x", lo=0, lo_open=True, allow_inf=True) == float("inf")
+    with pytest.raises(ValueError, match=r"> 0 \(or inf\), got -1"):
+        check_number(-1, "x", lo=0, lo_open=True, allow_inf=True)

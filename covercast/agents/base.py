@@ -32,7 +32,6 @@ Time features are read back from the observation (:func:`hour_of_day`, :func:`we
 
 from __future__ import annotations
 
-import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -40,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from covercast._io import check_int, check_number
 from covercast.covers.attributes import DEFAULT_STYLES
 from covercast.envs.observation import LOG_HOURS_CAP, OBS_DIM, OBS_INDEX, PROFILE_SLICE
 
@@ -184,10 +184,7 @@ class ActionLayout:
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"`mode` must be one of {list(MODES)}, got {self.mode!r}.")
-        if isinstance(self.n_styles, bool) or not isinstance(self.n_styles, (int, np.integer)) \
-                or self.n_styles < 1:
-            raise ValueError(f"`n_styles` must be an integer >= 1, got {self.n_styles!r}.")
-        object.__setattr__(self, "n_styles", int(self.n_styles))
+        object.__setattr__(self, "n_styles", check_int(self.n_styles, "n_styles"))
 
     @property
     def n_actions(self) -> int:
@@ -448,16 +445,8 @@ def check_style(style: Any, n_styles: int, name: str = "style") -> int:
 
 def check_positive(value: Any, name: str, *, allow_zero: bool = False,
                    allow_inf: bool = False) -> float:
-    """A positive (or non-negative) real number."""
-    ok = not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating))
-    if ok:
-        v = float(value)
-        ok = (not math.isnan(v) and (allow_inf or math.isfinite(v))
-              and (v >= 0 if allow_zero else v > 0))
-    if not ok:
-        what = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"`{name}` must be a number {what}, got {value!r}.")
-    return float(value)
+    """A positive (or non-negative) real number (infinity only with ``allow_inf``)."""
+    return check_number(value, name, lo=0, lo_open=not allow_zero, allow_inf=allow_inf)
 
 
 class PolicyAgent(Agent):

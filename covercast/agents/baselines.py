@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from covercast._io import check_int
 from covercast.agents.base import (
     Agent,
     SeedLike,
@@ -52,8 +53,7 @@ def _check_hours(hours: Any, name: str = "hours") -> tuple[int, ...]:
     if not hours:
         raise ValueError(f"`{name}` must list at least one hour of the day (0-23), got ().")
     for h in hours:
-        if isinstance(h, bool) or not isinstance(h, (int, np.integer)) or not 0 <= h <= 23:
-            raise ValueError(f"`{name}` must hold integer hours in [0, 23], got {h!r}.")
+        check_int(h, f"{name} entries", 0, 23)
     if len(set(hours)) != len(hours):
         raise ValueError(f"`{name}` must be distinct, got {hours}.")
     return tuple(sorted(int(h) for h in hours))
@@ -244,11 +244,7 @@ class ActivityHeuristic(Agent):
                  prior_sessions: float = 3.0, smoothing: float = 0.25,
                  seed: SeedLike = None, name: str | None = None) -> None:
         super().__init__(mode, n_styles, seed=seed, name=name)
-        if isinstance(pushes_per_day, bool) or not isinstance(pushes_per_day, (int, np.integer)) \
-                or not 1 <= pushes_per_day <= 24:
-            raise ValueError(f"`pushes_per_day` must be an integer in [1, 24], got "
-                             f"{pushes_per_day!r}.")
-        self.pushes_per_day = int(pushes_per_day)
+        self.pushes_per_day = check_int(pushes_per_day, "pushes_per_day", 1, 24)
         self.min_gap_h = check_positive(min_gap_h, "min_gap_h")
         if self.min_gap_h > 24:
             raise ValueError(f"`min_gap_h` must be at most 24 hours (the cap is per day), got "

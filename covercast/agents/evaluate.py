@@ -52,6 +52,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from covercast._io import check_int
 from covercast.agents.base import Agent, as_seed_sequence
 from covercast.envs.vector import last_observations
 
@@ -96,12 +97,6 @@ def resolve_learning(agent: Any, learning: str = "auto") -> str:
 
 
 _REQUIRED_INFO = ("pushed", "opened")
-
-
-def _check_count(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"`{name}` must be an integer >= 1, got {value!r}.")
-    return int(value)
 
 
 def _check_agent(agent: Any) -> Agent:
@@ -266,7 +261,7 @@ def evaluate(agent: Agent, env_or_id: Any, episodes: int, seed: int | np.random.
         learning mode used and ``attrs["learning_by_agent"]`` ``{label: mode}``.
     """
     agent = _check_agent(agent)
-    episodes = _check_count(episodes, "episodes")
+    episodes = check_int(episodes, "episodes")
     learning = resolve_learning(agent, learning)
     env_seeds, agent_seeds, agent_root = _seeds(seed, episodes)
     env, owned = _make_env(env_or_id, env_kwargs)
@@ -364,7 +359,7 @@ def evaluate_vector(agent: Agent, n_users: int, seed: int | np.random.SeedSequen
         (one reset: a learning agent learns from all the users as they go).
     """
     agent = _check_agent(agent)
-    n = _check_count(n_users, "n_users")
+    n = check_int(n_users, "n_users")
     if agent.mode != "schedule":
         raise ValueError(f"The population vector environment takes PushSchedule actions; build "
                          f"the agent with mode='schedule', not {agent.mode!r}.")

@@ -69,32 +69,8 @@ Design
   each ``t`` of the grid, and the best rule that keeps the constraints is kept
   (:attr:`GRUPPOAgent.push_threshold`).
 
-Why ``torch.nn.GRU`` and not torchrl (measured)
------------------------------------------------
-:func:`covercast.experiments.bench_rl.bench_backends` times one PPO update (4 epochs x 4
-minibatches of whole sequences) on the same rollout of the population vector env with both
-implementations of the same network (embed 64 -> GRU 64 -> heads). With torchrl 0.14.1 /
-tensordict 0.14.3 on torch 2.13 CPU, the torchrl path does not run: ``GAE`` and ``ClipPPOLoss``
-(and ``get_dist`` on a minibatch) with a recurrent ``GRUModule`` fail on ``[B, T]``
-tensordicts with "GRUModule(recurrent_mode=True) requires the input tensordict to have at least
-one batch dim (time). Got a 0-d tensordict"; the ``nn.GRU`` loop took 0.13 s for the update of
-16 users x 48 steps. The CleanRL-style loop is therefore used: it runs, it is the faster of the
-two on paper (one fused ``nn.GRU`` call per reset-free stretch, no TensorDict overhead), and it
-keeps the recurrent-state reset explicit.
-
-Throughput (:func:`~covercast.experiments.bench_rl.bench_throughput`, population vector env,
-64 users x 168-step rollouts, 4 epochs x 4 minibatches for every learner, 21 504 env-steps per
-run, one torch thread, medians of 3 runs in turn in one process on 2 CPU cores shared with other
-work, load average 5-7): GRU-PPO 8 983 env-steps/s, sb3-contrib RecurrentPPO (default
-``MlpLstmPolicy``) 606 env-steps/s: 14.8x (the issue's target is 10x; 12.3x-20.1x over five
-runs under varying load). GRU-PPO spent 28 % of its time in rollouts (about half of that in the
-environment) and 68 % in updates; its rollouts were 4.0x and its updates 20x faster than
-RecurrentPPO's. Against RecurrentPPO with GRU-PPO's network size (one shared 64-unit LSTM,
-``recurrent-ppo-64`` in the benchmark) the speed-up is 3.3x-4.1x (three runs). Run side by side in one
-process, the hand-written backward pass and the leaner rollout loop made GRU-PPO 1.5x faster
-than the previous code (rollouts 1.4x, updates 1.5x). The earlier figure, 7 761 vs 1 326
-env-steps/s (5.9x), also charged GRU-PPO with a one-time ~1 s import (``torch._dynamo``, on
-the process's first ``Adam``), which the benchmark now pays before any clock starts.
+Measurements (torchrl vs ``nn.GRU``, throughput against RecurrentPPO) are in
+``docs/results/notes/gru_ppo.md``; :mod:`covercast.experiments.bench_rl` reproduces them.
 """
 
 from __future__ import annotations
@@ -115,7 +91,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from covercast._io import atomic_write, atomic_write_text
+from covercast._io import atomic_write, atomic_write_text, check_fields, check_int, check_number
 from covercast.agents.base import PolicyAgent, SeedLike, as_episode_start, as_obs_batch
 from covercast.envs.observation import OBS_DIM, OBS_INDEX
 from covercast.simulators.params import PopulationParams
@@ -391,59 +367,33 @@ class GRUPPOConfig:
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first bad field."""
-        p0 = self.initial_push_prob
-        if p0 is not None and not (isinstance(p0, (int, float)) and 0 < p0 < 1):
-            raise ValueError(f"`initial_push_prob` must be in (0, 1) or None, got {p0!r}.")
-        if self.env_id not in _SINGLE_IDS + (_VECTOR_ID,):
-            raise ValueError(f"`env_id` must be one of {list(_SINGLE_IDS + (_VECTOR_ID,))}, got "
-                             f"{self.env_id!r}.")
-        ints = {"num_envs": 1, "total_steps": 1, "num_minibatches": 1, "update_epochs": 1,
-                "embed_size": 1, "hidden_size": 1, "torch_threads": 1, "checkpoint_every": 0,
-                "slot_minutes": 1, "seed": 0, "eval_every": 0, "eval_users": 1,
-                "collapse_patience": 1}
-        for name, lo in ints.items():
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
-                raise ValueError(f"`{name}` must be an integer >= {lo}, got {v!r}.")
-        if self.num_steps is not None and (isinstance(self.num_steps, bool) or not isinstance(
-                self.num_steps, (int, np.integer)) or self.num_steps < 1):
-            raise ValueError(f"`num_steps` must be None (one episode) or an integer >= 1, got "
-                             f"{self.num_steps!r}.")
+        if self.initial_push_prob is not None:
+            check_number(self.initial_push_prob, "initial_push_prob", lo=0, hi=1, lo_open=True,
+                         hi_open=True)
+        check_fields(self, ints=("num_envs", "total_steps", "num_minibatches", "update_epochs",
+                                 "embed_size", "hidden_size", "torch_threads", "slot_minutes",
+                                 "eval_users", "collapse_patience"),
+                     counts=("checkpoint_every", "seed", "eval_every"),
+                     positive=("learning_rate", "clip_coef", "max_grad_norm", "horizon_days",
+                               "critic_init_gain", "lagrange_lr"),
+                     nonneg=("ent_coef", "vf_coef", "collapse_min_pushes_per_day"),
+                     choices={"env_id": _SINGLE_IDS + (_VECTOR_ID,),
+                              "entropy_bonus": ENTROPY_BONUSES})
+        for name, lo_open in (("gamma", False), ("gae_lambda", False), ("ent_anneal_end", True),
+                              ("collapse_max_push_share", True)):
+            check_number(getattr(self, name), name, lo=0, hi=1, lo_open=lo_open)
+        if self.num_steps is not None:                      # None: one episode
+            check_int(self.num_steps, "num_steps")
+        for name in ("eval_horizon_days", "target_kl", *CONSTRAINT_FIELDS):     # None: off
+            if getattr(self, name) is not None:
+                check_number(getattr(self, name), name, lo=0, lo_open=True)
+        for name in ("eval_deterministic", "anneal_ent", "hour_one_hot", "prev_action_input"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise ValueError(f"`{name}` must be a bool, got {getattr(self, name)!r}.")
         if self.num_minibatches > self.num_envs:
             raise ValueError(f"`num_minibatches` ({self.num_minibatches}) must not exceed "
                              f"`num_envs` ({self.num_envs}): minibatches split the environments.")
-        reals = {"learning_rate": (0, False), "gamma": (0, True), "gae_lambda": (0, True),
-                 "clip_coef": (0, False), "ent_coef": (0, True), "vf_coef": (0, True),
-                 "max_grad_norm": (0, False), "horizon_days": (0, False),
-                 "critic_init_gain": (0, False), "ent_anneal_end": (0, False),
-                 "collapse_min_pushes_per_day": (0, True), "collapse_max_push_share": (0, False)}
-        for name, (lo, allow_eq) in reals.items():
-            v = getattr(self, name)
-            ok = (not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v)
-                  and (v >= lo if allow_eq else v > lo))
-            unit = ("gamma", "gae_lambda", "collapse_max_push_share", "ent_anneal_end")
-            if ok and name in unit:
-                ok = v <= 1
-            if not ok:
-                rng = "in [0, 1]" if name in unit else (
-                    ">= 0" if allow_eq else "> 0")
-                raise ValueError(f"`{name}` must be a finite number {rng}, got {v!r}.")
-        ed = self.eval_horizon_days
-        if ed is not None and (isinstance(ed, bool) or not isinstance(ed, (int, float))
-                               or not math.isfinite(ed) or ed <= 0):
-            raise ValueError(f"`eval_horizon_days` must be None or a number > 0, got {ed!r}.")
-        if not isinstance(self.eval_deterministic, (bool, np.bool_)):
-            raise ValueError(f"`eval_deterministic` must be a bool, got "
-                             f"{self.eval_deterministic!r}.")
         check_push_thresholds(self.push_thresholds)
-        if self.target_kl is not None and not (isinstance(self.target_kl, (int, float))
-                                               and self.target_kl > 0):
-            raise ValueError(f"`target_kl` must be None or > 0, got {self.target_kl!r}.")
-        for name in CONSTRAINT_FIELDS:
-            v = getattr(self, name)
-            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))
-                                  or not math.isfinite(v) or v <= 0):
-                raise ValueError(f"`{name}` must be None or a finite number > 0, got {v!r}.")
         if self.min_pushes_per_day is not None and self.max_pushes_per_day is not None \
                 and self.min_pushes_per_day > self.max_pushes_per_day:
             raise ValueError(f"`min_pushes_per_day` ({self.min_pushes_per_day!r}) must not exceed "
@@ -453,20 +403,6 @@ class GRUPPOConfig:
                 if getattr(self, name) is not None:
                     raise ValueError(f"`{name}` constrains when to push (it acts on the pushes); "
                                      "in covercast/CoverStyle-v0 the push times are given.")
-        lr = self.lagrange_lr
-        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) \
-                or lr <= 0:
-            raise ValueError(f"`lagrange_lr` must be a finite number > 0, got {lr!r}.")
-        if self.entropy_bonus not in ENTROPY_BONUSES:
-            raise ValueError(f"`entropy_bonus` must be one of {list(ENTROPY_BONUSES)}, got "
-                             f"{self.entropy_bonus!r}.")
-        if not isinstance(self.anneal_ent, (bool, np.bool_)):
-            raise ValueError(f"`anneal_ent` must be a bool, got {self.anneal_ent!r}.")
-        if not isinstance(self.hour_one_hot, (bool, np.bool_)):
-            raise ValueError(f"`hour_one_hot` must be a bool, got {self.hour_one_hot!r}.")
-        if not isinstance(self.prev_action_input, (bool, np.bool_)):
-            raise ValueError(f"`prev_action_input` must be a bool, got "
-                             f"{self.prev_action_input!r}.")
         if not isinstance(self.env_kwargs, dict):
             raise ValueError(f"`env_kwargs` must be a dict, got {type(self.env_kwargs).__name__}.")
         try:

@@ -51,6 +51,7 @@ from typing import Any
 
 import numpy as np
 
+from covercast._io import check_int
 from covercast.agents.base import Agent, SeedLike, check_positive, check_style
 from covercast.covers.attributes import DEFAULT_STYLES
 from covercast.simulators import response as R
@@ -337,12 +338,9 @@ class LookaheadOracle(Agent):
         if name is None and not self.knows_taste:
             name = "oracle (no taste)"
         super().__init__(mode, n_styles, seed=seed, name=name)
-        if isinstance(lookahead_h, bool) or not isinstance(lookahead_h, (int, np.integer)) \
-                or not 0 <= lookahead_h <= 23:
-            raise ValueError(f"`lookahead_h` must be an integer in [0, 23], got {lookahead_h!r}: "
-                             "a day or more ahead always holds the same hour with less fatigue, "
-                             "so the oracle would keep waiting.")
-        self.lookahead_h = int(lookahead_h)
+        # (a day or more ahead always holds the same hour with less fatigue: the oracle
+        # would keep waiting)
+        self.lookahead_h = check_int(lookahead_h, "lookahead_h", 0, 23)
         self.seen_horizon_h = check_seen_horizon(seen_horizon_h)
         self.min_open_prob = check_positive(min_open_prob, "min_open_prob", allow_zero=True)
         if self.min_open_prob > 1:
@@ -498,11 +496,7 @@ HiddenStateOracle = LookaheadOracle
 # ---------------------------------------------------------------------- helpers of both oracles
 def check_seen_horizon(seen_horizon_h: Any) -> int:
     """``seen_horizon_h`` must be an integer in [1, 168]; returns it as an int."""
-    if isinstance(seen_horizon_h, bool) or not isinstance(seen_horizon_h, (int, np.integer)) \
-            or not 1 <= seen_horizon_h <= HOURS_PER_WEEK:
-        raise ValueError(f"`seen_horizon_h` must be an integer in [1, {HOURS_PER_WEEK}], got "
-                         f"{seen_horizon_h!r}.")
-    return int(seen_horizon_h)
+    return check_int(seen_horizon_h, "seen_horizon_h", 1, HOURS_PER_WEEK)
 
 
 def init_reward_and_style(agent: Any, w_dwell: float | None, w_optout: float | None,

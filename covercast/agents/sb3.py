@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from covercast._io import atomic_write, atomic_write_text
+from covercast._io import atomic_write, atomic_write_text, check_int
 from covercast.agents.base import PolicyAgent, SeedLike, as_episode_start, as_obs_batch
 from covercast.agents.gru_ppo import GRUPPOConfig, make_train_env, set_push_prior
 from covercast.envs.observation import OBS_DIM
@@ -152,8 +152,7 @@ class SB3Agent(PolicyAgent):
         super().__init__(mode, n_styles, seed=seed, name=name or algo)
         if algo not in SB3_ALGOS:
             raise ValueError(f"`algo` must be one of {list(SB3_ALGOS)}, got {algo!r}.")
-        if isinstance(n_stack, bool) or not isinstance(n_stack, int) or n_stack < 1:
-            raise ValueError(f"`n_stack` must be an integer >= 1, got {n_stack!r}.")
+        check_int(n_stack, "n_stack")
         n = getattr(model.action_space, "n", None)
         if n is None or int(n) != self.n_actions:
             raise ValueError(f"The model has action space {model.action_space} but the {mode!r} "

@@ -59,13 +59,8 @@ slots of an hour or less):
   of the selection (picking the best of hundreds of noisy candidates, or of the
   ``n_final`` finalists, inflates the score they were picked on).
 
-Measured when this was written, on two (shared) CPU cores with the default settings (500
-users per candidate, 14-day episodes) on the default population: two pushes a day, coordinate
-search -- 328 candidates, 1.9 x 10^5 user-episodes, 16-20 s; joint search -- 1,380
-candidates, 7.1 x 10^5 user-episodes, 73 s. One push a day 8 s, three a day 32-38 s (local
-search). On 20,000 fresh users per schedule the coordinate search's choice scored as well as
-the joint search's (one and two pushes a day: the same style, hours within noise of each
-other).
+Run times and a check of the coordinate search against the joint search are in
+``docs/results/notes/tuned.md``.
 """
 
 from __future__ import annotations
@@ -82,6 +77,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from covercast._io import check_int, check_number
 from covercast.agents.base import (
     SeedLike,
     as_seed_sequence,
@@ -141,21 +137,6 @@ def _child(ss: np.random.SeedSequence, *keys: int) -> np.random.SeedSequence:
     """The SeedSequence ``ss.spawn`` would give at ``keys``, without touching ``ss``."""
     return np.random.SeedSequence(ss.entropy, spawn_key=(*ss.spawn_key, *keys),
                                   pool_size=ss.pool_size)
-
-
-def _check_int(value: Any, name: str, lo: int, hi: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo \
-            or (hi is not None and value > hi):
-        rng = f"in [{lo}, {hi}]" if hi is not None else f">= {lo}"
-        raise ValueError(f"`{name}` must be an integer {rng}, got {value!r}.")
-    return int(value)
-
-
-def _check_days(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
-            or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"`{name}` must be a positive number of days, got {value!r}.")
-    return float(value)
 
 
 def _check_env_kwargs(env_kwargs: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -338,10 +319,10 @@ def evaluate_static_schedules(schedules: Sequence[tuple[Sequence[int] | int, int
     kw = _check_env_kwargs(env_kwargs)
     allowed = reachable_hours(kw.get("slot_minutes", 60), kw.get("start"))
     cands = _check_schedules(schedules, params.styles, allowed)
-    n_users = _check_int(n_users, "n_users", 2)
-    horizon_days = _check_days(horizon_days, "horizon_days")
+    n_users = check_int(n_users, "n_users", 2)
+    horizon_days = check_number(horizon_days, "horizon_days", lo=0, lo_open=True)
     history_days = check_history_days(history_days)
-    max_users_per_run = _check_int(max_users_per_run, "max_users_per_run", 2)
+    max_users_per_run = check_int(max_users_per_run, "max_users_per_run", 2)
     root = as_seed_sequence(seed)
     per_run = max(1, max_users_per_run // n_users)
     chunks = [cands[i:i + per_run] for i in range(0, len(cands), per_run)]
@@ -570,22 +551,22 @@ def tune_static_schedule(params: PopulationParams | str | os.PathLike | None = N
         raise ValueError(f"`objective` must be one of {list(OBJECTIVES)}, got {objective!r}.")
     if search not in SEARCHES:
         raise ValueError(f"`search` must be one of {list(SEARCHES)}, got {search!r}.")
-    k = _check_int(pushes_per_day, "pushes_per_day", 1, 24)
+    k = check_int(pushes_per_day, "pushes_per_day", 1, 24)
     kw = _check_env_kwargs(env_kwargs)
     allowed = reachable_hours(kw.get("slot_minutes", 60), kw.get("start"))
     if k > len(allowed):
         raise ValueError(f"`pushes_per_day` = {k} is more than the {len(allowed)} hours the "
                          f"{kw.get('slot_minutes', 60)}-minute slot grid reaches "
                          f"({list(allowed)}).")
-    n_users = _check_int(n_users, "n_users", 2)
-    final_users = 4 * n_users if final_users is None else _check_int(final_users,
+    n_users = check_int(n_users, "n_users", 2)
+    final_users = 4 * n_users if final_users is None else check_int(final_users,
                                                                      "final_users", 2)
-    n_final = _check_int(n_final, "n_final", 1)
-    max_rounds = _check_int(max_rounds, "max_rounds", 1)
-    max_passes = _check_int(max_passes, "max_passes", 1)
-    max_enumerate = _check_int(max_enumerate, "max_enumerate", 1)
-    max_joint = _check_int(max_joint, "max_joint", 1)
-    horizon_days = _check_days(horizon_days, "horizon_days")
+    n_final = check_int(n_final, "n_final", 1)
+    max_rounds = check_int(max_rounds, "max_rounds", 1)
+    max_passes = check_int(max_passes, "max_passes", 1)
+    max_enumerate = check_int(max_enumerate, "max_enumerate", 1)
+    max_joint = check_int(max_joint, "max_joint", 1)
+    horizon_days = check_number(horizon_days, "horizon_days", lo=0, lo_open=True)
     history_days = check_history_days(history_days)
     if styles is None:
         style_set = list(range(len(params.styles)))

@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from covercast._io import atomic_write_csv, atomic_write_text
+from covercast._io import atomic_write_csv, atomic_write_text, check_int
 from covercast.simulators.params import PopulationParams, peaked_params
 
 __all__ = ["one_active_hour_params", "ONE_HOUR_VARIANTS", "ONE_HOUR_TASK",
@@ -72,8 +72,7 @@ def one_active_hour_params(hour: int = 12) -> PopulationParams:
     (which lowers the next open) and opt-out risk (``base_hazard`` 0.05). Optimal: push at
     ``hour`` only. Built on ``peaked-v0`` (its relative-activity term, beta_activity 0.5, is
     part of the task)."""
-    if isinstance(hour, bool) or not isinstance(hour, (int, np.integer)) or not 0 <= hour < 24:
-        raise ValueError(f"`hour` must be an integer in [0, 23], got {hour!r}.")
+    check_int(hour, "hour", 0, 23)
     p = peaked_params()
     act = [0.0] * 168
     for d in range(7):

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from covercast._io import atomic_write_csv, atomic_write_text
+from covercast._io import atomic_write_csv, atomic_write_text, md_table
 from covercast.covers.attributes import DEFAULT_STYLES, DEFAULT_TOPICS
 from covercast.experiments.generator_report import ModelSpec, obtain_model
 from covercast.generators.data import cover_dataset
@@ -224,27 +224,22 @@ def _md_table(df: pd.DataFrame, first: str) -> list[str]:
             "min_style_accuracy": "worst style acc. %", "topic_accuracy": "topic acc. %",
             "mode_collapse": "mode collapse %", "covers_per_s": "covers/s",
             "train_steps": "train steps"}
-    lines = ["| " + " | ".join(head.get(c, c) for c in cols) + " |",
-             "|" + "---|" * len(cols)]
-    for _, r in df.iterrows():
-        cells = []
-        for c in cols:
-            v = r[c]
-            if isinstance(v, str):
-                cells.append(v)
-            elif v is None or (isinstance(v, float) and not np.isfinite(v)):
-                cells.append("-")
-            elif c in ("style_accuracy", "min_style_accuracy", "topic_accuracy",
-                       "mode_collapse"):
-                cells.append(f"{100 * v:.1f}")
-            elif c == "kid":
-                cells.append(f"{v:.3g}")
-            elif c in ("parameters", "train_steps"):
-                cells.append(f"{int(v):,}")
-            else:
-                cells.append(f"{v:.3g}" if abs(v) < 100 else f"{v:.0f}")
-        lines.append("| " + " | ".join(cells) + " |")
-    return lines
+
+    def cell(c: str, v: Any) -> str:
+        if isinstance(v, str):
+            return v
+        if v is None or (isinstance(v, float) and not np.isfinite(v)):
+            return "-"
+        if c in ("style_accuracy", "min_style_accuracy", "topic_accuracy", "mode_collapse"):
+            return f"{100 * v:.1f}"
+        if c == "kid":
+            return f"{v:.3g}"
+        if c in ("parameters", "train_steps"):
+            return f"{int(v):,}"
+        return f"{v:.3g}" if abs(v) < 100 else f"{v:.0f}"
+
+    return md_table([head.get(c, c) for c in cols],
+                    ([cell(c, r[c]) for c in cols] for _, r in df.iterrows()))
 
 
 def run_ablation(cfg: AblationConfig) -> pd.DataFrame:

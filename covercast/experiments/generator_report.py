@@ -41,7 +41,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from covercast._io import atomic_write_csv, atomic_write_text
+from covercast._io import atomic_write_csv, atomic_write_text, check_int, check_number
 from covercast.covers.attributes import DEFAULT_STYLES, DEFAULT_TOPICS
 from covercast.generators.banks import committed_checkpoint
 from covercast.generators.data import CoverDataset, ImageDataset, cover_dataset, mnist_5k
@@ -239,18 +239,13 @@ def _parse_steps(name: str, family: str, value: Any) -> Any:
         value = nums[0] if len(nums) == 1 else tuple(nums)
     if family in ("vae-iat", "vae"):
         if isinstance(value, (tuple, list)):
-            if len(value) != 2 or any(isinstance(v, bool) or not isinstance(v, int) or v < 0
-                                      for v in value) or sum(value) < 1:
+            if len(value) != 2 or sum(check_int(v, f"steps of {name}", 0) for v in value) < 1:
                 raise ValueError(f"Steps of {name!r} must be (phase1, phase2) >= 0 with a "
                                  f"positive sum, got {value!r}.")
             return tuple(int(v) for v in value)
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"Steps of {name!r} must be a positive int, got {value!r}.")
-        return (int(value), 0) if family == "vae" else (int(value) - int(value) // 2,
-                                                        int(value) // 2)
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"Steps of {name!r} must be a positive int, got {value!r}.")
-    return int(value)
+        value = check_int(value, f"steps of {name}")
+        return (value, 0) if family == "vae" else (value - value // 2, value // 2)
+    return check_int(value, f"steps of {name}")
 
 
 def model_specs(preset: str = "standard", *, size: int = 32,
@@ -278,9 +273,7 @@ def model_specs(preset: str = "standard", *, size: int = 32,
     """
     if preset not in PRESETS:
         raise ValueError(f"Unknown preset {preset!r}; choose one of {list(PRESETS)}.")
-    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or \
-            not math.isfinite(scale) or scale <= 0:
-        raise ValueError(f"`scale` must be a positive number, got {scale!r}.")
+    check_number(scale, "scale", lo=0, lo_open=True)
     base = _FAST_STEPS if preset == "fast" else _STANDARD_STEPS
     covers = {"styles": DEFAULT_STYLES, "image_size": size, "channels": 3}
     digits = {"styles": _DIGITS, "image_size": 32, "channels": 1}
@@ -480,10 +473,8 @@ class EvalConfig:
         for name in ("train_per_style_topic", "ref_per_style_topic", "samples_per_style",
                      "mnist_samples_per_class", "ddim_steps", "kid_subsets"):
             v = getattr(self, name)
-            if v is None and name == "ddim_steps":
-                continue
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                raise ValueError(f"`{name}` must be a positive int, got {v!r}.")
+            if v is not None or name != "ddim_steps":
+                check_int(v, name)
         if self.samples_per_style < 2 or self.ref_per_style_topic * len(DEFAULT_TOPICS) < 2:
             raise ValueError("At least 2 samples per style and 2 reference covers per style are "
                              "needed for a covariance.")
@@ -500,8 +491,7 @@ class EvalConfig:
         if self.sampler is not None and self.sampler not in ("ddim", "dpmsolver++"):
             raise ValueError(f"`sampler` must be 'ddim' or 'dpmsolver++', got "
                              f"{self.sampler!r}.")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"`seed` must be a non-negative int, got {self.seed!r}.")
+        check_int(self.seed, "seed", 0)
         object.__setattr__(self, "steps", tuple((str(k), v) for k, v in self.steps))
         object.__setattr__(self, "checkpoints", tuple((str(k), str(v))
                                                       for k, v in self.checkpoints))

@@ -80,13 +80,8 @@ raised (or learners added) on a rerun to extend the search. ``out`` then holds
 ``train_sb3`` arguments that apply them, and their confirmation figures), ``report.md`` and
 ``learning_curves.png``.
 
-Expected time of the default (8 trials x 300,000 steps x 3 learners, one worker), from trial 0
-of each learner run for 20,000 steps and scored on 1,000 users on the 2 CPU cores while another
-benchmark ran on them (load average 4): GRU-PPO 9,800 env-steps/s (about 35 s a trial with its
-scoring, 5 minutes in all), SB3 PPO 10,600 env-steps/s (5 minutes), RecurrentPPO 1,500
-env-steps/s (about 3.6 minutes a trial, 30 minutes in all; the sampled LSTM sizes and epochs
-move it either way): about 40 minutes, less with ``workers=2`` on free cores. ``quick``: about
-10 s.
+Expected time of the default: about 40 minutes on 2 CPU cores with one worker (``quick``: about
+10 s); the measurement is in ``docs/results/notes/hpsearch.md``.
 """
 
 from __future__ import annotations

@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from covercast._io import atomic_write, atomic_write_csv, atomic_write_text
+from covercast._io import atomic_write, atomic_write_csv, atomic_write_text, check_int
 
 __all__ = ["OPEExperimentConfig", "run_ope_experiment", "default_policies", "fast_config",
            "parse_sizes", "parse_pairs", "run_fqe_diagnosis", "FQE_VARIANTS"]
@@ -129,9 +129,7 @@ def _check_config(cfg: OPEExperimentConfig) -> None:
         raise ValueError(f"`seq_sizes` {cfg.seq_sizes} must be a subset of `sizes` "
                          f"{cfg.sizes}.")
     for nm in ("truth_users", "max_users", "n_bootstrap", "fqe_iterations"):
-        v = getattr(cfg, nm)
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 2:
-            raise ValueError(f"`{nm}` must be an integer >= 2, got {v!r}.")
+        check_int(getattr(cfg, nm), nm, 2)
 
 
 #: Extra episodes collected so that early ends (opt-outs) still leave ``size`` decisions.

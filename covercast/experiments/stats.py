@@ -29,6 +29,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from covercast._io import check_number
+
 __all__ = ["DEFAULT_METRICS", "PROPORTION_METRICS", "NON_NEGATIVE_METRICS", "INTERVALS",
            "summarize", "welch_test", "paired_test", "compare", "holm_adjust"]
 
@@ -53,10 +55,7 @@ _ID_COLUMNS = ("episode", "seed")
 
 
 def _check_confidence(confidence: Any) -> float:
-    if isinstance(confidence, bool) or not isinstance(confidence, (int, float, np.floating)) \
-            or not 0 < float(confidence) < 1:
-        raise ValueError(f"`confidence` must be in (0, 1), e.g. 0.95, got {confidence!r}.")
-    return float(confidence)
+    return check_number(confidence, "confidence", lo=0, hi=1, lo_open=True, hi_open=True)
 
 
 def _sample(x: Any, name: str) -> np.ndarray:

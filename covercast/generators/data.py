@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from covercast._io import check_int
 from covercast.covers.attributes import DEFAULT_STYLES, DEFAULT_TOPICS
 
 _FITS = ("pad", "resize")
@@ -225,8 +226,7 @@ def fit_images(images: np.ndarray, size: int, fit: str = "pad") -> np.ndarray:
     """
     if fit not in _FITS:
         raise ValueError(f"`fit` must be one of {_FITS}, got {fit!r}.")
-    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 4:
-        raise ValueError(f"`size` must be an int >= 4, got {size!r}.")
+    check_int(size, "size", 4)
     x = np.asarray(images, dtype=np.float32)
     if x.ndim == 3:
         x = x[..., None]

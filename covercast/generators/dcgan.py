@@ -248,10 +248,7 @@ def train_dcgan(model: DCGAN, dataset: ImageDataset, config: DCGANTrainConfig | 
         ``None``: cuda if available.
     """
     config = DCGANTrainConfig() if config is None else config
-    check_dataset(dataset, model.config, "DCGAN")
-    if config.batch_size > len(dataset):
-        raise ValueError(f"`batch_size` {config.batch_size} exceeds the {len(dataset)} images; "
-                         f"use batch_size <= {len(dataset)}.")
+    check_dataset(dataset, model.config, "DCGAN", config.batch_size)
     dev = resolve_device(device)
     model.to(dev).train()
     x_all, y_all = dataset.tensors(dev)

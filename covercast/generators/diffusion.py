@@ -16,10 +16,8 @@ conditioning) are supported by mixing the style embedding vectors with those wei
 style is the one-hot special case.
 
 The default :class:`DiffusionConfig` ("small") is sized for 32x32 covers on a CPU: about
-0.95 M parameters; with 20 DDIM steps it makes roughly 10-15 covers/s with guidance and about
-20 covers/s without (``guidance_scale=1`` skips the unconditional pass, halving the work), in
-batches of 32-64 on the 2-core development CPU (rough figures, the machine was shared).
-:meth:`DiffusionConfig.tiny` is for tests.
+0.95 M parameters (speed in ``docs/results/notes/generators.md``; ``guidance_scale=1`` skips
+the unconditional pass, halving the work). :meth:`DiffusionConfig.tiny` is for tests.
 
 Saved models are diffusers-compatible folders: ``unet/`` (``UNet2DModel.save_pretrained``,
 safetensors), ``scheduler/`` (the DDPM scheduler config) and ``covercast_model.json`` (our
@@ -656,11 +654,8 @@ def train_diffusion(model: DiffusionCoverGenerator, dataset: ImageDataset,
     from covercast.generators.data import fresh_cover_seed
 
     config = DiffusionTrainConfig() if config is None else config
-    check_dataset(dataset, model.config, "diffusion")
+    check_dataset(dataset, model.config, "diffusion", config.batch_size)
     _check_topics(model, dataset)
-    if config.batch_size > len(dataset):
-        raise ValueError(f"`batch_size` {config.batch_size} exceeds the {len(dataset)} images; "
-                         f"use batch_size <= {len(dataset)}.")
     render_args = getattr(dataset, "render_args", None)
     if config.fresh_covers and render_args is None:
         raise ValueError("`fresh_covers=True` needs a dataset made by cover_dataset() (it is "

@@ -46,6 +46,7 @@ from covercast.generators.training import (
     ModelConfig,
     TrainResult,
     batch_indices,
+    check_dataset,
     check_image_size,
     config_from_dict,
     config_to_dict,
@@ -333,18 +334,11 @@ def train_cover_encoder(encoder: CoverEncoder, dataset: CoverDataset,
     if not isinstance(dataset, CoverDataset):
         raise ValueError(f"The cover encoder is trained on a CoverDataset (style and topic "
                          f"labels), got {type(dataset).__name__}; use cover_dataset().")
-    cfg = encoder.config
-    if dataset.styles != list(cfg.styles) or dataset.topics != list(cfg.topics):
-        raise ValueError(f"The dataset's styles/topics {dataset.styles}/{dataset.topics} differ "
-                         f"from the encoder's {list(cfg.styles)}/{list(cfg.topics)}; build the "
-                         "config with the dataset's names.")
-    if dataset.image_size != cfg.image_size or dataset.channels != cfg.channels:
-        raise ValueError(f"The dataset has {dataset.image_size}px {dataset.channels}-channel "
-                         f"images but the encoder takes {cfg.image_size}px {cfg.channels}-channel"
-                         f" ones; set image_size={dataset.image_size} in the config.")
-    if config.batch_size > len(dataset):
-        raise ValueError(f"`batch_size` {config.batch_size} exceeds the {len(dataset)} images; "
-                         f"use batch_size <= {len(dataset)}.")
+    check_dataset(dataset, encoder.config, "cover encoder", config.batch_size)
+    if dataset.topics != list(encoder.config.topics):
+        raise ValueError(f"The dataset's topics {dataset.topics} differ from the encoder's "
+                         f"{list(encoder.config.topics)}; build the config with the dataset's "
+                         "names.")
     dev = resolve_device(device)
     encoder.to(dev).train()
     x_all, s_all = dataset.tensors(dev)
@@ -367,7 +361,7 @@ def train_cover_encoder(encoder: CoverEncoder, dataset: CoverDataset,
                 "style_acc": (ls.argmax(1) == s).float().mean().item(),
                 "topic_acc": (lt.argmax(1) == t).float().mean().item()}
 
-    result = run_training(kind=CoverEncoder.kind, model_config=config_to_dict(cfg),
+    result = run_training(kind=CoverEncoder.kind, model_config=config_to_dict(encoder.config),
                           train_config=config_to_dict(config), modules={"model": encoder},
                           optimizers={"opt": opt}, generators={"train": g}, step_fn=step_fn,
                           total_steps=config.steps, device=dev, checkpoint_dir=checkpoint_dir,

@@ -39,6 +39,8 @@ from typing import Any
 
 import numpy as np
 
+from covercast._io import check_int
+
 __all__ = ["NOT_INCEPTION_NOTE", "gaussian_stats", "frechet_distance", "kernel_distance",
            "precision_recall", "style_accuracy", "mode_collapse"]
 
@@ -137,8 +139,7 @@ def kernel_distance(real: np.ndarray, fake: np.ndarray, *, rng: np.random.Genera
     fa, fb = _pair(real, fake)
     if not isinstance(rng, np.random.Generator):
         raise ValueError(f"`rng` must be a numpy.random.Generator, got {type(rng).__name__}.")
-    if isinstance(subsets, bool) or not isinstance(subsets, (int, np.integer)) or subsets < 1:
-        raise ValueError(f"`subsets` must be a positive int, got {subsets!r}.")
+    check_int(subsets, "subsets")
     limit = min(len(fa), len(fb))
     size = min(1000, max(2, limit // 2)) if subset_size is None else int(subset_size)
     if not 2 <= size <= limit:
@@ -171,9 +172,7 @@ def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 3) -> tuple[fl
     samples' balls. Both in [0, 1].
     """
     fa, fb = _pair(real, fake)
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k < min(
-            len(fa), len(fb)):
-        raise ValueError(f"`k` must be an int in [1, {min(len(fa), len(fb)) - 1}], got {k!r}.")
+    check_int(k, "k", 1, min(len(fa), len(fb)) - 1)
     return (_coverage(fa, _kth_nn_radius(fa, k), fb), _coverage(fb, _kth_nn_radius(fb, k), fa))
 
 

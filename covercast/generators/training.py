@@ -267,14 +267,18 @@ def check_power_of_two_size(size: int, base: int, what: str) -> int:
     return int(k)
 
 
-def check_dataset(dataset: Any, config: Any, model: str) -> None:
+def check_dataset(dataset: Any, config: Any, model: str, batch_size: int) -> None:
     """Refuse a dataset that does not fit a model config, before any training work.
 
-    The images must have the config's ``image_size`` and ``channels``, and the dataset's class
-    names must be the config's ``styles`` in the same order (labels are style indices).
+    The images must have the config's ``image_size`` and ``channels``, the dataset's class
+    names must be the config's ``styles`` in the same order (labels are style indices), and
+    it must hold at least ``batch_size`` images.
     """
     if len(dataset) == 0:
         raise ValueError("The training dataset is empty.")
+    if batch_size > len(dataset):
+        raise ValueError(f"`batch_size` {batch_size} exceeds the {len(dataset)} images; "
+                         f"use batch_size <= {len(dataset)}.")
     if dataset.image_size != config.image_size:
         raise ValueError(f"The dataset has {dataset.image_size}x{dataset.image_size} images but "
                          f"the {model} config has image_size={config.image_size}; build the "
@@ -713,10 +717,8 @@ def run_training(*, kind: str, model_config: Mapping[str, Any], train_config: Ma
         ``callback(step, metrics)`` after each step; returning ``False`` stops the run (a
         checkpoint is written first when ``checkpoint_dir`` is set), like a graceful interrupt.
     """
-    if isinstance(total_steps, bool) or not isinstance(total_steps, int) or total_steps < 0:
-        raise ValueError(f"`steps` must be an int >= 0, got {total_steps!r}.")
-    if checkpoint_every < 0:
-        raise ValueError(f"`checkpoint_every` must be >= 0, got {checkpoint_every}.")
+    check_int(total_steps, "steps", 0)
+    check_int(checkpoint_every, "checkpoint_every", 0)
     start, history, resumed_from = 0, [], 0
     if resume and has_checkpoint(checkpoint_dir):
         ck = load_checkpoint(checkpoint_dir, kind=kind, model_config=model_config,

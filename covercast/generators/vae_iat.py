@@ -70,9 +70,8 @@ same -- the discriminator's judgement of complete generated images, credited to 
 so the method keeps the paper's intent while using the estimator that fits continuous outputs.
 
 **Speed.** Decoding is fast on a CPU: the LSTM's input projection of :math:`[z, s]` is computed
-once per image and each row step is two small matrix products. On the 2-core development CPU
-(shared with other jobs, so rough figures) the default config decodes about 5,500-6,000
-covers/s at 32x32 in batches of 256-1,024, and ``decoder="conv"`` 10,000-17,000 covers/s.
+once per image and each row step is two small matrix products (figures in
+``docs/results/notes/generators.md``; ``covercast bench generators`` measures them).
 """
 
 from __future__ import annotations
@@ -523,10 +522,7 @@ def train_vae_iat(model: VAEIAT, dataset: ImageDataset,
         ``None``: cuda if available.
     """
     config = VAEIATTrainConfig() if config is None else config
-    check_dataset(dataset, model.config, "VAE-IAT")
-    if config.batch_size > len(dataset):
-        raise ValueError(f"`batch_size` {config.batch_size} exceeds the {len(dataset)} images; "
-                         f"use batch_size <= {len(dataset)}.")
+    check_dataset(dataset, model.config, "VAE-IAT", config.batch_size)
     dev = resolve_device(device)
     model.to(dev).train()
     x_all, y_all = dataset.tensors(dev)

@@ -427,6 +427,16 @@ def load_dataset(path: str | os.PathLike) -> LoggedDataset:
 
 
 # =============================================================================== collect
+def _check_collect_args(logging_policy: Any, episodes: Any, seed: Any) -> None:
+    if not isinstance(logging_policy, Agent):
+        raise ValueError(f"`logging_policy` must be a covercast Agent, got "
+                         f"{type(logging_policy).__name__}.")
+    check_int(episodes, "episodes")
+    if seed is None:
+        raise ValueError("`seed` must be a non-negative integer or a SeedSequence (a logged "
+                         "dataset is reproducible by design), got None.")
+
+
 def collect(env: Any, logging_policy: Agent, episodes: int, seed: int | np.random.SeedSequence,
             *, progress: bool = False) -> LoggedDataset:
     """Run ``logging_policy`` on a single-user environment and log every decision.
@@ -457,13 +467,7 @@ def collect(env: Any, logging_policy: Agent, episodes: int, seed: int | np.rando
     """
     from tqdm.auto import tqdm
 
-    if not isinstance(logging_policy, Agent):
-        raise ValueError(f"`logging_policy` must be a covercast Agent, got "
-                         f"{type(logging_policy).__name__}.")
-    check_int(episodes, "episodes")
-    if seed is None:
-        raise ValueError("`seed` must be a non-negative integer or a SeedSequence (a logged "
-                         "dataset is reproducible by design), got None.")
+    _check_collect_args(logging_policy, episodes, seed)
     root = as_seed_sequence(seed)
     env_branch, agent_branch = root.spawn(2)
     env_seeds = [int(s) for s in env_branch.generate_state(int(episodes), dtype=np.uint32)]
@@ -572,17 +576,11 @@ def collect_vector(env: Any, logging_policy: Agent, episodes: int,
     if getattr(base, "daily_budget", None) is not None:
         raise ValueError(f"collect_vector needs an environment without a daily budget (the "
                          f"budget couples users), got daily_budget={base.daily_budget!r}.")
-    if not isinstance(logging_policy, Agent):
-        raise ValueError(f"`logging_policy` must be a covercast Agent, got "
-                         f"{type(logging_policy).__name__}.")
+    _check_collect_args(logging_policy, episodes, seed)
     if logging_policy.mode != "schedule":
         raise ValueError(f"The population vector environment takes PushSchedule actions; the "
                          f"logging policy's mode must be 'schedule', not "
                          f"{logging_policy.mode!r}.")
-    check_int(episodes, "episodes")
-    if seed is None:
-        raise ValueError("`seed` must be a non-negative integer or a SeedSequence (a logged "
-                         "dataset is reproducible by design), got None.")
     episodes = int(episodes)
     n, horizon = int(base.num_envs), int(base.max_episode_steps)
     n_rounds = -(-episodes // n)

@@ -78,6 +78,8 @@ from typing import Any
 
 import numpy as np
 
+from covercast._io import check_int, check_number
+
 __all__ = [
     "OPEResult", "ExtremeWeightWarning", "PER_DECISION_ESTIMATORS", "SEQUENTIAL_ESTIMATORS",
     "CI_METHODS", "check_inputs", "estimate_per_decision", "dm", "ips", "snips", "dr", "sndr",
@@ -287,13 +289,9 @@ def check_inputs(reward: Any, action: Any, pscore: Any, action_dist: Any,
 def _check_ci(ci: Any, confidence: Any, n_bootstrap: Any, n_blocks: Any) -> None:
     if ci not in CI_METHODS:
         raise ValueError(f"`ci` must be one of {list(CI_METHODS)}, got {ci!r}.")
-    if isinstance(confidence, bool) or not isinstance(confidence, (float, int)) \
-            or not 0 < confidence < 1:
-        raise ValueError(f"`confidence` must be a number in (0, 1), e.g. 0.95, got "
-                         f"{confidence!r}.")
-    for name, v, lo in (("n_bootstrap", n_bootstrap, 10), ("n_blocks", n_blocks, 2)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
-            raise ValueError(f"`{name}` must be an integer >= {lo}, got {v!r}.")
+    check_number(confidence, "confidence", lo=0, hi=1, lo_open=True, hi_open=True)
+    check_int(n_bootstrap, "n_bootstrap", 10)
+    check_int(n_blocks, "n_blocks", 2)
 
 
 def _as_rng(rng: Any) -> np.random.Generator:
@@ -485,12 +483,8 @@ def estimate_per_decision(reward: Any, action: Any, pscore: Any, action_dist: An
     if need_q and q is None:
         raise ValueError(f"{need_q} need `estimated_rewards` (a reward model's (n, K) "
                          "predictions); pass it, or ask only for IPS and SNIPS.")
-    if isinstance(tau, bool) or not isinstance(tau, (int, float)) or not tau > 0:
-        raise ValueError(f"`tau` (Switch-DR's weight threshold) must be a number > 0, got "
-                         f"{tau!r}.")
-    if isinstance(max_weight, bool) or not isinstance(max_weight, (int, float)) \
-            or not max_weight > 0:
-        raise ValueError(f"`max_weight` must be a number > 0, got {max_weight!r}.")
+    check_number(tau, "tau", lo=0, lo_open=True, allow_inf=True)
+    check_number(max_weight, "max_weight", lo=0, lo_open=True, allow_inf=True)
     n = r.shape[0]
     rows = np.arange(n)
     w = pi[rows, a] / p
@@ -650,9 +644,7 @@ def episode_matrix(reward: Any, action: Any, pscore: Any, action_dist: Any, epis
 
 
 def _check_gamma(gamma: Any) -> float:
-    if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not 0 <= gamma <= 1:
-        raise ValueError(f"`gamma` (discount) must be a number in [0, 1], got {gamma!r}.")
-    return float(gamma)
+    return check_number(gamma, "gamma", lo=0, hi=1)
 
 
 def estimate_sequential(reward: Any, action: Any, pscore: Any, action_dist: Any, episode: Any,
@@ -1203,16 +1195,11 @@ def fit_fqe(obs: Any, reward: Any, action: Any, action_dist: Any, episode: Any, 
         raise ValueError(f"`terminated` must have shape {r.shape}, got "
                          f"{np.asarray(terminated).shape}.")
     g = _check_gamma(gamma)
-    if isinstance(ridge, bool) or not isinstance(ridge, (int, float)) or not ridge > 0:
-        raise ValueError(f"`ridge` must be a number > 0, got {ridge!r}.")
-    if isinstance(iterations, bool) or not isinstance(iterations, (int, np.integer)) \
-            or iterations < 1:
-        raise ValueError(f"`iterations` must be an integer >= 1, got {iterations!r}.")
-    if action_ridge is not None and (isinstance(action_ridge, bool) or not isinstance(
-            action_ridge, (int, float)) or not action_ridge > 0):
-        raise ValueError(f"`action_ridge` must be a number > 0 or None, got {action_ridge!r}.")
-    if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not tol >= 0:
-        raise ValueError(f"`tol` must be a number >= 0, got {tol!r}.")
+    check_number(ridge, "ridge", lo=0, lo_open=True, allow_inf=True)
+    check_int(iterations, "iterations")
+    if action_ridge is not None:
+        check_number(action_ridge, "action_ridge", lo=0, lo_open=True, allow_inf=True)
+    check_number(tol, "tol", lo=0, allow_inf=True)
     n = r.shape[0]
     unit, n_ep = _unit_index(ep)
     first = np.flatnonzero(np.r_[True, unit[1:] != unit[:-1]])
@@ -1221,10 +1208,9 @@ def fit_fqe(obs: Any, reward: Any, action: Any, action_dist: Any, episode: Any, 
     longest = int(step.max()) + 1
     if horizon is None:
         horizon = longest
-    if isinstance(horizon, bool) or not isinstance(horizon, (int, np.integer)) \
-            or horizon < longest:
-        raise ValueError(f"`horizon` must be an integer >= the longest logged episode "
-                         f"({longest} steps), got {horizon!r}.")
+    if check_int(horizon, "horizon") < longest:
+        raise ValueError(f"`horizon` must be >= the longest logged episode ({longest} steps), "
+                         f"got {horizon!r}.")
     phi = np.asarray(features(x, int(horizon) - step), dtype=np.float64)
     if phi.ndim != 2 or phi.shape[0] != n or not np.all(np.isfinite(phi)):
         raise ValueError(f"`features` must return finite (n={n}, p) arrays, got shape "

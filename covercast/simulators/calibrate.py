@@ -57,7 +57,7 @@ import pandas as pd
 from scipy.stats import chi2
 from tqdm.auto import tqdm
 
-from covercast._io import atomic_write, atomic_write_text, sha256_file
+from covercast._io import atomic_write, atomic_write_text, check_int, sha256_file
 from covercast.covers.attributes import ATTRIBUTE_NAMES, DEFAULT_STYLES, DEFAULT_TOPICS
 from covercast.covers.procedural import default_bank
 from covercast.simulators.obd import load_obd, obd_path, obd_root
@@ -326,13 +326,10 @@ def calibrate_obd(out_dir: str | os.PathLike, *, policy: str = "random", campaig
     ModuleNotFoundError
         If obp (which ships the data) is not installed.
     """
-    for name, v, lo in (("seed", seed, 0), ("n_replicates", n_replicates, 20),
-                        ("n_users", n_users, 1), ("n_harmonics", n_harmonics, 0)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
-            raise ValueError(f"`{name}` must be an integer >= {lo}, got {v!r}.")
-    if n_harmonics > 4:
-        raise ValueError(f"`n_harmonics` must be at most 4 (the data hold ~40 clicks), got "
-                         f"{n_harmonics}.")
+    check_int(seed, "seed", 0)
+    check_int(n_replicates, "n_replicates", 20)
+    check_int(n_users, "n_users")
+    check_int(n_harmonics, "n_harmonics", 0, 4)     # the data hold ~40 clicks
     out_dir = Path(out_dir)
 
     # ---- data and split

@@ -106,7 +106,7 @@ import pandas as pd
 from scipy import optimize, special
 from tqdm import tqdm
 
-from covercast._io import atomic_write_text
+from covercast._io import atomic_write_text, check_int, check_number
 from covercast.covers.attributes import ATTRIBUTE_NAMES, DEFAULT_STYLES, DEFAULT_TOPICS
 from covercast.covers.bank import CoverBank
 from covercast.simulators.logs import validate_log
@@ -336,20 +336,13 @@ def fit_population_report(log: pd.DataFrame, *, n_segments: int | None = None,
     Takes the same arguments as :func:`fit_population`; returns a :class:`FitReport` whose
     ``params`` are the fitted parameters.
     """
-    if n_segments is not None:
-        if isinstance(n_segments, bool) or not isinstance(n_segments, (int, np.integer)) \
-                or n_segments < 1:
-            raise ValueError(f"`n_segments` must be a positive integer, or None to choose it by "
-                             f"BIC; got {n_segments!r}.")
-        n_segments = int(n_segments)
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"`seed` must be a non-negative integer, got {seed!r}.")
+    if n_segments is not None:                  # None: chosen by BIC
+        n_segments = check_int(n_segments, "n_segments")
+    check_int(seed, "seed", 0)
     if bank is not None and not isinstance(bank, CoverBank):
         raise ValueError(f"`bank` must be a CoverBank or None, got {type(bank).__name__}.")
-    for name, v in (("taste_sd", taste_sd), ("topic_sd", topic_sd)):
-        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) \
-                or not math.isfinite(float(v)) or v < 0:
-            raise ValueError(f"`{name}` must be a finite number >= 0, got {v!r}.")
+    check_number(taste_sd, "taste_sd", lo=0)
+    check_number(topic_sd, "topic_sd", lo=0)
     if drift is None:
         drift = DriftModel()
     if not isinstance(drift, DriftModel):

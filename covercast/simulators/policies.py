@@ -26,35 +26,16 @@ has probability 1).
 
 from __future__ import annotations
 
-import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
 import numpy as np
 
+from covercast._io import check_int, check_number
 from covercast.covers.attributes import DEFAULT_STYLES
 
 __all__ = ["LoggingPolicy", "StaticSchedulePolicy", "UniformRandomPolicy",
            "EpsilonGreedyWrapper"]
-
-
-def _check_int(name: str, value: object, lo: int, hi: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"`{name}` must be an integer, got {value!r}.")
-    if value < lo or (hi is not None and value > hi):
-        rng = f"[{lo}, {hi}]" if hi is not None else f">= {lo}"
-        raise ValueError(f"`{name}` must be in {rng}, got {value!r}.")
-    return int(value)
-
-
-def _check_prob(name: str, value: object, *, open_low: bool) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
-            or not math.isfinite(float(value)):
-        raise ValueError(f"`{name}` must be a probability, got {value!r}.")
-    v = float(value)
-    if (open_low and not 0 < v <= 1) or (not open_low and not 0 <= v <= 1):
-        raise ValueError(f"`{name}` must be in {'(0, 1]' if open_low else '[0, 1]'}, got {v!r}.")
-    return v
 
 
 def _n_users(obs: dict[str, np.ndarray]) -> int:
@@ -159,11 +140,11 @@ class StaticSchedulePolicy(LoggingPolicy):
         if len(hours) == 0:
             raise ValueError("`hours` must list at least one hour of the day (0-23), got ().")
         for h in hours:
-            _check_int("hours[*]", h, 0, 23)
+            check_int(h, "hours entries", 0, 23)
         if len(set(hours)) != len(hours):
             raise ValueError(f"`hours` must be distinct, got {hours}.")
-        self.n_styles = _check_int("n_styles", n_styles, 1)
-        self.style = _check_int("style", style, 0, self.n_styles - 1)
+        self.n_styles = check_int(n_styles, "n_styles")
+        self.style = check_int(style, "style", 0, self.n_styles - 1)
         self.hours = tuple(sorted(int(h) for h in hours))
         self._hour_table = np.zeros(24, dtype=bool)
         self._hour_table[list(self.hours)] = True
@@ -198,8 +179,8 @@ class UniformRandomPolicy(LoggingPolicy):
     """
 
     def __init__(self, push_prob: float, n_styles: int = len(DEFAULT_STYLES)) -> None:
-        self.push_prob = _check_prob("push_prob", push_prob, open_low=True)
-        self.n_styles = _check_int("n_styles", n_styles, 1)
+        self.push_prob = check_number(push_prob, "push_prob", lo=0, hi=1, lo_open=True)
+        self.n_styles = check_int(n_styles, "n_styles")
 
     def __repr__(self) -> str:
         return f"UniformRandomPolicy(push_prob={self.push_prob}, n_styles={self.n_styles})"
@@ -236,8 +217,8 @@ class EpsilonGreedyWrapper(LoggingPolicy):
                              f"{type(base).__name__}; wrap plain callables in a LoggingPolicy "
                              "subclass that defines distribution().")
         self.base = base
-        self.epsilon = _check_prob("epsilon", epsilon, open_low=False)
-        self.n_styles = _check_int("n_styles", n_styles, 1)
+        self.epsilon = check_number(epsilon, "epsilon", lo=0, hi=1)
+        self.n_styles = check_int(n_styles, "n_styles")
         if base.n_styles != self.n_styles:
             raise ValueError(f"`n_styles` = {self.n_styles} differs from the base policy's "
                              f"n_styles = {base.n_styles}; use the same number of styles.")

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from covercast._io import check_number
 from covercast.simulators import response as R
 from covercast.simulators.params import HOURS_PER_WEEK, PopulationParams
 
@@ -194,11 +195,7 @@ class PopulationTables:
         """Organic sessions in each hour of day over the ``days`` before ``now`` of users with
         these segments and activity multipliers, ``(len(segment), 24)`` float64 (see
         :meth:`Population.draw_history`); drawn from ``rng``."""
-        if isinstance(days, bool) or not isinstance(days, (int, float, np.integer,
-                                                            np.floating)) \
-                or not math.isfinite(days) or days < 0:
-            raise ValueError(f"`days` must be a finite number >= 0, got {days!r}.")
-        n_hours = int(round(24.0 * float(days)))
+        n_hours = int(round(24.0 * check_number(days, "days", lo=0)))
         if n_hours == 0 or len(segment) == 0:
             return np.zeros((len(segment), 24))
         how_now = int(self._hour_of_week(now))
