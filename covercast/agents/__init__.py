@@ -20,6 +20,12 @@ agent                     what it does
                           programming: the benchmark's upper reference, not deployable
 ========================  ================================================================
 
+**Your own policy** (:mod:`covercast.agents.base`): any object with the same ``predict`` is
+accepted wherever an agent is (:func:`as_agent` wraps it), or subclass :class:`Agent` and
+override its public hooks ``decide`` (and ``distribution`` for off-policy evaluation); the
+observation readers :func:`hour_of_day`, :func:`weekday_of`, :func:`hours_since_push` and
+:func:`observed_profile` are here for it.
+
 None of them imports torch. The learners (GRU-PPO, the stable-baselines3 adapters) need torch
 and are imported on first use: ``from covercast.agents import GRUPPOTrainer``.
 """
@@ -33,7 +39,17 @@ from covercast.agents.bandits import (
     ThompsonStyleAgent,
     linucb_context,
 )
-from covercast.agents.base import MODES, ActionLayout, Agent
+from covercast.agents.base import (
+    MODES,
+    ActionLayout,
+    Agent,
+    PredictAdapter,
+    as_agent,
+    hour_of_day,
+    hours_since_push,
+    observed_profile,
+    weekday_of,
+)
 from covercast.agents.baselines import (
     DEFAULT_PUSH_HOURS,
     ActivityHeuristic,
@@ -49,6 +65,12 @@ __all__ = [
     "MODES",
     "ActionLayout",
     "Agent",
+    "PredictAdapter",
+    "as_agent",
+    "hour_of_day",
+    "weekday_of",
+    "hours_since_push",
+    "observed_profile",
     "RandomAgent",
     "StaticScheduler",
     "TunedStaticScheduler",

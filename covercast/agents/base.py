@@ -15,6 +15,24 @@ for one observation (shape ``(OBS_DIM,)`` -> an ``int`` action) or a batch (``(N
 * ``attach(env)``: called by :func:`covercast.agents.evaluate.evaluate` with the
   environment it runs on (only the oracle, which reads the hidden state, needs it).
 
+**Your own policy.** Two ways, both accepted wherever an agent is (:func:`~covercast.agents.
+evaluate.evaluate`, :func:`~covercast.agents.evaluate.evaluate_agents`,
+:func:`~covercast.agents.evaluate.evaluate_vector`, :func:`covercast.ope.collect`, the
+benchmarks that evaluate agents):
+
+1. *Any object* with stable-baselines3's ``predict(obs, state=None, episode_start=None,
+   deterministic=False) -> (actions, state)`` -- a trained SB3 model, or a class of your own. It
+   is wrapped by :func:`as_agent` (a :class:`PredictAdapter`), which forwards the optional
+   ``update``, ``reset``, ``attach`` and ``action_probabilities`` when the object has them.
+   Off-policy evaluation needs action probabilities: give the object an
+   ``action_probabilities(obs, state=None) -> (N, n_actions)`` method, or, for a deterministic
+   policy, wrap it as ``as_agent(obj, deterministic=True)`` (its probabilities are then one-hot).
+2. *A subclass of* :class:`Agent` that overrides the public hooks :meth:`Agent.decide` (whether
+   to push and with which style, for a batch of observations) and, for off-policy evaluation,
+   :meth:`Agent.distribution` (the probabilities behind it). The base class then speaks every
+   action layout (:class:`ActionLayout`), checks what the hooks return, and gives ``predict``,
+   ``action_probabilities``, ``reset`` (re-seeds ``self.rng``), ``config`` and ``for_env``.
+
 Agents decide two things: whether to push now, and with which cover style. An
 :class:`ActionLayout` turns those into the actions of the environment at hand:
 
@@ -32,7 +50,6 @@ Time features are read back from the observation (:func:`hour_of_day`, :func:`we
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -47,6 +64,9 @@ __all__ = [
     "MODES",
     "ActionLayout",
     "Agent",
+    "PredictAdapter",
+    "as_agent",
+    "policy_label",
     "SeedLike",
     "as_obs_batch",
     "as_episode_start",
@@ -296,12 +316,36 @@ class ActionLayout:
 
 
 # ================================================================================= agents
-class Agent(ABC):
+class Agent:
     """Base class: a push/style policy with stable-baselines3's ``predict``.
 
-    Subclasses implement :meth:`_decide` (one action per observation row) and
-    :meth:`_distribution` (the probabilities behind it); learning agents override
-    :meth:`update` and :meth:`_reset_learning`.
+    **Writing one.** Override :meth:`decide` -- for a batch of observation rows ``x`` (float64
+    ``(N, OBS_DIM)``, the layout of :mod:`covercast.envs.observation`; :func:`hour_of_day`,
+    :func:`weekday_of`, :func:`hours_since_push` and :func:`observed_profile` read it), return
+    whether to push and with which style -- and, if the policy is to be used in off-policy
+    evaluation, :meth:`distribution` (the probabilities behind :meth:`decide`). Draw random
+    numbers from :attr:`rng` (re-seeded by :meth:`reset`, so evaluations are reproducible). A
+    learning agent sets ``learns = True`` and overrides :meth:`update` and
+    :meth:`reset_learning`; an agent with settings extends :meth:`config`. Example::
+
+        class Evening(Agent):
+            def decide(self, x, state, episode_start, deterministic):
+                push = np.rint(hour_of_day(x)) == 19
+                return push, np.full(len(x), 2), state       # style 2 at 19:00
+
+        evaluate(Evening(), "covercast/PushSchedule-v0", episodes=100, seed=0)
+
+    The hooks speak in pushes and styles, whatever the environment: :class:`ActionLayout`
+    turns them into the actions of ``mode``. ``_decide`` and ``_distribution`` are the hooks'
+    old names and still work (for subclasses that override them, and for callers).
+
+    **What the base class gives.** :meth:`predict` (stable-baselines3's signature, one
+    observation or a batch), :meth:`action_probabilities`, :meth:`update` (a no-op),
+    :meth:`reset` (re-seeds :attr:`rng`, calls :meth:`reset_learning`), :meth:`attach` (a
+    no-op; called with the environment before a run), :meth:`config` (the settings written
+    beside results), :meth:`for_env` (an agent for an environment's action layout), and
+    ``mode`` / ``n_styles`` / ``n_actions`` / ``name``. An object that is not an Agent but has
+    ``predict`` is used through :func:`as_agent`.
 
     Parameters
     ----------
@@ -327,6 +371,12 @@ class Agent(ABC):
             raise ValueError(f"`name` must be a non-empty string or None, got {name!r}.")
         self.name = name if name is not None else self.default_name
         self._rng = make_rng(seed)
+        cls = type(self)
+        if cls.predict is Agent.predict and cls.decide is Agent.decide \
+                and cls._decide is Agent._decide:
+            raise TypeError(f"{cls.__name__} must override decide(x, state, episode_start, "
+                            "deterministic) -> (push, style, state), or predict (see "
+                            "covercast.agents.base.Agent).")
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -348,6 +398,12 @@ class Agent(ABC):
     @property
     def n_actions(self) -> int:
         return self.layout.n_actions
+
+    @property
+    def rng(self) -> np.random.Generator:
+        """The agent's random stream (``np.random.Generator``): draw from it in :meth:`decide`;
+        :meth:`reset` re-seeds it."""
+        return self._rng
 
     def config(self) -> dict[str, Any]:
         """The agent's settings (JSON-serialisable), for ``config.json`` beside results."""
@@ -383,10 +439,13 @@ class Agent(ABC):
             new state.
         """
         x, single = as_obs_batch(obs)
-        start = as_episode_start(episode_start, x.shape[0])
-        push, style, state = self._decide(x, state, start, bool(deterministic))
+        n = x.shape[0]
+        start = as_episode_start(episode_start, n)
+        push, style, state = self.decide(x, state, start, bool(deterministic))
+        push = self._hook_rows(push, "push", n)
+        style = self._hook_rows(style, "style", n)
         if not self.layout.decides_timing:
-            push = np.ones(x.shape[0], dtype=bool)
+            push = np.ones(n, dtype=bool)
         action = self.layout.encode(push, style)
         return (int(action[0]) if single else action), state
 
@@ -397,9 +456,17 @@ class Agent(ABC):
         ``state`` is the state :meth:`predict` would be called with (for agents with memory).
         """
         x, _ = as_obs_batch(obs)
-        p_push, style_probs = self._distribution(x, state)
+        n = x.shape[0]
+        p_push, style_probs = self.distribution(x, state)
+        p_push = np.broadcast_to(np.asarray(p_push, dtype=np.float64), (n,)) \
+            if np.ndim(p_push) == 0 else np.asarray(p_push, dtype=np.float64)
+        style_probs = np.asarray(style_probs, dtype=np.float64)
+        if p_push.shape != (n,) or style_probs.shape != (n, self.n_styles):
+            raise ValueError(f"{type(self).__name__}.distribution must return (P(push) ({n},), "
+                             f"P(style | push) ({n}, {self.n_styles})), got shapes "
+                             f"{p_push.shape} and {style_probs.shape}.")
         if not self.layout.decides_timing:
-            p_push = np.ones(x.shape[0])
+            p_push = np.ones(n)
         return self.layout.probabilities(p_push, style_probs)
 
     def update(self, obs: Any, action: Any, reward: Any, next_obs: Any, terminated: Any,
@@ -414,25 +481,91 @@ class Agent(ABC):
     def reset(self, seed: SeedLike = None) -> None:
         """Forget everything learned and re-seed the random stream."""
         self._rng = make_rng(seed)
-        self._reset_learning()
+        self.reset_learning()
 
     def attach(self, env: Any) -> None:
         """Called with the environment the agent is about to run on (default: nothing)."""
         return None
 
     # ------------------------------------------------------------------ for subclasses
-    @abstractmethod
+    def decide(self, x: np.ndarray, state: Any, episode_start: np.ndarray,
+               deterministic: bool) -> tuple[np.ndarray, np.ndarray, Any]:
+        """The policy: what to do for each observation row. Override it.
+
+        Parameters
+        ----------
+        x : numpy.ndarray
+            float64 ``(N, OBS_DIM)`` observations, one row per user (``N = 1`` for a
+            single-user environment).
+        state : any
+            What this method returned as ``new_state`` at the previous step (``None`` at the
+            start); a policy without memory returns it unchanged.
+        episode_start : numpy.ndarray
+            bool ``(N,)``: True where a row starts a new episode (forget its memory).
+        deterministic : bool
+            Take the most likely decision instead of sampling.
+
+        Returns
+        -------
+        (push, style, new_state)
+            ``push`` bool ``(N,)`` (ignored in the ``style`` layout, where every step pushes),
+            ``style`` int ``(N,)`` style indices in ``[0, n_styles)`` (read where ``push`` is
+            True; ignored in the ``timing`` layout, where the environment picks the cover), and
+            the state to pass back at the next step.
+        """
+        if type(self)._decide is Agent._decide:
+            raise NotImplementedError(f"{type(self).__name__} must override decide(x, state, "
+                                      "episode_start, deterministic).")
+        return self._decide(x, state, episode_start, deterministic)
+
+    def distribution(self, x: np.ndarray, state: Any) -> tuple[np.ndarray, np.ndarray]:
+        """The probabilities behind :meth:`decide` (with ``deterministic=False``). Override it
+        for off-policy evaluation; evaluation does not need it.
+
+        Returns ``(P(push) (N,), P(style | push) (N, n_styles))`` for the observation rows
+        ``x`` and the ``state`` :meth:`decide` would be called with; each style row sums to 1.
+        A deterministic policy returns 0/1 push probabilities and one-hot styles.
+        """
+        if type(self)._distribution is Agent._distribution:
+            raise NotImplementedError(
+                f"{type(self).__name__} gives no action probabilities: override "
+                "distribution(x, state) -> (P(push) (N,), P(style | push) (N, n_styles)). "
+                "Off-policy evaluation needs them (covercast.ope.collect logs them as pscore; "
+                "evaluation_probabilities, EpsilonGreedyAgent and SoftmaxAgent read them); "
+                "evaluate does not.")
+        return self._distribution(x, state)
+
+    def reset_learning(self) -> None:
+        """Forget what was learned (learning agents override it; called by :meth:`reset`)."""
+        return self._reset_learning()
+
+    # the hooks' old names (subclasses that override them keep working)
     def _decide(self, x: np.ndarray, state: Any, episode_start: np.ndarray,
                 deterministic: bool) -> tuple[np.ndarray, np.ndarray, Any]:
-        """``(push (N,) bool, style (N,) int, new_state)`` for the observation rows ``x``."""
+        return self.decide(x, state, episode_start, deterministic)
 
-    @abstractmethod
     def _distribution(self, x: np.ndarray, state: Any) -> tuple[np.ndarray, np.ndarray]:
-        """``(P(push) (N,), P(style | push) (N, n_styles))`` for the observation rows ``x``."""
+        return self.distribution(x, state)
 
     def _reset_learning(self) -> None:
-        """Forget what was learned (learning agents)."""
         return None
+
+    def _hook_rows(self, value: Any, what: str, n: int) -> np.ndarray:
+        """``decide``'s ``push`` or ``style`` as an ``(n,)`` array (a scalar is broadcast)."""
+        a = np.asarray(value)
+        if a.ndim == 0:
+            a = np.full(n, a)
+        if a.shape != (n,):
+            raise ValueError(f"{type(self).__name__}.decide returned `{what}` of shape {a.shape}; "
+                             f"expected ({n},), one entry per observation row.")
+        if what == "push":
+            return a.astype(bool)
+        if not np.issubdtype(a.dtype, np.integer):
+            if not (np.issubdtype(a.dtype, np.floating) and np.all(a == np.rint(a))):
+                raise ValueError(f"{type(self).__name__}.decide returned styles of dtype "
+                                 f"{a.dtype}; expected integer style indices.")
+            a = a.astype(np.int64)
+        return a
 
 
 def check_style(style: Any, n_styles: int, name: str = "style") -> int:
@@ -461,3 +594,188 @@ class PolicyAgent(Agent):
 
     def _distribution(self, x: np.ndarray, state: Any) -> tuple[np.ndarray, np.ndarray]:
         return self.layout.split(self.action_probabilities(x, state))
+
+
+# ================================================================================= any policy
+def policy_label(policy: Any) -> str:
+    """The label of a policy in result tables: its ``name`` when it is a non-empty string, else
+    its class name."""
+    name = getattr(policy, "name", None)
+    return name if isinstance(name, str) and name else type(policy).__name__
+
+
+class PredictAdapter(PolicyAgent):
+    """Any object with stable-baselines3's ``predict`` as a covercast :class:`Agent`.
+
+    Build it with :func:`as_agent`. ``predict`` is the object's (its actions are checked:
+    one ``int`` per observation, in ``[0, n_actions)``); ``update(obs, action, reward,
+    next_obs, terminated, info)``, ``reset(seed)`` (``seed`` a numpy ``SeedSequence``),
+    ``attach(env)`` and ``learns`` are forwarded when the object has them.
+    ``action_probabilities(obs, state=None)`` is the object's when it has one (checked:
+    ``(N, n_actions)``, non-negative rows summing to 1), one-hot on its deterministic action
+    when the adapter was built with ``deterministic=True``, and otherwise raises
+    ``NotImplementedError`` (off-policy evaluation cannot use the policy).
+    """
+
+    default_name = "policy"
+
+    def __init__(self, policy: Any, mode: str = "schedule", n_styles: int = len(DEFAULT_STYLES),
+                 *, deterministic: bool = False, seed: SeedLike = None,
+                 name: str | None = None) -> None:
+        if not callable(getattr(policy, "predict", None)):
+            raise ValueError(_NOT_A_POLICY.format(type(policy).__name__))
+        if not isinstance(deterministic, bool):
+            raise ValueError(f"`deterministic` must be a bool, got {deterministic!r}.")
+        super().__init__(mode, n_styles, seed=seed,
+                         name=policy_label(policy) if name is None else name)
+        self.policy = policy
+        self.deterministic = deterministic
+        self.learns = bool(getattr(policy, "learns", False))
+
+    def config(self) -> dict[str, Any]:
+        return super().config() | {"policy": type(self.policy).__qualname__,
+                                   "deterministic": self.deterministic}
+
+    def _optional(self, method: str) -> Any:
+        f = getattr(self.policy, method, None)
+        return f if callable(f) else None
+
+    @property
+    def has_probabilities(self) -> bool:
+        """Whether :meth:`action_probabilities` is available (the object's own, or one-hot
+        for a deterministic policy)."""
+        return self.deterministic or self._optional("action_probabilities") is not None
+
+    def predict(self, obs: Any, state: Any = None, episode_start: Any = None,
+                deterministic: bool = False) -> tuple[int | np.ndarray, Any]:
+        x = np.asarray(obs)
+        single = x.ndim != 2            # one observation (a batch is (N, OBS_DIM))
+        n = 1 if single else x.shape[0]
+        out = self.policy.predict(obs, state=state, episode_start=episode_start,
+                                  deterministic=bool(deterministic) or self.deterministic)
+        if not (isinstance(out, tuple) and len(out) == 2):
+            raise ValueError(f"{self.name}.predict must return (actions, state) like "
+                             f"stable-baselines3, got {type(out).__name__}.")
+        action, new_state = out
+        a = np.asarray(action)
+        if not (np.issubdtype(a.dtype, np.integer)
+                or (np.issubdtype(a.dtype, np.floating) and np.all(a == np.rint(a)))):
+            raise ValueError(f"{self.name}.predict returned actions of dtype {a.dtype}; "
+                             f"expected integer actions in [0, {self.n_actions - 1}].")
+        a = a.astype(np.int64).reshape(-1)
+        if a.shape != (n,):
+            raise ValueError(f"{self.name}.predict returned {a.size} actions for "
+                             f"{'one observation' if single else f'{n} observations'}; "
+                             "expected one per observation.")
+        if a.min() < 0 or a.max() >= self.n_actions:
+            raise ValueError(f"{self.name}.predict returned actions in [{a.min()}, {a.max()}]; "
+                             f"the {self.mode!r} layout has actions 0-{self.n_actions - 1}.")
+        return (int(a[0]) if single else a), new_state
+
+    def action_probabilities(self, obs: Any, state: Any = None) -> np.ndarray:
+        x, _ = as_obs_batch(obs)
+        n = x.shape[0]
+        own = self._optional("action_probabilities")
+        if own is not None:
+            p = np.asarray(own(obs, state), dtype=np.float64)
+            p = p[None, :] if p.ndim == 1 else p
+            if p.shape != (n, self.n_actions):
+                raise ValueError(f"{self.name}.action_probabilities returned shape {p.shape}; "
+                                 f"expected ({n}, {self.n_actions}).")
+            if np.any(p < 0) or not np.allclose(p.sum(axis=1), 1.0, atol=1e-6):
+                raise ValueError(f"{self.name}.action_probabilities must return non-negative "
+                                 "rows that sum to 1.")
+            return p
+        if not self.deterministic:
+            raise NotImplementedError(
+                f"{self.name} ({type(self.policy).__name__}) has predict but no "
+                "action_probabilities, which off-policy evaluation needs. Give it an "
+                "action_probabilities(obs, state=None) -> (N, n_actions) method, or, if its "
+                "deterministic predict is the policy, wrap it with as_agent(policy, "
+                "deterministic=True) (one-hot probabilities).")
+        start = np.full(n, state is None)
+        a, _ = self.predict(x, state, start, deterministic=True)
+        return np.eye(self.n_actions)[np.atleast_1d(a)]
+
+    def update(self, obs: Any, action: Any, reward: Any, next_obs: Any, terminated: Any,
+               info: Mapping[str, Any] | None) -> None:
+        f = self._optional("update")
+        if f is not None:
+            f(obs, action, reward, next_obs, terminated, info)
+
+    def reset(self, seed: SeedLike = None) -> None:
+        root = as_seed_sequence(seed)
+        mine, theirs = root.spawn(2)
+        super().reset(mine)
+        f = self._optional("reset")
+        if f is not None:
+            f(theirs)
+
+    def attach(self, env: Any) -> None:
+        f = self._optional("attach")
+        if f is not None:
+            f(env)
+
+
+_NOT_A_POLICY = ("Expected a covercast Agent or an object with stable-baselines3's "
+                 "predict(obs, state=None, episode_start=None, deterministic=False) -> "
+                 "(actions, state); got {}.")
+
+
+def as_agent(policy: Any, env: Any = None, *, mode: str | None = None,
+             n_styles: int | None = None, deterministic: bool = False,
+             name: str | None = None) -> Agent:
+    """``policy`` as a covercast :class:`Agent`: an Agent as it is, any other object with
+    stable-baselines3's ``predict`` wrapped in a :class:`PredictAdapter`.
+
+    Every function that runs agents calls it, so a plain object can be passed directly to
+    :func:`covercast.agents.evaluate.evaluate` and friends; call it yourself to name the
+    policy, to declare it deterministic, or to use it with the wrappers that need an Agent
+    (``EpsilonGreedyAgent``, ``SwitchAgent``, ...).
+
+    Parameters
+    ----------
+    policy : Agent or object with ``predict``
+        ``predict(obs, state=None, episode_start=None, deterministic=False) -> (actions,
+        state)``: ``obs`` is one observation ``(OBS_DIM,)`` (then one action) or a batch
+        ``(N, OBS_DIM)`` (then ``(N,)`` actions), as in stable-baselines3. Optional methods
+        are forwarded (:class:`PredictAdapter`).
+    env : gymnasium.Env, optional
+        The environment the policy acts in: its action layout (``mode``, ``n_styles``) is
+        read from it (:meth:`ActionLayout.from_env`). Without it, ``mode`` (default
+        ``"schedule"``) and ``n_styles`` (default 5).
+    mode, n_styles :
+        The action layout, when there is no ``env`` (``mode`` also overrides the env's).
+    deterministic : bool
+        Declare the policy deterministic: ``predict`` is always called with
+        ``deterministic=True``, and the action probabilities are one-hot on its action (so it
+        can be an evaluation policy in off-policy evaluation, or the base of an
+        ``EpsilonGreedyAgent`` that logs with exact propensities).
+    name : str, optional
+        Its label in result tables (default: the object's ``name``, else its class name).
+
+    Raises
+    ------
+    ValueError
+        For an object without ``predict``, or layout arguments given with an Agent (an Agent
+        has its own; build it with ``Agent.for_env`` or its ``mode``).
+    """
+    if isinstance(policy, Agent):
+        given = [k for k, v in (("mode", mode), ("n_styles", n_styles), ("name", name))
+                 if v is not None] + (["deterministic"] if deterministic else [])
+        if given:
+            raise ValueError(f"{policy.name} is already a covercast Agent; {given} apply to "
+                             "objects with only predict (set the Agent's own settings "
+                             "instead).")
+        return policy
+    if not callable(getattr(policy, "predict", None)):
+        raise ValueError(_NOT_A_POLICY.format(type(policy).__name__))
+    if env is not None:
+        layout = ActionLayout.from_env(env, mode)
+        if n_styles is not None and int(n_styles) != layout.n_styles:
+            raise ValueError(f"`n_styles` = {n_styles} but the environment has "
+                             f"{layout.n_styles} styles.")
+        mode, n_styles = layout.mode, layout.n_styles
+    return PredictAdapter(policy, mode or "schedule",
+                          len(DEFAULT_STYLES) if n_styles is None else n_styles,
+                          deterministic=deterministic, name=name)

@@ -3,8 +3,9 @@
 :func:`evaluate` drives a single-user environment (any covercast id, or any Gymnasium env whose
 ``info`` carries the covercast responses); :func:`evaluate_vector` drives the population vector
 environment, one row per user; :func:`evaluate_agents` evaluates several agents on the same
-episodes. Summaries with confidence intervals and A/B tests are in
-:mod:`covercast.experiments.stats`.
+episodes. An agent is a covercast :class:`~covercast.agents.base.Agent` or any object with
+stable-baselines3's ``predict`` (wrapped by :func:`~covercast.agents.base.as_agent`). Summaries
+with confidence intervals and A/B tests are in :mod:`covercast.experiments.stats`.
 
 **Learning agents are evaluated as deployed.** An agent that learns from what it sees
 (``agent.learns``: the style bandits :class:`~covercast.agents.ThompsonStyleAgent` and
@@ -53,7 +54,7 @@ import numpy as np
 import pandas as pd
 
 from covercast._io import check_int
-from covercast.agents.base import Agent, as_seed_sequence
+from covercast.agents.base import Agent, as_agent, as_seed_sequence, policy_label
 from covercast.envs.vector import last_observations
 
 __all__ = ["EPISODE_COLUMNS", "evaluate", "evaluate_agents", "evaluate_vector", "LEARNING_MODES",
@@ -99,10 +100,13 @@ def resolve_learning(agent: Any, learning: str = "auto") -> str:
 _REQUIRED_INFO = ("pushed", "opened")
 
 
-def _check_agent(agent: Any) -> Agent:
-    if not isinstance(agent, Agent):
-        raise ValueError(f"`agent` must be a covercast Agent (covercast.agents), got "
-                         f"{type(agent).__name__}; wrap other policies in an Agent subclass.")
+def _check_agent(agent: Any) -> Any:
+    """``agent`` if it is an Agent or has ``predict`` (:func:`~covercast.agents.base.as_agent`
+    wraps it once the environment is known)."""
+    if not isinstance(agent, Agent) and not callable(getattr(agent, "predict", None)):
+        raise ValueError(f"`agent` must be a covercast Agent (covercast.agents) or an object "
+                         f"with stable-baselines3's predict(obs, state=None, episode_start=None, "
+                         f"deterministic=False) -> (actions, state), got {type(agent).__name__}.")
     return agent
 
 
@@ -222,11 +226,13 @@ def evaluate(agent: Agent, env_or_id: Any, episodes: int, seed: int | np.random.
 
     Parameters
     ----------
-    agent : Agent
+    agent : Agent or object with ``predict``
         A covercast agent for the environment's action layout
         (``Agent.for_env(env)`` builds one); :meth:`~covercast.agents.base.Agent.attach` is
         called with the environment, and :meth:`~covercast.agents.base.Agent.update` after
-        every step.
+        every step. Any other object with stable-baselines3's ``predict(obs, state=None,
+        episode_start=None, deterministic=False) -> (actions, state)`` is wrapped by
+        :func:`~covercast.agents.base.as_agent` for the environment's layout.
     env_or_id : str or gymnasium.Env
         A registered id (built with :func:`covercast.envs.make` for covercast ids, so
         ``env_kwargs`` may hold ``horizon_days`` and ``slot_minutes``; closed at the end) or an
@@ -248,7 +254,8 @@ def evaluate(agent: Agent, env_or_id: Any, episodes: int, seed: int | np.random.
         (default): ``"continual"`` if ``agent.learns`` (the style bandits), else ``"episode"``
         (:func:`resolve_learning`). The mode used is ``df.attrs["learning"]``.
     name : str, optional
-        The ``agent`` column (default ``agent.name``).
+        The ``agent`` column (default ``agent.name``, or the class name of an object without
+        one).
     on_step : callable, optional
         Called after every step as ``on_step(label, episode, obs, action, reward, info)``
         (``obs`` is the observation the action was chosen on), e.g. to record when pushes were
@@ -265,11 +272,12 @@ def evaluate(agent: Agent, env_or_id: Any, episodes: int, seed: int | np.random.
     learning = resolve_learning(agent, learning)
     env_seeds, agent_seeds, agent_root = _seeds(seed, episodes)
     env, owned = _make_env(env_or_id, env_kwargs)
-    label = agent.name if name is None else str(name)
+    label = policy_label(agent) if name is None else str(name)
     from tqdm.auto import tqdm
 
     rows = []
     try:
+        agent = as_agent(agent, env)
         agent.attach(env)
         if learning == "continual":
             agent.reset(agent_root)
@@ -314,7 +322,8 @@ def evaluate_agents(agents: Mapping[str, Agent] | Sequence[Agent], env_or_id: An
     """:func:`evaluate` each agent with the same ``seed`` (paired episodes); one DataFrame.
 
     ``agents`` is a mapping ``{label: agent}`` or a sequence of agents (labelled by their
-    ``name``; labels must be distinct). Other arguments as in :func:`evaluate`; with
+    ``name``, or their class name; labels must be distinct); an agent may be any object with
+    ``predict`` (see :func:`evaluate`). Other arguments as in :func:`evaluate`; with
     ``learning="auto"`` (default) each agent gets its own mode (the bandits continual, the
     others per episode): ``attrs["learning_by_agent"]`` names them, and ``attrs["learning"]``
     is their common mode, or ``"mixed"``.
@@ -322,7 +331,7 @@ def evaluate_agents(agents: Mapping[str, Agent] | Sequence[Agent], env_or_id: An
     if isinstance(agents, Mapping):
         items = list(agents.items())
     else:
-        items = [(getattr(a, "name", None), a) for a in agents]
+        items = [(policy_label(a), a) for a in agents]
     if not items:
         raise ValueError("`agents` is empty; give at least one agent.")
     labels = [k for k, _ in items]
@@ -360,19 +369,20 @@ def evaluate_vector(agent: Agent, n_users: int, seed: int | np.random.SeedSequen
     """
     agent = _check_agent(agent)
     n = check_int(n_users, "n_users")
-    if agent.mode != "schedule":
+    if getattr(agent, "mode", "schedule") != "schedule":
         raise ValueError(f"The population vector environment takes PushSchedule actions; build "
                          f"the agent with mode='schedule', not {agent.mode!r}.")
     env_seeds, _, agent_root = _seeds(seed, 1)
     from covercast.envs.registration import make_vec
 
     env = make_vec(n, **dict(env_kwargs or {}))
-    label = agent.name if name is None else str(name)
+    label = policy_label(agent) if name is None else str(name)
     base = env.unwrapped
     steps = int(base.max_episode_steps)
     from tqdm.auto import tqdm
 
     try:
+        agent = as_agent(agent, env)
         agent.attach(env)
         agent.reset(agent_root)
         obs, _ = env.reset(seed=env_seeds[0])

@@ -46,7 +46,7 @@ import numpy as np
 import pandas as pd
 
 from covercast._io import atomic_write, atomic_write_text, check_int, check_number
-from covercast.agents.base import Agent, SeedLike, as_obs_batch, as_seed_sequence
+from covercast.agents.base import Agent, SeedLike, as_agent, as_obs_batch, as_seed_sequence
 from covercast.envs.vector import last_observations
 
 __all__ = ["LoggedDataset", "EpsilonGreedyAgent", "SoftmaxAgent", "collect", "collect_vector",
@@ -446,10 +446,15 @@ def collect(env: Any, logging_policy: Agent, episodes: int, seed: int | np.rando
     env : gymnasium.Env
         A covercast single-user environment (e.g. ``covercast.envs.make(
         "covercast/PushSchedule-v0", horizon_days=7)``); ``info`` carries the raw responses.
-    logging_policy : Agent
+    logging_policy : Agent or object with ``predict``
         A stochastic agent whose :meth:`~covercast.agents.base.Agent.action_probabilities`
         are exact for its :meth:`predict` (e.g. :class:`EpsilonGreedyAgent`); its probability
-        of each taken action is logged as ``pscore``.
+        of each taken action is logged as ``pscore``. Any other object with
+        stable-baselines3's ``predict`` is wrapped by :func:`~covercast.agents.base.as_agent`
+        for ``env``: it must then have its own ``action_probabilities(obs, state=None)``
+        (a ``predict``-only object has no propensities to log, and is refused with a
+        ValueError; for a deterministic one, log ``EpsilonGreedyAgent(as_agent(policy,
+        env, deterministic=True), epsilon=...)``).
     episodes : int
         Episodes (users) to log, >= 1.
     seed : int or SeedSequence
@@ -463,10 +468,13 @@ def collect(env: Any, logging_policy: Agent, episodes: int, seed: int | np.rando
     ------
     ValueError
         If the policy's probability of a taken action is 0 (its ``action_probabilities`` does
-        not match its ``predict``) or the arguments are invalid.
+        not match its ``predict``), the policy gives no action probabilities, or the arguments
+        are invalid.
     """
     from tqdm.auto import tqdm
 
+    if not isinstance(logging_policy, Agent):
+        logging_policy = as_agent(logging_policy, env)     # ValueError without predict
     _check_collect_args(logging_policy, episodes, seed)
     root = as_seed_sequence(seed)
     env_branch, agent_branch = root.spawn(2)
@@ -483,7 +491,11 @@ def collect(env: Any, logging_policy: Agent, episodes: int, seed: int | np.rando
         t = 0
         while True:
             x = np.asarray(obs, dtype=np.float64)
-            probs = logging_policy.action_probabilities(x, None if start else state)[0]
+            try:
+                probs = logging_policy.action_probabilities(x, None if start else state)[0]
+            except NotImplementedError as e:
+                raise ValueError(f"collect logs the logging policy's probability of each "
+                                 f"action (pscore), and it has none: {e}") from e
             action, state = logging_policy.predict(x, state, start, deterministic=False)
             p = float(probs[int(action)])
             if not p > 0:
