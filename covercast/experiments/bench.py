@@ -40,16 +40,22 @@ def default_bench_days(n_users: int) -> int:
     return 7
 
 
-def _rss_mib() -> float:
-    """Current resident set size of this process in MiB (NaN where /proc is unavailable)."""
+def _proc_status_mib(field: str) -> float:
+    """A memory field of ``/proc/self/status`` (``VmRSS``, ``VmHWM``, ...) in MiB (NaN where
+    /proc is unavailable)."""
     try:
         with open("/proc/self/status") as fh:
             for line in fh:
-                if line.startswith("VmRSS:"):
+                if line.startswith(f"{field}:"):
                     return int(line.split()[1]) / 1024.0
     except OSError:
         pass
     return float("nan")
+
+
+def _rss_mib() -> float:
+    """Current resident set size of this process in MiB (NaN where /proc is unavailable)."""
+    return _proc_status_mib("VmRSS")
 
 
 def _peak_rss_mib() -> float:

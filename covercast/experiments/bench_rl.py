@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -307,9 +308,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     torch.set_num_threads(1)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
+    # SB3's progress bar needs rich (the bench extra); without it, train without the bars
+    progress = importlib.util.find_spec("rich") is not None
+    if not progress:
+        print("(no progress bars: SB3's needs `rich`, in the bench extra: "
+              "pip install -e \".[bench]\")")
     df = bench_throughput(a.num_envs, a.steps, env_id=a.env, agents=a.agents,
                           num_steps=a.num_steps, seed=a.seed, repeats=a.repeats,
-                          progress=True)
+                          progress=progress)
     print(df.to_string(index=False))
     atomic_write_csv(df, out / "bench_rl.csv")
     if a.backends:

@@ -27,9 +27,10 @@ writes the split as a Markdown report; ``--scaling`` adds the scaling table.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import math
 import os
-import platform
 import shlex
 import subprocess
 import sys
@@ -94,48 +95,40 @@ def _check_sizes(ns: Sequence[int], name: str = "ns") -> list[int]:
 
 def _split_once(n: int, workload: str, steps: int, seed: int) -> dict[str, float]:
     """One timed run of ``steps`` steps (after ``steps`` warm-up steps) at ``n`` users."""
+    from covercast.envs.observation import ObservationBuilder
     from covercast.envs.vector import PopulationVectorEnv
+    from covercast.experiments.bench_rl import _timed_methods
+    from covercast.simulators.population import Population
 
     env = PopulationVectorEnv(n)
     env.reset(seed=seed)
     acts = _actions(env, workload, 2 * steps, seed)
-    pop = env.population
-    acc = {"step": 0.0, "replace": 0.0}
-
-    def timed(name: str, fn: Any) -> Any:
-        def wrapper(*a: Any, **k: Any) -> Any:
-            t = time.perf_counter()
-            try:
-                return fn(*a, **k)
-            finally:
-                acc[name] += time.perf_counter() - t
-        return wrapper
-
-    # instance attributes shadow the methods: the env calls these wrappers
-    pop.step = timed("step", pop.step)
-    pop.replace_users = timed("replace", pop.replace_users)
-    for obj, method, part in _PARTS:
-        target = env._builder if obj == "builder" else env
-        if hasattr(target, method):
-            acc.setdefault(part, 0.0)
-            setattr(target, method, timed(part, getattr(target, method)))
+    classes = {"env": PopulationVectorEnv, "builder": ObservationBuilder}
+    timed = {(Population, "step"), (Population, "replace_users")} | {
+        (classes[obj], method) for obj, method, _ in _PARTS if hasattr(classes[obj], method)}
+    acc = {method: 0.0 for _, method in timed}
     step = env.step
     replaced = 0
-    for a in acts[:steps]:                                 # warm-up: a steady state of users
-        step(a)
-    acc.update(dict.fromkeys(acc, 0.0))
-    t0 = time.perf_counter()
-    for a in acts[steps:]:
-        _, _, term, trunc, _ = step(a)
-        replaced += int(np.count_nonzero(term | trunc))
-    total = time.perf_counter() - t0
+    with contextlib.ExitStack() as stack:
+        for klass, method in timed:
+            stack.enter_context(_timed_methods(klass, (method,), acc))
+        for a in acts[:steps]:                             # warm-up: a steady state of users
+            step(a)
+        acc.update(dict.fromkeys(acc, 0.0))
+        t0 = time.perf_counter()
+        for a in acts[steps:]:
+            _, _, term, trunc, _ = step(a)
+            replaced += int(np.count_nonzero(term | trunc))
+        total = time.perf_counter() - t0
     env.close()
-    engine = acc["step"] + acc["replace"]
-    parts = {f"{part}_s": acc.get(part, 0.0) for part in PARTS}
+    engine = acc["step"] + acc["replace_users"]
+    parts = dict.fromkeys((f"{part}_s" for part in PARTS), 0.0)
+    for _, method, part in _PARTS:
+        parts[f"{part}_s"] += acc.get(method, 0.0)
     parts["rest_s"] = total - engine - sum(parts.values())
-    return {"total_s": total, "engine_step_s": acc["step"], "engine_replace_s": acc["replace"],
-            "engine_s": engine, "env_layer_s": total - engine,
-            "replaced_per_step": replaced / steps, **parts}
+    return {"total_s": total, "engine_step_s": acc["step"],
+            "engine_replace_s": acc["replace_users"], "engine_s": engine,
+            "env_layer_s": total - engine, "replaced_per_step": replaced / steps, **parts}
 
 
 def vector_split(ns: Sequence[int] = (10_000, 100_000), *, steps: int | None = None,
@@ -232,17 +225,11 @@ def _peak_rss_mib() -> float:
     made new by ``exec`` (``getrusage``'s ``ru_maxrss`` would carry over the peak of the process
     that started this one); ``ru_maxrss`` elsewhere.
     """
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    import resource
+    from covercast.experiments.bench import _peak_rss_mib as ru_maxrss_mib
+    from covercast.experiments.bench import _proc_status_mib
 
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 1024.0 if platform.system() != "Darwin" else peak / 2**20
+    hwm = _proc_status_mib("VmHWM")
+    return hwm if math.isfinite(hwm) else ru_maxrss_mib()
 
 
 def _scaling_one(target: str, n: int, steps: int, workload: str, seed: int) -> dict[str, float]:
