@@ -1,4 +1,5 @@
-"""Entry points behind ``covercast train`` and ``covercast evaluate`` (torch imported lazily).
+"""Entry points behind ``covercast train`` and ``covercast evaluate`` (torch imported lazily;
+the commands are added to ``covercast`` by :mod:`covercast.experiments.cli`, as the other CLIs).
 
 ``covercast train --agent gru-ppo --env covercast/PushSchedule-v0 --steps N --seed S --out
 runs/NAME`` trains GRU-PPO (or ``ppo`` / ``recurrent-ppo``, the stable-baselines3 references)

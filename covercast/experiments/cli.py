@@ -334,7 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_bank_open_rates(experiments)
     add_ope_commands(sub)
 
-    from covercast.agents.train import add_subcommands as add_rl_subcommands
+    from covercast.experiments.agents_cli import add_subcommands as add_rl_subcommands
 
     add_rl_subcommands(sub)
     for each in _each_parser(p):  # defaults in every help; errors translated to its flags

@@ -212,8 +212,9 @@ def _seeds(config: SuiteConfig, i: int) -> dict[str, int]:
 def _env_kwargs(config: SuiteConfig, population: str | Any) -> dict[str, Any]:
     from covercast.generators.banks import bank_kwargs
 
+    # (the hyperparameter search's config has no bank: it trains on the procedural covers)
     kw: dict[str, Any] = {"horizon_days": config.horizon_days, "population": population,
-                          **bank_kwargs(config.bank)}
+                          **bank_kwargs(getattr(config, "bank", None))}
     if config.history_days:
         kw["history_days"] = float(config.history_days)
     return kw

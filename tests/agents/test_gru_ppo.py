@@ -212,7 +212,7 @@ def cli_parser():
     """``covercast train`` / ``evaluate`` on a parser of their own."""
     import argparse
 
-    from covercast.agents.train import add_subcommands
+    from covercast.experiments.agents_cli import add_subcommands
 
     parser = argparse.ArgumentParser()
     add_subcommands(parser.add_subparsers(dest="command", required=True))
@@ -244,7 +244,7 @@ def test_cli_train_resume_and_evaluate(tmp_path, capsys):
     assert args.func(args) == 0
     assert (tmp_path / "ev" / "episodes.csv").is_file()
     with pytest.raises(ValueError, match="neither a run folder"):
-        from covercast.agents.train import load_agent
+        from covercast.experiments.agents_cli import load_agent
         load_agent(str(tmp_path / "nothing"), "covercast/PushTiming-v0")
 
 
@@ -763,7 +763,7 @@ def test_final_policy_greedy_decoding_is_calibrated_without_validation(tmp_path)
 
 
 def test_cli_train_with_validation_and_evaluate_the_best(tmp_path):
-    from covercast.agents.train import load_agent
+    from covercast.experiments.agents_cli import load_agent
 
     parser = cli_parser()
     run = tmp_path / "run"
@@ -891,7 +891,7 @@ def test_default_budget_is_one_million_steps_in_config_and_cli():
     to build its parser."""
     import argparse
 
-    from covercast.agents.train import DEFAULT_STEPS, add_subcommands
+    from covercast.experiments.agents_cli import DEFAULT_STEPS, add_subcommands
 
     assert GRUPPOConfig().total_steps == DEFAULT_STEPS == 1_000_000
     parser = argparse.ArgumentParser()

@@ -155,7 +155,7 @@ def test_a_corrupted_checkpoint_is_named_with_what_is_wrong(tmp_path, capsys):
 
 
 def test_a_run_folder_without_weights_says_so(tmp_path):
-    from covercast.agents.train import load_agent
+    from covercast.experiments.agents_cli import load_agent
 
     run = tmp_path / "run"
     (run / "checkpoint").mkdir(parents=True)
