@@ -94,6 +94,12 @@ def execute(path: str | os.PathLike, cwd: str | os.PathLike | None = None,
         t0 = time.perf_counter()
         client.execute()
         seconds = time.perf_counter() - t0
+    # an error raised after a cell ran (e.g. drawing its figure) is an output, not a failure
+    errors = [f"cell {i}: {o.get('ename')}: {o.get('evalue')}"
+              for i, cell in enumerate(nb.cells) for o in cell.get("outputs", [])
+              if o.get("output_type") == "error"]
+    if errors:
+        raise RuntimeError(f"{path.name} shows errors: " + "; ".join(errors))
     return Executed(path, nb, seconds)
 
 
