@@ -416,11 +416,10 @@ class PopulationVectorEnv(VectorEnv):
         of the cost of a new ``(N, 40)`` array), and an array nobody references cannot be
         told apart from a new one: ``copy=True`` keeps its meaning (what a step returned is
         never changed by a later step)."""
-        buf = self._obs_out
-        if buf is not None and sys.getrefcount(buf) <= self._obs_out_refs:
-            return buf
-        buf = self._obs_out = np.empty((self.num_envs, OBS_DIM), dtype=np.float32)
-        return buf
+        # the same expression as in __init__, so that the counts compare (no local name)
+        if sys.getrefcount(self._obs_out) > self._obs_out_refs:
+            self._obs_out = np.empty((self.num_envs, OBS_DIM), dtype=np.float32)
+        return self._obs_out
 
     def _add_history(self, users: np.ndarray) -> None:
         """The sessions seen of ``users`` before their episode (``history_days``)."""

@@ -92,6 +92,21 @@ def test_copy_true_never_changes_what_an_earlier_step_returned():
     assert len({id(a) for a in kept}) == len(kept)
 
 
+def test_copy_true_reuses_an_array_the_caller_dropped():
+    import weakref
+
+    env = PopulationVectorEnv(30)
+    obs, _ = env.reset(seed=0)
+    zeros = np.zeros(30, dtype=np.int64)
+    first = weakref.ref(obs)                # a weak reference does not hold the array
+    del obs
+    obs, *_ = env.step(zeros)
+    assert first() is obs                   # dropped: its memory serves again
+    held = obs
+    obs, *_ = env.step(zeros)
+    assert obs is not held                  # still held: a new array
+
+
 def test_copy_false_returns_one_buffer():
     env = PopulationVectorEnv(50, copy=False)
     obs0, _ = env.reset(seed=0)
