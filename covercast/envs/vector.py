@@ -187,6 +187,9 @@ class PopulationVectorEnv(VectorEnv):
         # (measured here: what sys.getrefcount reports differs between Python versions)
         self._obs_out = np.zeros((n, OBS_DIM), dtype=np.float32)
         self._obs_out_refs = sys.getrefcount(self._obs_out)
+        self._final_out = np.zeros((n, OBS_DIM), dtype=np.float32)
+        self._final_out_refs = sys.getrefcount(self._final_out)
+        self._final_rows = np.zeros(0, dtype=np.int64)
 
     def _episode_steps(self, horizon_days: float | None, max_episode_steps: int | None) -> int:
         spd = 1440 // self.slot_minutes
@@ -259,7 +262,6 @@ class PopulationVectorEnv(VectorEnv):
             from gymnasium.error import ResetNeeded
             raise ResetNeeded("Call reset() before step() on PopulationVectorEnv.")
         a = self._check_actions(actions)
-        n = self.num_envs
         pop = self._pop
         push = a > 0
         dropped = self._apply_budget(push)
@@ -281,8 +283,9 @@ class PopulationVectorEnv(VectorEnv):
         done = terminated | truncated
         if done.any():
             idx = np.flatnonzero(done)
-            final_obs = np.zeros((n, OBS_DIM), dtype=np.float32)
+            final_obs = self._free_final_obs_array()
             final_obs[idx] = obs[idx]
+            self._final_rows = idx
             info["final_obs"] = final_obs
             info["_final_obs"] = done
             info["final_info"] = {k: v for k, v in info.items()
@@ -420,6 +423,16 @@ class PopulationVectorEnv(VectorEnv):
         if sys.getrefcount(self._obs_out) > self._obs_out_refs:
             self._obs_out = np.empty((self.num_envs, OBS_DIM), dtype=np.float32)
         return self._obs_out
+
+    def _free_final_obs_array(self) -> np.ndarray:
+        """``info["final_obs"]``'s array, zero outside the rows about to be written: the one of
+        the last autoreset with its rows zeroed again if nobody holds it any more (as
+        :meth:`_free_obs_array`), else a new one."""
+        if sys.getrefcount(self._final_out) > self._final_out_refs:
+            self._final_out = np.zeros((self.num_envs, OBS_DIM), dtype=np.float32)
+        else:
+            self._final_out[self._final_rows] = 0.0
+        return self._final_out
 
     def _add_history(self, users: np.ndarray) -> None:
         """The sessions seen of ``users`` before their episode (``history_days``)."""

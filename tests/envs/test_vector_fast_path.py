@@ -107,6 +107,29 @@ def test_copy_true_reuses_an_array_the_caller_dropped():
     assert obs is not held                  # still held: a new array
 
 
+def test_final_obs_is_zero_outside_the_ended_rows_and_never_changes_later():
+    env = PopulationVectorEnv(60, horizon_days=1)           # every user ends at step 24
+    env.reset(seed=0)
+    rng = np.random.default_rng(3)
+    kept = []
+    ends = 0
+    for _ in range(120):
+        _, _, term, trunc, info = env.step(rng.integers(0, 6, 60))
+        done = term | trunc
+        if done.any():
+            ends += 1
+            fo = info["final_obs"]
+            assert np.all(fo[~done] == 0) and np.array_equal(info["_final_obs"], done)
+            if ends % 2:                                     # keep some, drop the others
+                kept.append((fo, fo.copy()))
+            fo = None
+        del info
+    assert ends > 5 and len(kept) > 2
+    assert len({id(fo) for fo, _ in kept}) == len(kept)
+    for fo, snapshot in kept:
+        assert np.array_equal(fo, snapshot)
+
+
 def test_copy_false_returns_one_buffer():
     env = PopulationVectorEnv(50, copy=False)
     obs0, _ = env.reset(seed=0)
