@@ -100,10 +100,10 @@ FULL = BenchPlan()
 #: ``covercast bench all --quick``: the same benchmarks, smaller, in under 5 minutes on 2 cores.
 QUICK = BenchPlan(population_ns=(1000, 100_000), population_days=2, population_repeats=2,
                   env_steps=3000, recogym_steps=3000, vector_steps=48, env_repeats=3,
-                  split_repeats=2, scaling_steps=None, ope_n=1_000_000, ope_repeats=1,
+                  split_repeats=1, scaling_steps=None, ope_n=1_000_000, ope_repeats=1,
                   ope_fqe=False,
                   generator_runs=((("procedural", "vae-iat", "dcgan"), (1, 256), None),
-                                  (("diffusion",), (1, 8), 8)),
+                                  (("diffusion",), (1, 4), 4)),
                   generator_repeats=1, rl_steps=20_000)
 
 
