@@ -1149,12 +1149,15 @@ def bank_comparison(runs: dict[str, str | os.PathLike], out: str | os.PathLike) 
     for (pop, pol, b), g in means.groupby(["population", "policy", "bank"], sort=False):
         row: dict[str, Any] = {"population": pop, "policy": pol, "bank": b}
         for m, _, f, _ in BANK_METRICS:
-            ci = _mean_ci(g[m].to_numpy(float) * f, 0.95)
+            x = g[m].to_numpy(float) * f
+            ci = _mean_ci(x[np.isfinite(x)], 0.95)      # CTR: a seed without pushes has none
             row[m], row[f"{m}_half"] = ci["mean"], ci["ci_high"] - ci["mean"]
         ref = means[(means["population"] == pop) & (means["policy"] == pol)
                     & (means["bank"] == names[0])].set_index("seed_index")["opens_per_day"]
-        ratio = g.set_index("seed_index")["opens_per_day"] / ref.reindex(g["seed_index"]).values
-        ci = _mean_ci(ratio.to_numpy(float), 0.95)
+        den = ref.reindex(g["seed_index"]).to_numpy(float)
+        num = g["opens_per_day"].to_numpy(float)
+        ratio = np.divide(num, den, out=np.full(len(num), np.nan), where=den > 0)
+        ci = _mean_ci(ratio[np.isfinite(ratio)], 0.95)  # seeds where the first bank opened some
         row["opens_vs_first"], row["opens_vs_first_half"] = ci["mean"], ci["ci_high"] - ci["mean"]
         ctl = means[(means["population"] == pop) & (means["policy"] == "static-tuned")
                     & (means["bank"] == b)].set_index("seed_index")["return"]
@@ -1168,6 +1171,8 @@ def bank_comparison(runs: dict[str, str | os.PathLike], out: str | os.PathLike) 
 
     def cell(r: pd.Series, m: str, unit: str) -> str:
         h = r[f"{m}_half"]
+        if not np.isfinite(r[m]):
+            return "n/a"
         return f"{r[m]:.3g}{unit}" + ("" if not np.isfinite(h) else f" ± {h:.2g}")
 
     lines = [f"# Scheduling benchmark with generated covers: {', '.join(names)}\n",
@@ -1183,10 +1188,22 @@ def bank_comparison(runs: dict[str, str | os.PathLike], out: str | os.PathLike) 
              f"evaluation -- pushes covers from its bank (`--bank`; learned banks by name: 24 "
              f"covers per style from the committed checkpoint). The seeds are the same in every "
              f"run, so each seed's users are the same users under every bank. Values: mean over "
-             f"seeds ± 95 % t half-width. 'opens vs {names[0]}': the policy's opens per "
-             f"user-day over its opens with the {names[0]} bank (per seed, then the mean). "
+             f"seeds ± 95 % t half-width (CTR over the seeds with pushes). 'opens vs "
+             f"{names[0]}': the policy's opens per user-day over its opens with the {names[0]} "
+             f"bank (per seed, then the mean over the seeds where the {names[0]} bank had "
+             f"opens). "
              f"'GRU-PPO - control': return per user over the tuned control's in the same run. "
              f"Runs: " + ", ".join(f"`{p}`" for p in runs.values()) + ".\n"]
+    from covercast.covers.attributes import DEFAULT_STYLES
+
+    picks = []
+    for b, p in runs.items():
+        cells = [json.loads(c.read_text()) for c in sorted((Path(p) / "cells").glob("*/cell.json"))]
+        picks.append(f"{b}: " + ", ".join(
+            f"{c['facts']['control']['hours']} {DEFAULT_STYLES[c['facts']['control']['style']]}"
+            for c in cells if "control" in c.get("facts", {})))
+    lines.append("Tuned control per seed (hours UTC, style), by bank -- " + "; ".join(picks)
+                 + ".\n")
     for pop in dict.fromkeys(table["population"]):
         held = "" if pop == c0["train_population"] else " (held out)"
         lines.append(f"\n## {pop}{held}\n")
