@@ -97,9 +97,9 @@ def horizon_pushes(horizon_days: float, n_push_hours: int,
                    env_id: str = "covercast/CoverStyle-v0") -> int:
     """Pushes in ``horizon_days`` days (a whole number) at ``n_push_hours`` pushes a day."""
     horizon_days = check_horizon_days(horizon_days)
-    if abs(horizon_days - round(horizon_days)) > 1e-9:
-        raise ValueError(f"`horizon_days` must be a whole number of days for {env_id} (one "
-                         f"push per push hour per day), got {horizon_days!r}.")
+    if abs(horizon_days - round(horizon_days)) > 1e-9 or round(horizon_days) < 1:
+        raise ValueError(f"`horizon_days` must be a whole number of days (>= 1) for {env_id} "
+                         f"(one push per push hour per day), got {horizon_days!r}.")
     return int(round(horizon_days)) * int(n_push_hours)
 
 
