@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from covercast._io import atomic_write_csv, atomic_write_text
+from covercast._io import atomic_write_csv, atomic_write_text, check_int, md_table
 
 __all__ = ["soak", "format_soak_table", "DEFAULT_SOAK_STEPS", "VECTOR_ID"]
 
@@ -201,8 +201,7 @@ def soak(steps: int = DEFAULT_SOAK_STEPS, *, n_users: int = 10_000, generation_s
     for name, value, low in (("steps", steps, 1), ("n_users", n_users, 1),
                              ("generation_steps", generation_steps, 0),
                              ("spot_steps", spot_steps, 1)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-            raise ValueError(f"`{name}` must be an integer >= {low}, got {value!r}.")
+        check_int(value, name, low)
     known = (*ENV_IDS, GENERATION_ENV_ID, VECTOR_ID)
     chosen = list(known if env_ids is None else env_ids)
     unknown = [e for e in chosen if e not in known]
@@ -264,17 +263,16 @@ def soak(steps: int = DEFAULT_SOAK_STEPS, *, n_users: int = 10_000, generation_s
 
 def format_soak_table(df: pd.DataFrame) -> str:
     """The soak table as Markdown."""
-    lines = ["| env | env-steps | episodes | steps/s | NaN/inf (obs, reward, info) | RSS after "
-             "warm-up (MiB) | RSS at end (MiB) | growth (MiB) | growth per 1M steps (MiB) | "
-             "same seed same run |", "|---|---:|---:|---:|---|---:|---:|---:|---:|---|"]
-    for r in df.itertuples():
-        lines.append(
-            f"| {r.env} | {r.steps:,} | {r.episodes:,} | {r.steps_per_s:,.0f} | "
-            f"{r.nonfinite_obs}, {r.nonfinite_reward}, {r.nonfinite_info} | "
-            f"{r.rss_warm_mib:,.1f} | {r.rss_end_mib:,.1f} | {r.rss_growth_mib:+.1f} | "
-            f"{_or_na(r.rss_growth_mib_per_m_steps, '+.2f')} | "
-            f"{'yes' if r.deterministic else 'NO'} |")
-    return "\n".join(lines)
+    header = ["env", "env-steps", "episodes", "steps/s", "NaN/inf (obs, reward, info)",
+              "RSS after warm-up (MiB)", "RSS at end (MiB)", "growth (MiB)",
+              "growth per 1M steps (MiB)", "same seed same run"]
+    rows = [[r.env, f"{r.steps:,}", f"{r.episodes:,}", f"{r.steps_per_s:,.0f}",
+             f"{r.nonfinite_obs}, {r.nonfinite_reward}, {r.nonfinite_info}",
+             f"{r.rss_warm_mib:,.1f}", f"{r.rss_end_mib:,.1f}", f"{r.rss_growth_mib:+.1f}",
+             _or_na(r.rss_growth_mib_per_m_steps, "+.2f"), "yes" if r.deterministic else "NO"]
+            for r in df.itertuples()]
+    return "\n".join(md_table(header, rows, ["---"] + ["---:"] * 3 + ["---"] + ["---:"] * 4
+                               + ["---"]))
 
 
 def _or_na(value: float, fmt: str) -> str:
