@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from covercast._io import atomic_write_csv
+from covercast._io import atomic_write_csv, check_int
 
 __all__ = ["bench_envs", "format_env_table", "import_recogym", "recogym_steps_per_s",
            "RECOGYM_INSTALL", "TARGET_RECOGYM_RATIO", "TARGET_VECTOR_USER_STEPS_PER_S"]
@@ -49,12 +49,6 @@ TARGET_RECOGYM_RATIO = 10.0
 TARGET_VECTOR_USER_STEPS_PER_S = 10_000_000
 
 _SINGLE_IDS = ("covercast/PushTiming-v0", "covercast/CoverStyle-v0", "covercast/PushSchedule-v0")
-
-
-def _check_int(value: Any, name: str, low: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"`{name}` must be an integer >= {low}, got {value!r}.")
-    return int(value)
 
 
 def _time_gym(env_id: str, steps: int, seed: int) -> float:
@@ -210,11 +204,11 @@ def bench_envs(*, steps: int = 20_000, n_users: int = 10_000, vector_steps: int 
         ``vs_cartpole`` (median ratios), ``target`` (the rate to reach, NaN where none) and
         ``meets_target``.
     """
-    steps = _check_int(steps, "steps")
-    n_users = _check_int(n_users, "n_users")
-    vector_steps = _check_int(vector_steps, "vector_steps")
-    recogym_steps = _check_int(recogym_steps, "recogym_steps", low=2)
-    repeats = _check_int(repeats, "repeats")
+    steps = check_int(steps, "steps")
+    n_users = check_int(n_users, "n_users")
+    vector_steps = check_int(vector_steps, "vector_steps")
+    recogym_steps = check_int(recogym_steps, "recogym_steps", 2)
+    repeats = check_int(repeats, "repeats")
     from tqdm.auto import tqdm
 
     jobs: list[tuple[str, str, str, Any]] = [("CartPole-v1", "reference", "steps/s",

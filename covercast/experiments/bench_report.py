@@ -36,7 +36,7 @@ from typing import Any
 
 import pandas as pd
 
-from covercast._io import atomic_write_csv, atomic_write_text
+from covercast._io import atomic_write_csv, atomic_write_text, md_table
 
 __all__ = ["BenchPlan", "FULL", "QUICK", "SECTIONS", "bench_all", "machine_info",
            "machine_lines", "write_report", "main"]
@@ -212,10 +212,8 @@ def _md_table(df: pd.DataFrame, floatfmt: str = ".4g") -> str:
             return format(x, ",.0f") if abs(x) >= 1000 else format(x, floatfmt)
         return format(x, ",") if isinstance(x, int) and abs(x) >= 10_000 else str(x)
 
-    cols = list(df.columns)
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(cell(v) for v in r) + " |" for r in df.itertuples(index=False)]
-    return "\n".join(lines)
+    return "\n".join(md_table([str(c) for c in df.columns], df.itertuples(index=False),
+                              fmt=cell))
 
 
 def _missing(*modules: str) -> str:
