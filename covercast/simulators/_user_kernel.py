@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 from numba import njit
+from numba import types as nbtypes
+from numba.extending import overload
 
 from covercast.simulators import response as R
 from covercast.simulators.user import (
@@ -75,6 +77,33 @@ from covercast.simulators.user import (
     S_TOTAL,
     S_USER,
 )
+
+
+# ------------------------------------------------------------------ numpy for the response model
+def scalar_where(cond, x, y):  # noqa: ANN001, ANN201 (numba: the same names as the impls)
+    """``np.where(cond, x, y)``; under numba, for scalars, the scalar ``x if cond else y``."""
+    return np.where(cond, x, y)
+
+
+@overload(scalar_where)
+def _scalar_where(cond, x, y):  # noqa: ANN001, ANN202 (numba compares the names)
+    if all(isinstance(a, (nbtypes.Number, nbtypes.Boolean)) for a in (cond, x, y)):
+        def impl(cond, x, y):  # noqa: ANN001, ANN202
+            return x if cond else y
+    else:
+        def impl(cond, x, y):  # noqa: ANN001, ANN202
+            return np.where(cond, x, y)
+    return impl
+
+
+#: part of every cache digest: changes when what the digest cannot see (scalar_where) does
+_CACHE_TAG = " scalar_where 1"
+
+#: numpy with :func:`scalar_where` as ``where``: the module the compiled response functions
+#: see as ``np`` (:func:`covercast.simulators.user._jit_tree`).
+NUMPY_FOR_JIT = types.ModuleType("numpy")
+NUMPY_FOR_JIT.__dict__.update(np.__dict__)
+NUMPY_FOR_JIT.where = scalar_where
 
 # the summary: counts in N (the order of user.SUMMARY_KEYS), dwell and survey score sums in S
 _PUSHED, _BLOCKED, _OPENED, _LIKES, _SHARES, _COMMENTS, _SURVEYS, _SESSIONS, _COVER = range(9)
@@ -401,7 +430,7 @@ def make(response: R.ResponseModel, build_coef: Any, jit_tree: Any) -> Any:
         N[_SLOTS] = done
         observe(S, F, T, obs)
 
-    cache_on_disk(run, code_digest([run], repr(build_coef.layout)))
+    cache_on_disk(run, code_digest([run], repr(build_coef.layout) + _CACHE_TAG))
     return run
 
 

@@ -150,6 +150,32 @@ class _WindowRecord:
     session_counts: np.ndarray
 
 
+_NO_KNOTS = np.zeros((1, 0))
+_KERNELS: dict[tuple, tuple[Any, Any] | None] = {}
+
+
+def _run_kernel(response: R.ResponseModel, layout: tuple, which: int, *args: Any) -> Any:
+    """Run compiled pass ``which`` (0: ``deliver``, 1: ``see_pending``) for a response model
+    and coefficient layout (compiled once per process, kept in numba's on-disk cache); None,
+    having changed nothing, where the model's functions do not compile with numba (then the
+    numpy path serves it: it runs any function that works on arrays)."""
+    key = (response, layout)
+    if key not in _KERNELS:
+        from covercast.simulators import _population_kernel
+        from covercast.simulators.user import _jit_tree, _record_builder
+        _KERNELS[key] = _population_kernel.make(response, _record_builder(layout), _jit_tree)
+    kernels = _KERNELS[key]
+    if kernels is None:
+        return None
+    from numba.core.errors import NumbaError
+
+    try:
+        return kernels[which](*args)
+    except NumbaError:                   # at typing, before the pass changed anything
+        _KERNELS[key] = None
+        return None
+
+
 # ==================================================================================== population
 class Population(PopulationTables):
     """N simulated users answering pushes, advanced by one SimPy engine over numpy arrays.
@@ -196,6 +222,7 @@ class Population(PopulationTables):
         self.response = R.check_response(response)
         self.n_users = int(n_users)
         self.record_events = bool(record_events)
+        self._kernel_tables: tuple | None = None      # the compiled passes' constants
 
         self._init_state(seed)
 
@@ -250,6 +277,7 @@ class Population(PopulationTables):
         self._act_mask_of: np.ndarray | None = None     # the _act_users of _act_mask
         self._act_mask = np.zeros(0, dtype=bool)
         self._drawn: list[tuple[np.ndarray, np.ndarray]] = []
+        self._compiled_slot = False      # the slot so far went through the compiled passes
         self._reset_slot_accumulators()
 
         # ------------------------------------------------------------ recording
@@ -400,6 +428,7 @@ class Population(PopulationTables):
         """Draw every user's organic session count for the slot now starting."""
         self._clock_started = True
         self._slot_start = float(self._env.now)
+        self._compiled_slot = True
         sw = self._slot_of_week(self._slot_number)
         lam = self._slot_rate[:, sw][self._segment]
         lam *= self._multiplier
@@ -413,7 +442,7 @@ class Population(PopulationTables):
     def _end_slot(self) -> SlotOutcome:
         """Let waiting pushes be seen at sessions of this slot, then close the slot."""
         act = self._act_users
-        if act.size:
+        if act.size and not (self._compiled_slot and self._see_pending_compiled()):
             cand = act[self._pend_id[act] >= 0]
             if cand.size:
                 t_seen = self._first_session_after(cand, self._pend_time[cand])
@@ -743,6 +772,9 @@ class Population(PopulationTables):
         """A push batch fires: block opted-out users, collapse the tray, add fatigue, draw
         opt-outs, then seen-now opens; the rest waits in the tray."""
         t = float(self._env.now)
+        if self._compiled_slot and t == self._slot_start and self._deliver_compiled(b, t):
+            return
+        self._compiled_slot = False              # the slot's end takes the numpy path too
         a = self._acc
         users, pid, cover, topic, prop = b.users, b.push_id, b.cover, b.topic, b.propensity
         blocked = self._opted_out[users]
@@ -855,20 +887,130 @@ class Population(PopulationTables):
             sat[surveyed] = rm.satisfaction_score(rel[surveyed], dwell[surveyed], fat[surveyed],
                                                   rng.logistic(size=int(surveyed.sum())),
                                                   p.satisfaction)
+        self._record_opens(users, pid, cover, topic, np.asarray(t, dtype=np.float64),
+                           np.asarray(delay, dtype=np.float64), dwell, like, share, comment, sat)
+        np.maximum.at(self._last_open, users, np.asarray(t, dtype=np.float64))
+
+    def _record_opens(self, users: np.ndarray, pid: np.ndarray, cover: np.ndarray,
+                      topic: np.ndarray, t: np.ndarray, delay: np.ndarray, dwell: np.ndarray,
+                      like: np.ndarray, share: np.ndarray, comment: np.ndarray,
+                      sat: np.ndarray) -> None:
+        """Add a batch of opens to the slot's books."""
         a = self._acc
         self._open_batches += 1
-        a["open_user"].append(users)
-        a["open_push_id"].append(pid)
-        a["open_cover"].append(cover)
-        a["open_topic"].append(topic)
-        a["open_time"].append(np.asarray(t, dtype=np.float64))
-        a["open_delay_h"].append(np.asarray(delay, dtype=np.float64))
-        a["open_dwell_s"].append(dwell)
-        a["open_like"].append(like)
-        a["open_share"].append(share)
-        a["open_comment"].append(comment)
-        a["open_satisfaction"].append(sat)
-        np.maximum.at(self._last_open, users, np.asarray(t, dtype=np.float64))
+        for key, v in (("open_user", users), ("open_push_id", pid), ("open_cover", cover),
+                       ("open_topic", topic), ("open_time", t), ("open_delay_h", delay),
+                       ("open_dwell_s", dwell), ("open_like", like), ("open_share", share),
+                       ("open_comment", comment), ("open_satisfaction", sat)):
+            a[key].append(v)
+
+    # ------------------------------------------------------------------ the compiled passes
+    def _kernel_args(self) -> tuple:
+        """The compiled passes' first arguments: the state arrays (updated in place), the
+        tables, the scalars, the response model's coefficients and the responses stream."""
+        k = self._kernel_tables
+        if k is None:
+            from covercast.simulators.user import _coefficients
+            p = self.params
+            coef, layout = _coefficients(p)
+            tables = (self._seg_act, self._rel_act_table, self._features, self._quality,
+                      self._seg_intercept, self._seg_dwell_mu, self._seg_dwell_sigma)
+            scalars = np.array([self._week0_h, p.fatigue.half_life_h, p.fatigue.increment,
+                                p.open.glance_hours])
+            k = self._kernel_tables = (tables, scalars, coef, layout)
+        state = (self._opted_out, self._pend_id, self._pend_time, self._pend_cover,
+                 self._pend_topic, self._last_push, self._last_open, self._fatigue,
+                 self._fatigue_t, self._segment, self._multiplier, self._taste,
+                 self._topic_aff)
+        return (state, k[0], k[1], k[2], self._rng["responses"]), k[3]
+
+    def _open_buffers(self, n: int) -> tuple[np.ndarray, ...]:
+        """Buffers for up to ``n`` opens of a compiled pass (see ``_population_kernel``)."""
+        return (np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n), np.empty(n),
+                np.empty(n), np.empty(n, bool), np.empty(n, bool), np.empty(n, bool),
+                np.empty(n, np.int8))
+
+    def _opens_from(self, o: tuple[np.ndarray, ...], m: int, users: np.ndarray,
+                    cover: np.ndarray | None = None, topic: np.ndarray | None = None) -> None:
+        """Record the ``m`` opens a compiled pass wrote to ``o`` (index into ``users``, and
+        into ``cover`` and ``topic``; ``None``: the covers and topics of the users' trays)."""
+        if m:
+            idx = o[0][:m]
+            u = users[idx]
+            c = self._pend_cover[u] if cover is None else cover[idx]
+            tp = self._pend_topic[u] if topic is None else topic[idx]
+            self._record_opens(u, o[1][:m], c, tp, *(x[:m] for x in o[2:]))
+
+    def _deliver_compiled(self, b: _PushBatch, t: float) -> bool:
+        """:meth:`_deliver` at the slot's start, compiled: no session of the slot has come
+        yet, so an unseen push in the tray collapses. False (nothing done) where the
+        response model does not compile."""
+        from covercast.simulators._population_kernel import BLOCKED, OPTED_OUT
+
+        args, layout = self._kernel_args()
+        users = b.users
+        n = users.size
+        cover = np.ascontiguousarray(b.cover, dtype=np.int64)
+        topic = np.ascontiguousarray(b.topic, dtype=np.int64)
+        pid = np.ascontiguousarray(b.push_id, dtype=np.int64)
+        status = np.empty(n, np.int8)
+        collapsed = np.empty(n, np.int64)
+        o = self._open_buffers(n)
+        res = _run_kernel(self.response, layout, 0, *args, users, cover, topic, pid, t, status,
+                          collapsed, o)
+        if res is None:
+            return False
+        n_coll, m = res
+        a = self._acc
+        if n_coll:
+            a["collapsed_push_id"].append(collapsed[:n_coll])
+        blocked = status == BLOCKED
+        if blocked.any():
+            a["blocked_user"].append(users[blocked])
+            a["blocked_push_id"].append(pid[blocked])
+            keep = ~blocked
+            if not keep.any():
+                return True
+            d_users, d_pid, d_cover, d_topic = users[keep], pid[keep], cover[keep], topic[keep]
+            prop, status = np.asarray(b.propensity)[keep], status[keep]
+        else:
+            d_users, d_pid, d_cover, d_topic, prop = users, pid, cover, topic, b.propensity
+        self._push_batches += 1
+        a["push_user"].append(d_users)
+        a["push_id"].append(d_pid)
+        a["push_cover"].append(d_cover)
+        a["push_topic"].append(d_topic)
+        a["push_time"].append(np.full(d_users.size, t))
+        a["push_propensity"].append(prop)
+        out = status == OPTED_OUT
+        if out.any():
+            a["opt_out_user"].append(d_users[out])
+            a["opt_out_push_id"].append(d_pid[out])
+            a["opt_out_time"].append(np.full(int(out.sum()), t))
+        self._opens_from(o, m, users, cover, topic)
+        return True
+
+    def _see_pending_compiled(self) -> bool:
+        """The slot's end, compiled: each active user with a push in the tray sees it at the
+        slot's first session after it (every push of the slot came at its start). False
+        (nothing done) where the response model does not compile."""
+        args, layout = self._kernel_args()
+        act = self._act_users
+        knots = self._slot_knots[self._slot_of_week(self._slot_number)]
+        t_knots, c_knots = (_F64, _NO_KNOTS) if knots is None else knots
+        o = self._open_buffers(act.size)
+        cap = int(self._act_counts.sum())
+        d_idx, d_frac = np.empty(cap, np.int64), np.empty(cap)
+        res = _run_kernel(self.response, layout, 1, *args, act, self._act_counts, self._act_j,
+                          self._act_last, self._slot_start, self.slot_hours, t_knots, c_knots,
+                          o, d_idx, d_frac)
+        if res is None:
+            return False
+        m, n_d = res
+        if self.record_events and n_d:
+            self._drawn.append((act[d_idx[:n_d]], d_frac[:n_d]))
+        self._opens_from(o, m, act)
+        return True
 
     # ============================================================================ stepping
     def step(self, push: Any = None, style: Any = None, cover: Any = None, topic: Any = None,

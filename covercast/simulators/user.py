@@ -379,17 +379,25 @@ def _record_builder(layout: tuple) -> Any:
 
 def _jit_tree(fn: Any, njit: Any, memo: dict) -> Any:
     """``njit(fn)`` with the plain Python functions it calls (through its globals) compiled
-    too, recursively: the response functions call their helpers as ordinary functions."""
+    too, recursively: the response functions call their helpers as ordinary functions.
+
+    A global bound to numpy is bound to :data:`covercast.simulators._user_kernel.NUMPY_FOR_JIT`
+    instead: numpy, but with a ``where`` that gives a float, not a 0-d array, for floats (under
+    numba ``np.where`` on scalars allocates an array at each call; the value is the same)."""
     if fn in memo:
         return memo[fn]
     if not isinstance(fn, types.FunctionType):
         return fn                      # a numba dispatcher already, or a builtin
+    from covercast.simulators._user_kernel import NUMPY_FOR_JIT
+
     g = dict(fn.__globals__)
     memo[fn] = None
     for name in fn.__code__.co_names:
         v = g.get(name)
         if isinstance(v, types.FunctionType) and v is not fn:
             g[name] = _jit_tree(v, njit, memo)
+        elif v is np:
+            g[name] = NUMPY_FOR_JIT
     new = types.FunctionType(fn.__code__, g, fn.__name__, fn.__defaults__, fn.__closure__)
     memo[fn] = out = njit(new)
     return out

@@ -511,15 +511,16 @@ def test_advance_matches_step_by_step():
     """advance(n) runs n pushless slots: the same outcomes as n calls of step(), merged."""
     from covercast.covers.procedural import default_bank
 
-    a = Population(default_params(), 50, bank=default_bank(), seed=5)
-    b = Population(default_params(), 50, bank=default_bank(), seed=5)
-    a.step(push=np.arange(0, 50, 2), style=2)
-    b.step(push=np.arange(0, 50, 2), style=2)
+    # 200 pushes: late opens in the 30 slots after them whatever the seed draws
+    a = Population(default_params(), 400, bank=default_bank(), seed=5)
+    b = Population(default_params(), 400, bank=default_bank(), seed=5)
+    a.step(push=np.arange(0, 400, 2), style=2)
+    b.step(push=np.arange(0, 400, 2), style=2)
     out, sessions = a.advance(30)
     singles = [b.step() for _ in range(30)]
-    assert sessions.shape == (30, 50)
+    assert sessions.shape == (30, 400)
     for k, o in enumerate(singles):
-        dense = np.zeros(50, dtype=np.int64)
+        dense = np.zeros(400, dtype=np.int64)
         dense[o.session_user] = o.session_count
         assert np.array_equal(sessions[k], dense)
     assert out.n_opens == sum(o.n_opens for o in singles) > 0
