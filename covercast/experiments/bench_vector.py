@@ -192,6 +192,66 @@ def vector_split(ns: Sequence[int] = (10_000, 100_000), *, steps: int | None = N
     return df
 
 
+def _split_in(root: str, n: int, workload: str, steps: int, seed: int) -> dict[str, float]:
+    """:func:`_split_once` run by the covercast found at ``root`` (a checkout), in a fresh
+    Python process."""
+    code = ("import json; from covercast.experiments.bench_vector import _split_once; "
+            f"print(json.dumps(_split_once({n}, {workload!r}, {steps}, {seed})))")
+    if not os.path.isfile(os.path.join(root, "covercast", "__init__.py")):
+        raise RuntimeError(f"The split run of {root} cannot start: no covercast package "
+                           "there (give the root of a checkout).")
+    # run in the checkout: `python -c` puts the working directory first on the path
+    env = {**os.environ, "PYTHONPATH": os.path.abspath(root), "OMP_NUM_THREADS": "1"}
+    res = subprocess.run([sys.executable, "-c", code], env=env, cwd=os.path.abspath(root),
+                         capture_output=True, text=True, check=False)
+    if res.returncode:
+        raise RuntimeError(f"The split run of {root} failed:\n{res.stderr[-2000:]}")
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def compare(baseline: str, ns: Sequence[int] = (10_000,), *, steps: int | None = None,
+            workloads: Sequence[str] = WORKLOADS, repeats: int = 3, seed: int = 0
+            ) -> pd.DataFrame:
+    """The vector env's step, engine and env layer of the code at ``baseline`` (a checkout of
+    an earlier commit) and of this code, side by side: each repeat runs both, one after the
+    other, each in a fresh process (a loaded machine slows both alike); best of the repeats.
+    One row per size, workload and code (``code`` is ``"before"`` or ``"after"``)."""
+    ns = _check_sizes(ns)
+    here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    rows = []
+    for n in ns:
+        k = steps if steps is not None else (48 if n < 50_000 else 24)
+        for w in workloads:
+            runs: dict[str, list[dict[str, float]]] = {"before": [], "after": []}
+            for _ in range(repeats):
+                runs["before"].append(_split_in(baseline, n, w, k, seed))
+                runs["after"].append(_split_in(here, n, w, k, seed))
+            for code, rs in runs.items():
+                best = min(rs, key=lambda r: r["total_s"])
+                rows.append({"n_users": n, "workload": w, "code": code,
+                             "step_ms": best["total_s"] * 1e3 / k,
+                             "engine_ms": best["engine_s"] * 1e3 / k,
+                             "env_layer_ms": best["env_layer_s"] * 1e3 / k,
+                             "user_steps_per_s": n * k / best["total_s"],
+                             "engine_user_steps_per_s": n * k / best["engine_s"]})
+    return pd.DataFrame(rows)
+
+
+def format_compare(df: pd.DataFrame) -> str:
+    """Markdown table of :func:`compare`, with the speed-ups (before / after times)."""
+    lines = ["| users | workload | code | step ms | engine ms | env layer ms | env user-steps/s "
+             "| engine user-steps/s | step speed-up | engine speed-up |",
+             "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for (n, w), g in df.groupby(["n_users", "workload"], sort=False):
+        b = g[g.code == "before"].iloc[0]
+        for _, r in g.iterrows():
+            lines.append(f"| {n:,} | {w} | {r.code} | {r.step_ms:.3f} | {r.engine_ms:.3f} | "
+                         f"{r.env_layer_ms:.3f} | {r.user_steps_per_s / 1e6:.2f} M | "
+                         f"{r.engine_user_steps_per_s / 1e6:.2f} M | "
+                         f"{b.step_ms / r.step_ms:.2f}x | {b.engine_ms / r.engine_ms:.2f}x |")
+    return "\n".join(lines)
+
+
 def format_parts(df: pd.DataFrame) -> str:
     """The env layer by part (ms per step) as a Markdown table."""
     names = [*PARTS, "rest"]
@@ -389,6 +449,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--out", default=None, help="write the Markdown report there")
     ap.add_argument("--title", default="Population vector env: engine vs env layer",
                     help="title of the report")
+    ap.add_argument("--baseline", default=None, metavar="CHECKOUT",
+                    help="also time the code of this checkout (an earlier commit), side by "
+                         "side with this code (--baseline-rev names its commit in the report)")
+    ap.add_argument("--baseline-rev", default=None, help="the baseline's commit, for the report")
     args = ap.parse_args(argv)
     if args.one:
         target, n, k, workload, seed = args.one
@@ -397,10 +461,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     split = vector_split(args.n, steps=args.steps, workloads=args.workloads,
                          repeats=args.repeats, seed=args.seed)
     scale = scaling(seed=args.seed) if args.scaling else None
+    before = None
+    if args.baseline:
+        before = compare(args.baseline, args.n, steps=args.steps, workloads=args.workloads,
+                         repeats=args.repeats, seed=args.seed)
+        print(format_compare(before))
     if args.out:
         cmd = shlex.join(["python", "-m", "covercast.experiments.bench_vector",
                           *(sys.argv[1:] if argv is None else argv)])
-        atomic_write_text(args.out, split_report(split, cmd, scale, title=args.title))
+        text = split_report(split, cmd, scale, title=args.title)
+        if before is not None:
+            rev = f" (commit {args.baseline_rev})" if args.baseline_rev else ""
+            text += ("\n## Before and after, side by side\n\nBefore = the code at "
+                     f"`{args.baseline}`{rev}; after = this code. Each repeat runs both, one "
+                     "after the other, each in a fresh process; best of the repeats; speed-up "
+                     "= before's time / after's (step: the whole env step; engine: "
+                     "`Population.step` + `replace_users`).\n\n" + format_compare(before) + "\n")
+        atomic_write_text(args.out, text)
         if scale is not None:
             plot_scaling(scale, os.path.splitext(args.out)[0] + "_scaling.png")
         print(f"wrote {args.out}")

@@ -54,3 +54,19 @@ def test_split_restores_the_methods_it_times():
 def test_bad_arguments(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_compare_runs_both_checkouts_and_reports_speed_ups():
+    """--baseline: a tiny side-by-side run (this checkout against itself) gives a before and
+    an after row per size and workload, and the table's speed-up is before / after."""
+    import os
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(bv.__file__))))
+    df = bv.compare(root, [50], steps=2, workloads=["schedule"], repeats=1)
+    assert df.code.tolist() == ["before", "after"]
+    assert (df.step_ms > 0).all() and (df.engine_ms > 0).all()
+    table = bv.format_compare(df)
+    b, a = df.step_ms
+    assert f"{b / a:.2f}x" in table.splitlines()[-1]
+    with pytest.raises(RuntimeError, match="split run"):
+        bv.compare("/nonexistent-checkout", [50], steps=2, workloads=["schedule"], repeats=1)
