@@ -67,7 +67,7 @@ def make(response: R.ResponseModel, build_coef: Any, jit_tree: Any) -> tuple[Any
     fatigue_at = jit_tree(R.fatigue_at, njit, memo)
     coefficients = njit(build_coef)
 
-    @njit
+    @njit(inline="always")
     def try_open(st, tb, sc, C, rng, u, pid, cover, topic, t, delay, o, m, idx):
         """User ``u`` sees a push at ``t``: the open draw, and after an open its dwell,
         engagement and survey, written to row ``m`` of ``o``. Returns the rows written."""
