@@ -16,8 +16,11 @@ POLICIES = ["static", "static-tuned", "heuristic", "bandit", "gru-ppo"]
 
 
 def _suite(out, bank):
+    # 96 users (not the fast run's 12): enough pushes that other covers change some outcome
+    # (with 12 users, ~50 pushes a policy, identical opens under two banks were likely)
     cfg = SuiteConfig.fast_config(seeds=1, policies=POLICIES, eval_populations=["calibrated-v1"],
-                                  sensitivity=False, pareto_volumes=[2], bank=bank)
+                                  sensitivity=False, pareto_volumes=[2], bank=bank,
+                                  eval_users=96)
     return run_suite(out, cfg, backend="sequential", progress=False)
 
 
