@@ -138,11 +138,12 @@ def check_number(value: Any, name: str, *, lo: float = -math.inf, hi: float = ma
 
 def check_fields(config: Any, *, ints: Iterable[str] = (), counts: Iterable[str] = (),
                  positive: Iterable[str] = (), nonneg: Iterable[str] = (),
-                 fractions: Iterable[str] = (),
+                 fractions: Iterable[str] = (), at_least: Iterable[tuple[str, int]] = (),
                  choices: dict[str, Sequence[Any]] | None = None) -> None:
     """Refuse a config (any object) whose named fields are out of range: ``ints`` must be
     integers >= 1, ``counts`` integers >= 0, ``positive`` numbers > 0, ``nonneg`` numbers
-    >= 0, ``fractions`` numbers in [0, 1), ``choices`` one of the values given per field.
+    >= 0, ``fractions`` numbers in [0, 1), each ``(name, lowest)`` of ``at_least`` an
+    integer >= lowest, ``choices`` one of the values given per field.
     The first bad field raises (see :func:`check_int`, :func:`check_number`)."""
     for name in ints:
         check_int(getattr(config, name), name)
@@ -154,6 +155,8 @@ def check_fields(config: Any, *, ints: Iterable[str] = (), counts: Iterable[str]
         check_number(getattr(config, name), name, lo=0)
     for name in fractions:
         check_number(getattr(config, name), name, lo=0, hi=1, hi_open=True)
+    for name, lo in at_least:
+        check_int(getattr(config, name), name, lo)
     for name, allowed in (choices or {}).items():
         if getattr(config, name) not in allowed:
             raise ValueError(f"`{name}` must be one of {tuple(allowed)}, got "

@@ -20,6 +20,7 @@ from gymnasium.error import ResetNeeded
 from gymnasium.utils.env_checker import check_env as gym_check_env
 from gymnasium.vector import VectorEnv
 
+from covercast._io import check_int
 from covercast.envs.observation import OBS_DIM, OBS_INDEX, PROFILE_SLICE
 from covercast.envs.rewards import RESPONSE_KEYS
 
@@ -73,8 +74,7 @@ def check_env(env: gym.Env | VectorEnv, *, seed: int = 0, n_steps: int = 300,
     EnvCheckError
         Naming the broken invariant, the step and the values.
     """
-    if isinstance(n_steps, bool) or not isinstance(n_steps, int) or n_steps < 1:
-        raise ValueError(f"`n_steps` must be an integer >= 1, got {n_steps!r}.")
+    check_int(n_steps, "n_steps")
     if isinstance(env, VectorEnv):
         first = _rollout_vector(env, seed, n_steps, check=True)
         second = _rollout_vector(env, seed, n_steps, check=False)

@@ -73,7 +73,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from covercast._io import atomic_write
+from covercast._io import atomic_write, check_int
 from covercast.covers.attributes import DEFAULT_STYLES, DEFAULT_TOPICS
 from covercast.covers.bank import CoverBank
 
@@ -361,12 +361,6 @@ def _check_name(kind: str, name: Any, known: Sequence[str]) -> str:
     return name
 
 
-def _check_count(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"`{name}` must be an integer >= {minimum}, got {value!r}.")
-    return int(value)
-
-
 # ---------------------------------------------------------------------- rendering
 def render_covers(style: str, topic: str, n: int, *, size: int = 32,
                   rng: np.random.Generator,
@@ -407,7 +401,7 @@ def render_covers(style: str, topic: str, n: int, *, size: int = 32,
     spec = _STYLES[_check_name("style", style, DEFAULT_STYLES)]
     motif_fn = _MOTIFS[_check_name("topic", topic, DEFAULT_TOPICS)]
     size = _check_size(size)
-    n = _check_count("n", n, 0)
+    n = check_int(n, "n", 0)
     if not isinstance(rng, np.random.Generator):
         raise ValueError(f"`rng` must be a numpy.random.Generator, got {type(rng).__name__}; "
                          "pass np.random.default_rng(seed).")
@@ -527,9 +521,9 @@ def procedural_bank(per_style_topic: int = 8, *, size: int = 32, seed: int = 0,
     ValueError
         On an unknown, repeated or empty list of styles/topics, a bad size, count or seed.
     """
-    per_style_topic = _check_count("per_style_topic", per_style_topic, 1)
+    per_style_topic = check_int(per_style_topic, "per_style_topic")
     size = _check_size(size)
-    seed = _check_count("seed", seed, 0)
+    seed = check_int(seed, "seed", 0)
     styles = _check_names("style", styles, DEFAULT_STYLES)
     topics = _check_names("topic", topics, DEFAULT_TOPICS)
     pairs = [(s, t) for s in styles for t in topics]
@@ -617,10 +611,10 @@ def save_grid(bank_or_images: CoverBank | np.ndarray, path: str | os.PathLike, *
     path = Path(path)
     if path.suffix.lower() != ".png":
         raise ValueError(f"`path` must end in .png, got {path.name!r}.")
-    per_cell = _check_count("per_cell", per_cell, 1)
-    scale = _check_count("scale", scale, 1)
-    gap = _check_count("gap", gap, 0)
-    dpi = _check_count("dpi", dpi, 1)
+    per_cell = check_int(per_cell, "per_cell")
+    scale = check_int(scale, "scale")
+    gap = check_int(gap, "gap", 0)
+    dpi = check_int(dpi, "dpi")
     row_labels: list[str] | None = None
     col_labels: list[str] | None = None
     if isinstance(bank_or_images, CoverBank):
@@ -636,7 +630,7 @@ def save_grid(bank_or_images: CoverBank | np.ndarray, path: str | os.PathLike, *
             cells = arr
         else:
             n = arr.shape[0]
-            cols = int(np.ceil(np.sqrt(n))) if ncols is None else _check_count("ncols", ncols, 1)
+            cols = int(np.ceil(np.sqrt(n))) if ncols is None else check_int(ncols, "ncols")
             rows = -(-n // cols)
             cells = np.full((rows * cols, *arr.shape[1:]), 255, dtype=np.uint8)
             cells[:n] = arr

@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from covercast._io import atomic_write_csv, atomic_write_text
+from covercast._io import atomic_write_csv, atomic_write_text, check_int, md_frame
 
 __all__ = ["VARIANTS", "TARGET_RATIO", "counterfactual_bank", "arm_open_rates",
            "run_bank_open_rates"]
@@ -176,12 +176,6 @@ def _ratios(rates: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _md(df: pd.DataFrame, floatfmt: str = ".3g") -> str:
-    from covercast.experiments.demo import _md_table
-
-    return _md_table(df, floatfmt)
-
-
 def _ratio_cell(r: pd.Series) -> str:
     return f"{r['ratio']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]"
 
@@ -196,8 +190,7 @@ def run_bank_open_rates(out_dir: str | os.PathLike = "docs/results/bank_open_rat
     from covercast.simulators.suite import load_population
 
     for name, v, lo in (("seeds", seeds, 2), ("users", users, 10), ("days", days, 1)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
-            raise ValueError(f"`{name}` must be an integer >= {lo}, got {v!r}.")
+        check_int(v, name, lo)
     banks = [b for b in banks if b != "procedural"]
     if not banks:
         raise ValueError("Give at least one bank besides procedural to compare with it.")
@@ -287,7 +280,7 @@ per-style means of the procedural ones, while the procedural bank's vary around 
 
 {chr(10).join(_why(c))}
 
-{_md(c, '.3f')}
+{md_frame(c, '.3f')}
 """
     st = stats.copy()
     pc = ""
@@ -302,7 +295,7 @@ for that style is the generator's covers as the proxy sees them (noise, washed-o
 misplaced motif), not a proxy that undervalues the style. Whether the regression extrapolates
 faithfully to generated images is not checked here (no human ratings exist).
 
-{_md(proxy, '.3f')}
+{md_frame(proxy, '.3f')}
 """
     return f"""# Generated covers vs procedural covers under the same schedule
 
@@ -321,11 +314,11 @@ with a 95 % t interval. The user model is the default population's, unchanged.
 
 {chr(10).join(lines)}
 
-{_md(table)}
+{md_frame(table)}
 
 ## Per segment (the issue quoted morning commuters)
 
-{_md(seg_tab)}
+{md_frame(seg_tab)}
 
 {cf}
 {pc}
@@ -335,7 +328,7 @@ Quality (the craft estimate of generated covers, `covercast.generators.banks`), 
 probability of the asked style, the share read as that style, how many of the 6 topics the
 covers show and the most common topic's share, and the mean standardised image attributes.
 
-{_md(st, '.3f')}
+{md_frame(st, '.3f')}
 """
 
 

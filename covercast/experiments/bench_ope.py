@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from covercast._io import atomic_write_text
+from covercast._io import atomic_write_text, check_int
 
 __all__ = ["bench_ope"]
 
@@ -73,8 +73,7 @@ def bench_ope(n: int = 1_000_000, n_actions: int = 6, repeats: int = 3, seed: in
     )
 
     for name, v in (("n", n), ("n_actions", n_actions), ("repeats", repeats)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-            raise ValueError(f"`{name}` must be an integer >= 1, got {v!r}.")
+        check_int(v, name)
     rng = np.random.default_rng(seed)
     action = rng.integers(0, n_actions, n)
     pscore = np.full(n, 1.0 / n_actions)
@@ -116,8 +115,7 @@ def _bench_fqe(n: int, n_actions: int, n_bootstrap: int, seed: int,
     synthetic decisions in 48-step episodes (40 observation features, like PushSchedule-v0)."""
     from covercast.ope.estimators import estimate_sequential, fit_fqe
 
-    if isinstance(n_bootstrap, bool) or n_bootstrap < 10:
-        raise ValueError(f"`fqe_bootstrap` must be an integer >= 10, got {n_bootstrap!r}.")
+    check_int(n_bootstrap, "fqe_bootstrap", 10)
     steps, n_obs = 48, 40
     rng = np.random.default_rng(seed + 1)
     episode = np.arange(n) // steps
@@ -152,8 +150,7 @@ def _bench_collect(decisions: int, seed: int) -> dict[str, Any]:
     from covercast.envs.registration import episode_steps
     from covercast.ope.data import EpsilonGreedyAgent, collect, collect_vector
 
-    if isinstance(decisions, bool) or decisions < 1:
-        raise ValueError(f"`collect_decisions` must be an integer >= 1, got {decisions!r}.")
+    check_int(decisions, "collect_decisions")
     steps = episode_steps("covercast/PushSchedule-v0", 2.0)
     episodes = -(-decisions // steps)
     venv = make_vec(min(episodes, 50_000), horizon_days=2.0)

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from covercast._io import atomic_write_csv, atomic_write_text
+from covercast._io import atomic_write_csv, atomic_write_text, check_int
 
 __all__ = ["SB3_BENCH_AGENTS", "bench_throughput", "bench_backends", "main"]
 
@@ -139,8 +139,7 @@ def bench_throughput(num_envs: int = 64, steps: int = 20_000, *, horizon_days: f
     """
     from covercast.agents.gru_ppo import GRUPPOConfig
 
-    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
-        raise ValueError(f"`repeats` must be an integer >= 1, got {repeats!r}.")
+    check_int(repeats, "repeats")
     for name in agents:
         if name != "gru-ppo" and name not in SB3_BENCH_AGENTS:
             raise ValueError(f"Unknown agent {name!r}; use gru-ppo or one of "

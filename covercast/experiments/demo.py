@@ -47,21 +47,11 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from covercast._io import atomic_write_csv, atomic_write_text
+from covercast._io import atomic_write_csv, atomic_write_text, md_frame
+from covercast.simulators.calibrate import wilson_interval
 from covercast.simulators.params import PopulationParams, default_params
 
 HOURS_STATIC = (8, 20)
-
-
-def _wilson(k: np.ndarray, n: np.ndarray, z: float = 1.959964) -> tuple[np.ndarray, np.ndarray]:
-    """95 % Wilson score interval for k successes out of n."""
-    k, n = np.asarray(k, float), np.asarray(n, float)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        p = k / n
-        den = 1 + z**2 / n
-        mid = (p + z**2 / (2 * n)) / den
-        half = z * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / den
-    return mid - half, mid + half
 
 
 def summarise_log(log: pd.DataFrame, days: float) -> pd.DataFrame:
@@ -72,7 +62,7 @@ def summarise_log(log: pd.DataFrame, days: float) -> pd.DataFrame:
         users = g["user_id"].nunique()
         ev = g["event"].value_counts()
         pushes, opens = int(ev.get("push", 0)), int(ev.get("open", 0))
-        lo, hi = _wilson(np.array([opens]), np.array([max(pushes, 1)]))
+        lo, hi = wilson_interval(np.array([opens]), np.array([max(pushes, 1)]))
         dwell = g.loc[g["event"] == "open", "dwell_s"]
         surveys = g.loc[g["event"] == "survey", "satisfaction"]
         rows.append({
@@ -165,7 +155,7 @@ def _plots(out: Path) -> list[str]:
               xlabel="hour of day (UTC)", ylabel="share of the segment's sessions")
     ax[0].legend(fontsize=8)
     k, n = hourly["opens_by_push_hour"].to_numpy(), hourly["pushes"].to_numpy()
-    lo, hi = _wilson(k, np.maximum(n, 1))
+    lo, hi = wilson_interval(k, np.maximum(n, 1))
     ax[1].plot(hourly["hour"], 100 * k / np.maximum(n, 1), color="C3")
     ax[1].fill_between(hourly["hour"], 100 * lo, 100 * hi, color="C3", alpha=0.2)
     ax[1].set(title="Open rate by push hour (random policy, 95 % CI)", xlabel="hour of day (UTC)",
@@ -191,17 +181,6 @@ def _plots(out: Path) -> list[str]:
     plt.close(fig)
     names.append("ctr_by_segment.png")
     return names
-
-
-def _md_table(df: pd.DataFrame, floatfmt: str = ".3g") -> str:
-    """A Markdown table of ``df``; a missing number (NaN) reads "n/a", not "nan"."""
-    cols = list(df.columns)
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for _, r in df.iterrows():
-        cells = [("n/a" if np.isnan(v) else format(v, floatfmt))
-                 if isinstance(v, (float, np.floating)) else str(v) for v in r]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
 
 
 #: The environment of the policy comparison.
@@ -833,7 +812,7 @@ per user per day of the {horizon_days}-day window (zero after an opt-out), CTR (
 user's opens / pushes: shown, not a ranking on its own), pushes a day while subscribed, and the
 share of users who opted out. Means with 95 % t-intervals (`policy_summary.csv`).
 
-{_md_table(ptable)}
+{md_frame(ptable)}
 
 Paired comparisons (the same users) **against the tuned control**, then against the seed
 paper's untuned control: the difference in return with its 95 % interval, lifts = difference /
@@ -842,7 +821,7 @@ opt-outs as a difference in percentage points; "of oracle gain" = the share of t
 oracle's return gain over the tuned control that a policy reaches (`policy_vs_tuned.csv`,
 `policy_vs_static.csv` have every metric).
 
-{_md_table(ctable)}
+{md_frame(ctable)}
 
 {_ppo_text(ppo)}
 
@@ -868,7 +847,7 @@ with probability {config['random_push_prob']:.3f} per hour, random style). CTR =
 delivered pushes with a 95 % Wilson interval; dwell in minutes per open; opt-out rate = share
 of users who turned notifications off during the run.
 
-{_md_table(show)}
+{md_frame(show)}
 
 Published push open rates for comparison: about 3.5 % Android / 1.8 % iOS (Leanplum 2016),
 6.1 % / 2.0 % direct opens (Braze 2016).
@@ -884,7 +863,7 @@ the parameters that generated it, with the fit's standard errors and z = (fitted
 (`recovery.csv`, `params_fitted.json`). Starred intercepts are compared in the fitter's
 identified convention (style and topic weights centred, their means folded in).
 
-{_md_table(rec)}
+{md_frame(rec)}
 
 ## 4. Calibration against real data
 

@@ -100,8 +100,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from covercast._io import atomic_write_csv, atomic_write_text
-from covercast.experiments.scheduling import LEARNERS, check_int_fields
+from covercast._io import atomic_write_csv, atomic_write_text, check_fields, md_frame
+from covercast.experiments.scheduling import LEARNERS
 
 __all__ = ["SHARED_SPACE", "LEARNER_SPACE", "HPSearchConfig", "default_settings",
            "sample_settings", "learner_arguments", "run_trial", "run_hpsearch",
@@ -195,9 +195,9 @@ class HPSearchConfig:
         from covercast.envs.base import check_history_days
         from covercast.simulators.suite import SUITE, population_names, resolve_name
 
-        check_int_fields(self, (("trials", 1), ("steps_per_trial", 1), ("seed", 0),
-                                ("num_envs", 2), ("val_users", 2), ("workers", 1),
-                                ("confirm_seeds", 0)))
+        check_fields(self, at_least=(("trials", 1), ("steps_per_trial", 1), ("seed", 0),
+                                     ("num_envs", 2), ("val_users", 2), ("workers", 1),
+                                     ("confirm_seeds", 0)))
         if (not isinstance(self.learners, (list, tuple)) or not self.learners
                 or any(x not in LEARNERS for x in self.learners)
                 or len(set(self.learners)) != len(self.learners)):
@@ -811,7 +811,6 @@ def _space_lines(config: HPSearchConfig) -> list[str]:
 
 def _report_lines(config: HPSearchConfig, table: pd.DataFrame, recs: list[dict[str, Any]],
                   chosen: dict[str, Any]) -> list[str]:
-    from covercast.experiments.scheduling import _md
 
     seeds = search_seeds(config)
     lines = ["# Hyperparameter search of the reinforcement learners\n",
@@ -875,7 +874,7 @@ def _report_lines(config: HPSearchConfig, table: pd.DataFrame, recs: list[dict[s
                 "rollout_steps", "score", "score_se", "pushes_per_day", "opens_per_day",
                 "opt_outs_per_user_day", "ctr", "sampled_score", "sampled_pushes_per_day",
                 "steps", "updates", "train_seconds", "steps_per_second"] + (["collapse"] if learner == "gru-ppo" else [])
-        lines += [f"\n## {learner} (best first)\n", _md(shown[keep].fillna("-"))]
+        lines += [f"\n## {learner} (best first)\n", md_frame(shown[keep].fillna("-"))]
     return lines
 
 

@@ -159,7 +159,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from covercast._io import atomic_write_csv, atomic_write_text
+from covercast._io import atomic_write_csv, atomic_write_text, check_fields, md_frame
 from covercast.envs.base import check_history_days
 from covercast.generators.banks import bank_kwargs
 from covercast.simulators.params import PopulationParams, default_params
@@ -186,15 +186,6 @@ STATIC_HOURS = (8, 20)
 
 
 # ================================================================================== config
-def check_int_fields(config: Any, fields: Sequence[tuple[str, int]]) -> None:
-    """Raise ``ValueError`` naming the first of ``(name, lowest)`` that is not an integer
-    ``>= lowest`` on ``config``."""
-    for name, lo in fields:
-        v = getattr(config, name)
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
-            raise ValueError(f"`{name}` must be an integer >= {lo}, got {v!r}.")
-
-
 def _check_sb3_settings(settings: Any) -> None:
     """Raise ``ValueError`` unless ``settings`` is ``SchedulingConfig.sb3_settings``-shaped."""
     from covercast.agents.gru_ppo import GRUPPOConfig
@@ -337,10 +328,10 @@ class SchedulingConfig:
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first bad field."""
-        check_int_fields(self, (("seeds", 1), ("eval_users", 2), ("gru_steps", 1),
-                                ("num_envs", 2), ("fit_users", 10), ("workers", 1),
-                                ("seed", 0), ("constraint_users", 10), ("gru_eval_every", 0),
-                                ("gru_eval_users", 1)))
+        check_fields(self, at_least=(("seeds", 1), ("eval_users", 2), ("gru_steps", 1),
+                                     ("num_envs", 2), ("fit_users", 10), ("workers", 1),
+                                     ("seed", 0), ("constraint_users", 10),
+                                     ("gru_eval_every", 0), ("gru_eval_users", 1)))
         if self.gru_constraints not in ("static", "none"):
             raise ValueError(f"`gru_constraints` must be 'static' or 'none', got "
                              f"{self.gru_constraints!r}.")
@@ -1005,12 +996,6 @@ def results_table(summary: pd.DataFrame, comp: pd.DataFrame, pop: str) -> pd.Dat
     return pd.DataFrame(rows)
 
 
-def _md(df: pd.DataFrame) -> str:
-    from covercast.experiments.demo import _md_table
-
-    return _md_table(df)
-
-
 def _figures(out: Path) -> list[str]:
     import matplotlib
 
@@ -1111,13 +1096,13 @@ def write_report(out: str | os.PathLike) -> Path:
                         "evaluated on the true default population",
               "shifted": "Shifted population, held out from training"}
     for pop in [p for p in POPULATIONS if p in set(summary["population"])]:
-        lines += [f"## {titles[pop]}\n", _md(results_table(summary, comp, pop)), ""]
+        lines += [f"## {titles[pop]}\n", md_frame(results_table(summary, comp, pop)), ""]
     lt = learners.groupby(["learner", "train_population"], sort=False)[["steps", "seconds"]]\
         .mean().reset_index()
     budget = ("equal wall-clock with GRU-PPO in the same cell, at most its steps; SB3 finishes "
               "the rollout it is in" if config["sb3_budget"] == "wall" else
               "equal env-steps, rounded up to whole SB3 rollouts")
-    lines += ["## Training budgets (means over seeds)\n", _md(lt), "",
+    lines += ["## Training budgets (means over seeds)\n", md_frame(lt), "",
               f"SB3 budget: `{config['sb3_budget']}` ({budget}).\n", _sb3_settings_md(config)]
     lines += _constraints_md(learners, config)
     lines += _selection_md(learners, config)
@@ -1158,7 +1143,7 @@ def _selection_md(learners: pd.DataFrame, config: dict[str, Any]) -> list[str]:
             "runs it; the evaluated policy is the best validated one that kept the training "
             "constraints (SB3's `EvalCallback` keeps its best model the same way). "
             "Validation returns are the dots of the learning curves.\n",
-            _md(t.sort_values(["train_population", "seed_index"])), ""]
+            md_frame(t.sort_values(["train_population", "seed_index"])), ""]
 
 
 def _constraints_md(learners: pd.DataFrame, config: dict[str, Any]) -> list[str]:
@@ -1181,7 +1166,7 @@ def _constraints_md(learners: pd.DataFrame, config: dict[str, Any]) -> list[str]
             "`GRUPPOConfig.max_pushes_per_day`). The lambdas are the Lagrange multipliers at "
             "the end of training (reward per push; the opt-out one is charged on pushes, in "
             "reward per opt-out). SB3 PPO and RecurrentPPO train on the reward alone.\n",
-            _md(t), ""]
+            md_frame(t), ""]
 
 
 def _target_md(target: dict[str, Any]) -> str:
@@ -1199,7 +1184,8 @@ def _target_md(target: dict[str, Any]) -> str:
     lines += [
         f"- CTR lift of GRU-PPO over static >= 18.7 %: {v(c['ctr_lift']['pass'])} -- "
         f"{100 * c['ctr_lift']['gru_ppo_ctr']:.2f} % vs {100 * c['ctr_lift']['static_ctr']:.2f} %"
-        f" ({100 * c['ctr_lift']['lift']:+.1f} %)",
+        + (f" ({100 * c['ctr_lift']['lift']:+.1f} %)" if math.isfinite(c['ctr_lift']['lift'])
+           else " (lift n/a)"),
         f"- Welch p < 0.01 over >= {c['significance']['min_seeds']} seeds: "
         f"{v(c['significance']['pass'])} -- p = {c['significance']['welch_p']:.3g} over "
         f"{c['significance']['seeds']} seeds"]

@@ -82,7 +82,7 @@ from typing import Any
 
 import numpy as np
 
-from covercast._io import atomic_write_csv, atomic_write_text
+from covercast._io import atomic_write_csv, atomic_write_text, check_int, md_frame
 from covercast.agents.base import Agent, SeedLike, as_seed_sequence
 from covercast.generators.banks import bank_kwargs
 
@@ -180,8 +180,7 @@ class SwitchAgent(Agent):
         if before.layout != after.layout:
             raise ValueError(f"`before` and `after` must share the action layout, got "
                              f"{before.layout} and {after.layout}.")
-        if isinstance(switch_step, bool) or not isinstance(switch_step, int) or switch_step < 0:
-            raise ValueError(f"`switch_step` must be an integer >= 0, got {switch_step!r}.")
+        check_int(switch_step, "switch_step", 0)
         super().__init__(before.mode, before.n_styles, seed=seed, name=name)
         self.before, self.after, self.switch_step = before, after, switch_step
 
@@ -644,7 +643,7 @@ def table2(episodes: Any, *, n_boot: int = 2000, seed: SeedLike = 0) -> tuple[An
     """
     import pandas as pd
 
-    from covercast.experiments.demo import _wilson
+    from covercast.simulators.calibrate import wilson_interval
 
     al = _aligned(episodes)
     lf = lifts(episodes, n_boot=n_boot, seed=seed)
@@ -658,7 +657,7 @@ def table2(episodes: Any, *, n_boot: int = 2000, seed: SeedLike = 0) -> tuple[An
             k, n = float(d["opens"].sum()), float(d["pushes"].sum())
             if n <= 0:
                 return "n/a (no pushes)"
-            lo, hi = _wilson(np.array([k]), np.array([n]))
+            lo, hi = wilson_interval(np.array([k]), np.array([n]))
             return f"{100 * k / n:.2f} [{100 * lo[0]:.2f}, {100 * hi[0]:.2f}]"
         v = lift(p if p != "static" else "static-tuned", "static", m)
         x = v["control_value"] if p == "static" else v["treatment_value"]
@@ -816,12 +815,6 @@ def _figures(d: Path, ab: Any) -> list[str]:
     fig.savefig(d / "ab_pre_post.png", dpi=110)
     plt.close(fig)
     return ["ab_pre_post.png"]
-
-
-def _md(df: Any) -> str:
-    from covercast.experiments.demo import _md_table
-
-    return _md_table(df)
 
 
 def _lift_table(lf: Any) -> Any:
@@ -1016,10 +1009,8 @@ def run_seeds(out_dir: str | os.PathLike = "reports", *, from_run: str | os.Path
 
     for name, v in (("users", users), ("ab_users", ab_users), ("ppo_steps", ppo_steps),
                     ("tune_users", tune_users)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 2:
-            raise ValueError(f"`{name}` must be an integer >= 2, got {v!r}.")
-    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 0:
-        raise ValueError(f"`n_boot` must be an integer >= 0, got {n_boot!r}.")
+        check_int(v, name, 2)
+    check_int(n_boot, "n_boot", 0)
     if not (isinstance(horizon_days, (int, float)) and horizon_days > 0):
         raise ValueError(f"`horizon_days` must be > 0, got {horizon_days!r}.")
     run = None if from_run is None else Path(from_run)
@@ -1166,11 +1157,11 @@ Ours: {src}; {extra['users']} users under all three policies. Policies: the **se
 (`static-tuned`: {ctl_txt}) and **GRU-PPO**. CTR with 95 % Wilson intervals; lifts with 95 %
 intervals from a paired bootstrap over users ({n_boot} resamples).
 
-{_md(t2)}
+{md_frame(t2)}
 
 ### Lifts of GRU-PPO over both controls (and of the tuned control over the seed's)
 
-{_md(_lift_table(lf))}
+{md_frame(_lift_table(lf))}
 
 ### How far from the paper's +{100 * SEED000_CTR_LIFT:.1f} % and from industry's few percent
 
@@ -1184,15 +1175,15 @@ intervals from a paired bootstrap over users ({n_boot} resamples).
 period) and **tuned control** ({ab_ctl} instead){content_txt}. Covers: the **{bank}** bank.
 Means per user per period.
 
-{_md(tests['full'])}
+{md_frame(tests['full'])}
 
 The same tests on the first {n_small} users of each group (the seed's sample size):
 
-{_md(tests['seed_sized'])}
+{md_frame(tests['seed_sized'])}
 
 Within-group before/after p-values, the seed's (section III.B.3) beside ours:
 
-{_md(seed_p)}
+{md_frame(seed_p)}
 
 {chr(10).join(f'![{f}](seed_reproduction/{f})' for f in figs)}
 

@@ -62,7 +62,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from covercast._io import atomic_write_csv, atomic_write_text
+from covercast._io import atomic_write_csv, atomic_write_text, check_fields, md_frame
 
 __all__ = ["SUITE_POLICIES", "DEPLOYABLE", "SuiteConfig", "run_suite", "aggregate_suite",
            "write_suite_report", "gru_return_vs_control", "return_decomposition",
@@ -152,12 +152,11 @@ class SuiteConfig:
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first bad field."""
-        from covercast.experiments.scheduling import check_int_fields
         from covercast.simulators.suite import resolve_name
 
-        check_int_fields(self, (("seeds", 1), ("eval_users", 2), ("gru_steps", 1),
-                                ("tune_users", 2), ("pushes_per_day", 1), ("workers", 1),
-                                ("seed", 0), ("sensitivity_users", 2)))
+        check_fields(self, at_least=(("seeds", 1), ("eval_users", 2), ("gru_steps", 1),
+                                     ("tune_users", 2), ("pushes_per_day", 1), ("workers", 1),
+                                     ("seed", 0), ("sensitivity_users", 2)))
         resolve_name(self.train_population)
         from covercast.generators.banks import check_bank_spec
 
@@ -1130,7 +1129,6 @@ def bank_comparison(runs: dict[str, str | os.PathLike], out: str | os.PathLike) 
     bank's opens per user-day relative to the first bank's (mean over seeds of the per-seed
     ratio: the runs share their seeds, so the users are the same) and GRU-PPO's return
     against the tuned control within each run."""
-    from covercast.experiments.demo import _md_table
     from covercast.experiments.stats import _mean_ci
 
     out = Path(out)
@@ -1216,7 +1214,7 @@ def bank_comparison(runs: dict[str, str | os.PathLike], out: str | os.PathLike) 
                                 f"opens vs {names[0]}": cell(r, "opens_vs_first", ""),
                                 "return - control": f"{r['return_vs_control']:+.3f}",
                                 "seeds >= control": r["seeds_at_or_above_control"]})
-        lines.append(_md_table(pd.DataFrame(rows_md)))
+        lines.append(md_frame(pd.DataFrame(rows_md)))
     path = out / "banks.md"
     atomic_write_text(path, "\n".join(lines) + "\n")
     return path

@@ -197,10 +197,3 @@ def test_summarize_intervals_respect_the_range_of_rates_and_counts():
     # a proportion given as per-seed rates is not 0/1: the log-scale interval, no error
     rates = summarize(pd.DataFrame({"opted_out": [0.01, 0.02, 0.0, 0.05]}), by=None)
     assert rates["interval"].iloc[0] == "log-t" and rates["ci_low"].iloc[0] > 0
-
-
-def test_markdown_tables_show_a_missing_number_as_n_a_not_nan():
-    from covercast.experiments.demo import _md_table
-
-    text = _md_table(pd.DataFrame({"a": [0.5, np.nan], "b": ["x", "y"]}))
-    assert "| 0.5 | x |" in text and "| n/a | y |" in text and "nan" not in text
