@@ -808,22 +808,54 @@ def _run_tasks(tasks: list[dict[str, Any]], backend: str, workers: int, address:
 
 
 # ================================================================================== results
-def _seed_means(episodes: pd.DataFrame) -> pd.DataFrame:
-    """One row per (population, policy, seed): metrics averaged over the seed's users, CTR
-    pooled (opens / pushes)."""
+def population_stats(episodes: pd.DataFrame, control: str, metrics: Sequence[str] = METRICS,
+                     paired_metrics: Sequence[str] | None = None
+                     ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The statistics of a benchmark's per-user episodes (columns ``population``, ``policy``,
+    ``seed_index``, ``episode`` and ``metrics``): ``(seed_means, summary, vs_control,
+    paired_vs_control)``.
+
+    ``seed_means`` has one row per (population, policy, seed): metrics averaged over the
+    seed's users, CTR pooled (opens / pushes). Per population, ``summary`` is the mean over
+    seeds with its 95 % t interval, ``vs_control`` Welch's test of each policy against
+    ``control`` over seeds (where the control ran on >= 2 seeds; Holm-adjusted), and
+    ``paired_vs_control`` the paired test over users (the same seed and episode index) of
+    ``paired_metrics`` (default: ``metrics``).
+    """
+    from covercast.experiments.stats import compare, summarize
+
     rows = []
     for (pop, pol, s), g in episodes.groupby(["population", "policy", "seed_index"],
                                               sort=False):
         row: dict[str, Any] = {"population": pop, "policy": pol, "seed_index": s,
                                "users": len(g)}
-        for m in METRICS:
+        for m in metrics:
             if m == "ctr":
                 pushes = g["pushes"].sum()
                 row[m] = g["opens"].sum() / pushes if pushes else math.nan
             else:
-                row[m] = g[m].astype(float).mean()
+                row[m] = float(g[m].astype(float).mean())
         rows.append(row)
-    return pd.DataFrame(rows)
+    means = pd.DataFrame(rows)
+    summaries, comps, paired = [], [], []
+    empty = pd.DataFrame(columns=["population", "agent", "metric"])
+    for pop, g in means.groupby("population", sort=False):
+        summaries.append(summarize(g, by="policy", metrics=list(metrics), intervals="t"))
+        summaries[-1].insert(0, "population", pop)
+        if control not in set(g["policy"]):
+            continue
+        if g["seed_index"].nunique() >= 2:
+            comps.append(compare(g, baseline=control, by="policy", metrics=list(metrics)))
+            comps[-1].insert(0, "population", pop)
+        e = episodes[episodes["population"] == pop].copy()
+        e["pair"] = e["seed_index"].astype(np.int64) * 1_000_000 + e["episode"]
+        paired.append(compare(e, baseline=control, by="policy", paired=True, pair_on="pair",
+                              metrics=list(metrics if paired_metrics is None
+                                           else paired_metrics)))
+        paired[-1].insert(0, "population", pop)
+    return (means, pd.concat(summaries, ignore_index=True),
+            pd.concat(comps, ignore_index=True) if comps else empty,
+            pd.concat(paired, ignore_index=True) if paired else empty)
 
 
 def _with_fitted_baselines(episodes: pd.DataFrame) -> pd.DataFrame:
@@ -842,8 +874,6 @@ def aggregate(out: str | os.PathLike) -> dict[str, Path]:
     """Collect the cells of ``out`` into ``episodes.csv``, ``seed_means.csv``, ``summary.csv``
     (mean over seeds, 95 % CI), ``vs_static.csv`` (Welch over seeds, Holm),
     ``paired_vs_static.csv`` (paired over users), ``curves.csv`` and ``cells.csv``."""
-    from covercast.experiments.stats import compare, summarize
-
     out = Path(out)
     cell_dirs = sorted(p for p in (out / "cells").glob("*") if (p / "cell.json").exists())
     if not cell_dirs:
@@ -857,33 +887,14 @@ def aggregate(out: str | os.PathLike) -> dict[str, Path]:
     learner_rows = [{"index": c["index"], "train_population": c["train_population"],
                      "learner": k, **_flat_facts(v)} for c in cells.to_dict("records")
                     for k, v in c["learners"].items()]
-    means = _seed_means(episodes)
-    summaries, comps, paired = [], [], []
-    for pop, g in means.groupby("population", sort=False):
-        s = summarize(g, by="policy", metrics=list(METRICS), intervals="t")
-        s.insert(0, "population", pop)
-        summaries.append(s)
-        if "static" in set(g["policy"]) and g["seed_index"].nunique() >= 2:
-            c = compare(g, baseline="static", by="policy", metrics=list(METRICS))
-            c.insert(0, "population", pop)
-            comps.append(c)
-        e = episodes[episodes["population"] == pop].copy()
-        e["pair"] = e["seed_index"].astype(np.int64) * 1_000_000 + e["episode"]
-        if "static" in set(e["policy"]):
-            c = compare(e, baseline="static", by="policy", metrics=list(METRICS), paired=True,
-                        pair_on="pair")
-            c.insert(0, "population", pop)
-            paired.append(c)
+    means, summary, comps, paired = population_stats(episodes, "static")
     paths = {k: out / f"{k}.csv" for k in ("episodes", "seed_means", "summary", "vs_static",
                                            "paired_vs_static", "curves", "learners")}
     atomic_write_csv(episodes, paths["episodes"])
     atomic_write_csv(means, paths["seed_means"])
-    atomic_write_csv(pd.concat(summaries, ignore_index=True), paths["summary"])
-    atomic_write_csv(pd.concat(comps, ignore_index=True) if comps else
-                     pd.DataFrame(columns=["population", "agent", "metric"]), paths["vs_static"])
-    atomic_write_csv(pd.concat(paired, ignore_index=True) if paired else
-                     pd.DataFrame(columns=["population", "agent", "metric"]),
-                     paths["paired_vs_static"])
+    atomic_write_csv(summary, paths["summary"])
+    atomic_write_csv(comps, paths["vs_static"])
+    atomic_write_csv(paired, paths["paired_vs_static"])
     atomic_write_csv(curves, paths["curves"])
     atomic_write_csv(pd.DataFrame(learner_rows), paths["learners"])
     return paths

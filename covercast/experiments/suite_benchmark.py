@@ -396,20 +396,6 @@ def run_suite(out_dir: str | os.PathLike = "runs/scheduling_suite",
 
 
 # ================================================================================== results
-def _seed_means(episodes: pd.DataFrame) -> pd.DataFrame:
-    rows = []
-    for (pop, pol, s), g in episodes.groupby(["population", "policy", "seed_index"],
-                                              sort=False):
-        row = {"population": pop, "policy": pol, "seed_index": s, "users": len(g)}
-        for m in METRICS:
-            if m == "ctr":
-                row[m] = g["opens"].sum() / g["pushes"].sum() if g["pushes"].sum() else math.nan
-            else:
-                row[m] = float(g[m].astype(float).mean())
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
 def _frontier(pareto: pd.DataFrame, pop: str, seed: Any, metric: str, origin: bool = False
               ) -> tuple[np.ndarray, np.ndarray]:
     """The tuned control's frontier of one population and seed: pushes per user-day and
@@ -446,7 +432,7 @@ def frontier_lifts(means: pd.DataFrame, pareto: pd.DataFrame) -> pd.DataFrame:
 
 def aggregate_suite(out: str | os.PathLike) -> dict[str, Path]:
     """Collect the cells into the result CSVs (see the module docstring)."""
-    from covercast.experiments.stats import compare, summarize
+    from covercast.experiments.scheduling import population_stats
 
     out = Path(out)
     cells = sorted(p for p in (out / "cells").glob("*") if (p / "cell.json").exists())
@@ -457,23 +443,8 @@ def aggregate_suite(out: str | os.PathLike) -> dict[str, Path]:
     curve_frames = [pd.read_csv(p / "curves.csv") for p in cells
                     if (p / "curves.csv").stat().st_size > 1]
     sens = [pd.read_csv(p / "sensitivity.csv") for p in cells if (p / "sensitivity.csv").exists()]
-    means = _seed_means(episodes)
-    summaries, comps, paired = [], [], []
-    for pop, g in means.groupby("population", sort=False):
-        s = summarize(g, by="policy", metrics=list(METRICS), intervals="t")
-        s.insert(0, "population", pop)
-        summaries.append(s)
-        if g["seed_index"].nunique() >= 2:
-            c = compare(g, baseline="static-tuned", by="policy", metrics=list(METRICS))
-            c.insert(0, "population", pop)
-            comps.append(c)
-        e = episodes[episodes["population"] == pop].copy()
-        e["pair"] = e["seed_index"].astype(np.int64) * 1_000_000 + e["episode"]
-        c = compare(e, baseline="static-tuned", by="policy",
-                    metrics=[m for m in METRICS if m != "ctr"], paired=True, pair_on="pair")
-        c.insert(0, "population", pop)
-        paired.append(c)
-    summary = pd.concat(summaries, ignore_index=True)
+    means, summary, comps, paired = population_stats(
+        episodes, "static-tuned", METRICS, [m for m in METRICS if m != "ctr"])
     paths = {k: out / f"{k}.csv" for k in ("episodes", "seed_means", "summary", "vs_control",
                                            "paired_vs_control", "pareto", "curves",
                                            "sensitivity", "upper_bound", "frontier",
@@ -481,9 +452,8 @@ def aggregate_suite(out: str | os.PathLike) -> dict[str, Path]:
     atomic_write_csv(episodes, paths["episodes"])
     atomic_write_csv(means, paths["seed_means"])
     atomic_write_csv(summary, paths["summary"])
-    atomic_write_csv(pd.concat(comps, ignore_index=True) if comps else
-                     pd.DataFrame(columns=["population", "agent", "metric"]), paths["vs_control"])
-    atomic_write_csv(pd.concat(paired, ignore_index=True), paths["paired_vs_control"])
+    atomic_write_csv(comps, paths["vs_control"])
+    atomic_write_csv(paired, paths["paired_vs_control"])
     atomic_write_csv(pareto, paths["pareto"])
     atomic_write_csv(pd.concat(curve_frames, ignore_index=True) if curve_frames
                      else pd.DataFrame(), paths["curves"])
