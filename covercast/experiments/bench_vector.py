@@ -214,7 +214,9 @@ def compare(baseline: str, ns: Sequence[int] = (10_000,), *, steps: int | None =
             ) -> pd.DataFrame:
     """The vector env's step, engine and env layer of the code at ``baseline`` (a checkout of
     an earlier commit) and of this code, side by side: each repeat runs both, one after the
-    other, each in a fresh process (a loaded machine slows both alike); best of the repeats.
+    other, each in a fresh process (a loaded machine slows both alike); best of the repeats,
+    and ``paired_speedup``: the median over the repeats of before's step time / after's in
+    the same repeat (robust to a load that changes between repeats; 1 for ``"before"``).
     One row per size, workload and code (``code`` is ``"before"`` or ``"after"``)."""
     ns = _check_sizes(ns)
     here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -226,9 +228,12 @@ def compare(baseline: str, ns: Sequence[int] = (10_000,), *, steps: int | None =
             for _ in range(repeats):
                 runs["before"].append(_split_in(baseline, n, w, k, seed))
                 runs["after"].append(_split_in(here, n, w, k, seed))
+            paired = float(np.median([b["total_s"] / a["total_s"] for b, a in
+                                      zip(runs["before"], runs["after"], strict=True)]))
             for code, rs in runs.items():
                 best = min(rs, key=lambda r: r["total_s"])
                 rows.append({"n_users": n, "workload": w, "code": code,
+                             "paired_speedup": paired if code == "after" else 1.0,
                              "step_ms": best["total_s"] * 1e3 / k,
                              "engine_ms": best["engine_s"] * 1e3 / k,
                              "env_layer_ms": best["env_layer_s"] * 1e3 / k,
@@ -238,17 +243,19 @@ def compare(baseline: str, ns: Sequence[int] = (10_000,), *, steps: int | None =
 
 
 def format_compare(df: pd.DataFrame) -> str:
-    """Markdown table of :func:`compare`, with the speed-ups (before / after times)."""
+    """Markdown table of :func:`compare`, with the speed-ups (before / after times: of the
+    best runs, and the median of the paired runs)."""
     lines = ["| users | workload | code | step ms | engine ms | env layer ms | env user-steps/s "
-             "| engine user-steps/s | step speed-up | engine speed-up |",
-             "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "| engine user-steps/s | step speed-up | engine speed-up | paired step speed-up |",
+             "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for (n, w), g in df.groupby(["n_users", "workload"], sort=False):
         b = g[g.code == "before"].iloc[0]
         for _, r in g.iterrows():
             lines.append(f"| {n:,} | {w} | {r.code} | {r.step_ms:.3f} | {r.engine_ms:.3f} | "
                          f"{r.env_layer_ms:.3f} | {r.user_steps_per_s / 1e6:.2f} M | "
                          f"{r.engine_user_steps_per_s / 1e6:.2f} M | "
-                         f"{b.step_ms / r.step_ms:.2f}x | {b.engine_ms / r.engine_ms:.2f}x |")
+                         f"{b.step_ms / r.step_ms:.2f}x | {b.engine_ms / r.engine_ms:.2f}x | "
+                         f"{r.paired_speedup:.2f}x |")
     return "\n".join(lines)
 
 
@@ -476,7 +483,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                      f"`{args.baseline}`{rev}; after = this code. Each repeat runs both, one "
                      "after the other, each in a fresh process; best of the repeats; speed-up "
                      "= before's time / after's (step: the whole env step; engine: "
-                     "`Population.step` + `replace_users`).\n\n" + format_compare(before) + "\n")
+                     "`Population.step` + `replace_users`); the paired speed-up is the median "
+                     "over the repeats of the ratio within each repeat (the load of a shared "
+                     "machine changes between repeats).\n\n" + format_compare(before) + "\n")
         atomic_write_text(args.out, text)
         if scale is not None:
             plot_scaling(scale, os.path.splitext(args.out)[0] + "_scaling.png")
