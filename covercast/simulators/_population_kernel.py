@@ -44,6 +44,33 @@ def _hour_of_week(week0_h: float, t: float) -> int:
     return int(math.floor(week0_h + t + 1e-9)) % _WEEK
 
 
+@njit(cache=True)
+def session_counts(rate: np.ndarray, segment: np.ndarray, multiplier: np.ndarray, rng: Any,
+                   act: np.ndarray, counts: np.ndarray) -> int:
+    """Every user's organic sessions in the slot: Poisson(``rate[segment] * multiplier``),
+    drawn user by user from ``rng``; the users with sessions and their counts go to ``act``
+    and ``counts`` (in user order). Returns how many."""
+    n_act = 0
+    for i in range(segment.size):
+        lam = rate[segment[i]] * multiplier[i]
+        k = rng.poisson(lam) if lam > 0.0 else 0
+        if k:
+            act[n_act] = i
+            counts[n_act] = k
+            n_act += 1
+    return n_act
+
+
+@njit(cache=True)
+def covers_of_styles(style: np.ndarray, table: np.ndarray, counts: np.ndarray, rng: Any,
+                     out: np.ndarray) -> None:
+    """A cover drawn uniformly among each push's style's covers (row ``style[i]`` of
+    ``table`` holds ``counts[style[i]]`` of them)."""
+    for i in range(style.size):
+        s = style[i]
+        out[i] = table[s, rng.integers(0, counts[s])]
+
+
 def make(response: R.ResponseModel, build_coef: Any, jit_tree: Any) -> tuple[Any, Any]:
     """``(deliver, see_pending)`` with ``response``'s functions compiled in.
 

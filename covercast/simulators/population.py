@@ -223,6 +223,8 @@ class Population(PopulationTables):
         self.n_users = int(n_users)
         self.record_events = bool(record_events)
         self._kernel_tables: tuple | None = None      # the compiled passes' constants
+        # each slot of week's session rate by segment, contiguous
+        self._slot_rate_cols = np.ascontiguousarray(self._slot_rate.T)
 
         self._init_state(seed)
 
@@ -429,15 +431,17 @@ class Population(PopulationTables):
         self._clock_started = True
         self._slot_start = float(self._env.now)
         self._compiled_slot = True
+        from covercast.simulators._population_kernel import session_counts
+
         sw = self._slot_of_week(self._slot_number)
-        lam = self._slot_rate[:, sw][self._segment]
-        lam *= self._multiplier
-        counts = self._rng["sessions"].poisson(lam)
-        act = np.flatnonzero(counts)
-        self._act_users = act
-        self._act_counts = counts[act]
-        self._act_j = np.zeros(act.size, dtype=np.int64)
-        self._act_last = np.zeros(act.size)
+        act = np.empty(self.n_users, np.int64)
+        counts = np.empty(self.n_users, np.int64)
+        n_act = session_counts(self._slot_rate_cols[sw], self._segment, self._multiplier,
+                               self._rng["sessions"], act, counts)
+        self._act_users = act[:n_act]
+        self._act_counts = counts[:n_act]
+        self._act_j = np.zeros(n_act, dtype=np.int64)
+        self._act_last = np.zeros(n_act)
 
     def _end_slot(self) -> SlotOutcome:
         """Let waiting pushes be seen at sessions of this slot, then close the slot."""
@@ -735,7 +739,11 @@ class Population(PopulationTables):
             if n and (s.min() < 0 or s.max() >= ns):
                 raise ValueError(f"`style` indices must lie in [0, {ns - 1}] "
                                  f"({list(self.params.styles)}), got [{s.min()}, {s.max()}].")
-            c = self._style_table[s, rng.integers(0, self._style_counts[s])]
+            from covercast.simulators._population_kernel import covers_of_styles
+
+            c = np.empty(n, np.int64)
+            covers_of_styles(np.ascontiguousarray(s), self._style_table, self._style_counts, rng,
+                             c)
         else:
             c = rng.integers(0, n_cov, size=n)
         c = np.asarray(c, dtype=np.int64)        # each branch made a new array already
