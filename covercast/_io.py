@@ -1,5 +1,6 @@
-"""Helpers shared by every part of covercast (standard library only, no heavy imports):
-atomic file writing, argument checks with one message form, Markdown tables."""
+"""Helpers shared by every part of covercast (standard library only, no heavy imports at
+import time): atomic file writing, argument checks with one message form, Markdown tables,
+figure files."""
 
 from __future__ import annotations
 
@@ -93,6 +94,24 @@ def sha256_file(path: str | os.PathLike) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def pyplot() -> Any:
+    """matplotlib's ``pyplot`` on the file-only Agg backend (imported on first use)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig: Any, path: str | os.PathLike, dpi: int = 110) -> str:
+    """Write a matplotlib figure to ``path`` as PNG atomically, close it and return the
+    file's name."""
+    atomic_write(path, lambda p: fig.savefig(p, dpi=dpi, format="png"))
+    pyplot().close(fig)
+    return Path(path).name
 
 
 def atomic_write_csv(df: Any, path: str | os.PathLike) -> Path:

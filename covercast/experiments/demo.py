@@ -47,7 +47,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from covercast._io import atomic_write_csv, atomic_write_text, md_frame
+from covercast._io import atomic_write_csv, atomic_write_text, md_frame, pyplot, save_figure
 from covercast.simulators.calibrate import wilson_interval
 from covercast.simulators.params import PopulationParams, default_params
 
@@ -139,10 +139,7 @@ def recovery_table(truth: PopulationParams, report) -> pd.DataFrame:
 
 def _plots(out: Path) -> list[str]:
     """Draw the figures from the saved CSVs."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     names = []
     hourly = pd.read_csv(out / "hourly_random.csv")
@@ -161,9 +158,7 @@ def _plots(out: Path) -> list[str]:
     ax[1].set(title="Open rate by push hour (random policy, 95 % CI)", xlabel="hour of day (UTC)",
               ylabel="opens / pushes (%)")
     fig.tight_layout()
-    fig.savefig(out / "activity_and_open_rate.png", dpi=110)
-    plt.close(fig)
-    names.append("activity_and_open_rate.png")
+    names.append(save_figure(fig, out / "activity_and_open_rate.png"))
 
     summ = pd.read_csv(out / "summary.csv")
     fig, ax = plt.subplots(figsize=(7, 3.6))
@@ -177,9 +172,7 @@ def _plots(out: Path) -> list[str]:
     ax.set(ylabel="open rate (%)", title="Open rate by segment and logging policy (95 % CI)")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(out / "ctr_by_segment.png", dpi=110)
-    plt.close(fig)
-    names.append("ctr_by_segment.png")
+    names.append(save_figure(fig, out / "ctr_by_segment.png"))
     return names
 
 
@@ -495,10 +488,7 @@ def comparison_table(vs_tuned: pd.DataFrame | None, vs_static: pd.DataFrame,
 
 def _policy_plots(out: Path, params: PopulationParams) -> list[str]:
     """Figures of the policy comparison, drawn from the saved CSVs."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     summary = pd.read_csv(out / "policy_summary.csv")
     episodes = pd.read_csv(out / "episodes.csv")
@@ -523,9 +513,7 @@ def _policy_plots(out: Path, params: PopulationParams) -> list[str]:
            title="When each policy pushes, against when users are active", xticks=range(0, 24, 2))
     ax.legend(fontsize=8, ncol=2)
     fig.tight_layout()
-    fig.savefig(out / "push_times.png", dpi=110)
-    plt.close(fig)
-    names.append("push_times.png")
+    names.append(save_figure(fig, out / "push_times.png"))
 
     # The headline metrics by policy (dashed: the tuned control).
     panels = [("return", "return per user (episode)", 1.0),
@@ -543,9 +531,7 @@ def _policy_plots(out: Path, params: PopulationParams) -> list[str]:
         ax.set(ylabel=label)
     axes[0].set_title("95 % CIs; dashed: the tuned control", fontsize=9, loc="left")
     fig.tight_layout()
-    fig.savefig(out / "metrics_by_policy.png", dpi=110)
-    plt.close(fig)
-    names.append("metrics_by_policy.png")
+    names.append(save_figure(fig, out / "metrics_by_policy.png"))
 
     # Opt-outs over time: share of users opted out by day.
     fig, ax = plt.subplots(figsize=(7, 3.8))
@@ -559,9 +545,7 @@ def _policy_plots(out: Path, params: PopulationParams) -> list[str]:
     ax.set(xlabel="day", ylabel="users opted out (%)", title="Opt-outs over time")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(out / "opt_outs.png", dpi=110)
-    plt.close(fig)
-    names.append("opt_outs.png")
+    names.append(save_figure(fig, out / "opt_outs.png"))
     return names
 
 

@@ -41,7 +41,14 @@ import pandas as pd
 import torch
 from torch import nn
 
-from covercast._io import atomic_write_csv, atomic_write_text, check_int, check_number
+from covercast._io import (
+    atomic_write_csv,
+    atomic_write_text,
+    check_int,
+    check_number,
+    pyplot,
+    save_figure,
+)
 from covercast.covers.attributes import DEFAULT_STYLES, DEFAULT_TOPICS
 from covercast.generators.banks import committed_checkpoint
 from covercast.generators.data import CoverDataset, ImageDataset, cover_dataset, mnist_5k
@@ -560,12 +567,7 @@ def side_by_side(real: np.ndarray, real_style: np.ndarray, real_topic: np.ndarra
     """A PNG with real covers (left) beside a generator's (right): one row per style, one
     column per topic (the first cover of each style x topic; a generator without topic
     conditioning fills its columns with its first covers of the style)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
-    from covercast._io import atomic_path
+    plt = pyplot()
 
     h = real.shape[1]
     gap, mid = 2, 8
@@ -600,12 +602,8 @@ def side_by_side(real: np.ndarray, real_style: np.ndarray, real_topic: np.ndarra
     for side in ax.spines.values():
         side.set_visible(False)
     fig.suptitle(title, fontsize=9, y=0.995)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
-    return path
+    save_figure(fig, path, dpi=100)
+    return Path(path)
 
 
 def _grid(images: np.ndarray, labels: np.ndarray, n_classes: int, path: Path, title: str,

@@ -100,7 +100,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from covercast._io import atomic_write_csv, atomic_write_text, check_fields, md_frame
+from covercast._io import (
+    atomic_write_csv,
+    atomic_write_text,
+    check_fields,
+    md_frame,
+    pyplot,
+    save_figure,
+)
 from covercast.experiments.scheduling import LEARNERS
 
 __all__ = ["SHARED_SPACE", "LEARNER_SPACE", "HPSearchConfig", "default_settings",
@@ -908,10 +915,7 @@ def _figure(out: Path, recs: list[dict[str, Any]], chosen: dict[str, Any],
             rank_col: str = "sampled_score") -> str | None:
     if not recs:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     learners = list(chosen)
     fig, axes = plt.subplots(1, len(learners), figsize=(4.6 * len(learners), 3.8),
@@ -929,9 +933,7 @@ def _figure(out: Path, recs: list[dict[str, Any]], chosen: dict[str, Any],
         ax.xaxis.set_major_formatter(lambda x, _: f"{x / 1000:g}")
         ax.legend(fontsize=6, title=f"trial: {rank_col.replace('_', ' ')}", title_fontsize=6)
     fig.tight_layout()
-    fig.savefig(out / "learning_curves.png", dpi=100)
-    plt.close(fig)
-    return "learning_curves.png"
+    return save_figure(fig, out / "learning_curves.png", 100)
 
 
 # ================================================================================== CLI

@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from covercast._io import atomic_write, atomic_write_csv, atomic_write_text, check_int
+from covercast._io import atomic_write_csv, atomic_write_text, check_int, pyplot, save_figure
 
 __all__ = ["OPEExperimentConfig", "run_ope_experiment", "default_policies", "fast_config",
            "parse_sizes", "parse_pairs", "run_fqe_diagnosis", "FQE_VARIANTS"]
@@ -298,15 +298,6 @@ def _collect_seconds(results: pd.DataFrame, size: int) -> float:
     return float(sub["collect_s"].mean()) if len(sub) else float("nan")
 
 
-def _plt() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _error_axes(ax, title: str) -> None:
     """Log-log axes of mean relative error against logged decisions (the experiment's plots)."""
     ax.set_xscale("log")
@@ -319,7 +310,7 @@ def _error_axes(ax, title: str) -> None:
 
 def _figure_estimators(summary: pd.DataFrame, path: Path) -> None:
     """One panel per estimator: mean relative error vs size, one line per pair."""
-    plt = _plt()
+    plt = pyplot()
     names = list(dict.fromkeys(summary.sort_values("kind", ascending=False)["estimator"]))
     cols = 4
     rows_n = -(-len(names) // cols)
@@ -336,13 +327,12 @@ def _figure_estimators(summary: pd.DataFrame, path: Path) -> None:
     handles, labels = axes.ravel()[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower right", fontsize=8, title="evaluation | logging")
     fig.tight_layout()
-    atomic_write(path, lambda p: fig.savefig(p, dpi=100, format="png"))
-    plt.close(fig)
+    save_figure(fig, path, dpi=100)
 
 
 def _figure_pairs(summary: pd.DataFrame, path: Path) -> None:
     """One row per pair, per-decision and sequential estimators side by side."""
-    plt = _plt()
+    plt = pyplot()
     pairs = summary[["logging", "evaluation"]].drop_duplicates().to_numpy().tolist()
     kinds = ["per_decision", "sequential"]
     fig, axes = plt.subplots(len(pairs), 2, figsize=(10, 3.2 * len(pairs)), squeeze=False)
@@ -362,8 +352,7 @@ def _figure_pairs(summary: pd.DataFrame, path: Path) -> None:
             if len(sub):
                 ax.legend(fontsize=7)
     fig.tight_layout()
-    atomic_write(path, lambda p: fig.savefig(p, dpi=100, format="png"))
-    plt.close(fig)
+    save_figure(fig, path, dpi=100)
 
 
 def _fmt_size(n: int) -> str:
@@ -617,7 +606,7 @@ def run_fqe_diagnosis(out: str | os.PathLike, config: OPEExperimentConfig | None
     summ = (res.groupby(["logging", "evaluation", "variant", "size"], sort=False)
             .agg(rel_error=("rel_error", "mean"), median=("rel_error", "median"),
                  converged=("converged", "mean")).reset_index())
-    plt = _plt()
+    plt = pyplot()
     pairs = list(dict.fromkeys(zip(summ["logging"], summ["evaluation"], strict=False)))
     fig, axes = plt.subplots(1, len(pairs), figsize=(4.2 * len(pairs), 3.4), squeeze=False)
     for ax, (lp, ep) in zip(axes[0], pairs, strict=False):
@@ -627,8 +616,7 @@ def run_fqe_diagnosis(out: str | os.PathLike, config: OPEExperimentConfig | None
         _error_axes(ax, f"FQE: {ep} from {lp}")
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
-    atomic_write(out / "fqe_diagnosis.png", lambda p: fig.savefig(p, dpi=100, format="png"))
-    plt.close(fig)
+    save_figure(fig, out / "fqe_diagnosis.png", dpi=100)
     lines = ["# FQE on 48-step undiscounted episodes: what went wrong", "",
              f"{cfg.seeds} dataset(s) per pair and size; FQE fitted three ways on each "
              f"(at most {cfg.fqe_iterations} iterations). Mean (median) relative error of the "

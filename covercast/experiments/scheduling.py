@@ -159,7 +159,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from covercast._io import atomic_write_csv, atomic_write_text, check_fields, md_frame
+from covercast._io import (
+    atomic_write_csv,
+    atomic_write_text,
+    check_fields,
+    md_frame,
+    pyplot,
+    save_figure,
+)
 from covercast.envs.base import check_history_days
 from covercast.generators.banks import bank_kwargs
 from covercast.simulators.params import PopulationParams, default_params
@@ -1008,10 +1015,7 @@ def results_table(summary: pd.DataFrame, comp: pd.DataFrame, pop: str) -> pd.Dat
 
 
 def _figures(out: Path) -> list[str]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     summary = pd.read_csv(out / "summary.csv")
     curves = pd.read_csv(out / "curves.csv")
@@ -1035,9 +1039,7 @@ def _figures(out: Path) -> list[str]:
         ax.legend(fontsize=8, title="population", title_fontsize=8)
     axes[0].set_title("mean over seeds, 95 % CI", fontsize=9, loc="left")
     fig.tight_layout()
-    fig.savefig(out / "ctr_return_by_policy.png", dpi=110)
-    plt.close(fig)
-    names.append("ctr_return_by_policy.png")
+    names.append(save_figure(fig, out / "ctr_return_by_policy.png"))
 
     if not curves.empty:
         fig, axes = plt.subplots(1, 2, figsize=(13, 4.2))
@@ -1060,9 +1062,7 @@ def _figures(out: Path) -> list[str]:
                     title="Against wall-clock time")
         axes[0].legend(fontsize=8)
         fig.tight_layout()
-        fig.savefig(out / "learning_curves.png", dpi=110)
-        plt.close(fig)
-        names.append("learning_curves.png")
+        names.append(save_figure(fig, out / "learning_curves.png"))
     return names
 
 

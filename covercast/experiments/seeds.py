@@ -82,7 +82,14 @@ from typing import Any
 
 import numpy as np
 
-from covercast._io import atomic_write_csv, atomic_write_text, check_int, md_frame
+from covercast._io import (
+    atomic_write_csv,
+    atomic_write_text,
+    check_int,
+    md_frame,
+    pyplot,
+    save_figure,
+)
 from covercast.agents.base import Agent, SeedLike, as_seed_sequence
 from covercast.generators.banks import bank_kwargs
 
@@ -786,10 +793,7 @@ _VARIANTS: tuple[str, ...] = ("seed control", "tuned control", "generated covers
 
 
 def _figures(d: Path, ab: Any) -> list[str]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     variants = [v for v in _VARIANTS if v in set(ab["variant"])]
     fig, axes = plt.subplots(len(variants), len(AB_METRICS), figsize=(13, 3.2 * len(variants)),
@@ -812,9 +816,7 @@ def _figures(d: Path, ab: Any) -> list[str]:
     fig.suptitle("Seed 001's A/B design on simulated users (95 % CI); rows: the control "
                  "policy", fontsize=10)
     fig.tight_layout()
-    fig.savefig(d / "ab_pre_post.png", dpi=110)
-    plt.close(fig)
-    return ["ab_pre_post.png"]
+    return [save_figure(fig, d / "ab_pre_post.png")]
 
 
 def _lift_table(lf: Any) -> Any:

@@ -62,7 +62,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from covercast._io import atomic_write_csv, atomic_write_text, check_fields, md_frame
+from covercast._io import (
+    atomic_write_csv,
+    atomic_write_text,
+    check_fields,
+    md_frame,
+    pyplot,
+    save_figure,
+)
 
 __all__ = ["SUITE_POLICIES", "DEPLOYABLE", "SuiteConfig", "run_suite", "aggregate_suite",
            "write_suite_report", "gru_return_vs_control", "return_decomposition",
@@ -736,10 +743,7 @@ def _push_by_hour_figure(out: Path, df: pd.DataFrame, cells: list[dict[str, Any]
     population's activity, with the tuned control's hours; one panel per population."""
     if df.empty:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     pops = list(pd.unique(df["population"]))
     cols = min(3, len(pops))
@@ -769,12 +773,7 @@ def _push_by_hour_figure(out: Path, df: pd.DataFrame, cells: list[dict[str, Any]
                loc="lower center", ncol=3, fontsize=9)
     fig.suptitle("Where in the day GRU-PPO pushes, on each population", fontsize=11)
     fig.tight_layout(rect=(0, 0.06, 1, 0.95))
-    name = "gru_push_by_hour.png"
-    tmp = out / f".{name}.tmp.png"
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, out / name)
-    return name
+    return save_figure(fig, out / "gru_push_by_hour.png")
 
 
 def _constraint_note(summary: pd.DataFrame, cells: list[dict[str, Any]], train: str
@@ -881,10 +880,7 @@ def _sensitivity_md(sens: pd.DataFrame) -> list[str]:
 
 
 def _figures(out: Path, config: dict[str, Any]) -> list[str]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     summary = pd.read_csv(out / "summary.csv")
     pareto = pd.read_csv(out / "pareto.csv")
@@ -913,9 +909,7 @@ def _figures(out: Path, config: dict[str, Any]) -> list[str]:
     fig.suptitle("Opens vs push volume (mean over seeds): the tuned control's frontier and "
                  "every policy", fontsize=10)
     fig.tight_layout()
-    fig.savefig(out / "pareto.png", dpi=110)
-    plt.close(fig)
-    names = ["pareto.png"]
+    names = [save_figure(fig, out / "pareto.png")]
     fig, ax = plt.subplots(figsize=(max(8, 1.2 * n + 4), 4))
     pols = [p for p in SUITE_POLICIES if p in set(summary["policy"])]
     width = 0.8 / len(pols)
@@ -935,9 +929,7 @@ def _figures(out: Path, config: dict[str, Any]) -> list[str]:
     ax.set_title("Opens per user-day by population (mean over seeds, 95 % CI)", fontsize=10)
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
-    fig.savefig(out / "opens_by_population.png", dpi=110)
-    plt.close(fig)
-    names.append("opens_by_population.png")
+    names.append(save_figure(fig, out / "opens_by_population.png"))
     return names
 
 
