@@ -8,7 +8,7 @@ PY         := $(VENV)/bin/python
 PIP        := $(PY) -m pip --disable-pip-version-check
 PYTEST_ARGS ?=
 
-.PHONY: demo test venv clean lint bench
+.PHONY: demo test venv clean lint bench docs docs-check
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,25 @@ $(VENV)/.installed-bench: setup.cfg pyproject.toml Makefile | $(PY)
 
 bench: $(VENV)/.installed-bench
 	$(VENV)/bin/covercast bench all $(if $(QUICK),--quick) --out $(BENCH_OUT)
+
+# `make docs`: the documentation site, offline, into build/site (docs/site/build.py: the README,
+# the tutorials executed with their figures -- 6-10 minutes on 2 cores -- the API reference,
+# the benchmark report, the population data cards). `make docs NOTEBOOKS=runs/tutorials` takes
+# the executed tutorials from `python docs/tutorials/execute.py --out runs/tutorials` instead.
+# `make docs-check`: a tutorial page of the built site in headless Chromium (Debian:
+# `apt-get install chromium`), its figures checked and screenshots in build/site_check.
+NOTEBOOKS ?=
+
+$(VENV)/.installed-docs: setup.cfg pyproject.toml Makefile | $(PY)
+	$(PIP) install "$(TORCH_SPEC)"
+	$(PIP) install -e ".[obd,gen,rl,docs]"
+	touch $@
+
+docs: $(VENV)/.installed-docs
+	$(PY) docs/site/build.py $(if $(NOTEBOOKS),--notebooks $(NOTEBOOKS))
+
+docs-check: $(VENV)/.installed-docs
+	$(PY) docs/site/check.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
