@@ -180,7 +180,8 @@ def build(out: Path, src: Path, notebooks: Path | None = None, execute: bool = T
     config = src.parent / "mkdocs.yml"
     write_config(config, src, out, nav)
     cmd = [sys.executable, "-m", "mkdocs", "build", "--clean", "-f", str(config)]
-    subprocess.run(cmd, check=True, cwd=ROOT)
+    # cwd: mkdocs-jupyter keeps its cache in .cache/ of the working directory
+    subprocess.run(cmd, check=True, cwd=config.parent)
     return out
 
 
