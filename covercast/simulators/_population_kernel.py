@@ -30,7 +30,12 @@ import numpy as np
 from numba import njit
 
 from covercast.simulators import response as R
-from covercast.simulators._user_kernel import _CACHE_TAG, cache_on_disk, code_digest
+from covercast.simulators._user_kernel import (
+    _CACHE_TAG,
+    cache_on_disk,
+    code_digest,
+    compile_response,
+)
 from covercast.simulators.params import HOURS_PER_WEEK
 
 _WEEK = HOURS_PER_WEEK
@@ -83,15 +88,9 @@ def make(response: R.ResponseModel, build_coef: Any, jit_tree: Any) -> tuple[Any
     push id, time, delay, dwell, like, share, comment, satisfaction)`` of which the first
     ``m`` rows are written (``m`` returned).
     """
-    memo: dict = {}
-    open_probability = jit_tree(response.open_probability, njit, memo)
-    seen_now_probability = jit_tree(response.seen_now_probability, njit, memo)
-    opt_out_probability = jit_tree(response.opt_out_probability, njit, memo)
-    dwell_seconds = jit_tree(response.dwell_seconds, njit, memo)
-    engagement_probabilities = jit_tree(response.engagement_probabilities, njit, memo)
-    survey_probability = jit_tree(response.survey_probability, njit, memo)
-    satisfaction_score = jit_tree(response.satisfaction_score, njit, memo)
-    fatigue_at = jit_tree(R.fatigue_at, njit, memo)
+    (open_probability, seen_now_probability, opt_out_probability, dwell_seconds,
+     engagement_probabilities, survey_probability, satisfaction_score,
+     fatigue_at) = compile_response(response, jit_tree)
     coefficients = njit(build_coef)
 
     @njit(inline="always")

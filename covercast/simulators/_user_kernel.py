@@ -6,6 +6,7 @@ random stream and the order of the draws; :func:`make` compiles a step function 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 import types
@@ -245,18 +246,22 @@ def window(S: np.ndarray, ring: int, r_len: int, head: int, oldest: int, sums: i
     S[oldest] = h
 
 
+def compile_response(response: R.ResponseModel, jit_tree: Any) -> tuple[Any, ...]:
+    """``response``'s functions compiled with numba (``jit_tree``), in the order of its
+    fields (``open_probability``, ``seen_now_probability``, ``opt_out_probability``,
+    ``dwell_seconds``, ``engagement_probabilities``, ``survey_probability``,
+    ``satisfaction_score``), then :func:`~covercast.simulators.response.fatigue_at`."""
+    memo: dict = {}
+    return (*(jit_tree(getattr(response, f.name), njit, memo)
+              for f in dataclasses.fields(response)), jit_tree(R.fatigue_at, njit, memo))
+
+
 def make(response: R.ResponseModel, build_coef: Any, jit_tree: Any) -> Any:
     """The step function ``run(S, P, N, obs, style, n_slots)`` with ``response``'s
     functions compiled in (see :meth:`covercast.simulators.user.UserSimulator.step`)."""
-    memo: dict = {}
-    open_probability = jit_tree(response.open_probability, njit, memo)
-    seen_now_probability = jit_tree(response.seen_now_probability, njit, memo)
-    opt_out_probability = jit_tree(response.opt_out_probability, njit, memo)
-    dwell_seconds = jit_tree(response.dwell_seconds, njit, memo)
-    engagement_probabilities = jit_tree(response.engagement_probabilities, njit, memo)
-    survey_probability = jit_tree(response.survey_probability, njit, memo)
-    satisfaction_score = jit_tree(response.satisfaction_score, njit, memo)
-    fatigue_at = jit_tree(R.fatigue_at, njit, memo)
+    (open_probability, seen_now_probability, opt_out_probability, dwell_seconds,
+     engagement_probabilities, survey_probability, satisfaction_score,
+     fatigue_at) = compile_response(response, jit_tree)
     coefficients = njit(build_coef)
 
     @njit
