@@ -68,10 +68,10 @@ warnings.filterwarnings("ignore", message="IProgress not found")   # tqdm withou
 #
 # Beside them, two deployable policies that read only the observation: the 08:00/20:00
 # control (`StaticScheduler`) and `ActivityHeuristic` (the user's most active observed hours,
-# at most two pushes a day). All four meet the same 500 users for 14 days.
+# at most two pushes a day). All four meet the same 400 users for 14 days.
 
 # %%
-USERS, ENV_KW = 500, {"horizon_days": 14}
+USERS, ENV_KW = 400, {"horizon_days": 14}
 policies = {"myopic (hidden state)": LookaheadOracle(lookahead_h=0),
             "planning (hidden state)": PlanningOracle(),
             "static 08/20": StaticScheduler(),
@@ -200,11 +200,11 @@ display(Markdown(
 # Now the default population, with the reward of tutorial 1 (opens, dwell, 5 per opt-out), on
 # the population vector environment (`covercast/PopulationVector-v0`: 64 users a rollout,
 # 7-day episodes). The default budget is 1 M steps, and the scheduling benchmark trains 6 M
-# steps on five seeds; here we train **500,000 steps** (about half a minute) and compare the
+# steps on five seeds; here we train **400,000 steps** (about 25 seconds) and compare the
 # result with the deployable policies of section 1 on the same new users.
 
 # %%
-cfg = GRUPPOConfig(env_id="covercast/PopulationVector-v0", total_steps=500_000,
+cfg = GRUPPOConfig(env_id="covercast/PopulationVector-v0", total_steps=400_000,
                    tensorboard=False, seed=0)
 trainer = GRUPPOTrainer(cfg, progress=False)
 with warnings.catch_warnings(record=True) as caught:
@@ -228,7 +228,7 @@ display(Markdown(
     f"style."))
 
 # %%
-agents = {"GRU-PPO (500 k steps, greedy)": trainer.agent(),
+agents = {"GRU-PPO (400 k steps, greedy)": trainer.agent(),
           "static 08/20": StaticScheduler(), "activity heuristic": ActivityHeuristic()}
 EVAL_USERS = 2000
 ev = pd.concat([evaluate_vector(a, EVAL_USERS, seed=5, env_kwargs=ENV_KW, name=n,
@@ -238,7 +238,7 @@ comp = compare(ev, baseline="static 08/20", paired=True,
 comp[["agent", "metric", "mean", "baseline_mean", "diff", "ci_low", "ci_high", "p_holm"]].round(3)
 
 # %%
-r = comp[(comp["agent"] == "GRU-PPO (500 k steps, greedy)") & (comp["metric"] == "return")].iloc[0]
+r = comp[(comp["agent"] == "GRU-PPO (400 k steps, greedy)") & (comp["metric"] == "return")].iloc[0]
 first, last = curve["episode_return"].iloc[:5].mean(), curve["episode_return"].iloc[-5:].mean()
 display(Markdown(
     f"**What this run shows.** The training return moved from {first:.2f} (first 5 "
@@ -248,7 +248,7 @@ display(Markdown(
     f"(paired difference {r['diff']:+.2f}, 95 % CI [{r['ci_low']:+.2f}, {r['ci_high']:+.2f}]), "
     f"with the planning oracle's {pl['return']:.2f} as the ceiling of section 1 (other users, "
     f"same population).\n\n"
-    f"**What it cannot show.** One seed and half a million steps say little about GRU-PPO: "
+    f"**What it cannot show.** One seed and 400,000 steps say little about GRU-PPO: "
     f"`GRUPPOConfig.total_steps` documents that at 200 k steps 16 of 40 runs on the suite "
     f"populations ended never pushing, at 1 M none of 25 did. Whether it beats a *tuned* "
     f"control, on populations it was not trained on, takes the scheduling benchmark (6 M steps, "
@@ -317,12 +317,12 @@ display(Markdown(
 # %%
 sampled = evaluate_vector(trainer.agent(), EVAL_USERS, seed=5, env_kwargs=ENV_KW,
                           name="GRU-PPO, sampled", deterministic=False)
-both = pd.concat([ev[ev["agent"] == "GRU-PPO (500 k steps, greedy)"], sampled])
+both = pd.concat([ev[ev["agent"] == "GRU-PPO (400 k steps, greedy)"], sampled])
 both.groupby("agent")[["return", "pushes_per_day", "ctr", "opted_out"]].mean().round(3)
 
 # %%
 g, smp = (both[both["agent"] == n][["return", "pushes_per_day"]].mean()
-          for n in ("GRU-PPO (500 k steps, greedy)", "GRU-PPO, sampled"))
+          for n in ("GRU-PPO (400 k steps, greedy)", "GRU-PPO, sampled"))
 display(Markdown(
     f"Sampled, the policy pushes {smp['pushes_per_day']:.2f} times a day and returns "
     f"{smp['return']:.2f}; greedy with its calibrated threshold, {g['pushes_per_day']:.2f} and "
