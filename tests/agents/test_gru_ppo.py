@@ -326,8 +326,9 @@ def test_rollout_log_probs_and_values_match_the_update_unroll(prev_action_input)
     """The rollout's stored log-probabilities and values are those the update recomputes from
     the stored (normalised) observations, starts and previous actions: the first PPO ratio
     is 1."""
-    # peaked-v0: its opt-out hazard makes a 2-day rollout of 6 users restart some of them
-    tr = GRUPPOTrainer(tiny(num_envs=6, horizon_days=2, initial_push_prob=0.3,
+    # peaked-v0: its opt-out hazard makes a 2-day rollout of 6 users pushed often restart
+    # some of them
+    tr = GRUPPOTrainer(tiny(num_envs=6, horizon_days=2, initial_push_prob=0.6,
                             prev_action_input=prev_action_input), params=peaked_params(),
                        progress=False)
     batch, _ = tr._rollout()
