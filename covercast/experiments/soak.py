@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from covercast._io import atomic_write_csv, atomic_write_text, check_int, md_table
+from covercast.experiments.bench import _rss_mib
 
 __all__ = ["soak", "format_soak_table", "DEFAULT_SOAK_STEPS", "VECTOR_ID"]
 
@@ -42,12 +43,6 @@ __all__ = ["soak", "format_soak_table", "DEFAULT_SOAK_STEPS", "VECTOR_ID"]
 DEFAULT_SOAK_STEPS = 10_000_000
 #: Name of the population vector environment in the table.
 VECTOR_ID = "PopulationVectorEnv"
-
-
-def _rss_mib() -> float:
-    from covercast.experiments.bench import _rss_mib as rss
-
-    return rss()
 
 
 def _count_nonfinite(value: Any) -> int:
@@ -82,8 +77,6 @@ def _make(env_id: str, seed: int):
 
     import covercast  # noqa: F401  (registers the ids)
 
-    if env_id == VECTOR_ID:
-        raise AssertionError("the vector env is built by _make_vector")
     env = gym.make(env_id)
     env.reset(seed=seed)
     env.action_space.seed(seed)
